@@ -1,0 +1,112 @@
+"""One exception tree for the whole of mml-tool.
+
+Every error the package raises on purpose is an ``MmlToolError``; each subclass names the layer
+that failed, and its message says what to do next. Messages never carry a secret.
+
+    MmlToolError
+    ├── ConfigError                 bad input before anything is sent
+    │   ├── InventoryError          inventory file: names file, host and field
+    │   ├── PolicyError             policy file: names file, control and field
+    │   └── CommandError            an MML command that is not safe or not well formed
+    ├── TransportError              could not open, keep or use the byte pipe
+    │   └── HostKeyError            SSH host key unknown or changed
+    ├── LoginError                  LGI refused (names host and user, never the password)
+    ├── MmlTimeout                  no complete reply before the deadline
+    ├── RetcodeError                the element answered RETCODE != 0
+    ├── ParseError                  a reply (frame or template) could not be read
+    ├── ChangeError                 plan / apply / rollback refused or failed
+    │   ├── PlanError               plan file missing, tampered, expired
+    │   ├── DriftError              device state changed since the plan
+    │   ├── LockError               another change holds the host
+    │   └── AuditError              the audit trail could not be written: the change stops
+    └── GatewayError                CC-Gateway answered retcode != "0" or could not be reached
+        └── VerificationError       the end-to-end scenario could not run
+"""
+
+from __future__ import annotations
+
+
+class MmlToolError(Exception):
+    """Base of every error mml-tool raises on purpose."""
+
+
+class ConfigError(MmlToolError):
+    """Input (inventory, policy, CLI value) is wrong; nothing was sent."""
+
+
+class InventoryError(ConfigError):
+    """The inventory is wrong: the message names file, host and field."""
+
+
+class PolicyError(ConfigError):
+    """The policy is wrong: the message names file, control and field."""
+
+
+class CommandError(ConfigError):
+    """An MML command is malformed or could smuggle a second command."""
+
+
+class TransportError(MmlToolError):
+    """The connection could not be opened, was lost, or refused us."""
+
+
+class HostKeyError(TransportError):
+    """The SSH host key is unknown or has changed."""
+
+
+class LoginError(MmlToolError):
+    """The network element refused the login."""
+
+
+class MmlTimeout(MmlToolError):
+    """No complete reply arrived before the deadline."""
+
+
+class RetcodeError(MmlToolError):
+    """The network element answered a command with RETCODE != 0."""
+
+    def __init__(self, code: int, message: str, command: str = "", host: str = "") -> None:
+        self.code = code
+        self.message = message
+        self.command = command
+        self.host = host
+        where = f"{host}: " if host else ""
+        what = f"{command!s} " if command else ""
+        super().__init__(f"{where}{what}failed with RETCODE = {code}  {message}")
+
+
+class ParseError(MmlToolError):
+    """A reply could not be read: frame, RETCODE or template."""
+
+
+class ChangeError(MmlToolError):
+    """A change (plan, apply, rollback) was refused or did not complete."""
+
+
+class PlanError(ChangeError):
+    """The plan file is missing, unreadable, tampered with or too old."""
+
+
+class DriftError(ChangeError):
+    """The device state is not what the plan saw; nothing was sent."""
+
+
+class LockError(ChangeError):
+    """Another change holds the lock for this host."""
+
+
+class AuditError(ChangeError):
+    """The audit trail could not be written; the change stops."""
+
+
+class GatewayError(MmlToolError):
+    """The CC-Gateway failed a request or answered retcode != "0"."""
+
+    def __init__(self, message: str, retcode: str = "", gateway_message: str = "") -> None:
+        self.retcode = retcode
+        self.gateway_message = gateway_message
+        super().__init__(message)
+
+
+class VerificationError(GatewayError):
+    """The end-to-end verification scenario could not run to a verdict."""

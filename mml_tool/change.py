@@ -1,0 +1,585 @@
+"""Safe change: plan -> approve -> apply -> post-check -> rollback.
+
+A plan is a JSON file the operator reviews; it carries, per host and control, the state read
+before (value and masked reply), the commands to send and their rollback, and a sha256 over
+its content. Apply and rollback are one algorithm run in opposite directions: for each step,
+re-read the bit; skip it when it already has the target value; refuse it when it has neither
+the expected starting value nor the target (drift); otherwise send the commands, each one
+audited before and after it goes out, and re-read to confirm. A connection lost after a
+command went out makes the outcome "unknown" until a fresh session re-reads the bit: a
+command is never re-sent blindly.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import json
+import os
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import asdict, dataclass, field, replace
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+from mml_tool import __version__
+from mml_tool.audit import AuditRecord, AuditTrail
+from mml_tool.check import read_bit
+from mml_tool.errors import (
+    AuditError,
+    DriftError,
+    LockError,
+    MmlTimeout,
+    MmlToolError,
+    PlanError,
+    TransportError,
+)
+from mml_tool.fleet import DEFAULT_WORKERS, Progress, run_fleet
+from mml_tool.inventory import HostConfig, Inventory
+from mml_tool.mml.command import MmlCommand
+from mml_tool.mml.session import MmlSession
+from mml_tool.policy import Finding, Policy
+
+PLAN_KIND = "mml-tool-plan"
+RECORD_KIND = "mml-tool-apply-record"
+SCHEMA_VERSION = 1
+DEFAULT_MAX_AGE = timedelta(hours=24)
+
+
+@dataclass(frozen=True)
+class Step:
+    """Move one parameter bit of one host from ``start_value`` to ``target_value``."""
+
+    host: str
+    control_id: str
+    parameter: str
+    bit: int
+    start_value: int
+    target_value: int
+    check_command: str
+    commands: tuple[str, ...]
+    undo_commands: tuple[str, ...]
+    evidence: str = ""
+
+    def reversed(self) -> Step:
+        return replace(
+            self,
+            start_value=self.target_value,
+            target_value=self.start_value,
+            commands=self.undo_commands,
+            undo_commands=self.commands,
+            evidence="",
+        )
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What `apply` may do, exactly as the operator reviewed it."""
+
+    change_id: str
+    created: str
+    created_by: str
+    inventory: str
+    policy_name: str
+    policy_sha256: str
+    steps: tuple[Step, ...]
+    tool_version: str = __version__
+
+    def to_dict(self) -> dict[str, Any]:
+        body = asdict(self)
+        body["steps"] = [asdict(s) for s in self.steps]
+        return {"kind": PLAN_KIND, "schema_version": SCHEMA_VERSION, **body}
+
+    @property
+    def hosts(self) -> list[str]:
+        return sorted({s.host for s in self.steps})
+
+
+@dataclass
+class CommandRun:
+    """One command sent to a host and what came back."""
+
+    command: str
+    retcode: int | None
+    message: str
+    elapsed: float
+    outcome: str  # ok | failed | unknown
+
+
+@dataclass
+class StepResult:
+    step: Step
+    status: str  # changed | already-compliant | drifted | failed | unknown | skipped
+    before: int | None = None
+    after: int | None = None
+    commands: list[CommandRun] = field(default_factory=list)
+    error: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.status in ("changed", "already-compliant")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "host": self.step.host,
+            "control": self.step.control_id,
+            "parameter": self.step.parameter,
+            "bit": self.step.bit,
+            "status": self.status,
+            "expected_before": self.step.start_value,
+            "target": self.step.target_value,
+            "before": self.before,
+            "after": self.after,
+            "commands": [asdict(c) for c in self.commands],
+            "rollback": list(self.step.undo_commands),
+            "error": self.error,
+            "step": asdict(self.step),
+        }
+
+
+@dataclass
+class ApplyRecord:
+    """What `apply` or `rollback` did; the input of a later `rollback`."""
+
+    action: str  # apply | rollback
+    change_id: str
+    plan_sha256: str
+    operator: str
+    started: str
+    finished: str
+    results: list[StepResult]
+
+    @property
+    def ok(self) -> bool:
+        return all(r.ok for r in self.results)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "kind": RECORD_KIND,
+            "schema_version": SCHEMA_VERSION,
+            "action": self.action,
+            "change_id": self.change_id,
+            "plan_sha256": self.plan_sha256,
+            "operator": self.operator,
+            "started": self.started,
+            "finished": self.finished,
+            "ok": self.ok,
+            "results": [r.to_dict() for r in self.results],
+        }
+
+
+def now_iso() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def build_plan(
+    findings: Sequence[Finding],
+    policy: Policy,
+    *,
+    change_id: str,
+    inventory: Path,
+    operator: str,
+) -> Plan:
+    """A step for every failing (host, control); passing, waived and errored ones get none."""
+    controls = {c.id: c for c in policy.controls}
+    steps = []
+    for finding in findings:
+        if finding.status != "fail" or finding.before_bit_value is None:
+            continue
+        control = controls[finding.control_id]
+        rule = control.rule
+        steps.append(
+            Step(
+                host=finding.host,
+                control_id=control.id,
+                parameter=rule.parameter,
+                bit=rule.bit,
+                start_value=finding.before_bit_value,
+                target_value=rule.value,
+                check_command=control.check_command.render(),
+                commands=(control.remediation().render(),),
+                undo_commands=(control.rollback(finding.before_bit_value).render(),),
+                evidence=finding.evidence,
+            )
+        )
+    return Plan(
+        change_id=change_id,
+        created=now_iso(),
+        created_by=operator,
+        inventory=str(inventory),
+        policy_name=policy.name,
+        policy_sha256=policy.sha256,
+        steps=tuple(steps),
+    )
+
+
+def _digest(body: dict[str, Any]) -> str:
+    canonical = json.dumps(body, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
+
+def write_json_atomic(path: Path, body: dict[str, Any]) -> None:
+    """Write a JSON file so that a reader never sees half of it."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            json.dump(body, handle, indent=2, ensure_ascii=False)
+            handle.write("\n")
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+def _sealed(body: dict[str, Any]) -> dict[str, Any]:
+    return {**body, "sha256": _digest(body)}
+
+
+def _read_sealed(path: Path, kind: str) -> dict[str, Any]:
+    try:
+        body = json.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise PlanError(f"{path}: cannot read ({exc.strerror}).") from None
+    except ValueError as exc:
+        raise PlanError(f"{path}: not valid JSON ({exc}); was it edited by hand?") from None
+    if not isinstance(body, dict) or body.get("kind") != kind:
+        raise PlanError(f"{path}: not a {kind} file.")
+    claimed = body.pop("sha256", None)
+    if claimed != _digest(body):
+        raise PlanError(
+            f"{path}: sha256 does not match its content: the file was changed after it was "
+            "written. Create a new one; never edit it by hand."
+        )
+    if body.get("schema_version") != SCHEMA_VERSION:
+        raise PlanError(f"{path}: schema_version {body.get('schema_version')} is not supported.")
+    return body
+
+
+def save_plan(plan: Plan, path: Path) -> str:
+    """Write the plan with its hash; returns the hash."""
+    sealed = _sealed(plan.to_dict())
+    write_json_atomic(path, sealed)
+    return str(sealed["sha256"])
+
+
+def plan_sha256(plan: Plan) -> str:
+    return _digest(plan.to_dict())
+
+
+def load_plan(path: Path, *, max_age: timedelta | None = DEFAULT_MAX_AGE) -> Plan:
+    """Read a plan, refusing one that was tampered with or is older than ``max_age``."""
+    body = _read_sealed(path, PLAN_KIND)
+    try:
+        steps = tuple(
+            Step(
+                **{
+                    **s,
+                    "commands": tuple(s["commands"]),
+                    "undo_commands": tuple(s["undo_commands"]),
+                }
+            )
+            for s in body["steps"]
+        )
+        plan = Plan(
+            change_id=body["change_id"],
+            created=body["created"],
+            created_by=body["created_by"],
+            inventory=body["inventory"],
+            policy_name=body["policy_name"],
+            policy_sha256=body["policy_sha256"],
+            steps=steps,
+            tool_version=body["tool_version"],
+        )
+        created = datetime.fromisoformat(plan.created)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise PlanError(f"{path}: malformed plan ({exc}).") from None
+    if max_age is not None and datetime.now(timezone.utc) - created > max_age:
+        raise PlanError(
+            f"{path}: plan created {plan.created} is older than {max_age}; the device state may "
+            "have moved on. Run `mml-tool plan` again (or raise --max-age)."
+        )
+    for step in steps:  # a hand-made plan must not smuggle a command past validation
+        for text in (step.check_command, *step.commands, *step.undo_commands):
+            MmlCommand.parse(text)
+    return plan
+
+
+def save_record(record: ApplyRecord, path: Path) -> None:
+    write_json_atomic(path, _sealed(record.to_dict()))
+
+
+def load_record(path: Path) -> ApplyRecord:
+    """Read an apply record (hash checked) to roll it back."""
+    body = _read_sealed(path, RECORD_KIND)
+    try:
+        results = [
+            StepResult(
+                step=Step(
+                    **{
+                        **r["step"],
+                        "commands": tuple(r["step"]["commands"]),
+                        "undo_commands": tuple(r["step"]["undo_commands"]),
+                    }
+                ),
+                status=r["status"],
+                before=r["before"],
+                after=r["after"],
+                commands=[CommandRun(**c) for c in r["commands"]],
+                error=r["error"],
+            )
+            for r in body["results"]
+        ]
+    except (KeyError, TypeError) as exc:
+        raise PlanError(f"{path}: malformed apply record ({exc}).") from None
+    return ApplyRecord(
+        action=body["action"],
+        change_id=body["change_id"],
+        plan_sha256=body["plan_sha256"],
+        operator=body["operator"],
+        started=body["started"],
+        finished=body["finished"],
+        results=results,
+    )
+
+
+@contextlib.contextmanager
+def host_lock(lock_dir: Path, host: str) -> Iterator[None]:
+    """Hold an exclusive lock for ``host`` so two changes never touch it at once.
+
+    flock is released by the kernel if this process dies, so a crash leaves no stale lock.
+    """
+    lock_dir.mkdir(parents=True, exist_ok=True)
+    path = lock_dir / f"{host}.lock"
+    with open(path, "a+") as handle:
+        try:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise LockError(
+                f"{host}: another mml-tool change holds {path}; wait for it to finish."
+            ) from None
+        try:
+            yield
+        finally:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+
+
+@dataclass(frozen=True)
+class ChangeContext:
+    """Everything apply and rollback need besides the steps."""
+
+    inventory: Inventory
+    audit: AuditTrail
+    operator: str
+    change_id: str
+    lock_dir: Path
+    template_dirs: Sequence[Path] = ()
+    session_factory: Callable[[HostConfig], MmlSession] = MmlSession
+    # Set when the audit trail fails: every host stops before its next command.
+    halted: threading.Event = field(default_factory=threading.Event)
+
+
+class _StepRunner:
+    """Runs one host's steps under its lock, auditing every command."""
+
+    def __init__(self, ctx: ChangeContext, host: HostConfig, action: str) -> None:
+        self.ctx = ctx
+        self.host = host
+        self.action = action
+
+    def audit(
+        self,
+        command: str,
+        outcome: str,
+        retcode: int | None = None,
+        message: str = "",
+        elapsed: float = 0.0,
+    ) -> None:
+        if self.ctx.halted.is_set() and outcome == "sending":
+            raise AuditError("the audit trail failed on another host; the change stopped")
+        try:
+            self.ctx.audit.append(
+                AuditRecord(
+                    time=now_iso(),
+                    operator=self.ctx.operator,
+                    change_id=self.ctx.change_id,
+                    host=self.host.name,
+                    command=command,
+                    retcode=retcode,
+                    message=message,
+                    elapsed=round(elapsed, 3),
+                    outcome=outcome,
+                    action=self.action,
+                )
+            )
+        except AuditError:
+            self.ctx.halted.set()
+            raise
+
+    def read(self, session: MmlSession, step: Step) -> int:
+        return read_bit(
+            session,
+            MmlCommand.parse(step.check_command),
+            step.parameter,
+            step.bit,
+            self.ctx.template_dirs,
+        ).bit_value
+
+    def run(self, steps: Sequence[Step]) -> list[StepResult]:
+        results: list[StepResult] = []
+        with host_lock(self.ctx.lock_dir, self.host.name):
+            session = self.ctx.session_factory(self.host)
+            try:
+                with session:
+                    for step in steps:
+                        result = self.run_step(session, step)
+                        results.append(result)
+                        if result.status in ("unknown", "failed"):
+                            break  # the session or the device misbehaved: stop this host
+            except MmlToolError as exc:
+                if not results or results[-1].status != "unknown":
+                    results.append(StepResult(steps[len(results)], "failed", error=str(exc)))
+            results.extend(
+                StepResult(
+                    s,
+                    "skipped",
+                    error="not attempted: an earlier step on this host did not complete",
+                )
+                for s in steps[len(results) :]
+            )
+        return results
+
+    def run_step(self, session: MmlSession, step: Step) -> StepResult:
+        result = StepResult(step, "failed")
+        result.before = self.read(session, step)
+        if result.before == step.target_value:
+            result.status, result.after = "already-compliant", result.before
+            return result
+        if result.before != step.start_value:
+            result.status = "drifted"
+            result.error = str(
+                DriftError(
+                    f"{self.host.name}: {step.parameter} bit {step.bit} is {result.before}, "
+                    f"the plan expected {step.start_value}; nothing was sent. "
+                    "Re-run `mml-tool plan`."
+                )
+            )
+            return result
+        for text in step.commands:
+            command = MmlCommand.parse(text)
+            self.audit(command.masked(), "sending")  # no audit line, no command
+            started = time.monotonic()
+            try:
+                response = session.run(command)
+            except (TransportError, MmlTimeout) as exc:
+                elapsed = time.monotonic() - started
+                result.commands.append(
+                    CommandRun(command.masked(), None, str(exc), elapsed, "unknown")
+                )
+                self.audit(command.masked(), "unknown", None, str(exc), elapsed)
+                return self.settle_unknown(step, result, str(exc))
+            outcome = "ok" if response.ok else "failed"
+            result.commands.append(
+                CommandRun(
+                    command.masked(), response.retcode, response.message, response.elapsed, outcome
+                )
+            )
+            self.audit(
+                command.masked(), outcome, response.retcode, response.message, response.elapsed
+            )
+            if not response.ok:
+                result.error = (
+                    f"{command.masked()} answered RETCODE = {response.retcode}  {response.message}"
+                )
+                return result
+        result.after = self.read(session, step)
+        if result.after == step.target_value:
+            result.status = "changed"
+        else:
+            result.error = (
+                f"post-check read {step.parameter} bit {step.bit} = {result.after}, "
+                f"expected {step.target_value}"
+            )
+        return result
+
+    def settle_unknown(self, step: Step, result: StepResult, why: str) -> StepResult:
+        """After a lost reply, only a fresh read may tell what happened; never re-send."""
+        result.status, result.error = "unknown", f"reply lost ({why})"
+        try:
+            with self.ctx.session_factory(self.host) as session:
+                result.after = self.read(session, step)
+        except MmlToolError as exc:
+            result.error += f"; re-read failed too ({exc}): check the host by hand"
+            return result
+        if result.after == step.target_value:
+            result.status = "changed"
+            result.error = f"reply lost ({why}); a fresh read confirmed the change"
+        elif result.after == step.start_value:
+            result.status = "failed"
+            result.error = f"reply lost ({why}); a fresh read shows nothing changed"
+        return result
+
+
+def execute(
+    steps: Sequence[Step],
+    ctx: ChangeContext,
+    *,
+    action: str,
+    plan_sha256: str,
+    workers: int = DEFAULT_WORKERS,
+    progress: Progress | None = None,
+) -> ApplyRecord:
+    """Run steps host by host (hosts concurrently); one host's failure never stops another."""
+    started = now_iso()
+    by_host: dict[str, list[Step]] = {}
+    for step in steps:
+        by_host.setdefault(step.host, []).append(step)
+    missing = sorted(set(by_host) - set(ctx.inventory.hosts))
+    if missing:
+        raise PlanError(
+            f"host(s) {', '.join(missing)} are not in {ctx.inventory.path}; use the inventory "
+            "the plan was made with."
+        )
+    hosts = [ctx.inventory.hosts[name] for name in by_host]
+    outcome = run_fleet(
+        hosts,
+        lambda host: _StepRunner(ctx, host, action).run(by_host[host.name]),
+        workers=workers,
+        progress=progress,
+    )
+    results: list[StepResult] = []
+    for host_result in outcome:
+        if host_result.value is not None:
+            results.extend(host_result.value)
+        else:
+            status = "locked" if isinstance(host_result.error, LockError) else "failed"
+            results.extend(
+                StepResult(s, status, error=str(host_result.error))
+                for s in by_host[host_result.host]
+            )
+    return ApplyRecord(
+        action, ctx.change_id, plan_sha256, ctx.operator, started, now_iso(), results
+    )
+
+
+def apply_plan(plan: Plan, ctx: ChangeContext, **kwargs: Any) -> ApplyRecord:
+    return execute(plan.steps, ctx, action="apply", plan_sha256=plan_sha256(plan), **kwargs)
+
+
+def rollback_record(record: ApplyRecord, ctx: ChangeContext, **kwargs: Any) -> ApplyRecord:
+    """Undo what an apply changed (and only that), with the same care as apply."""
+    steps = [r.step.reversed() for r in record.results if r.status in ("changed", "unknown")]
+    return execute(steps, ctx, action="rollback", plan_sha256=record.plan_sha256, **kwargs)
+
+
+def default_lock_dir() -> Path:
+    """Where host locks live: $MML_TOOL_LOCKS, else ~/.local/state/mml-tool/locks."""
+    configured = os.environ.get("MML_TOOL_LOCKS")
+    return Path(configured) if configured else Path.home() / ".local/state/mml-tool/locks"

@@ -1,0 +1,582 @@
+"""The `mml-tool` command line: thin click commands over the library.
+
+Exit codes (stable, for schedulers and scripts):
+  0 compliant / done, 1 error (could not decide), 2 usage error,
+  100 non-compliant found, 101 end-to-end verification failed.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from collections.abc import Callable, Sequence
+from datetime import timedelta
+from pathlib import Path
+from typing import Any, NoReturn
+
+import click
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn
+from rich.progress import Progress as RichBar
+
+from mml_tool import __version__
+from mml_tool.errors import ConfigError, MmlToolError
+
+EXIT_OK = 0
+EXIT_ERROR = 1
+EXIT_USAGE = 2
+EXIT_NONCOMPLIANT = 100
+EXIT_VERIFY_FAILED = 101
+
+err_console = Console(stderr=True)
+
+
+class BarProgress:
+    """A rich progress bar on a terminal; nothing when output is piped or scheduled."""
+
+    def __init__(self, label: str, console: Console | None = None) -> None:
+        self.console = console or err_console
+        self.label = label
+        self.bar: RichBar | None = None
+        self.task: Any = None
+
+    def started(self, total: int) -> None:
+        if not self.console.is_terminal or total == 0:
+            return
+        self.bar = RichBar(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=self.console,
+            transient=True,
+        )
+        self.bar.start()
+        self.task = self.bar.add_task(self.label, total=total)
+
+    def host_done(self, host: str, ok: bool) -> None:
+        if self.bar is not None:
+            self.bar.advance(self.task)
+
+    def finished(self) -> None:
+        if self.bar is not None:
+            self.bar.stop()
+
+
+def fail(message: str, code: int = EXIT_ERROR) -> NoReturn:
+    err_console.print(f"[bold red]error:[/] {message}", highlight=False, markup=True)
+    sys.exit(code)
+
+
+class _Group(click.Group):
+    """Turns the library's errors into one clear line and exit code 1 (2 for bad input)."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except ConfigError as exc:
+            fail(click.style(str(exc)), EXIT_ERROR)
+        except MmlToolError as exc:
+            fail(str(exc), EXIT_ERROR)
+        except KeyboardInterrupt:
+            fail("interrupted", 130)
+
+
+inventory_option = click.option(
+    "-i",
+    "--inventory",
+    "inventory_path",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    required=True,
+    help="Inventory YAML: hosts, groups, gateways (see inventories/).",
+)
+policy_option = click.option(
+    "-p",
+    "--policy",
+    "policy_path",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="Policy YAML with controls and waivers. Default: the built-in P978 one-way-video control.",
+)
+limit_option = click.option(
+    "--limit",
+    default=None,
+    metavar="PATTERN",
+    help="Only these hosts: comma-separated names, group names or shell patterns (uap-*).",
+)
+workers_option = click.option(
+    "--workers",
+    type=click.IntRange(1, 512),
+    default=32,
+    show_default=True,
+    help="Hosts worked on at once.",
+)
+report_option = click.option(
+    "--report",
+    "report_spec",
+    default=None,
+    metavar="FORMAT:PATH,...",
+    help="Write reports, several at once: json:out.json,junit:out.xml,md:ticket.md",
+)
+yes_option = click.option(
+    "--yes", is_flag=True, help="Do not ask for confirmation (the plan is still printed)."
+)
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="mml-tool")
+@click.option("-v", "--verbose", count=True, help="More logging on stderr (-vv: debug).")
+@click.option(
+    "--templates",
+    "template_dirs",
+    multiple=True,
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    help="Extra TextFSM template directory (with its own `index`), searched before the "
+    "built-in one. Also: MML_TOOL_TEMPLATES=dir1:dir2.",
+)
+@click.pass_context
+def cli(ctx: click.Context, verbose: int, template_dirs: tuple[Path, ...]) -> None:
+    """Keep Huawei UAP9600 platforms configured right, change them safely, prove it works.
+
+    \b
+    Typical use:
+      mml-tool demo                                  # the whole story on built-in simulators
+      mml-tool check -i inv.yaml --report md:check.md
+      mml-tool plan  -i inv.yaml --change-id CHG42 -o plan.json
+      mml-tool apply plan.json -i inv.yaml           # shows the plan, asks, applies, audits
+      mml-tool verify -i inv.yaml                    # one-way video through the CC-Gateway
+      mml-tool run -i inv.yaml --change-id CHG42 --evidence evidence/
+
+    Exit codes: 0 compliant/done, 1 error, 2 usage, 100 non-compliant, 101 verification failed.
+    """
+    from mml_tool.parsing import template_dirs_from_env
+
+    level = logging.WARNING - 10 * verbose
+    logging.basicConfig(level=max(level, logging.DEBUG), format="%(levelname)s %(name)s: %(message)s")
+    ctx.obj = {"template_dirs": [*template_dirs, *template_dirs_from_env()]}
+
+
+def _templates(ctx: click.Context) -> list[Path]:
+    return list(ctx.obj["template_dirs"])
+
+
+def _load_inventory(path: Path) -> Any:
+    from mml_tool.inventory import load_inventory
+
+    return load_inventory(path, prompt=_prompt_secret)
+
+
+def _prompt_secret(label: str) -> str:
+    if not sys.stdin.isatty():
+        raise ConfigError(f"{label}: no terminal to prompt on; set the variable or use a file.")
+    return str(click.prompt(label, hide_input=True))
+
+
+def _confirm(question: str, yes: bool) -> None:
+    if yes:
+        return
+    if not sys.stdin.isatty():
+        fail(f"{question} Refusing without a terminal: re-run with --yes to approve.")
+    if not click.confirm(question, default=False):
+        fail("not approved; nothing was sent.")
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Console-script entry point."""
+    cli.main(args=list(argv) if argv is not None else None, prog_name="mml-tool")
+
+
+def _print_json(body: object) -> None:
+    click.echo(json.dumps(body, indent=2, ensure_ascii=False))
+
+
+_MAX_AGE_HELP = "Refuse a plan older than this many hours."
+DEFAULT_PLAN_AGE = timedelta(hours=24)
+
+
+# -- check / plan / apply / rollback ------------------------------------------------------------
+
+
+def _check(ctx: click.Context, inventory_path: Path, policy_path: Path | None, limit: str | None,
+           workers: int) -> tuple[Any, Any, list[Any], str]:
+    from mml_tool.change import now_iso
+    from mml_tool.check import check_fleet
+    from mml_tool.policy import load_policy
+
+    policy = load_policy(policy_path)  # validated before any connection
+    inventory = _load_inventory(inventory_path)
+    hosts = inventory.select(limit)
+    started = now_iso()
+    findings = check_fleet(
+        hosts, policy, template_dirs=_templates(ctx), workers=workers,
+        progress=BarProgress(f"checking {len(hosts)} host(s)"),
+    )
+    return inventory, policy, findings, started
+
+
+def _run_info(command: str, policy: Any, inventory_path: Path, started: str,
+              change_id: str | None = None) -> Any:
+    from mml_tool.change import now_iso
+    from mml_tool.report import RunInfo
+
+    return RunInfo(
+        command=command, tool_version=__version__, policy_name=policy.name,
+        policy_sha256=policy.sha256, change_id=change_id, inventory=str(inventory_path),
+        started=started, finished=now_iso(),
+    )
+
+
+@cli.command()
+@inventory_option
+@policy_option
+@limit_option
+@workers_option
+@report_option
+@click.pass_context
+def check(ctx: click.Context, inventory_path: Path, policy_path: Path | None, limit: str | None,
+          workers: int, report_spec: str | None) -> None:
+    """Check every host against the policy; read-only.
+
+    Connects to each host (concurrently), runs each control's read command (e.g.
+    `LST SFP: ID=P978;`), parses the reply with the TextFSM templates and judges it.
+    A host that cannot be read is an error, never compliant.
+
+    Exit: 0 all pass (or waived), 100 some non-compliant, 1 some could not be decided.
+    """
+    from mml_tool.report import Report, exit_code_for, parse_report_targets, render_table, write_reports
+
+    targets = parse_report_targets(report_spec) if report_spec else []
+    _, policy, findings, started = _check(ctx, inventory_path, policy_path, limit, workers)
+    report = Report(_run_info("check", policy, inventory_path, started), findings)
+    render_table(report, Console())
+    write_reports(report, targets)
+    sys.exit(exit_code_for(findings))
+
+
+@cli.command()
+@inventory_option
+@policy_option
+@limit_option
+@workers_option
+@click.option("--change-id", default=None, help="Change ticket ID recorded in the plan and audit.")
+@click.option(
+    "-o",
+    "--output",
+    "output",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Where to write the plan (JSON).",
+)
+@click.option(
+    "--show",
+    "show_path",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="Print an existing plan for review instead of making one.",
+)
+@click.pass_context
+def plan(ctx: click.Context, inventory_path: Path | None, policy_path: Path | None,
+         limit: str | None, workers: int, change_id: str | None, output: Path | None,
+         show_path: Path | None) -> None:
+    """Make a change plan for the non-compliant hosts (nothing is changed).
+
+    The plan holds, per host: the state read now (value and raw reply), the commands to send,
+    the rollback commands, who made it and when, and a sha256 over its content. Review it with
+    `mml-tool plan --show PLAN.json`; apply it with `mml-tool apply PLAN.json`.
+    """
+    from mml_tool.audit import operator_name
+    from mml_tool.change import build_plan, load_plan, save_plan
+
+    if show_path is not None:
+        _show_plan(load_plan(show_path, max_age=None), show_path)
+        return
+    if output is None:
+        raise click.UsageError("give -o PLAN.json to write a plan, or --show PLAN.json to read one")
+    inventory, policy, findings, _ = _check(ctx, inventory_path, policy_path, limit, workers)
+    undecided = [f for f in findings if f.status == "error"]
+    new_plan = build_plan(findings, policy, change_id=change_id or "", inventory=inventory_path,
+                          operator=operator_name())
+    digest = save_plan(new_plan, output)
+    _show_plan(new_plan, output)
+    click.echo(f"plan written: {output} (sha256 {digest[:16]}...)")
+    for finding in undecided:
+        err_console.print(f"[yellow]not planned[/] {finding.host} {finding.control_id}: "
+                          f"{finding.error}", highlight=False)
+    if undecided:
+        sys.exit(EXIT_ERROR)
+
+
+def _show_plan(the_plan: Any, path: Path) -> None:
+    console = Console()
+    console.print(f"[bold]Plan[/] {path}  change {the_plan.change_id or '-'}  made by "
+                  f"{the_plan.created_by} at {the_plan.created}  policy {the_plan.policy_name}",
+                  highlight=False)
+    if not the_plan.steps:
+        console.print("Nothing to change: every host checked is compliant.")
+        return
+    for step in the_plan.steps:
+        console.print(f"\n[bold]{step.host}[/]  {step.control_id}: {step.parameter} bit "
+                      f"{step.bit} {step.start_value} -> {step.target_value}", highlight=False)
+        for command in step.commands:
+            console.print(f"  send     {command}", highlight=False, markup=False)
+        for command in step.undo_commands:
+            console.print(f"  rollback {command}", highlight=False, markup=False)
+
+
+def _change_context(ctx: click.Context, inventory_path: Path, change_id: str,
+                    audit_path: Path | None) -> Any:
+    from mml_tool.audit import AuditTrail, default_audit_path, operator_name
+    from mml_tool.change import ChangeContext, default_lock_dir
+
+    return ChangeContext(
+        inventory=_load_inventory(inventory_path),
+        audit=AuditTrail(audit_path or default_audit_path()),
+        operator=operator_name(),
+        change_id=change_id,
+        lock_dir=default_lock_dir(),
+        template_dirs=_templates(ctx),
+    )
+
+
+audit_option = click.option(
+    "--audit",
+    "audit_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Audit trail (JSON lines). Default: $MML_TOOL_AUDIT or ~/.local/state/mml-tool/audit.jsonl",
+)
+record_option = click.option(
+    "--record",
+    "record_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Where to write the record of what was done (input of `rollback`).",
+)
+
+
+def _print_record(record: Any) -> None:
+    console = Console()
+    styles = {"changed": "green", "already-compliant": "green", "skipped": "yellow"}
+    for result in record.results:
+        style = styles.get(result.status, "red")
+        line = (f"[{style}]{result.status:<17}[/] {result.step.host}  {result.step.control_id}  "
+                f"{result.step.parameter} bit {result.step.bit}: {result.before} -> {result.after}")
+        console.print(line, highlight=False)
+        if result.error:
+            console.print(f"                  {result.error}", highlight=False, markup=False)
+
+
+@cli.command()
+@click.argument("plan_path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@inventory_option
+@yes_option
+@click.option("--max-age", type=click.FloatRange(min=0), default=24.0, show_default=True,
+              help=_MAX_AGE_HELP)
+@audit_option
+@record_option
+@workers_option
+@report_option
+@click.pass_context
+def apply(ctx: click.Context, plan_path: Path, inventory_path: Path, yes: bool, max_age: float,
+          audit_path: Path | None, record_path: Path | None, workers: int,
+          report_spec: str | None) -> None:
+    """Apply a reviewed plan: lock, re-read, refuse drift, send, re-read, audit.
+
+    Refuses a plan whose sha256 does not match or that is older than --max-age hours. Per
+    host: takes a lock, re-reads the state, skips a host already compliant, refuses one whose
+    state changed since the plan, sends the commands and confirms the result. Every command is
+    written to the audit trail before and after it is sent. The apply record (default:
+    PLAN.record.json) is what `mml-tool rollback` takes.
+
+    Exit: 0 every host reached the planned state, 1 otherwise.
+    """
+    from mml_tool.change import apply_plan, load_plan, save_record
+
+    the_plan = load_plan(plan_path, max_age=timedelta(hours=max_age))
+    _show_plan(the_plan, plan_path)
+    if not the_plan.steps:
+        return
+    _confirm(f"Apply these commands to {len(the_plan.hosts)} host(s)?", yes)
+    context = _change_context(ctx, inventory_path, the_plan.change_id, audit_path)
+    record = apply_plan(the_plan, context, workers=workers,
+                        progress=BarProgress(f"applying to {len(the_plan.hosts)} host(s)"))
+    record_path = record_path or plan_path.with_suffix(".record.json")
+    save_record(record, record_path)
+    _print_record(record)
+    click.echo(f"apply record: {record_path}")
+    _write_change_reports(report_spec, "apply", record, inventory_path, the_plan)
+    sys.exit(EXIT_OK if record.ok else EXIT_ERROR)
+
+
+def _write_change_reports(report_spec: str | None, command: str, record: Any,
+                          inventory_path: Path, the_plan: Any) -> None:
+    if not report_spec:
+        return
+    from mml_tool.report import Report, RunInfo, parse_report_targets, write_reports
+
+    info = RunInfo(command=command, tool_version=__version__,
+                   policy_name=getattr(the_plan, "policy_name", ""),
+                   policy_sha256=getattr(the_plan, "policy_sha256", ""),
+                   change_id=record.change_id, inventory=str(inventory_path),
+                   started=record.started, finished=record.finished)
+    write_reports(Report(info, [], changes=[r.to_dict() for r in record.results]),
+                  parse_report_targets(report_spec))
+
+
+@cli.command()
+@click.argument("record_path_in", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@inventory_option
+@yes_option
+@audit_option
+@record_option
+@workers_option
+@click.pass_context
+def rollback(ctx: click.Context, record_path_in: Path, inventory_path: Path, yes: bool,
+             audit_path: Path | None, record_path: Path | None, workers: int) -> None:
+    """Undo what an apply changed, with the same care (lock, re-read, drift refusal, audit).
+
+    Only steps the apply record shows as changed (or unknown) are rolled back, to the value
+    read before the change.
+    """
+    from mml_tool.change import load_record, rollback_record, save_record
+
+    record = load_record(record_path_in)
+    steps = [r.step.reversed() for r in record.results if r.status in ("changed", "unknown")]
+    if not steps:
+        click.echo("Nothing to roll back: the record shows no change.")
+        return
+    for step in steps:
+        click.echo(f"{step.host}  {step.parameter} bit {step.bit} {step.start_value} -> "
+                   f"{step.target_value}:  {' '.join(step.commands)}")
+    _confirm(f"Roll back {len(steps)} step(s)?", yes)
+    context = _change_context(ctx, inventory_path, record.change_id, audit_path)
+    result = rollback_record(record, context, workers=workers)
+    out = record_path or record_path_in.with_name(record_path_in.stem + ".rollback.json")
+    save_record(result, out)
+    _print_record(result)
+    click.echo(f"rollback record: {out}")
+    sys.exit(EXIT_OK if result.ok else EXIT_ERROR)
+
+
+# -- parse / exec -------------------------------------------------------------------------------
+
+
+def _response_json(response: Any) -> dict[str, Any]:
+    return {
+        "host": response.host,
+        "command": response.command,
+        "retcode": response.retcode,
+        "message": response.message,
+        "elapsed": round(response.elapsed, 3),
+        "reports": [
+            {
+                "ne": r.ne,
+                "timestamp": r.timestamp,
+                "serial": r.serial,
+                "retcode": r.retcode,
+                "message": r.message,
+                "continued": r.continued,
+                "blocks": [
+                    {"title": b.title, "count": b.count, "layout": b.layout, "records": b.records}
+                    for b in r.blocks
+                ],
+            }
+            for r in response.reports
+        ],
+    }
+
+
+@cli.command()
+@click.option("--command", "command_text", required=True,
+              help='The command the reply answers, e.g. "LST SFP: ID=P978;" (picks the template).')
+@click.option("--platform", default="huawei_uap9600", show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Print records as JSON.")
+@click.argument("file", type=click.File("r", encoding="utf-8"))
+@click.pass_context
+def parse(ctx: click.Context, command_text: str, platform: str, as_json: bool, file: Any) -> None:
+    """Parse a captured reply offline with the TextFSM templates (FILE may be - for stdin).
+
+    The way to develop and check a template: capture what your UAP9600 prints, run this, and
+    when it fails it names the template and the first line it could not read.
+    """
+    from mml_tool.mml.command import MmlCommand
+    from mml_tool.parsing import parse_output
+
+    command = MmlCommand.parse(command_text)
+    records = parse_output(command.render(), file.read(), platform, template_dirs=_templates(ctx))
+    if as_json:
+        _print_json(records)
+        return
+    from rich.table import Table
+
+    table = Table(*(records[0].keys() if records else ["(no records)"]))
+    for record in records:
+        table.add_row(*record.values())
+    Console().print(table)
+
+
+@cli.command(name="exec")
+@inventory_option
+@click.argument("host_name", metavar="HOST")
+@click.argument("command_text", metavar="COMMAND")
+@click.option("--json", "as_json", is_flag=True, help="Print the parsed frame as JSON.")
+@click.option("--allow-write", is_flag=True,
+              help="Allow MOD/ADD/RMV/SET (asks for confirmation; audited).")
+@yes_option
+@audit_option
+@click.option("--transcript", "transcript_path", type=click.Path(dir_okay=False, path_type=Path),
+              default=None, help="Write the (masked) session transcript here.")
+def exec_command(inventory_path: Path, host_name: str, command_text: str, as_json: bool,
+                 allow_write: bool, yes: bool, audit_path: Path | None,
+                 transcript_path: Path | None) -> None:
+    """Run one MML command on one host and print the reply.
+
+    \b
+    Example:  mml-tool exec -i inv.yaml uap-1 "LST SFP: ID=P978;"
+    Read-only verbs (LST, DSP) only, unless --allow-write is given; then the command is shown,
+    confirmed and written to the audit trail.
+    Exit: 0 RETCODE = 0, 1 otherwise.
+    """
+    import time
+
+    from mml_tool.audit import AuditRecord, AuditTrail, default_audit_path, operator_name
+    from mml_tool.change import now_iso
+    from mml_tool.mml.command import MmlCommand
+    from mml_tool.mml.session import MmlSession, Transcript
+
+    command = MmlCommand.parse(command_text)
+    inventory = _load_inventory(inventory_path)
+    host = inventory.select(host_name)
+    if len(host) != 1:
+        raise click.UsageError(f"HOST must name one host; {host_name!r} matches {len(host)}")
+    trail = None
+    if not command.is_read_only:
+        if not allow_write:
+            fail(f"{command.verb} changes the element; exec refuses it without --allow-write "
+                 "(prefer plan/apply, which re-read, lock and roll back).", EXIT_USAGE)
+        click.echo(f"{host[0].name}: {command.masked()}")
+        _confirm("Send this command?", yes)
+        trail = AuditTrail(audit_path or default_audit_path())
+    transcript = Transcript() if transcript_path else None
+    with MmlSession(host[0], transcript=transcript) as session:
+        if trail is not None:
+            def audit(outcome: str, retcode: int | None = None, message: str = "",
+                      elapsed: float = 0.0) -> None:
+                trail.append(AuditRecord(
+                    time=now_iso(), operator=operator_name(), change_id=None,
+                    host=host[0].name, command=command.masked(), retcode=retcode,
+                    message=message, elapsed=elapsed, outcome=outcome, action="exec"))
+            audit("sending")
+        started = time.monotonic()
+        response = session.run(command)
+        if trail is not None:
+            audit("ok" if response.ok else "failed", response.retcode, response.message,
+                  round(time.monotonic() - started, 3))
+    if transcript is not None and transcript_path is not None:
+        transcript.write(transcript_path)
+    if as_json:
+        _print_json(_response_json(response))
+    else:
+        click.echo(response.raw.rstrip())
+    sys.exit(EXIT_OK if response.ok else EXIT_ERROR)

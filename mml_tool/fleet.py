@@ -1,0 +1,91 @@
+"""Run one job over many hosts concurrently, with progress.
+
+Each host runs in its own worker thread and is bounded by its own connect and command
+timeouts, so one slow or broken host never holds the others beyond them. A job's expected
+failures (``MmlToolError``) are caught per host and returned, never raised: a fleet run always
+yields one result per host.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import dataclass
+from typing import Generic, Protocol, TypeVar
+
+from mml_tool.errors import MmlToolError
+from mml_tool.inventory import HostConfig
+
+T = TypeVar("T")
+
+DEFAULT_WORKERS = 32
+
+
+class Progress(Protocol):
+    """What a fleet run reports as it goes (a rich progress bar, a log line, nothing)."""
+
+    def started(self, total: int) -> None: ...
+
+    def host_done(self, host: str, ok: bool) -> None: ...
+
+    def finished(self) -> None: ...
+
+
+class NoProgress:
+    """Progress sink for scripts and non-terminals: reports nothing."""
+
+    def started(self, total: int) -> None:
+        pass
+
+    def host_done(self, host: str, ok: bool) -> None:
+        pass
+
+    def finished(self) -> None:
+        pass
+
+
+@dataclass(frozen=True)
+class HostResult(Generic[T]):
+    """What one host's job produced: a value, or the error that stopped it."""
+
+    host: str
+    value: T | None
+    error: MmlToolError | None
+    elapsed: float
+
+    @property
+    def failed(self) -> bool:
+        return self.error is not None
+
+
+def run_fleet(
+    hosts: Sequence[HostConfig],
+    job: Callable[[HostConfig], T],
+    *,
+    workers: int = DEFAULT_WORKERS,
+    progress: Progress | None = None,
+) -> list[HostResult[T]]:
+    """Run ``job`` for every host, at most ``workers`` at once; results in inventory order."""
+    sink = progress or NoProgress()
+    sink.started(len(hosts))
+    results: dict[str, HostResult[T]] = {}
+
+    def one(host: HostConfig) -> HostResult[T]:
+        start = time.monotonic()
+        try:
+            value = job(host)
+        except MmlToolError as exc:
+            return HostResult(host.name, None, exc, time.monotonic() - start)
+        return HostResult(host.name, value, None, time.monotonic() - start)
+
+    try:
+        with ThreadPoolExecutor(max_workers=max(1, min(workers, len(hosts) or 1))) as pool:
+            futures = [pool.submit(one, host) for host in hosts]
+            for future in as_completed(futures):
+                result = future.result()
+                results[result.host] = result
+                sink.host_done(result.host, not result.failed)
+    finally:
+        sink.finished()
+    return [results[host.name] for host in hosts]

@@ -1,0 +1,158 @@
+"""Render MML reports exactly as reference/mml-protocol.md shows them (device side).
+
+Every line ends with ``\\r\\n``. An O&M report::
+
+    +++    <NE name>        <YYYY-MM-DD HH:MM:SS>
+    O&M    #<serial>
+    %%<echo>%%
+    RETCODE = <n>  <text>
+    <blank>
+    <title>                         } zero or more blocks, each followed by a blank line
+    <dashes, same length as title>  }
+    <body>                          }
+    (Number of results = N)         } "(结果个数 = N)" in Chinese
+    <blank>
+    To be continued...              only on every page but the last of a paged reply
+    <blank>                         only with "To be continued..."
+    ---    END
+
+An empty successful query prints ``No matching result is found`` (``没有查到相应的结果``) and a
+blank line in place of the blocks. A failed command has no body.
+
+Autonomous alarm report (the layout is an inference: public sources only show that the second
+line starts with ``ALARM`` instead of ``O&M``)::
+
+    +++    <NE name>        <YYYY-MM-DD HH:MM:SS>
+    ALARM  #<n>  <severity>  <category>
+          Alarm ID  =  <id>
+        Alarm name  =  <text>
+     Location info  =  <text>
+    <blank>
+    ---    END
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+CRLF = "\r\n"
+END_LINE = "---    END"
+CONTINUED_LINE = "To be continued..."
+
+
+@dataclass(frozen=True)
+class Block:
+    """One titled block of a report body.
+
+    ``layout`` is "vertical" (one record printed as right-aligned ``Name  =  Value`` lines) or
+    "table" (header, blank line, rows). ``records`` are lists of (label, value) pairs in
+    column order; a vertical block prints its records one after another.
+    """
+
+    title: str
+    records: Sequence[Sequence[tuple[str, str]]]
+    layout: str = "vertical"
+    count_label: str = "Number of results"
+
+
+@dataclass(frozen=True)
+class Report:
+    """One O&M report (one page of a reply)."""
+
+    ne: str
+    serial: int
+    echo: str
+    retcode: int
+    message: str
+    blocks: Sequence[Block] = field(default_factory=tuple)
+    empty_text: str = ""
+    continued: bool = False
+    timestamp: str = ""
+
+
+def timestamp(now: float | None = None) -> str:
+    """The header's local time, ``YYYY-MM-DD HH:MM:SS``."""
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(now))
+
+
+def header_line(ne: str, ts: str) -> str:
+    return f"+++    {ne}        {ts}"
+
+
+def render_block(block: Block) -> list[str]:
+    lines = [block.title, "-" * len(block.title)]
+    if block.layout == "table":
+        lines.extend(_table(block.records))
+    else:
+        for record in block.records:
+            lines.extend(_vertical(record))
+    lines.append(f"({block.count_label} = {len(block.records)})")
+    return lines
+
+
+def _vertical(record: Sequence[tuple[str, str]]) -> list[str]:
+    width = max((len(label) for label, _ in record), default=0)
+    return [f"{label.rjust(width)}  =  {value}".rstrip() for label, value in record]
+
+
+def _table(records: Sequence[Sequence[tuple[str, str]]]) -> list[str]:
+    if not records:
+        return []
+    headers = [label for label, _ in records[0]]
+    widths = [len(h) for h in headers]
+    for record in records:
+        for i, (_, value) in enumerate(record):
+            widths[i] = max(widths[i], len(value))
+
+    def row(cells: Sequence[str]) -> str:
+        return "  ".join(c.ljust(w) for c, w in zip(cells, widths)).rstrip()
+
+    lines = [row(headers), ""]
+    lines.extend(row([v for _, v in record]) for record in records)
+    return lines
+
+
+def render_report(report: Report) -> str:
+    """One complete report, ``---    END`` line included, CRLF line endings."""
+    lines = [
+        header_line(report.ne, report.timestamp or timestamp()),
+        f"O&M    #{report.serial}",
+        f"%%{report.echo}%%",
+        f"RETCODE = {report.retcode}  {report.message}",
+        "",
+    ]
+    for block in report.blocks:
+        lines.extend(render_block(block))
+        lines.append("")
+    if report.empty_text and not report.blocks:
+        lines.extend([report.empty_text, ""])
+    if report.continued:
+        lines.extend([CONTINUED_LINE, ""])
+    lines.append(END_LINE)
+    return CRLF.join(lines) + CRLF
+
+
+def render_alarm(
+    ne: str,
+    number: int,
+    *,
+    severity: str,
+    category: str,
+    alarm_id: int,
+    name: str,
+    location: str,
+    ts: str = "",
+) -> str:
+    """An autonomous ALARM report (layout documented in the module docstring)."""
+    lines = [
+        header_line(ne, ts or timestamp()),
+        f"ALARM  #{number}  {severity}  {category}",
+        *_vertical(
+            [("Alarm ID", str(alarm_id)), ("Alarm name", name), ("Location info", location)]
+        ),
+        "",
+        END_LINE,
+    ]
+    return CRLF.join(lines) + CRLF

@@ -19,7 +19,8 @@ from pathlib import Path
 from mml_tool.errors import AuditError
 from mml_tool.mml.command import mask_text
 
-OUTCOMES = ("ok", "failed", "unknown", "refused", "skipped")
+# "sending" is the write-ahead line change.py records before a command goes out.
+OUTCOMES = ("sending", "ok", "failed", "unknown", "refused", "skipped")
 ACTIONS = ("apply", "rollback", "exec")
 
 
@@ -35,7 +36,7 @@ class AuditRecord:
     retcode: int | None
     message: str
     elapsed: float
-    outcome: str  # ok | failed | unknown | refused | skipped
+    outcome: str  # sending | ok | failed | unknown | refused | skipped
     action: str  # apply | rollback | exec
 
     def __post_init__(self) -> None:

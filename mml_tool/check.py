@@ -6,7 +6,7 @@ decides what a host's parameter bit is, so every step agrees on it.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -62,13 +62,14 @@ def check_host(
     *,
     template_dirs: Sequence[Path] = (),
     today: date | None = None,
+    session_factory: Callable[[HostConfig], MmlSession] = MmlSession,
 ) -> list[Finding]:
     """Evaluate every control that targets ``host``; a control that cannot be read is `error`."""
     today = today or date.today()
     controls = policy.controls_for(host)
     findings: list[Finding] = []
     try:
-        with MmlSession(host) as session:
+        with session_factory(host) as session:
             for control in controls:
                 findings.append(_check_one(session, host, control, policy, template_dirs, today))
     except MmlToolError as exc:
@@ -115,12 +116,15 @@ def check_fleet(
     template_dirs: Sequence[Path] = (),
     workers: int = DEFAULT_WORKERS,
     progress: Progress | None = None,
+    session_factory: Callable[[HostConfig], MmlSession] = MmlSession,
 ) -> list[Finding]:
     """Check every host concurrently; findings in inventory order, one per (host, control)."""
     today = date.today()
     results = run_fleet(
         hosts,
-        lambda host: check_host(host, policy, template_dirs=template_dirs, today=today),
+        lambda host: check_host(
+            host, policy, template_dirs=template_dirs, today=today, session_factory=session_factory
+        ),
         workers=workers,
         progress=progress,
     )

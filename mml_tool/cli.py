@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from datetime import timedelta
 from pathlib import Path
 from typing import Any, NoReturn
@@ -153,7 +153,9 @@ def cli(ctx: click.Context, verbose: int, template_dirs: tuple[Path, ...]) -> No
     from mml_tool.parsing import template_dirs_from_env
 
     level = logging.WARNING - 10 * verbose
-    logging.basicConfig(level=max(level, logging.DEBUG), format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=max(level, logging.DEBUG), format="%(levelname)s %(name)s: %(message)s"
+    )
     ctx.obj = {"template_dirs": [*template_dirs, *template_dirs_from_env()]}
 
 
@@ -198,8 +200,13 @@ DEFAULT_PLAN_AGE = timedelta(hours=24)
 # -- check / plan / apply / rollback ------------------------------------------------------------
 
 
-def _check(ctx: click.Context, inventory_path: Path, policy_path: Path | None, limit: str | None,
-           workers: int) -> tuple[Any, Any, list[Any], str]:
+def _check(
+    ctx: click.Context,
+    inventory_path: Path,
+    policy_path: Path | None,
+    limit: str | None,
+    workers: int,
+) -> tuple[Any, Any, list[Any], str]:
     from mml_tool.change import now_iso
     from mml_tool.check import check_fleet
     from mml_tool.policy import load_policy
@@ -209,21 +216,30 @@ def _check(ctx: click.Context, inventory_path: Path, policy_path: Path | None, l
     hosts = inventory.select(limit)
     started = now_iso()
     findings = check_fleet(
-        hosts, policy, template_dirs=_templates(ctx), workers=workers,
+        hosts,
+        policy,
+        template_dirs=_templates(ctx),
+        workers=workers,
         progress=BarProgress(f"checking {len(hosts)} host(s)"),
     )
     return inventory, policy, findings, started
 
 
-def _run_info(command: str, policy: Any, inventory_path: Path, started: str,
-              change_id: str | None = None) -> Any:
+def _run_info(
+    command: str, policy: Any, inventory_path: Path, started: str, change_id: str | None = None
+) -> Any:
     from mml_tool.change import now_iso
     from mml_tool.report import RunInfo
 
     return RunInfo(
-        command=command, tool_version=__version__, policy_name=policy.name,
-        policy_sha256=policy.sha256, change_id=change_id, inventory=str(inventory_path),
-        started=started, finished=now_iso(),
+        command=command,
+        tool_version=__version__,
+        policy_name=policy.name,
+        policy_sha256=policy.sha256,
+        change_id=change_id,
+        inventory=str(inventory_path),
+        started=started,
+        finished=now_iso(),
     )
 
 
@@ -234,8 +250,14 @@ def _run_info(command: str, policy: Any, inventory_path: Path, started: str,
 @workers_option
 @report_option
 @click.pass_context
-def check(ctx: click.Context, inventory_path: Path, policy_path: Path | None, limit: str | None,
-          workers: int, report_spec: str | None) -> None:
+def check(
+    ctx: click.Context,
+    inventory_path: Path,
+    policy_path: Path | None,
+    limit: str | None,
+    workers: int,
+    report_spec: str | None,
+) -> None:
     """Check every host against the policy; read-only.
 
     Connects to each host (concurrently), runs each control's read command (e.g.
@@ -244,7 +266,13 @@ def check(ctx: click.Context, inventory_path: Path, policy_path: Path | None, li
 
     Exit: 0 all pass (or waived), 100 some non-compliant, 1 some could not be decided.
     """
-    from mml_tool.report import Report, exit_code_for, parse_report_targets, render_table, write_reports
+    from mml_tool.report import (
+        Report,
+        exit_code_for,
+        parse_report_targets,
+        render_table,
+        write_reports,
+    )
 
     targets = parse_report_targets(report_spec) if report_spec else []
     _, policy, findings, started = _check(ctx, inventory_path, policy_path, limit, workers)
@@ -276,9 +304,16 @@ def check(ctx: click.Context, inventory_path: Path, policy_path: Path | None, li
     help="Print an existing plan for review instead of making one.",
 )
 @click.pass_context
-def plan(ctx: click.Context, inventory_path: Path | None, policy_path: Path | None,
-         limit: str | None, workers: int, change_id: str | None, output: Path | None,
-         show_path: Path | None) -> None:
+def plan(
+    ctx: click.Context,
+    inventory_path: Path | None,
+    policy_path: Path | None,
+    limit: str | None,
+    workers: int,
+    change_id: str | None,
+    output: Path | None,
+    show_path: Path | None,
+) -> None:
     """Make a change plan for the non-compliant hosts (nothing is changed).
 
     The plan holds, per host: the state read now (value and raw reply), the commands to send,
@@ -295,37 +330,50 @@ def plan(ctx: click.Context, inventory_path: Path | None, policy_path: Path | No
         raise click.UsageError("give -o PLAN.json to write a plan, or --show PLAN.json to read one")
     inventory, policy, findings, _ = _check(ctx, inventory_path, policy_path, limit, workers)
     undecided = [f for f in findings if f.status == "error"]
-    new_plan = build_plan(findings, policy, change_id=change_id or "", inventory=inventory_path,
-                          operator=operator_name())
+    new_plan = build_plan(
+        findings,
+        policy,
+        change_id=change_id or "",
+        inventory=inventory_path,
+        operator=operator_name(),
+    )
     digest = save_plan(new_plan, output)
     _show_plan(new_plan, output)
     click.echo(f"plan written: {output} (sha256 {digest[:16]}...)")
     for finding in undecided:
-        err_console.print(f"[yellow]not planned[/] {finding.host} {finding.control_id}: "
-                          f"{finding.error}", highlight=False)
+        err_console.print(
+            f"[yellow]not planned[/] {finding.host} {finding.control_id}: {finding.error}",
+            highlight=False,
+        )
     if undecided:
         sys.exit(EXIT_ERROR)
 
 
 def _show_plan(the_plan: Any, path: Path) -> None:
     console = Console()
-    console.print(f"[bold]Plan[/] {path}  change {the_plan.change_id or '-'}  made by "
-                  f"{the_plan.created_by} at {the_plan.created}  policy {the_plan.policy_name}",
-                  highlight=False)
+    console.print(
+        f"[bold]Plan[/] {path}  change {the_plan.change_id or '-'}  made by "
+        f"{the_plan.created_by} at {the_plan.created}  policy {the_plan.policy_name}",
+        highlight=False,
+    )
     if not the_plan.steps:
         console.print("Nothing to change: every host checked is compliant.")
         return
     for step in the_plan.steps:
-        console.print(f"\n[bold]{step.host}[/]  {step.control_id}: {step.parameter} bit "
-                      f"{step.bit} {step.start_value} -> {step.target_value}", highlight=False)
+        console.print(
+            f"\n[bold]{step.host}[/]  {step.control_id}: {step.parameter} bit "
+            f"{step.bit} {step.start_value} -> {step.target_value}",
+            highlight=False,
+        )
         for command in step.commands:
             console.print(f"  send     {command}", highlight=False, markup=False)
         for command in step.undo_commands:
             console.print(f"  rollback {command}", highlight=False, markup=False)
 
 
-def _change_context(ctx: click.Context, inventory_path: Path, change_id: str,
-                    audit_path: Path | None) -> Any:
+def _change_context(
+    ctx: click.Context, inventory_path: Path, change_id: str, audit_path: Path | None
+) -> Any:
     from mml_tool.audit import AuditTrail, default_audit_path, operator_name
     from mml_tool.change import ChangeContext, default_lock_dir
 
@@ -360,8 +408,10 @@ def _print_record(record: Any) -> None:
     styles = {"changed": "green", "already-compliant": "green", "skipped": "yellow"}
     for result in record.results:
         style = styles.get(result.status, "red")
-        line = (f"[{style}]{result.status:<17}[/] {result.step.host}  {result.step.control_id}  "
-                f"{result.step.parameter} bit {result.step.bit}: {result.before} -> {result.after}")
+        line = (
+            f"[{style}]{result.status:<17}[/] {result.step.host}  {result.step.control_id}  "
+            f"{result.step.parameter} bit {result.step.bit}: {result.before} -> {result.after}"
+        )
         console.print(line, highlight=False)
         if result.error:
             console.print(f"                  {result.error}", highlight=False, markup=False)
@@ -371,16 +421,25 @@ def _print_record(record: Any) -> None:
 @click.argument("plan_path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @inventory_option
 @yes_option
-@click.option("--max-age", type=click.FloatRange(min=0), default=24.0, show_default=True,
-              help=_MAX_AGE_HELP)
+@click.option(
+    "--max-age", type=click.FloatRange(min=0), default=24.0, show_default=True, help=_MAX_AGE_HELP
+)
 @audit_option
 @record_option
 @workers_option
 @report_option
 @click.pass_context
-def apply(ctx: click.Context, plan_path: Path, inventory_path: Path, yes: bool, max_age: float,
-          audit_path: Path | None, record_path: Path | None, workers: int,
-          report_spec: str | None) -> None:
+def apply(
+    ctx: click.Context,
+    plan_path: Path,
+    inventory_path: Path,
+    yes: bool,
+    max_age: float,
+    audit_path: Path | None,
+    record_path: Path | None,
+    workers: int,
+    report_spec: str | None,
+) -> None:
     """Apply a reviewed plan: lock, re-read, refuse drift, send, re-read, audit.
 
     Refuses a plan whose sha256 does not match or that is older than --max-age hours. Per
@@ -399,8 +458,12 @@ def apply(ctx: click.Context, plan_path: Path, inventory_path: Path, yes: bool, 
         return
     _confirm(f"Apply these commands to {len(the_plan.hosts)} host(s)?", yes)
     context = _change_context(ctx, inventory_path, the_plan.change_id, audit_path)
-    record = apply_plan(the_plan, context, workers=workers,
-                        progress=BarProgress(f"applying to {len(the_plan.hosts)} host(s)"))
+    record = apply_plan(
+        the_plan,
+        context,
+        workers=workers,
+        progress=BarProgress(f"applying to {len(the_plan.hosts)} host(s)"),
+    )
     record_path = record_path or plan_path.with_suffix(".record.json")
     save_record(record, record_path)
     _print_record(record)
@@ -409,19 +472,27 @@ def apply(ctx: click.Context, plan_path: Path, inventory_path: Path, yes: bool, 
     sys.exit(EXIT_OK if record.ok else EXIT_ERROR)
 
 
-def _write_change_reports(report_spec: str | None, command: str, record: Any,
-                          inventory_path: Path, the_plan: Any) -> None:
+def _write_change_reports(
+    report_spec: str | None, command: str, record: Any, inventory_path: Path, the_plan: Any
+) -> None:
     if not report_spec:
         return
     from mml_tool.report import Report, RunInfo, parse_report_targets, write_reports
 
-    info = RunInfo(command=command, tool_version=__version__,
-                   policy_name=getattr(the_plan, "policy_name", ""),
-                   policy_sha256=getattr(the_plan, "policy_sha256", ""),
-                   change_id=record.change_id, inventory=str(inventory_path),
-                   started=record.started, finished=record.finished)
-    write_reports(Report(info, [], changes=[r.to_dict() for r in record.results]),
-                  parse_report_targets(report_spec))
+    info = RunInfo(
+        command=command,
+        tool_version=__version__,
+        policy_name=getattr(the_plan, "policy_name", ""),
+        policy_sha256=getattr(the_plan, "policy_sha256", ""),
+        change_id=record.change_id,
+        inventory=str(inventory_path),
+        started=record.started,
+        finished=record.finished,
+    )
+    write_reports(
+        Report(info, [], changes=[r.to_dict() for r in record.results]),
+        parse_report_targets(report_spec),
+    )
 
 
 @cli.command()
@@ -432,8 +503,15 @@ def _write_change_reports(report_spec: str | None, command: str, record: Any,
 @record_option
 @workers_option
 @click.pass_context
-def rollback(ctx: click.Context, record_path_in: Path, inventory_path: Path, yes: bool,
-             audit_path: Path | None, record_path: Path | None, workers: int) -> None:
+def rollback(
+    ctx: click.Context,
+    record_path_in: Path,
+    inventory_path: Path,
+    yes: bool,
+    audit_path: Path | None,
+    record_path: Path | None,
+    workers: int,
+) -> None:
     """Undo what an apply changed, with the same care (lock, re-read, drift refusal, audit).
 
     Only steps the apply record shows as changed (or unknown) are rolled back, to the value
@@ -447,8 +525,10 @@ def rollback(ctx: click.Context, record_path_in: Path, inventory_path: Path, yes
         click.echo("Nothing to roll back: the record shows no change.")
         return
     for step in steps:
-        click.echo(f"{step.host}  {step.parameter} bit {step.bit} {step.start_value} -> "
-                   f"{step.target_value}:  {' '.join(step.commands)}")
+        click.echo(
+            f"{step.host}  {step.parameter} bit {step.bit} {step.start_value} -> "
+            f"{step.target_value}:  {' '.join(step.commands)}"
+        )
     _confirm(f"Roll back {len(steps)} step(s)?", yes)
     context = _change_context(ctx, inventory_path, record.change_id, audit_path)
     result = rollback_record(record, context, workers=workers)
@@ -488,8 +568,12 @@ def _response_json(response: Any) -> dict[str, Any]:
 
 
 @cli.command()
-@click.option("--command", "command_text", required=True,
-              help='The command the reply answers, e.g. "LST SFP: ID=P978;" (picks the template).')
+@click.option(
+    "--command",
+    "command_text",
+    required=True,
+    help='The command the reply answers, e.g. "LST SFP: ID=P978;" (picks the template).',
+)
 @click.option("--platform", default="huawei_uap9600", show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Print records as JSON.")
 @click.argument("file", type=click.File("r", encoding="utf-8"))
@@ -521,15 +605,28 @@ def parse(ctx: click.Context, command_text: str, platform: str, as_json: bool, f
 @click.argument("host_name", metavar="HOST")
 @click.argument("command_text", metavar="COMMAND")
 @click.option("--json", "as_json", is_flag=True, help="Print the parsed frame as JSON.")
-@click.option("--allow-write", is_flag=True,
-              help="Allow MOD/ADD/RMV/SET (asks for confirmation; audited).")
+@click.option(
+    "--allow-write", is_flag=True, help="Allow MOD/ADD/RMV/SET (asks for confirmation; audited)."
+)
 @yes_option
 @audit_option
-@click.option("--transcript", "transcript_path", type=click.Path(dir_okay=False, path_type=Path),
-              default=None, help="Write the (masked) session transcript here.")
-def exec_command(inventory_path: Path, host_name: str, command_text: str, as_json: bool,
-                 allow_write: bool, yes: bool, audit_path: Path | None,
-                 transcript_path: Path | None) -> None:
+@click.option(
+    "--transcript",
+    "transcript_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Write the (masked) session transcript here.",
+)
+def exec_command(
+    inventory_path: Path,
+    host_name: str,
+    command_text: str,
+    as_json: bool,
+    allow_write: bool,
+    yes: bool,
+    audit_path: Path | None,
+    transcript_path: Path | None,
+) -> None:
     """Run one MML command on one host and print the reply.
 
     \b
@@ -553,26 +650,46 @@ def exec_command(inventory_path: Path, host_name: str, command_text: str, as_jso
     trail = None
     if not command.is_read_only:
         if not allow_write:
-            fail(f"{command.verb} changes the element; exec refuses it without --allow-write "
-                 "(prefer plan/apply, which re-read, lock and roll back).", EXIT_USAGE)
+            fail(
+                f"{command.verb} changes the element; exec refuses it without --allow-write "
+                "(prefer plan/apply, which re-read, lock and roll back).",
+                EXIT_USAGE,
+            )
         click.echo(f"{host[0].name}: {command.masked()}")
         _confirm("Send this command?", yes)
         trail = AuditTrail(audit_path or default_audit_path())
     transcript = Transcript() if transcript_path else None
     with MmlSession(host[0], transcript=transcript) as session:
         if trail is not None:
-            def audit(outcome: str, retcode: int | None = None, message: str = "",
-                      elapsed: float = 0.0) -> None:
-                trail.append(AuditRecord(
-                    time=now_iso(), operator=operator_name(), change_id=None,
-                    host=host[0].name, command=command.masked(), retcode=retcode,
-                    message=message, elapsed=elapsed, outcome=outcome, action="exec"))
+
+            def audit(
+                outcome: str, retcode: int | None = None, message: str = "", elapsed: float = 0.0
+            ) -> None:
+                trail.append(
+                    AuditRecord(
+                        time=now_iso(),
+                        operator=operator_name(),
+                        change_id=None,
+                        host=host[0].name,
+                        command=command.masked(),
+                        retcode=retcode,
+                        message=message,
+                        elapsed=elapsed,
+                        outcome=outcome,
+                        action="exec",
+                    )
+                )
+
             audit("sending")
         started = time.monotonic()
         response = session.run(command)
         if trail is not None:
-            audit("ok" if response.ok else "failed", response.retcode, response.message,
-                  round(time.monotonic() - started, 3))
+            audit(
+                "ok" if response.ok else "failed",
+                response.retcode,
+                response.message,
+                round(time.monotonic() - started, 3),
+            )
     if transcript is not None and transcript_path is not None:
         transcript.write(transcript_path)
     if as_json:
@@ -580,3 +697,278 @@ def exec_command(inventory_path: Path, host_name: str, command_text: str, as_jso
     else:
         click.echo(response.raw.rstrip())
     sys.exit(EXIT_OK if response.ok else EXIT_ERROR)
+
+
+# -- verify / run / demo / lab ------------------------------------------------------------------
+
+
+def _directions(value: str) -> tuple[int, ...]:
+    try:
+        directions = tuple(int(part) for part in value.split(",") if part.strip())
+    except ValueError:
+        raise click.BadParameter(f"{value!r}: give numbers 1-4, comma-separated (1,2)") from None
+    if not directions or any(d not in (1, 2, 3, 4) for d in directions):
+        raise click.BadParameter(
+            f"{value!r}: 1 user receives only, 2 user sends only, 3 both, 4 no direction set"
+        )
+    return directions
+
+
+directions_option = click.option(
+    "--directions",
+    default="1,2",
+    show_default=True,
+    callback=lambda ctx, param, value: _directions(value),
+    help="videoDirection values to prove: 1 receive-only, 2 send-only, 3 both, 4 unset.",
+)
+
+
+@cli.command()
+@inventory_option
+@click.option(
+    "--gateway",
+    "gateway_name",
+    default=None,
+    help="Gateway name from the inventory's gateways: (default: the only one).",
+)
+@click.option("--agent", "agent_id", default=None, help="Video agent ID (overrides inventory).")
+@click.option("--called", default=None, help="Number to call out to (overrides inventory).")
+@directions_option
+@click.option(
+    "--wait-incoming",
+    is_flag=True,
+    help="Wait for a call to ring on the agent and answer it, instead of calling out.",
+)
+@click.option(
+    "--force-login",
+    is_flag=True,
+    help="Force sign-in when the agent is already signed in elsewhere.",
+)
+@report_option
+def verify(
+    inventory_path: Path,
+    gateway_name: str | None,
+    agent_id: str | None,
+    called: str | None,
+    directions: tuple[int, ...],
+    wait_incoming: bool,
+    force_login: bool,
+    report_spec: str | None,
+) -> None:
+    """Prove one-way video end to end through the CC-Gateway REST API.
+
+    Signs in the video agent, gets a voice call, switches it to video with each
+    videoDirection (POST .../mediaswitch?mediaType=3&videoDirection=N), requires retcode "0"
+    and an AgentEvent_MediaSwith with reason 0, switches back to audio, then releases the call
+    and signs out, whatever failed.
+
+    Exit: 0 pass, 101 verification failed, 1 could not run.
+    """
+    from dataclasses import replace
+
+    from mml_tool.gateway.verify import verify_gateway
+
+    inventory = _load_inventory(inventory_path)
+    if gateway_name is None:
+        if len(inventory.gateways) != 1:
+            raise click.UsageError(
+                f"the inventory has {len(inventory.gateways)} gateways "
+                f"({', '.join(inventory.gateways) or 'none'}): pick one with --gateway"
+            )
+        gateway_name = next(iter(inventory.gateways))
+    if gateway_name not in inventory.gateways:
+        raise click.UsageError(f"no gateway {gateway_name!r} in {inventory_path}")
+    gateway = inventory.gateways[gateway_name]
+    overrides = {k: v for k, v in (("agent_id", agent_id), ("called", called)) if v}
+    gateway = replace(gateway, **overrides)
+    console = Console()
+
+    def show(step: Any) -> None:
+        mark = "[green]ok[/]" if step.ok else "[red]FAILED[/]"
+        console.print(f"{mark:<16} {step.name}  ({step.elapsed:.2f} s)", highlight=False)
+
+    result = verify_gateway(
+        gateway,
+        directions=directions,
+        wait_incoming=wait_incoming,
+        force_sign_in=force_login,
+        on_step=show,
+    )
+    for direction in result.directions:
+        console.print(
+            f"videoDirection {direction.direction}: "
+            f"{'pass' if direction.ok else 'FAIL'}  {direction.reason}",
+            highlight=False,
+            markup=False,
+        )
+    if result.error:
+        err_console.print(f"could not verify: {result.error}", highlight=False, markup=False)
+    if result.cleanup_error:
+        err_console.print(f"cleanup: {result.cleanup_error}", highlight=False, markup=False)
+    console.print(f"verification: [bold]{result.status}[/]")
+    if report_spec:
+        from mml_tool.change import now_iso
+        from mml_tool.report import Report, RunInfo, parse_report_targets, write_reports
+
+        info = RunInfo(
+            "verify", __version__, "", "", None, str(inventory_path), now_iso(), now_iso()
+        )
+        write_reports(
+            Report(info, [], verification=result.to_dict()), parse_report_targets(report_spec)
+        )
+    sys.exit({"pass": EXIT_OK, "fail": EXIT_VERIFY_FAILED}.get(result.status, EXIT_ERROR))
+
+
+@cli.command()
+@inventory_option
+@policy_option
+@limit_option
+@workers_option
+@click.option("--change-id", required=True, help="Change ticket ID (plan, audit, evidence).")
+@yes_option
+@click.option(
+    "--evidence",
+    "evidence_root",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("evidence"),
+    show_default=True,
+    help="Folder for the evidence bundle (a sub-folder per change ID).",
+)
+@click.option("--no-rollback", is_flag=True, help="Keep the change even if verification fails.")
+@directions_option
+@audit_option
+@click.pass_context
+def run(
+    ctx: click.Context,
+    inventory_path: Path,
+    policy_path: Path | None,
+    limit: str | None,
+    workers: int,
+    change_id: str,
+    yes: bool,
+    evidence_root: Path,
+    no_rollback: bool,
+    directions: tuple[int, ...],
+    audit_path: Path | None,
+) -> None:
+    """The whole change: check, plan (shown, confirmed), apply, verify, rollback on failure.
+
+    Writes an evidence bundle for the ticket under EVIDENCE/CHANGE-ID: summary.md, report.json,
+    plan.json, apply-record.json, rollback-record.json, verify-*.json, transcripts/.
+
+    Exit: 0 done and verified, 1 error, 100 plan not approved, 101 verification failed
+    (rolled back unless --no-rollback).
+    """
+    from mml_tool.audit import AuditTrail, default_audit_path
+    from mml_tool.change import default_lock_dir
+    from mml_tool.policy import load_policy
+    from mml_tool.workflow import run_change
+
+    policy = load_policy(policy_path)
+    inventory = _load_inventory(inventory_path)
+    hosts = inventory.select(limit)
+    evidence = evidence_root / change_id
+
+    def approve(the_plan: Any) -> bool:
+        _show_plan(the_plan, evidence / "plan.json")
+        if yes:
+            return True
+        if not sys.stdin.isatty():
+            fail("approval needed and there is no terminal: re-run with --yes.")
+        return bool(click.confirm("Apply this plan?", default=False))
+
+    outcome = run_change(
+        inventory,
+        policy,
+        hosts,
+        change_id=change_id,
+        evidence=evidence,
+        approve=approve,
+        audit=AuditTrail(audit_path or default_audit_path()),
+        lock_dir=default_lock_dir(),
+        rollback_on_failure=not no_rollback,
+        directions=directions,
+        template_dirs=_templates(ctx),
+        workers=workers,
+        say=lambda line: Console().print(line, highlight=False, markup=False),
+    )
+    for note in outcome.notes:
+        err_console.print(note, highlight=False, markup=False)
+    click.echo(f"evidence: {evidence}")
+    sys.exit(outcome.exit_code)
+
+
+@cli.command()
+@click.option(
+    "--workdir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Where the lab, audit trail and evidence go (default: a new temp folder).",
+)
+@click.option("--nodes", type=click.IntRange(1, 50), default=3, show_default=True)
+def demo(workdir: Path | None, nodes: int) -> None:
+    """The whole story on built-in simulators: no device, no arguments needed.
+
+    Starts UAP9600 simulators (P978 bit 0 = 1, so one-way video is refused) and a CC-Gateway,
+    shows verification failing, runs the change, shows verification passing, and prints where
+    the evidence bundle is.
+    """
+    from mml_tool.demo import run_demo
+
+    sys.exit(run_demo(workdir, nodes=nodes))
+
+
+@cli.command()
+@click.option(
+    "--nodes",
+    type=click.IntRange(1, 1000),
+    default=3,
+    show_default=True,
+    help="How many UAP9600 nodes (ignored with --config).",
+)
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="LAB.yaml: per-node layout, language, parameters and faults.",
+)
+@click.option(
+    "--port",
+    "base_port",
+    type=click.IntRange(0, 65000),
+    default=0,
+    show_default=True,
+    help="First port (SSH, then TCP ports follow); 0 = any free ports.",
+)
+@click.option(
+    "--write-inventory",
+    "inventory_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Write an inventory for the lab here (credentials go to lab.env beside it).",
+)
+@click.option("--no-gateway", is_flag=True, help="UAP nodes only, no CC-Gateway simulator.")
+def lab(
+    nodes: int,
+    config_path: Path | None,
+    base_port: int,
+    inventory_path: Path | None,
+    no_gateway: bool,
+) -> None:
+    """Run the simulators in the foreground until Ctrl-C: UAP9600 nodes + a CC-Gateway.
+
+    Prints one line when ready, with the ports and the inventory path; `source lab.env` (beside
+    the inventory) sets the lab credentials for the other commands.
+    """
+    from mml_tool.lab.lab import run_lab_foreground
+
+    sys.exit(
+        run_lab_foreground(
+            nodes=nodes,
+            config=config_path,
+            base_port=base_port,
+            inventory=inventory_path,
+            with_gateway=not no_gateway,
+        )
+    )

@@ -224,6 +224,16 @@ def _fenced(text: str, lang: str = "text") -> str:
     return f"{fence}{lang}\n{text.rstrip()}\n{fence}"
 
 
+def _command_line(run: Any) -> str:
+    """A command as given: text, or change.py's dict (command, outcome, retcode)."""
+    if not isinstance(run, Mapping):
+        return str(run)
+    outcome = run.get("outcome", "")
+    retcode = run.get("retcode")
+    rc = f", RETCODE = {retcode}" if retcode is not None else ""
+    return f"{run.get('command', '')}  -> {outcome}{rc}"
+
+
 def to_markdown(report: Report) -> str:
     i, s = report.info, summary(report)
     title = f"Change {i.change_id}" if i.change_id else "Compliance report"
@@ -247,14 +257,18 @@ def to_markdown(report: Report) -> str:
     ]
     out += [_row(f.host, f.control_id, f.status, f.expected, f.actual) for f in report.ordered()]
     if report.changes:
-        out += ["", "## Before / after", "", _row("host", "before", "after", "outcome")]
-        out.append("|---|---|---|---|")
+        out += ["", "## Before / after", "", _row("host", "control", "before", "after", "status")]
+        out.append("|---|---|---|---|---|")
         for c in report.changes:
-            out.append(_row(c.get("host"), c.get("before"), c.get("after"), c.get("outcome")))
+            status = c.get("status", c.get("outcome"))
+            out.append(
+                _row(c.get("host"), c.get("control"), c.get("before"), c.get("after"), status)
+            )
         out += ["", "## Commands run", ""]
         for c in report.changes:
-            commands = [str(x) for x in c.get("commands") or []]
-            out += [f"**{c.get('host', '?')}**", "", _fenced("\n".join(commands) or "(none)"), ""]
+            lines = [_command_line(x) for x in c.get("commands") or []]
+            head = f"**{c.get('host', '?')}** {c.get('control') or ''}".rstrip()
+            out += [head, "", _fenced("\n".join(lines) or "(none)"), ""]
     if report.verification is not None:
         out += ["", "## Verification", ""]
         for key, value in report.verification.items():

@@ -114,6 +114,7 @@ def test_secret_in_command_is_masked_on_disk(tmp_path: Path) -> None:
 
 
 def test_invalid_outcome_or_action_rejected() -> None:
+    assert replace(RECORD, outcome="sending").outcome == "sending"  # change.py's write-ahead line
     with pytest.raises(ValueError, match="outcome"):
         replace(RECORD, outcome="maybe")
     with pytest.raises(ValueError, match="action"):

@@ -142,16 +142,21 @@ def test_junit() -> None:
 
 def test_markdown() -> None:
     changes = [
-        {"host": "uap-2", "before": "bit 0 = 1", "after": "bit 0 = 0", "outcome": "ok",
-         "commands": ["MOD SFP: ID=P978, MODTYPE=P1, BIT=0, BITVAL=0;"]},
+        {"host": "uap-2", "control": "P978-VIDEO", "before": 1, "after": 0, "status": "changed",
+         "commands": [{"command": "MOD SFP: ID=P978, MODTYPE=P1, BIT=0, BITVAL=0;",
+                       "retcode": 0, "message": "", "elapsed": 0.1, "outcome": "ok"}]},
+        {"host": "uap-3", "before": "1", "after": "1", "outcome": "failed",
+         "commands": ["MOD SFP: ID=P978;"]},
     ]  # fmt: skip
     md = to_markdown(make(changes=changes, verification={"verdict": "pass", "calls": [1, 2]}))
     assert md.startswith("# Change CHG-42")
     assert "| host | control | status | expected | actual |" in md
     assert "| uap-2 | P978-VIDEO | fail | bit 0 = 0 | bit 0 = 1 |" in md
     assert "builtin-p978" in md and "alice" in md and "1 pass, 1 fail, 1 error, 1 waived" in md
-    assert "## Before / after" in md and "| uap-2 | bit 0 = 1 | bit 0 = 0 | ok |" in md
-    assert "## Commands run" in md and "BITVAL=0;" in md
+    assert "## Before / after" in md and "| uap-2 | P978-VIDEO | 1 | 0 | changed |" in md
+    assert "| uap-3 |  | 1 | 1 | failed |" in md
+    assert "## Commands run" in md and "BITVAL=0;  -> ok, RETCODE = 0" in md
+    assert "MOD SFP: ID=P978;\n" in md
     assert "## Verification" in md and "**verdict:** pass" in md
     assert "<details><summary>uap-2 P978-VIDEO (fail)</summary>" in md
     # Evidence with a ``` run still sits in one block: the fence is longer.

@@ -16,7 +16,9 @@ Every line ends with ``\\r\\n``. An O&M report::
     <blank>                         only with "To be continued..."
     ---    END
 
-An empty successful query prints ``No matching result is found`` (``没有查到相应的结果``) and a
+Widths are display widths (a CJK character counts two columns), so a Chinese title's dash line
+is twice as long as its character count, as on a terminal (inference). An empty successful
+query prints ``No matching result is found`` (``没有查到相应的结果``) and a
 blank line in place of the blocks. A failed command has no body.
 
 Autonomous alarm report (the layout is an inference: public sources only show that the second
@@ -34,6 +36,7 @@ line starts with ``ALARM`` instead of ``O&M``)::
 from __future__ import annotations
 
 import time
+import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -77,12 +80,25 @@ def timestamp(now: float | None = None) -> str:
     return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(now))
 
 
+def width(text: str) -> int:
+    """Display width: East Asian wide characters take two columns (as on a terminal)."""
+    return sum(2 if unicodedata.east_asian_width(ch) in "WF" else 1 for ch in text)
+
+
+def _rjust(text: str, cols: int) -> str:
+    return " " * (cols - width(text)) + text
+
+
+def _ljust(text: str, cols: int) -> str:
+    return text + " " * (cols - width(text))
+
+
 def header_line(ne: str, ts: str) -> str:
     return f"+++    {ne}        {ts}"
 
 
 def render_block(block: Block) -> list[str]:
-    lines = [block.title, "-" * len(block.title)]
+    lines = [block.title, "-" * width(block.title)]
     if block.layout == "table":
         lines.extend(_table(block.records))
     else:
@@ -93,21 +109,21 @@ def render_block(block: Block) -> list[str]:
 
 
 def _vertical(record: Sequence[tuple[str, str]]) -> list[str]:
-    width = max((len(label) for label, _ in record), default=0)
-    return [f"{label.rjust(width)}  =  {value}".rstrip() for label, value in record]
+    cols = max((width(label) for label, _ in record), default=0)
+    return [f"{_rjust(label, cols)}  =  {value}".rstrip() for label, value in record]
 
 
 def _table(records: Sequence[Sequence[tuple[str, str]]]) -> list[str]:
     if not records:
         return []
     headers = [label for label, _ in records[0]]
-    widths = [len(h) for h in headers]
+    widths = [width(h) for h in headers]
     for record in records:
         for i, (_, value) in enumerate(record):
-            widths[i] = max(widths[i], len(value))
+            widths[i] = max(widths[i], width(value))
 
     def row(cells: Sequence[str]) -> str:
-        return "  ".join(c.ljust(w) for c, w in zip(cells, widths)).rstrip()
+        return "  ".join(_ljust(c, w) for c, w in zip(cells, widths, strict=True)).rstrip()
 
     lines = [row(headers), ""]
     lines.extend(row([v for _, v in record]) for record in records)

@@ -1,0 +1,503 @@
+"""End-to-end proof that one-way video works: the video-direction verification scenario.
+
+    sign in the video agent (agenttype 11)
+    get a voice call: call out to ``called``, or wait for AgentEvent_Ringing and answer
+    wait for AgentEvent_Talking
+    for each direction d (default 1 and 2, the ones P978 bit 0 = 0 enables):
+        POST .../mediaswitch?mediaType=3&videoDirection=d   -> retcode "0"
+        AgentEvent_MediaSwith with reason 0 and mediaType 3 before the deadline
+        back to audio (mediaType=1, its AgentEvent_MediaSwith too) before the next direction
+    release the call, sign out               <- always, even after a failure or Ctrl-C
+
+Outcomes (the CLI maps them to exit codes 0 / 101 / 1):
+
+- ``passed``: every direction switched (``status == "pass"``);
+- a direction refused (a 200-0xx retcode, a non-zero ``reason``, no event before the deadline,
+  the call dropped by the switch) is a *verdict*: ``passed`` False, ``error`` None ("fail");
+- anything that stops the scenario from reaching a verdict (sign-in refused, no call, the
+  session lost, the gateway unreachable) sets ``error`` ("error").
+
+Every step is recorded (``VerifyStep``) with its request line (no password, no GUID), retcode,
+the events it consumed and its timing, for the evidence bundle.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from mml_tool.errors import ConfigError, GatewayError, MmlToolError
+from mml_tool.gateway.client import GatewayClient, GatewayEvent, describe_retcode, validate_called
+from mml_tool.secret import Secret
+
+logger = logging.getLogger(__name__)
+
+MEDIA_SWITCH_EVENT = "AgentEvent_MediaSwith"  # sic: the vendor spells it without the "c"
+_CALL_FAILED = frozenset(
+    {"AgentEvent_Call_Out_Fail", "AgentEvent_Connect_Fail", "AgentEvent_Call_Release"}
+)
+
+
+class GatewaySettings(Protocol):
+    """What verification needs from an inventory gateway (``inventory.GatewayConfig``)."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def url(self) -> str: ...
+    @property
+    def ca_bundle(self) -> Path | None: ...
+    @property
+    def verify_tls(self) -> bool: ...
+    @property
+    def agent_id(self) -> str: ...
+    @property
+    def agent_password(self) -> Secret: ...
+    @property
+    def phone_number(self) -> str: ...
+    @property
+    def called(self) -> str: ...
+    @property
+    def skill_id(self) -> int: ...
+    @property
+    def timeout(self) -> float: ...
+
+
+@dataclass
+class VerifyStep:
+    """One request (and the events it waited for) of the scenario."""
+
+    name: str
+    request: str = ""  # "POST /agentgateway/resource/voicecall/101/mediaswitch?..." no secrets
+    retcode: str = ""
+    message: str = ""
+    events: list[str] = field(default_factory=list)
+    started: float = 0.0  # time.time()
+    elapsed: float = 0.0
+    ok: bool = False
+    error: str | None = None
+
+
+@dataclass
+class DirectionResult:
+    direction: int
+    ok: bool
+    reason: str
+
+
+@dataclass
+class VerifyResult:
+    gateway: str
+    agent_id: str
+    steps: list[VerifyStep] = field(default_factory=list)
+    directions: list[DirectionResult] = field(default_factory=list)
+    passed: bool = False
+    error: str | None = None  # set when the scenario could not reach a verdict
+    cleanup_error: str | None = None  # release or sign-out failed: check the agent by hand
+    started: float = 0.0
+    elapsed: float = 0.0
+
+    @property
+    def status(self) -> str:
+        """ "pass", "fail" (a verdict) or "error" (could not run)."""
+        if self.error is not None:
+            return "error"
+        return "pass" if self.passed else "fail"
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["status"] = self.status
+        return data
+
+
+class _CannotRun(Exception):
+    """The scenario cannot reach a verdict; the message says why."""
+
+
+class _CallLost(Exception):
+    """The call ended during a switch; the remaining directions cannot run."""
+
+
+def client_from_config(gateway: GatewaySettings, **kwargs: Any) -> GatewayClient:
+    """A GatewayClient for an inventory gateway (``verify_tls: false`` -> insecure)."""
+    return GatewayClient(
+        gateway.url,
+        gateway.agent_id,
+        gateway.agent_password,
+        phone_number=gateway.phone_number,
+        ca_bundle=gateway.ca_bundle,
+        insecure=not gateway.verify_tls,
+        timeout=gateway.timeout,
+        name=gateway.name,
+        **kwargs,
+    )
+
+
+def verify_gateway(
+    gateway: GatewaySettings,
+    *,
+    directions: Sequence[int] = (1, 2),
+    wait_incoming: bool = False,
+    step_timeout: float | None = None,
+    ring_timeout: float | None = None,
+    force_sign_in: bool = False,
+    on_step: Callable[[VerifyStep], None] | None = None,
+) -> VerifyResult:
+    """Run the scenario against an inventory gateway, with its ``called`` and ``skill_id``."""
+    return verify_video_directions(
+        lambda: client_from_config(gateway),
+        called=gateway.called,
+        skill_id=gateway.skill_id,
+        directions=directions,
+        wait_incoming=wait_incoming,
+        step_timeout=step_timeout if step_timeout is not None else gateway.timeout,
+        ring_timeout=ring_timeout,
+        force_sign_in=force_sign_in,
+        on_step=on_step,
+        gateway_name=gateway.name,
+    )
+
+
+def verify_video_directions(
+    client: GatewayClient | Callable[[], GatewayClient],
+    *,
+    called: str,
+    skill_id: int,
+    directions: Sequence[int] = (1, 2),
+    wait_incoming: bool = False,
+    step_timeout: float = 15.0,
+    ring_timeout: float | None = None,
+    force_sign_in: bool = False,
+    on_step: Callable[[VerifyStep], None] | None = None,
+    gateway_name: str | None = None,
+) -> VerifyResult:
+    """Prove each video direction on a live call; see the module docstring.
+
+    ``client``: a GatewayClient (signed out; left open for the caller to close) or a factory
+    (its client is closed here). ``on_step`` is called after every recorded step (progress
+    display); an exception it raises aborts the scenario like any other, after cleanup.
+    Raises ConfigError for bad arguments before anything is sent; re-raises KeyboardInterrupt
+    after cleanup; otherwise returns a VerifyResult.
+    """
+    if not directions:
+        raise ConfigError("give at least one video direction to verify")
+    for direction in directions:
+        if direction not in (1, 2, 3, 4):
+            raise ConfigError(f"video direction {direction!r} is invalid: use 1, 2, 3 or 4")
+    if not wait_incoming:
+        validate_called(called)
+    owned = not isinstance(client, GatewayClient)
+    started = time.time()
+    t0 = time.monotonic()
+    if isinstance(client, GatewayClient):
+        gw = client
+    else:
+        try:
+            gw = client()
+        except MmlToolError as exc:
+            return VerifyResult(
+                gateway=gateway_name or "",
+                agent_id="",
+                error=f"could not set up the gateway client: {exc}",
+                started=started,
+                elapsed=time.monotonic() - t0,
+            )
+    result = VerifyResult(gateway=gateway_name or gw.name, agent_id=gw.agent_id, started=started)
+    scenario = _Scenario(
+        gw,
+        result,
+        called=called,
+        skill_id=skill_id,
+        step_timeout=step_timeout,
+        ring_timeout=ring_timeout if ring_timeout is not None else step_timeout,
+        on_step=on_step,
+    )
+    try:
+        scenario.run(directions, wait_incoming=wait_incoming, force_sign_in=force_sign_in)
+    finally:
+        if owned:
+            gw.close()
+        result.elapsed = time.monotonic() - t0
+    return result
+
+
+class _Scenario:
+    def __init__(
+        self,
+        client: GatewayClient,
+        result: VerifyResult,
+        *,
+        called: str,
+        skill_id: int,
+        step_timeout: float,
+        ring_timeout: float,
+        on_step: Callable[[VerifyStep], None] | None,
+    ) -> None:
+        self.client = client
+        self.result = result
+        self.called = called
+        self.skill_id = skill_id
+        self.step_timeout = step_timeout
+        self.ring_timeout = ring_timeout
+        self.on_step = on_step
+        self.signed_in = False
+        self.call_maybe_up = False
+        self.callid: str | None = None
+
+    # --------------------------------------------------------------- plumbing
+
+    @contextmanager
+    def step(self, name: str) -> Iterator[VerifyStep]:
+        """Record a step: timing, request, retcode; a GatewayError marks it failed."""
+        step = VerifyStep(name=name, started=time.time())
+        t0 = time.monotonic()
+        before = self.client.last_request
+        try:
+            yield step
+        except GatewayError as exc:
+            step.ok = False
+            step.error = str(exc)
+            step.retcode = exc.retcode or step.retcode
+            step.message = exc.gateway_message or step.message
+            raise
+        except BaseException as exc:
+            step.ok = False
+            step.error = f"{type(exc).__name__}: {exc}"
+            raise
+        finally:
+            if self.client.last_request != before and not step.request:
+                step.request = self.client.last_request
+            step.elapsed = time.monotonic() - t0
+            self.result.steps.append(step)
+            logger.info(
+                "verify %s: %s %s%s",
+                self.result.gateway,
+                name,
+                "ok" if step.ok else "FAILED",
+                f" ({step.error})" if step.error else "",
+            )
+            if self.on_step is not None:
+                self.on_step(step)
+
+    def wait(
+        self,
+        step: VerifyStep,
+        event_type: str,
+        *,
+        timeout: float | None = None,
+        predicate: Callable[[GatewayEvent], bool] | None = None,
+        fail_on: frozenset[str] = frozenset(),
+    ) -> GatewayEvent:
+        seen: list[GatewayEvent] = []
+        deadline = time.monotonic() + (timeout if timeout is not None else self.step_timeout)
+        try:
+            return self.client.wait_for(
+                event_type, predicate, deadline=deadline, fail_on=fail_on, seen=seen
+            )
+        finally:
+            step.events.extend(event.event_type for event in seen)
+
+    def same_call(self, event: GatewayEvent) -> bool:
+        callid = event.get("callid")
+        return not callid or self.callid is None or str(callid) == self.callid
+
+    # --------------------------------------------------------------- scenario
+
+    def run(self, directions: Sequence[int], *, wait_incoming: bool, force_sign_in: bool) -> None:
+        interrupt: KeyboardInterrupt | None = None
+        try:
+            self.sign_in(force_sign_in)
+            if wait_incoming:
+                self.answer_incoming()
+            else:
+                self.call_out()
+            self.switch_all(directions)
+        except _CannotRun as exc:
+            self.result.error = str(exc)
+        except KeyboardInterrupt as exc:
+            interrupt = exc
+            self.result.error = "interrupted by the operator"
+        finally:
+            # Runs for unexpected exceptions too (they propagate after it).
+            interrupt = self.cleanup() or interrupt
+            done = self.result.directions
+            self.result.passed = (
+                self.result.error is None and bool(done) and all(d.ok for d in done)
+            )
+        if interrupt is not None:
+            raise interrupt
+
+    def sign_in(self, force: bool) -> None:
+        try:
+            with self.step("sign-in") as step:
+                self.client.sign_in(force=force)
+                step.retcode, step.ok = "0", True
+        except GatewayError as exc:
+            raise _CannotRun(f"could not sign in the video agent: {exc}") from None
+        self.signed_in = True
+
+    def call_out(self) -> None:
+        try:
+            with self.step("callout") as step:
+                self.call_maybe_up = True
+                try:
+                    self.client.callout(self.called, self.skill_id)
+                except GatewayError as exc:
+                    if exc.retcode:  # refused: no call was placed
+                        self.call_maybe_up = False
+                    raise
+                step.retcode = "0"
+                talking = self.wait(step, "AgentEvent_Talking", fail_on=_CALL_FAILED)
+                self.callid = str(talking.get("callid") or "") or None
+                step.ok = True
+        except GatewayError as exc:
+            raise _CannotRun(f"no call to {self.called} was established: {exc}") from None
+
+    def answer_incoming(self) -> None:
+        try:
+            with self.step("wait for an incoming call") as step:
+                ringing = self.wait(step, "AgentEvent_Ringing", timeout=self.ring_timeout)
+                self.callid = str(ringing.get("callid") or "") or None
+                step.ok = True
+            with self.step("answer") as step:
+                self.call_maybe_up = True
+                self.client.answer()
+                step.retcode = "0"
+                self.wait(
+                    step, "AgentEvent_Talking", predicate=self.same_call, fail_on=_CALL_FAILED
+                )
+                step.ok = True
+        except GatewayError as exc:
+            raise _CannotRun(f"no incoming call was answered: {exc}") from None
+
+    def switch_all(self, directions: Sequence[int]) -> None:
+        video = False
+        for index, direction in enumerate(directions):
+            try:
+                if video:
+                    self.back_to_audio(after=directions[index - 1])
+                video = self.switch_video(direction)
+            except (_CannotRun, _CallLost) as exc:
+                for rest in directions[len(self.result.directions) :]:
+                    self.result.directions.append(DirectionResult(rest, False, f"not run: {exc}"))
+                if isinstance(exc, _CannotRun):
+                    raise
+                return
+
+    def switch_video(self, direction: int) -> bool:
+        """Switch to video in ``direction``; record the verdict. True when the call is video."""
+        name = f"mediaswitch video direction {direction}"
+        verdict: DirectionResult
+        try:
+            with self.step(name) as step:
+                try:
+                    self.client.media_switch(3, direction)
+                except GatewayError as exc:
+                    if exc.retcode.startswith("200-"):
+                        verdict = DirectionResult(
+                            direction,
+                            False,
+                            f"refused: retcode {describe_retcode(exc.retcode)}"
+                            + (f" ({exc.gateway_message})" if exc.gateway_message else ""),
+                        )
+                        self.result.directions.append(verdict)
+                        raise
+                    raise _CannotRun(f"media switch to direction {direction}: {exc}") from exc
+                step.retcode = "0"
+                try:
+                    event = self.wait(
+                        step,
+                        MEDIA_SWITCH_EVENT,
+                        predicate=self.same_call,
+                        fail_on=frozenset({"AgentEvent_Call_Release"}),
+                    )
+                except GatewayError as exc:
+                    if "AgentEvent_Call_Release" in step.events:
+                        self.call_maybe_up = False
+                        self.result.directions.append(
+                            DirectionResult(direction, False, "the call was released by the switch")
+                        )
+                        raise _CallLost("the call was released during a media switch") from exc
+                    self.result.directions.append(
+                        DirectionResult(direction, False, f"no {MEDIA_SWITCH_EVENT}: {exc}")
+                    )
+                    raise
+                reason, media = event.get("reason"), event.get("mediaType")
+                detail = f"{MEDIA_SWITCH_EVENT} reason {reason}, mediaType {media}"
+                ok = str(reason) == "0" and str(media) == "3"
+                step.ok = ok
+                if not ok:
+                    step.error = f"switch refused: {detail}"
+                self.result.directions.append(DirectionResult(direction, ok, detail))
+                return str(media) == "3"
+        except GatewayError:
+            return False  # verdict recorded above; the call carries on in audio
+
+    def back_to_audio(self, after: int) -> None:
+        try:
+            with self.step(f"mediaswitch audio (after direction {after})") as step:
+                self.client.media_switch(1)
+                step.retcode = "0"
+                event = self.wait(
+                    step,
+                    MEDIA_SWITCH_EVENT,
+                    predicate=self.same_call,
+                    fail_on=frozenset({"AgentEvent_Call_Release"}),
+                )
+                reason, media = event.get("reason"), event.get("mediaType")
+                if str(reason) != "0" or str(media) != "1":
+                    step.error = f"{MEDIA_SWITCH_EVENT} reason {reason}, mediaType {media}"
+                    raise _CannotRun(f"could not switch the call back to audio: {step.error}")
+                step.ok = True
+        except GatewayError as exc:
+            raise _CannotRun(f"could not switch the call back to audio: {exc}") from None
+
+    # ---------------------------------------------------------------- cleanup
+
+    def cleanup(self) -> KeyboardInterrupt | None:
+        """Release the call and sign out, whatever happened; never raises GatewayError."""
+        interrupt: KeyboardInterrupt | None = None
+        problems: list[str] = []
+        if self.call_maybe_up and self.signed_in:
+            try:
+                with self.step("release") as step:
+                    self.client.release()
+                    step.retcode = "0"
+                    self.wait(
+                        step,
+                        "AgentEvent_Call_Release",
+                        timeout=min(self.step_timeout, 10.0),
+                    )
+                    step.ok = True
+            except GatewayError as exc:
+                if exc.retcode != "100-009":  # 100-009 here: the call had already ended
+                    problems.append(f"release: {exc}")
+            except KeyboardInterrupt as exc:
+                interrupt = exc
+            except Exception as exc:  # keep going: signing out matters more
+                problems.append(f"release: {type(exc).__name__}: {exc}")
+        if self.signed_in or self.client.signed_in:
+            try:
+                with self.step("sign-out") as step:
+                    self.client.sign_out()
+                    step.retcode, step.ok = "0", True
+            except GatewayError as exc:
+                problems.append(f"sign-out: {exc}")
+            except KeyboardInterrupt as exc:
+                interrupt = interrupt or exc
+            except Exception as exc:
+                problems.append(f"sign-out: {type(exc).__name__}: {exc}")
+        if problems:
+            self.result.cleanup_error = "; ".join(problems)
+            logger.warning(
+                "verify %s: cleanup incomplete (%s): check agent %s by hand",
+                self.result.gateway,
+                self.result.cleanup_error,
+                self.result.agent_id,
+            )
+        return interrupt

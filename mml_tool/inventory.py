@@ -1,0 +1,544 @@
+"""Hosts, groups, gateways and defaults from a YAML inventory; secrets resolved, never printed.
+
+Values merge in this order (later wins): ``defaults`` < each of the host's groups' ``vars`` (in
+the order the host lists its groups) < the host itself. ``${VAR}`` (or ``${VAR:-fallback}``)
+anywhere in a string is replaced from the environment. A password comes from ``password``,
+``password_file`` (relative to the inventory's folder; the trailing newline is dropped) or
+``password_prompt: true``; the level that sets one of them replaces what a lower level set.
+Relative paths are relative to the inventory file's folder.
+
+Every error is an ``InventoryError`` that names the file, the host (or group, gateway) and the
+field, and says what to do. No error message ever carries a secret value.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import difflib
+import fnmatch
+import os
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from mml_tool.errors import InventoryError
+from mml_tool.secret import Secret
+
+TRANSPORTS = ("ssh", "ssh-tunnel", "tcp")
+DEFAULT_PORTS = {"ssh": 22, "ssh-tunnel": 6000, "tcp": 6000}
+PASSWORD_SOURCES = ("password", "password_file", "password_prompt")
+HOST_KEYS = (
+    "transport", "hostname", "port", "username", *PASSWORD_SOURCES, "key_file", "known_hosts",
+    "trust_on_first_use", "connect_timeout", "timeout", "platform", "groups", "ne_name", "meid",
+    "gateway", "jump",
+)  # fmt: skip
+JUMP_KEYS = ("hostname", "port", "username", *PASSWORD_SOURCES, "key_file", "known_hosts")
+GATEWAY_KEYS = (
+    "url", "ca_bundle", "verify_tls", "agent_id", "agent_password", "agent_password_file",
+    "agent_password_prompt", "phone_number", "called", "skill_id", "timeout",
+)  # fmt: skip
+TOP_KEYS = ("defaults", "groups", "hosts", "gateways")
+GROUP_KEYS = ("vars", "description")
+_VAR_RE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+_HOSTNAME_RE = re.compile(r"[A-Za-z0-9]([A-Za-z0-9._:-]*[A-Za-z0-9])?")
+_NAME_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*")
+Prompt = Callable[[str], str]
+
+
+@dataclass(frozen=True)
+class JumpConfig:
+    """The SSH jump host of an ``ssh-tunnel`` host."""
+
+    hostname: str
+    port: int
+    username: str
+    password: Secret | None
+    key_file: Path | None
+    known_hosts: Path | None
+
+
+@dataclass(frozen=True)
+class HostConfig:
+    """One network element, with every value merged and resolved."""
+
+    name: str
+    hostname: str
+    port: int
+    transport: str
+    username: str
+    password: Secret | None
+    key_file: Path | None
+    known_hosts: Path | None
+    trust_on_first_use: bool
+    connect_timeout: float
+    timeout: float
+    platform: str
+    groups: tuple[str, ...]
+    ne_name: str | None
+    meid: int | None
+    gateway: str | None
+    jump: JumpConfig | None
+
+    @property
+    def address(self) -> str:
+        return f"{self.hostname}:{self.port}"
+
+
+@dataclass(frozen=True)
+class GatewayConfig:
+    """A CC-Gateway and the test agent that the verification signs in."""
+
+    name: str
+    url: str
+    ca_bundle: Path | None
+    verify_tls: bool
+    agent_id: str
+    agent_password: Secret
+    phone_number: str
+    called: str
+    skill_id: int
+    timeout: float
+
+
+@dataclass(frozen=True)
+class Inventory:
+    path: Path
+    hosts: dict[str, HostConfig]
+    gateways: dict[str, GatewayConfig]
+    groups: dict[str, tuple[str, ...]] = field(default_factory=dict)  # group -> host names
+
+    def select(self, limit: str | None) -> list[HostConfig]:
+        """Hosts named by ``limit``: comma-separated host names, group names or fnmatch patterns
+        over host names (``None``, ``""`` or ``all``: every host), in inventory order."""
+        if not limit or limit.strip() == "all":
+            return list(self.hosts.values())
+        chosen: set[str] = set()
+        for token in (t.strip() for t in limit.split(",")):
+            if not token:
+                continue
+            names = set(fnmatch.filter(self.hosts, token)) | set(self.groups.get(token, ()))
+            if not names:
+                known = sorted(self.hosts) + sorted(self.groups)
+                hint = difflib.get_close_matches(token, known, n=1)
+                raise InventoryError(
+                    f"{self.path}: --limit {token!r} matches no host or group"
+                    + (f" (did you mean {hint[0]!r}?)" if hint else "")
+                    + f"; hosts: {', '.join(sorted(self.hosts)) or '(none)'}"
+                )
+            chosen |= names
+        return [h for name, h in self.hosts.items() if name in chosen]
+
+
+@dataclass
+class _Value:
+    """A raw inventory value and where it was set (for error messages)."""
+
+    value: Any
+    origin: str
+
+
+class _Loader:
+    def __init__(self, path: Path, env: Mapping[str, str], prompt: Prompt | None) -> None:
+        self.path = path
+        self.base = path.parent
+        self.env = env
+        self.prompt = prompt
+        self._prompted: dict[str, Secret] = {}  # one prompt per place it is asked for
+
+    def fail(self, where: str, what: str) -> InventoryError:
+        return InventoryError(f"{self.path}: {where}: {what}")
+
+    # -- structure -------------------------------------------------------------------------
+
+    def mapping(self, value: object, where: str) -> dict[str, Any]:
+        if value is None:
+            return {}
+        if not isinstance(value, dict):
+            raise self.fail(where, f"must be a mapping (key: value), not {_kind(value)}")
+        for key in value:
+            if not isinstance(key, str):
+                raise self.fail(where, f"key {key!r} must be a string")
+        return value
+
+    def check_keys(self, data: Mapping[str, Any], known: tuple[str, ...], where: str) -> None:
+        for key in data:
+            if key not in known:
+                close = difflib.get_close_matches(key, known, n=1)
+                hint = f"did you mean {close[0]!r}?" if close else f"known keys: {', '.join(known)}"
+                raise self.fail(where, f"unknown key {key!r}: {hint}")
+
+    def password_level(self, data: Mapping[str, Any], where: str, prefix: str = "") -> None:
+        names = [f"{prefix}{k}" for k in PASSWORD_SOURCES]
+        given = [n for n in names if n in data and data[n] not in (None, False)]
+        if len(given) > 1:
+            raise self.fail(where, f"{' and '.join(given)} are both set: keep only one of them")
+
+    # -- values ----------------------------------------------------------------------------
+
+    def expand(self, raw: _Value, where: str, name: str) -> Any:
+        if not isinstance(raw.value, str):
+            return raw.value
+
+        def repl(m: re.Match[str]) -> str:
+            var, fallback = m.group(1), m.group(2)
+            if var in self.env:
+                return self.env[var]
+            if fallback is not None:
+                return fallback
+            raise self.fail(
+                f"{where}: field {name!r} (set in {raw.origin})",
+                f"environment variable {var} is not set: export {var}=... before running, "
+                "or change the inventory",
+            )
+
+        return _VAR_RE.sub(repl, raw.value)
+
+    def text(self, value: Any, where: str, name: str, safe: re.Pattern[str] | None = None) -> str:
+        if isinstance(value, int) and not isinstance(value, bool):
+            value = str(value)
+        if not isinstance(value, str) or not value:
+            raise self.fail(where, f"field {name!r} must be a non-empty string, not {_kind(value)}")
+        if safe is not None and not safe.fullmatch(value):
+            raise self.fail(where, f"field {name!r} = {value!r} holds characters not allowed there")
+        return value
+
+    def safe_label(self, value: Any, where: str, name: str) -> str:
+        """A value rendered between quotes in an MML command (ne_name, username)."""
+        text = self.text(value, where, name)
+        bad = [c for c in text if c in "\"';%\\" or not c.isprintable()]
+        if bad:
+            raise self.fail(
+                where,
+                f"field {name!r} contains {bad[0]!r}: quotes, ';', '%', '\\' and control "
+                "characters are not allowed (they could end the MML command early)",
+            )
+        return text
+
+    def integer(self, value: Any, where: str, name: str, low: int, high: int | None) -> int:
+        if isinstance(value, str) and re.fullmatch(r"\s*-?\d+\s*", value):
+            value = int(value)
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise self.fail(where, f"field {name!r} must be a whole number, not {_kind(value)}")
+        if value < low or (high is not None and value > high):
+            limits = f"between {low} and {high}" if high is not None else f"at least {low}"
+            raise self.fail(where, f"field {name!r} = {value} must be {limits}")
+        return value
+
+    def port(self, value: Any, where: str, name: str = "port") -> int:
+        return self.integer(value, where, name, 1, 65535)
+
+    def seconds(self, value: Any, where: str, name: str) -> float:
+        if isinstance(value, str):
+            with contextlib.suppress(ValueError):
+                value = float(value)
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
+            raise self.fail(where, f"field {name!r} must be a number of seconds above 0")
+        return float(value)
+
+    def boolean(self, value: Any, where: str, name: str) -> bool:
+        if isinstance(value, str) and value.lower() in ("true", "yes", "1", "false", "no", "0"):
+            return value.lower() in ("true", "yes", "1")
+        if not isinstance(value, bool):
+            raise self.fail(where, f"field {name!r} must be true or false, not {_kind(value)}")
+        return value
+
+    def file(self, value: Any, where: str, name: str) -> Path:
+        text = self.text(value, where, name)
+        path = Path(text).expanduser()
+        return path if path.is_absolute() else self.base / path
+
+    def secret(
+        self, data: Mapping[str, _Value], where: str, prefix: str, question: str
+    ) -> Secret | None:
+        """The password set by ``{prefix}password``, ``..._file`` or ``..._prompt``."""
+        name = f"{prefix}password"
+        if name in data and data[name].value is not None:
+            value = self.expand(data[name], where, name)
+            if isinstance(value, (int, float)) and not isinstance(value, bool):
+                value = str(value)
+            if not isinstance(value, str):
+                raise self.fail(where, f"field {name!r} must be a string, not {_kind(value)}")
+            return Secret(value)
+        if f"{name}_file" in data and data[f"{name}_file"].value is not None:
+            path = self.file(self.expand(data[f"{name}_file"], where, f"{name}_file"), where, name)
+            try:
+                return Secret(path.read_text(encoding="utf-8").rstrip("\r\n"))
+            except OSError as exc:
+                raise self.fail(
+                    where,
+                    f"field '{name}_file': cannot read {path} ({exc.strerror}): create it with "
+                    "the password on one line, readable by you only (chmod 600)",
+                ) from None
+        raw = data.get(f"{name}_prompt")
+        if raw is not None and self.boolean(self.expand(raw, where, f"{name}_prompt"), where, name):
+            key = f"{raw.origin}/{name}"
+            if key not in self._prompted:
+                if self.prompt is None:
+                    raise self.fail(
+                        where,
+                        f"field '{name}_prompt' asks for the password on the terminal, but "
+                        "there is none: run interactively, or set the password through an "
+                        "environment variable (password: ${VAR}) or a password_file",
+                    )
+                self._prompted[key] = Secret(self.prompt(f"{question} ({raw.origin}): "))
+            return self._prompted[key]
+        return None
+
+    # -- sections --------------------------------------------------------------------------
+
+    def load(self) -> Inventory:
+        try:
+            doc = yaml.safe_load(self.path.read_text(encoding="utf-8"))
+        except OSError as exc:
+            raise InventoryError(
+                f"{self.path}: cannot read the inventory ({exc.strerror}): check the path"
+            ) from None
+        except yaml.YAMLError as exc:
+            mark = getattr(exc, "problem_mark", None)
+            line = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+            problem = getattr(exc, "problem", None) or "invalid YAML"
+            raise InventoryError(
+                f"{self.path}: YAML syntax error{line}: {problem}: fix the file"
+            ) from None
+        top = self.mapping(doc, "top level")
+        self.check_keys(top, TOP_KEYS, "top level")
+        defaults = self.mapping(top.get("defaults"), "defaults")
+        self.check_keys(defaults, tuple(k for k in HOST_KEYS if k != "groups"), "defaults")
+        self.password_level(defaults, "defaults")
+        groups: dict[str, dict[str, Any]] = {}
+        for gname, gdata in self.mapping(top.get("groups"), "groups").items():
+            where = f"group {gname!r}"
+            gmap = self.mapping(gdata, where)
+            self.check_keys(gmap, GROUP_KEYS, where)
+            gvars = self.mapping(gmap.get("vars"), f"{where}: vars")
+            self.check_keys(gvars, tuple(k for k in HOST_KEYS if k != "groups"), where)
+            self.password_level(gvars, where)
+            groups[gname] = gvars
+        gateways = {
+            name: self.gateway(name, self.mapping(data, f"gateway {name!r}"))
+            for name, data in self.mapping(top.get("gateways"), "gateways").items()
+        }
+        hosts: dict[str, HostConfig] = {}
+        for hname, hdata in self.mapping(top.get("hosts"), "hosts").items():
+            if not _NAME_RE.fullmatch(hname):
+                raise self.fail(
+                    f"host {hname!r}", "a host name is letters, digits, '_', '.', '-' only"
+                )
+            hmap = self.mapping(hdata, f"host {hname!r}")
+            hosts[hname] = self.host(hname, hmap, defaults, groups, gateways)
+        members = {g: tuple(h for h in hosts if g in hosts[h].groups) for g in groups}
+        return Inventory(self.path, hosts, gateways, members)
+
+    def merge(
+        self,
+        name: str,
+        host: dict[str, Any],
+        defaults: dict[str, Any],
+        groups: dict[str, dict[str, Any]],
+    ) -> tuple[dict[str, _Value], tuple[str, ...]]:
+        where = f"host {name!r}"
+        self.check_keys(host, HOST_KEYS, where)
+        self.password_level(host, where)
+        raw_groups = host.get("groups") or []
+        if isinstance(raw_groups, str):
+            raw_groups = [raw_groups]
+        if not isinstance(raw_groups, list) or not all(isinstance(g, str) for g in raw_groups):
+            raise self.fail(where, "field 'groups' must be a list of group names")
+        levels = [("defaults", defaults)]
+        for g in raw_groups:
+            if g not in groups:
+                close = difflib.get_close_matches(g, list(groups), n=1)
+                hint = f"did you mean {close[0]!r}?" if close else "define it under groups:"
+                raise self.fail(where, f"field 'groups': unknown group {g!r}: {hint}")
+            levels.append((f"group {g!r}", groups[g]))
+        levels.append((where, host))
+        merged: dict[str, _Value] = {}
+        for origin, data in levels:
+            if any(k in data for k in PASSWORD_SOURCES):
+                for k in PASSWORD_SOURCES:  # the level that sets a password replaces all sources
+                    merged.pop(k, None)
+            for key, value in data.items():
+                if key != "groups":
+                    merged[key] = _Value(value, origin)
+        return merged, tuple(raw_groups)
+
+    def host(
+        self,
+        name: str,
+        data: dict[str, Any],
+        defaults: dict[str, Any],
+        groups: dict[str, dict[str, Any]],
+        gateways: dict[str, GatewayConfig],
+    ) -> HostConfig:
+        where = f"host {name!r}"
+        merged, group_names = self.merge(name, data, defaults, groups)
+
+        def get(key: str, default: Any = None) -> Any:
+            if key not in merged or merged[key].value is None:
+                return default
+            return self.expand(merged[key], where, key)
+
+        transport = get("transport", "ssh")
+        if transport not in TRANSPORTS:
+            close = difflib.get_close_matches(str(transport), TRANSPORTS, n=1)
+            hint = f"did you mean {close[0]!r}?" if close else f"use one of {', '.join(TRANSPORTS)}"
+            raise self.fail(where, f"field 'transport': unknown transport {transport!r}: {hint}")
+        if get("hostname") is None:
+            raise self.fail(where, "field 'hostname' is missing: give the address to connect to")
+        hostname = self.text(get("hostname"), where, "hostname", _HOSTNAME_RE)
+        port = DEFAULT_PORTS[transport] if get("port") is None else self.port(get("port"), where)
+        if get("username") is None:
+            raise self.fail(where, "field 'username' is missing: set it on the host or defaults")
+        username = self.safe_label(get("username"), where, "username")
+        password = self.secret(merged, where, "", f"MML password for {username}")
+        key_file = (
+            None if get("key_file") is None else self.file(get("key_file"), where, "key_file")
+        )
+        if password is None and (transport != "ssh" or key_file is None):
+            raise self.fail(
+                where,
+                "no password: set password (e.g. ${MML_PASSWORD}), password_file or "
+                "password_prompt: true" + (" (or key_file)" if transport == "ssh" else ""),
+            )
+        kh = get("known_hosts")
+        gateway = get("gateway")
+        if gateway is not None:
+            gateway = self.text(gateway, where, "gateway")
+            if gateway not in gateways:
+                close = difflib.get_close_matches(gateway, list(gateways), n=1)
+                hint = f"did you mean {close[0]!r}?" if close else "define it under gateways:"
+                raise self.fail(where, f"field 'gateway': unknown gateway {gateway!r}: {hint}")
+        jump = None
+        if transport == "ssh-tunnel":
+            if get("jump") is None:
+                raise self.fail(
+                    where,
+                    "transport 'ssh-tunnel' needs a 'jump' host: add jump: {hostname: ..., "
+                    "port: ..., username: ...}",
+                )
+            jump = self.jump(name, merged["jump"], username, password, key_file, kh)
+        elif "jump" in data:
+            raise self.fail(
+                where,
+                f"field 'jump' is only used with transport 'ssh-tunnel', "
+                f"not {transport!r}: remove it or change the transport",
+            )
+        ne_name, meid = get("ne_name"), get("meid")
+        return HostConfig(
+            name=name,
+            hostname=hostname,
+            port=port,
+            transport=transport,
+            username=username,
+            password=password,
+            key_file=key_file,
+            known_hosts=None if kh is None else self.file(kh, where, "known_hosts"),
+            trust_on_first_use=self.boolean(
+                get("trust_on_first_use", False), where, "trust_on_first_use"
+            ),
+            connect_timeout=self.seconds(get("connect_timeout", 10), where, "connect_timeout"),
+            timeout=self.seconds(get("timeout", 30), where, "timeout"),
+            platform=self.text(get("platform", "huawei_uap9600"), where, "platform", _NAME_RE),
+            groups=group_names,
+            ne_name=None if ne_name is None else self.safe_label(ne_name, where, "ne_name"),
+            meid=None if meid is None else self.integer(meid, where, "meid", 0, None),
+            gateway=gateway,
+            jump=jump,
+        )
+
+    def jump(
+        self,
+        host: str,
+        raw: _Value,
+        username: str,
+        password: Secret | None,
+        key_file: Path | None,
+        known_hosts: Any,
+    ) -> JumpConfig:
+        """Unset jump fields fall back to the host's own user, credentials and known_hosts."""
+        where = f"host {host!r}: jump"
+        data = self.mapping(raw.value, where)
+        self.check_keys(data, JUMP_KEYS, where)
+        self.password_level(data, where)
+        values = {k: _Value(v, raw.origin) for k, v in data.items()}
+
+        def get(key: str) -> Any:
+            return self.expand(values[key], where, key) if key in values else None
+
+        if get("hostname") is None:
+            raise self.fail(where, "field 'hostname' is missing: give the jump host's address")
+        jpass = self.secret(values, where, "", "SSH password for the jump host")
+        jkey = None if get("key_file") is None else self.file(get("key_file"), where, "key_file")
+        if jpass is None and jkey is None:
+            jpass, jkey = password, key_file
+        kh = get("known_hosts") if get("known_hosts") is not None else known_hosts
+        return JumpConfig(
+            hostname=self.text(get("hostname"), where, "hostname", _HOSTNAME_RE),
+            port=22 if get("port") is None else self.port(get("port"), where),
+            username=self.safe_label(get("username") or username, where, "username"),
+            password=jpass,
+            key_file=jkey,
+            known_hosts=None if kh is None else self.file(kh, where, "known_hosts"),
+        )
+
+    def gateway(self, name: str, data: dict[str, Any]) -> GatewayConfig:
+        where = f"gateway {name!r}"
+        self.check_keys(data, GATEWAY_KEYS, where)
+        self.password_level(data, where, prefix="agent_")
+        values = {k: _Value(v, where) for k, v in data.items()}
+
+        def get(key: str, required: bool = True) -> Any:
+            if key in values and values[key].value is not None:
+                return self.expand(values[key], where, key)
+            if required:
+                raise self.fail(where, f"field {key!r} is missing: add it to the gateway")
+            return None
+
+        url = self.text(get("url"), where, "url")
+        if not re.fullmatch(r"https?://[^\s/]+(/\S*)?", url):
+            raise self.fail(where, f"field 'url' = {url!r} must look like https://host:port")
+        secret = self.secret(values, where, "agent_", f"agent password for gateway {name}")
+        if secret is None:
+            raise self.fail(
+                where,
+                "field 'agent_password' is missing: set agent_password (e.g. "
+                "${CCGW_AGENT_PASSWORD}), agent_password_file or agent_password_prompt: true",
+            )
+        ca = get("ca_bundle", required=False)
+        verify = get("verify_tls", required=False)
+        timeout = get("timeout", required=False)
+        return GatewayConfig(
+            name=name,
+            url=url.rstrip("/"),
+            ca_bundle=None if ca is None else self.file(ca, where, "ca_bundle"),
+            verify_tls=True if verify is None else self.boolean(verify, where, "verify_tls"),
+            agent_id=self.text(get("agent_id"), where, "agent_id", _NAME_RE),
+            agent_password=secret,
+            phone_number=self.text(get("phone_number"), where, "phone_number", _NAME_RE),
+            called=self.text(get("called"), where, "called", _NAME_RE),
+            skill_id=self.integer(get("skill_id"), where, "skill_id", 0, None),
+            timeout=15.0 if timeout is None else self.seconds(timeout, where, "timeout"),
+        )
+
+
+def _kind(value: object) -> str:
+    """A value's type for an error message (the value itself might be a secret)."""
+    return {dict: "a mapping", list: "a list", type(None): "nothing"}.get(
+        type(value), type(value).__name__
+    )
+
+
+def load_inventory(
+    path: Path | str,
+    *,
+    prompt: Prompt | None = None,
+    env: Mapping[str, str] | None = None,
+) -> Inventory:
+    """Read and check the inventory at ``path``; ``prompt`` asks for ``password_prompt``
+    passwords (None: refuse them); ``env`` defaults to ``os.environ``."""
+    loader = _Loader(Path(path), os.environ if env is None else env, prompt)
+    return loader.load()

@@ -1,0 +1,191 @@
+"""Parse MML replies into records with TextFSM templates (ntc-templates conventions).
+
+A template directory holds an ``index`` (columns Template, Hostname, Platform, Command) and the
+``.textfsm`` files it names. User directories are searched in the order given, then the
+built-in ``mml_tool/templates``; the first index row whose Platform and Command match wins, so a
+user row overrides a built-in one. A reply a template cannot read is a ``ParseError`` naming the
+template and the first line it rejected: never a silent fallback to raw text.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+import textfsm
+from textfsm import clitable
+
+from mml_tool.errors import ParseError
+from mml_tool.mml.command import mask_text
+
+DEFAULT_PLATFORM = "huawei_uap9600"
+TEMPLATES_ENV = "MML_TOOL_TEMPLATES"
+INDEX_NAME = "index"
+_COMPLETION_RE = re.compile(r"\[\[(.+?)\]\]")
+
+
+@dataclass(frozen=True)
+class IndexEntry:
+    """One row of an ``index``: the template file and the patterns that select it."""
+
+    template: Path
+    platform: re.Pattern[str]
+    command: re.Pattern[str]
+
+    def matches(self, command: str, platform: str) -> bool:
+        return bool(self.platform.match(platform) and self.command.match(command))
+
+
+def builtin_templates_dir() -> Path:
+    """The templates shipped inside the package (works from a plain wheel install)."""
+    resource = resources.files("mml_tool").joinpath("templates")
+    if not isinstance(resource, Path):
+        raise ParseError(
+            f"the built-in templates are not on the file system ({resource}); "
+            "install mml-tool as a regular (unzipped) package"
+        )
+    return resource
+
+
+def template_dirs_from_env(environ: Mapping[str, str] | None = None) -> list[Path]:
+    """User template directories from ``MML_TOOL_TEMPLATES`` (``os.pathsep``-separated)."""
+    value = (os.environ if environ is None else environ).get(TEMPLATES_ENV, "")
+    return [Path(part).expanduser() for part in value.split(os.pathsep) if part.strip()]
+
+
+def search_dirs(template_dirs: Sequence[Path] = ()) -> list[Path]:
+    """The directories searched, in order: the user's first, the built-in last."""
+    return [Path(d) for d in template_dirs] + [builtin_templates_dir()]
+
+
+def _expand_completion(match: re.Match[str]) -> str:
+    # Same expansion as textfsm.clitable: LS[[T]] -> LS(T)?, SF[[PX]] -> SF(P(X)?)?
+    word = match.group(1)
+    return "(" + "(".join(word) + ")?" * len(word)
+
+
+def _no_compile(_key: str, _value: str) -> None:
+    return None
+
+
+def read_index(directory: Path) -> list[IndexEntry]:
+    """Read ``directory/index`` the way ``textfsm.clitable`` does (CSV, ``#`` comments)."""
+    index_path = directory / INDEX_NAME
+    if not index_path.is_file():
+        raise ParseError(
+            f"template directory {directory} has no {INDEX_NAME} file; create one with the "
+            "header 'Template, Hostname, Platform, Command' (see mml_tool/templates/index)"
+        )
+    try:
+        # precompile -> None: keep cells as text; we compile Command ourselves (ignoring case).
+        table = clitable.IndexTable(precompile=_no_compile, file_path=str(index_path)).index
+    except Exception as exc:  # textfsm raises several unrelated types for a bad CSV
+        raise ParseError(f"{index_path}: cannot read the index: {exc}") from exc
+    missing = {"Template", "Platform", "Command"} - set(table.header)
+    if missing:
+        raise ParseError(f"{index_path}: the header lacks {', '.join(sorted(missing))}")
+    entries = []
+    for row in table:
+        try:
+            command = re.compile(_COMPLETION_RE.sub(_expand_completion, row["Command"]), re.I)
+            platform = re.compile(row["Platform"])
+        except re.error as exc:
+            raise ParseError(f"{index_path}: bad pattern in row {row.row}: {exc}") from exc
+        if ":" in row["Template"]:
+            raise ParseError(
+                f"{index_path}: row {row.row} names several templates ({row['Template']}); "
+                "mml-tool takes one template per row"
+            )
+        entries.append(IndexEntry(directory / row["Template"].strip(), platform, command))
+    return entries
+
+
+def _normalise(command: str) -> str:
+    return " ".join(command.split())
+
+
+def find_template(
+    command: str, platform: str = DEFAULT_PLATFORM, template_dirs: Sequence[Path] = ()
+) -> Path:
+    """The template for ``command`` on ``platform``: first match in the user dirs, then built-in."""
+    wanted = _normalise(command)
+    dirs = search_dirs(template_dirs)
+    for directory in dirs:
+        for entry in read_index(directory):
+            if entry.matches(wanted, platform):
+                if not entry.template.is_file():
+                    raise ParseError(
+                        f"{directory / INDEX_NAME} names {entry.template.name}, which does not "
+                        "exist: add the template or fix the index row"
+                    )
+                return entry.template
+    searched = ", ".join(str(d) for d in dirs)
+    raise ParseError(
+        f"no template for {mask_text(wanted)!r} on platform {platform!r} "
+        f"(searched {searched}); add a row to the index of a directory given with "
+        f"--templates or {TEMPLATES_ENV}"
+    )
+
+
+def _load_fsm(template: Path) -> textfsm.TextFSM:
+    try:
+        with template.open(encoding="utf-8") as handle:
+            return textfsm.TextFSM(handle)
+    except (OSError, textfsm.TextFSMTemplateError) as exc:
+        raise ParseError(f"{template}: the template is invalid: {exc}") from exc
+
+
+def _first_rejected_line(template: Path, raw: str) -> tuple[int, str]:
+    """Re-run the template one line at a time to find the line it rejects (1-based)."""
+    fsm = _load_fsm(template)
+    lines = raw.splitlines()  # TextFSM splits the same way
+    for number, line in enumerate(lines, start=1):
+        try:
+            # A trailing newline keeps an empty line from being skipped as "no text".
+            fsm.ParseText(line + "\n", eof=False)
+        except textfsm.TextFSMError:
+            return number, line
+    return len(lines), lines[-1] if lines else ""
+
+
+def parse_with_template(template: Path, raw: str) -> list[dict[str, str]]:
+    """Parse ``raw`` with one template; keys are the template's Value names."""
+    fsm = _load_fsm(template)
+    try:
+        rows = fsm.ParseText(raw)
+    except textfsm.TextFSMError as exc:
+        number, line = _first_rejected_line(template, raw)
+        # An Error rule with a message ("-> Error \"why\"") says why; a bare one does not.
+        why = str(exc).split(". Rule Line")[0].removeprefix("Error: ")
+        why = "" if why.startswith("State Error") else f" ({why})"
+        raise ParseError(
+            f"{template.name}: line {number} of the reply could not be read{why}: "
+            f"{mask_text(line)!r}. The reply differs from what {template} expects; save it "
+            "as a sample and adapt or override the template (--templates)"
+        ) from exc
+    records = []
+    for row in rows:
+        record = {}
+        for name, value in zip(fsm.header, row, strict=True):
+            if not isinstance(value, str):
+                raise ParseError(
+                    f"{template}: Value {name} uses the List option; mml-tool records hold "
+                    "one string per Value"
+                )
+            record[name] = value
+        records.append(record)
+    return records
+
+
+def parse_output(
+    command: str,
+    raw: str,
+    platform: str = DEFAULT_PLATFORM,
+    template_dirs: Sequence[Path] = (),
+) -> list[dict[str, str]]:
+    """Parse the reply ``raw`` to ``command`` into records (ParseError if it cannot)."""
+    return parse_with_template(find_template(command, platform, template_dirs), raw)

@@ -1,0 +1,254 @@
+"""The whole change in one call: check -> plan -> approve -> apply -> verify -> rollback on failure.
+
+Everything it does lands in an evidence bundle for the change ticket: `summary.md`,
+`report.json`, `plan.json`, `apply-record.json`, `rollback-record.json` (when rolled back),
+`verify-<gateway>.json` and masked session transcripts under `transcripts/`.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from mml_tool import __version__
+from mml_tool.audit import AuditTrail, operator_name
+from mml_tool.change import (
+    ApplyRecord,
+    ChangeContext,
+    Plan,
+    apply_plan,
+    build_plan,
+    now_iso,
+    rollback_record,
+    save_plan,
+    save_record,
+    write_json_atomic,
+)
+from mml_tool.check import check_fleet
+from mml_tool.errors import ConfigError
+from mml_tool.fleet import DEFAULT_WORKERS
+from mml_tool.gateway.verify import VerifyResult, verify_gateway
+from mml_tool.inventory import HostConfig, Inventory
+from mml_tool.mml.session import MmlSession, Transcript
+from mml_tool.policy import Finding, Policy
+from mml_tool.report import Report, RunInfo, write_reports
+
+EXIT_OK, EXIT_ERROR, EXIT_NONCOMPLIANT, EXIT_VERIFY_FAILED = 0, 1, 100, 101
+
+
+class TranscriptBook:
+    """Collects a masked transcript per host across every session a run opens."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._books: dict[str, Transcript] = {}
+
+    def session(self, host: HostConfig) -> MmlSession:
+        with self._lock:
+            transcript = self._books.setdefault(host.name, Transcript())
+        return MmlSession(host, transcript=transcript)
+
+    def write(self, folder: Path) -> None:
+        folder.mkdir(parents=True, exist_ok=True)
+        for name, transcript in sorted(self._books.items()):
+            transcript.write(folder / f"{name}.txt")
+
+
+@dataclass
+class RunOutcome:
+    """What `run` did, step by step; ``exit_code`` follows the CLI contract."""
+
+    evidence: Path
+    findings: list[Finding] = field(default_factory=list)
+    plan: Plan | None = None
+    applied: ApplyRecord | None = None
+    verifications: list[VerifyResult] = field(default_factory=list)
+    rolled_back: ApplyRecord | None = None
+    notes: list[str] = field(default_factory=list)
+    exit_code: int = EXIT_OK
+
+    @property
+    def verified(self) -> bool:
+        return bool(self.verifications) and all(v.passed for v in self.verifications)
+
+
+def gateways_for(inventory: Inventory, hosts: Sequence[HostConfig]) -> list[str]:
+    """The gateways the selected hosts name; every host must name one to be verified."""
+    missing = [h.name for h in hosts if not h.gateway]
+    if missing:
+        raise ConfigError(
+            f"{inventory.path}: host(s) {', '.join(missing)} name no `gateway`; `run` proves "
+            "the change through the CC-Gateway. Add `gateway:` to them (see gateways:)."
+        )
+    return sorted({h.gateway for h in hosts if h.gateway})
+
+
+def run_change(
+    inventory: Inventory,
+    policy: Policy,
+    hosts: Sequence[HostConfig],
+    *,
+    change_id: str,
+    evidence: Path,
+    approve: Callable[[Plan], bool],
+    audit: AuditTrail,
+    lock_dir: Path,
+    rollback_on_failure: bool = True,
+    directions: Sequence[int] = (1, 2),
+    template_dirs: Sequence[Path] = (),
+    workers: int = DEFAULT_WORKERS,
+    say: Callable[[str], None] = lambda _: None,
+) -> RunOutcome:
+    """Run the whole change for ``hosts``; never raises for a host's failure, only for bad input."""
+    gateway_names = gateways_for(inventory, hosts)
+    started = now_iso()
+    outcome = RunOutcome(evidence=evidence)
+    book = TranscriptBook()
+    evidence.mkdir(parents=True, exist_ok=True)
+    try:
+        _run(
+            inventory,
+            policy,
+            hosts,
+            outcome,
+            book,
+            gateway_names,
+            change_id=change_id,
+            approve=approve,
+            audit=audit,
+            lock_dir=lock_dir,
+            rollback_on_failure=rollback_on_failure,
+            directions=directions,
+            template_dirs=template_dirs,
+            workers=workers,
+            say=say,
+        )
+    finally:
+        book.write(evidence / "transcripts")
+        _write_bundle(outcome, inventory, policy, change_id, started)
+    return outcome
+
+
+def _run(
+    inventory: Inventory,
+    policy: Policy,
+    hosts: Sequence[HostConfig],
+    outcome: RunOutcome,
+    book: TranscriptBook,
+    gateway_names: list[str],
+    *,
+    change_id: str,
+    approve: Callable[[Plan], bool],
+    audit: AuditTrail,
+    lock_dir: Path,
+    rollback_on_failure: bool,
+    directions: Sequence[int],
+    template_dirs: Sequence[Path],
+    workers: int,
+    say: Callable[[str], None],
+) -> None:
+    evidence = outcome.evidence
+    say(f"check: {len(hosts)} host(s) against {policy.name}")
+    outcome.findings = check_fleet(
+        hosts, policy, template_dirs=template_dirs, workers=workers, session_factory=book.session
+    )
+    errors = [f for f in outcome.findings if f.status == "error"]
+    for finding in errors:
+        outcome.notes.append(f"{finding.host} {finding.control_id} not decided: {finding.error}")
+    if errors:
+        outcome.exit_code = EXIT_ERROR
+        say("check: some hosts could not be decided; nothing is changed (see the report)")
+        return
+    outcome.plan = build_plan(
+        outcome.findings,
+        policy,
+        change_id=change_id,
+        inventory=inventory.path,
+        operator=operator_name(),
+    )
+    save_plan(outcome.plan, evidence / "plan.json")
+    if outcome.plan.steps:
+        if not approve(outcome.plan):
+            outcome.notes.append("plan not approved: nothing was sent")
+            outcome.exit_code = EXIT_NONCOMPLIANT
+            return
+        ctx = ChangeContext(
+            inventory=inventory,
+            audit=audit,
+            operator=operator_name(),
+            change_id=change_id,
+            lock_dir=lock_dir,
+            template_dirs=template_dirs,
+            session_factory=book.session,
+        )
+        say(f"apply: {len(outcome.plan.steps)} step(s) on {len(outcome.plan.hosts)} host(s)")
+        outcome.applied = apply_plan(outcome.plan, ctx, workers=workers)
+        save_record(outcome.applied, evidence / "apply-record.json")
+        if not outcome.applied.ok:
+            outcome.notes.append("apply did not reach the planned state everywhere; not verified")
+            outcome.exit_code = EXIT_ERROR
+            return
+    else:
+        say("check: every host is compliant; nothing to change")
+    for name in gateway_names:
+        say(f"verify: one-way video directions {','.join(map(str, directions))} via {name}")
+        result = verify_gateway(inventory.gateways[name], directions=directions)
+        outcome.verifications.append(result)
+        write_json_atomic(evidence / f"verify-{name}.json", result.to_dict())
+        say(f"verify: {name}: {result.status}" + (f" ({result.error})" if result.error else ""))
+    if outcome.verified:
+        return
+    could_not_run = any(v.status == "error" for v in outcome.verifications)
+    outcome.exit_code = EXIT_ERROR if could_not_run else EXIT_VERIFY_FAILED
+    if outcome.applied is not None and rollback_on_failure:
+        say("rollback: verification failed, restoring the state read before the change")
+        ctx = ChangeContext(
+            inventory=inventory,
+            audit=audit,
+            operator=operator_name(),
+            change_id=change_id,
+            lock_dir=lock_dir,
+            template_dirs=template_dirs,
+            session_factory=book.session,
+        )
+        outcome.rolled_back = rollback_record(outcome.applied, ctx, workers=workers)
+        save_record(outcome.rolled_back, evidence / "rollback-record.json")
+        if not outcome.rolled_back.ok:
+            outcome.notes.append("ROLLBACK INCOMPLETE: check the hosts by hand")
+            outcome.exit_code = EXIT_ERROR
+
+
+def _write_bundle(
+    outcome: RunOutcome, inventory: Inventory, policy: Policy, change_id: str, started: str
+) -> None:
+    info = RunInfo(
+        command="run",
+        tool_version=__version__,
+        policy_name=policy.name,
+        policy_sha256=policy.sha256,
+        change_id=change_id,
+        inventory=str(inventory.path),
+        started=started,
+        finished=now_iso(),
+        operator=operator_name(),
+    )
+    changes: list[dict[str, Any]] = []
+    for record in (outcome.applied, outcome.rolled_back):
+        if record is not None:
+            changes += [{**r.to_dict(), "action": record.action} for r in record.results]
+    verification: dict[str, Any] | None = None
+    if outcome.verifications:
+        verification = {
+            "status": "pass" if outcome.verified else "fail",
+            **{f"gateway {v.gateway}": v.to_dict() for v in outcome.verifications},
+        }
+    if outcome.notes:
+        verification = {**(verification or {}), "notes": outcome.notes}
+    report = Report(info, outcome.findings, changes=changes, verification=verification)
+    write_reports(
+        report,
+        [("json", outcome.evidence / "report.json"), ("md", outcome.evidence / "summary.md")],
+    )

@@ -1,0 +1,125 @@
+"""Shared fixtures: running labs of UAP9600 simulators over loopback, and their inventories.
+
+- ``lab``: a session-wide lab (uap-1 table, uap-2 vertical, uap-3 value layout, plus the
+  CC-Gateway simulator), its inventory written to ``lab.workdir / "inventory.yaml"``, and the
+  variables of its ``lab.env`` (``MML_LAB_PASSWORD``, ``CCGW_AGENT_PASSWORD``) set in the
+  environment for the whole session. Treat its state as shared: restore what you change.
+- ``lab_inventory`` (and ``lab_inventory_path``): the ``Inventory`` loaded from that file.
+- ``lab_hosts``: a ``RunningLab`` for ``lab`` whose ``host(name, transport)`` gives the
+  ``HostConfig`` of a node over ssh, ssh-tunnel (the lab's SSH server as the jump host) or tcp.
+- ``start_lab``: a factory for extra labs (own nodes, faults, password), stopped at session end.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+import secrets
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import ExitStack
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from mml_tool.inventory import HostConfig, Inventory, JumpConfig, load_inventory
+from mml_tool.lab.lab import PASSWORD_ENV, Lab, make_nodes
+from mml_tool.lab.uap import NodeConfig
+
+TRANSPORTS = ("ssh", "ssh-tunnel", "tcp")
+
+
+@dataclass
+class RunningLab:
+    """A started lab, its inventory file and a way to reach each node over each transport."""
+
+    lab: Lab
+    inventory_path: Path
+    inventory: Inventory
+
+    def host(self, name: str, transport: str = "ssh", **changes: Any) -> HostConfig:
+        """The inventory's host ``name`` reached over ``transport``; ``changes`` override
+        HostConfig fields (e.g. ``timeout=1``)."""
+        base = self.inventory.hosts[name]
+        node = self.lab.node(name)
+        if transport == "tcp":
+            base = dataclasses.replace(base, transport="tcp", port=node.tcp_port)
+        elif transport == "ssh-tunnel":
+            jump = JumpConfig(
+                hostname=base.hostname,
+                port=node.ssh_port,
+                username=base.username,
+                password=base.password,
+                key_file=None,
+                known_hosts=base.known_hosts,
+            )
+            base = dataclasses.replace(base, transport="ssh-tunnel", port=node.tcp_port, jump=jump)
+        elif transport != "ssh":
+            raise ValueError(transport)
+        return dataclasses.replace(base, **changes)
+
+
+StartLab = Callable[..., RunningLab]
+
+
+@pytest.fixture(scope="session")
+def lab_password() -> str:
+    return "lab-" + secrets.token_urlsafe(12)
+
+
+@pytest.fixture(scope="session")
+def start_lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StartLab]:
+    """``start_lab(nodes, password=..., with_gateway=False)`` -> RunningLab; the lab's
+    variables (lab.env) reach ``load_inventory`` through ``env``, not os.environ."""
+    with ExitStack() as stack:
+
+        def start(
+            nodes: Sequence[NodeConfig] | int,
+            *,
+            password: str | None = None,
+            with_gateway: bool = False,
+        ) -> RunningLab:
+            workdir = tmp_path_factory.mktemp("lab")
+            pwd = password or "lab-" + secrets.token_urlsafe(12)
+            lab = stack.enter_context(
+                Lab(nodes, workdir=workdir, password=pwd, with_gateway=with_gateway)
+            )
+            path = lab.write_inventory(workdir / "inventory.yaml")
+            return RunningLab(lab, path, load_inventory(path, env=lab_env(path)))
+
+        yield start
+
+
+def lab_env(inventory_path: Path) -> dict[str, str]:
+    """The variables of the ``lab.env`` file that ``Lab.write_inventory`` writes beside it."""
+    text = (inventory_path.parent / "lab.env").read_text(encoding="utf-8")
+    return dict(re.findall(r"^export (\w+)='([^']*)'$", text, re.M))
+
+
+@pytest.fixture(scope="session")
+def lab(tmp_path_factory: pytest.TempPathFactory, lab_password: str) -> Iterator[Lab]:
+    workdir = tmp_path_factory.mktemp("shared-lab")
+    with (
+        pytest.MonkeyPatch.context() as mp,
+        Lab(make_nodes(3, varied=True), workdir=workdir, password=lab_password) as running,
+    ):
+        mp.setenv(PASSWORD_ENV, lab_password)
+        for key, value in lab_env(running.write_inventory(workdir / "inventory.yaml")).items():
+            mp.setenv(key, value)
+        yield running
+
+
+@pytest.fixture(scope="session")
+def lab_inventory_path(lab: Lab) -> Path:
+    return lab.workdir / "inventory.yaml"
+
+
+@pytest.fixture(scope="session")
+def lab_inventory(lab_inventory_path: Path) -> Inventory:
+    return load_inventory(lab_inventory_path)
+
+
+@pytest.fixture(scope="session")
+def lab_hosts(lab: Lab, lab_inventory_path: Path, lab_inventory: Inventory) -> RunningLab:
+    return RunningLab(lab, lab_inventory_path, lab_inventory)

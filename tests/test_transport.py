@@ -1,0 +1,187 @@
+"""Transports against the lab simulator over loopback: bytes, failures, SSH host keys."""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+import socket
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import paramiko
+import pytest
+from conftest import RunningLab
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from mml_tool.errors import HostKeyError, TransportError
+from mml_tool.mml.transport import (
+    SshShellTransport,
+    SshTunnelTransport,
+    TcpTransport,
+    Transport,
+    fingerprint,
+    make_transport,
+)
+
+TRANSPORTS = ("ssh", "ssh-tunnel", "tcp")
+
+
+def read_until(t: Transport, marker: bytes, timeout: float = 5.0) -> bytes:
+    deadline = time.monotonic() + timeout
+    data = b""
+    while marker not in data and time.monotonic() < deadline:
+        data += t.read(deadline)
+    return data
+
+
+def ed25519_key() -> paramiko.PKey:
+    pem = Ed25519PrivateKey.generate().private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.OpenSSH,
+        serialization.NoEncryption(),
+    )
+    return paramiko.Ed25519Key(file_obj=io.StringIO(pem.decode()))
+
+
+@pytest.fixture
+def free_port() -> int:
+    """A loopback port that nothing listens on."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+    return port
+
+
+@pytest.fixture
+def silent_server() -> Iterator[int]:
+    """A port that accepts connections and never says anything."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen(8)
+        yield s.getsockname()[1]
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_bytes_round_trip_and_read_deadline(lab_hosts: RunningLab, transport: str) -> None:
+    host = lab_hosts.host("uap-1", transport)
+    t = make_transport(host)
+    assert type(t) is {"ssh": SshShellTransport, "ssh-tunnel": SshTunnelTransport,
+                       "tcp": TcpTransport}[transport]  # fmt: skip
+    t.open()
+    try:
+        start = time.monotonic()
+        assert t.read(start + 0.2) == b""  # nothing sent: empty at the deadline
+        assert 0.15 <= time.monotonic() - start < 2
+        assert host.password is not None
+        t.write(f'LGI:OP="admin",PWD="{host.password.reveal()}";\r\n'.encode())
+        assert b"RETCODE = 0" in read_until(t, b"---    END")
+        t.write(b"LGO:;\r\n")  # the element answers, then closes the connection
+        with pytest.raises(TransportError, match=r"closed|lost"):
+            for _ in range(50):
+                t.read(time.monotonic() + 2)
+    finally:
+        t.close()
+        t.close()  # idempotent
+
+
+@pytest.mark.parametrize("transport", ["ssh", "tcp"])
+def test_connection_refused(lab_hosts: RunningLab, free_port: int, transport: str) -> None:
+    host = lab_hosts.host("uap-1", transport, port=free_port)
+    with pytest.raises(TransportError, match=rf"127\.0\.0\.1:{free_port}.*refused"):
+        make_transport(host).open()
+
+
+@pytest.mark.parametrize("transport", ["ssh", "tcp"])
+def test_unknown_host_name(lab_hosts: RunningLab, transport: str) -> None:
+    host = lab_hosts.host("uap-1", transport, hostname="no-such-host.invalid")
+    with pytest.raises(TransportError, match="cannot resolve the host name"):
+        make_transport(host).open()
+
+
+def test_ssh_to_a_silent_port_times_out(lab_hosts: RunningLab, silent_server: int) -> None:
+    host = lab_hosts.host("uap-1", "ssh", port=silent_server, connect_timeout=0.5)
+    start = time.monotonic()
+    with pytest.raises(TransportError, match=r"no SSH handshake within 0\.5 s"):
+        make_transport(host).open()
+    assert time.monotonic() - start < 5
+
+
+@pytest.mark.parametrize("transport", ["ssh", "ssh-tunnel"])
+def test_ssh_auth_failure_names_the_user(lab_hosts: RunningLab, transport: str) -> None:
+    from mml_tool.secret import Secret
+
+    host = lab_hosts.host("uap-1", transport)
+    if host.jump is not None:
+        host = dataclasses.replace(
+            host, jump=dataclasses.replace(host.jump, password=Secret("nope-pw-1"))
+        )
+    else:
+        host = dataclasses.replace(host, password=Secret("nope-pw-1"))
+    with pytest.raises(TransportError, match="authentication failed for user 'admin'") as info:
+        make_transport(host).open()
+    assert "nope-pw-1" not in str(info.value)
+
+
+def test_tunnel_to_a_port_the_jump_host_refuses(lab_hosts: RunningLab, free_port: int) -> None:
+    host = lab_hosts.host("uap-1", "ssh-tunnel", port=free_port)
+    with pytest.raises(TransportError, match=f"could not open a tunnel to 127.0.0.1:{free_port}"):
+        make_transport(host).open()
+
+
+# -- host keys
+
+
+@pytest.mark.parametrize("transport", ["ssh", "ssh-tunnel"])
+def test_unknown_host_key_is_refused(lab_hosts: RunningLab, tmp_path: Path, transport: str) -> None:
+    kh = tmp_path / "known_hosts"
+    host = lab_hosts.host("uap-1", transport, known_hosts=kh)
+    if host.jump is not None:
+        host = dataclasses.replace(host, jump=dataclasses.replace(host.jump, known_hosts=kh))
+    port = lab_hosts.lab.node("uap-1").ssh_port
+    with pytest.raises(HostKeyError) as info:
+        make_transport(host).open()
+    msg = str(info.value)
+    key = lab_hosts.lab.server.host_key
+    assert f"[127.0.0.1]:{port}" in msg and "unknown SSH host key" in msg
+    assert (
+        "ssh-ed25519" in msg and fingerprint(key) in msg and fingerprint(key).startswith("SHA256:")
+    )
+    assert "trust_on_first_use" in msg and str(kh) in msg
+    assert not kh.exists()
+
+
+def test_trust_on_first_use_records_the_key(lab_hosts: RunningLab, tmp_path: Path) -> None:
+    kh = tmp_path / "sub" / "known_hosts"
+    port = lab_hosts.lab.node("uap-1").ssh_port
+    host = lab_hosts.host("uap-1", "ssh", known_hosts=kh, trust_on_first_use=True)
+    t = make_transport(host)
+    t.open()
+    t.close()
+    line = lab_hosts.lab.server.known_hosts_line(port)
+    assert line.startswith(f"[127.0.0.1]:{port} ssh-ed25519 ")
+    assert kh.read_text() == line + "\n"
+    assert kh.stat().st_mode & 0o777 == 0o600
+    # Recorded: now accepted without trust on first use, and not recorded twice.
+    t = make_transport(dataclasses.replace(host, trust_on_first_use=False))
+    t.open()
+    t.close()
+    assert kh.read_text() == line + "\n"
+
+
+@pytest.mark.parametrize("other", ["same-type", "other-type"])
+def test_changed_host_key_is_refused_even_with_tofu(
+    lab_hosts: RunningLab, tmp_path: Path, other: str
+) -> None:
+    port = lab_hosts.lab.node("uap-1").ssh_port
+    old = ed25519_key() if other == "same-type" else paramiko.ECDSAKey.generate()
+    kh = tmp_path / "known_hosts"
+    before = f"[127.0.0.1]:{port} {old.get_name()} {old.get_base64()}\n"
+    kh.write_text(before)
+    host = lab_hosts.host("uap-1", "ssh", known_hosts=kh, trust_on_first_use=True)
+    with pytest.raises(HostKeyError, match="CHANGED") as info:
+        make_transport(host).open()
+    assert f"[127.0.0.1]:{port}" in str(info.value)
+    assert fingerprint(lab_hosts.lab.server.host_key) in str(info.value)
+    assert kh.read_text() == before  # never overwritten

@@ -328,26 +328,26 @@ def test_mediaswitch_prerequisites(http: httpx.Client, sim: GatewaySimulator) ->
 
 
 def test_callout_errors(tmp_path: Path, ready: ReadyFlag) -> None:
-    with make_sim(tmp_path, ready, rejected_numbers={"999"}, unreachable_numbers={"777"}) as sim:
-        with httpx.Client(base_url=sim.url, verify=ctx(sim), timeout=5) as http:
-            guid = sign_in(http)
-            headers = {**JSON, "Guid": guid}
-            for called in ("12a", "", "1" * 25, "999"):
-                body = {"called": called, "caller": "", "skillid": 25, "mediaability": 0}
-                r = http.put(f"{BASE}/voicecall/101/callout", json=body, headers=headers)
-                assert r.json()["retcode"] == "200-001", called
-            body = {"called": "777", "caller": "", "skillid": 25, "mediaability": 0}
-            assert (
-                http.put(f"{BASE}/voicecall/101/callout", json=body, headers=headers).json()[
-                    "retcode"
-                ]
-                == "0"
-            )
+    with (
+        make_sim(tmp_path, ready, rejected_numbers={"999"}, unreachable_numbers={"777"}) as sim,
+        httpx.Client(base_url=sim.url, verify=ctx(sim), timeout=5) as http,
+    ):
+        guid = sign_in(http)
+        headers = {**JSON, "Guid": guid}
+        for called in ("12a", "", "1" * 25, "999"):
+            body = {"called": called, "caller": "", "skillid": 25, "mediaability": 0}
             r = http.put(f"{BASE}/voicecall/101/callout", json=body, headers=headers)
-            assert r.json()["retcode"] == "100-009"  # a call is already in progress
-            types = [next_event(http, guid)["eventType"] for _ in range(3)]
-            assert types[-1] == "AgentEvent_Call_Out_Fail"
-            assert sim.active_calls() == {}
+            assert r.json()["retcode"] == "200-001", called
+        body = {"called": "777", "caller": "", "skillid": 25, "mediaability": 0}
+        assert (
+            http.put(f"{BASE}/voicecall/101/callout", json=body, headers=headers).json()["retcode"]
+            == "0"
+        )
+        r = http.put(f"{BASE}/voicecall/101/callout", json=body, headers=headers)
+        assert r.json()["retcode"] == "100-009"  # a call is already in progress
+        types = [next_event(http, guid)["eventType"] for _ in range(3)]
+        assert types[-1] == "AgentEvent_Call_Out_Fail"
+        assert sim.active_calls() == {}
 
 
 def test_incoming_call_and_answer(http: httpx.Client, sim: GatewaySimulator) -> None:
@@ -377,52 +377,59 @@ def test_logout_ends_session_and_wakes_poll(http: httpx.Client, sim: GatewaySimu
 
 
 def test_idle_agent_is_signed_out(tmp_path: Path, ready: ReadyFlag) -> None:
-    with make_sim(tmp_path, ready, idle_signout=0.3) as sim:
-        with httpx.Client(base_url=sim.url, verify=ctx(sim), timeout=5) as http:
-            guid = sign_in(http)
-            assert sim.wait_until(lambda: sim.signed_in_agents() == [], timeout=5)
-            assert poll(http, guid)["retcode"] == "100-006"
+    with (
+        make_sim(tmp_path, ready, idle_signout=0.3) as sim,
+        httpx.Client(base_url=sim.url, verify=ctx(sim), timeout=5) as http,
+    ):
+        guid = sign_in(http)
+        assert sim.wait_until(lambda: sim.signed_in_agents() == [], timeout=5)
+        assert poll(http, guid)["retcode"] == "100-006"
 
 
 def test_dynamic_guid_rotation_with_grace(tmp_path: Path, ready: ReadyFlag) -> None:
-    with make_sim(tmp_path, ready, guid_rotate_every=1, guid_grace=30.0) as sim:
-        with httpx.Client(base_url=sim.url, verify=ctx(sim), timeout=5) as http:
-            old = sign_in(http)
-            sim.ring("101", "10086")
-            response = http.get(f"{BASE}/agentevent/101", headers={**JSON, "Guid": old})
-            new = response.headers["Set-GUID"].removeprefix("JSESSIONID=")
-            assert new != old
-            headers = {**JSON, "Guid": old}
-            # In flight with the old GUID: still accepted during the grace ...
-            assert (
-                http.put(f"{BASE}/onlineagent/101/handshake", headers=headers).json()["retcode"]
-                == "0"
-            )
-            # ... until the new one has been used.
-            handshake = http.put(f"{BASE}/onlineagent/101/handshake", headers={**JSON, "Guid": new})
-            assert handshake.json()["retcode"] == "0"
-            assert (
-                http.put(f"{BASE}/onlineagent/101/handshake", headers=headers).json()["retcode"]
-                == "000-003"
-            )
+    with (
+        make_sim(tmp_path, ready, guid_rotate_every=1, guid_grace=30.0) as sim,
+        httpx.Client(base_url=sim.url, verify=ctx(sim), timeout=5) as http,
+    ):
+        old = sign_in(http)
+        sim.ring("101", "10086")
+        response = http.get(f"{BASE}/agentevent/101", headers={**JSON, "Guid": old})
+        new = response.headers["Set-GUID"].removeprefix("JSESSIONID=")
+        assert new != old
+        headers = {**JSON, "Guid": old}
+        # In flight with the old GUID: still accepted during the grace ...
+        assert (
+            http.put(f"{BASE}/onlineagent/101/handshake", headers=headers).json()["retcode"] == "0"
+        )
+        # ... until the new one has been used.
+        handshake = http.put(f"{BASE}/onlineagent/101/handshake", headers={**JSON, "Guid": new})
+        assert handshake.json()["retcode"] == "0"
+        assert (
+            http.put(f"{BASE}/onlineagent/101/handshake", headers=headers).json()["retcode"]
+            == "000-003"
+        )
 
 
 def test_static_guid_never_rotates(tmp_path: Path, ready: ReadyFlag) -> None:
-    with make_sim(tmp_path, ready, guid_mode="static", guid_rotate_every=1) as sim:
-        with httpx.Client(base_url=sim.url, verify=ctx(sim), timeout=5) as http:
-            guid = sign_in(http)
-            sim.ring("101", "10086")
-            response = http.get(f"{BASE}/agentevent/101", headers={**JSON, "Guid": guid})
-            assert "Set-GUID" not in response.headers
+    with (
+        make_sim(tmp_path, ready, guid_mode="static", guid_rotate_every=1) as sim,
+        httpx.Client(base_url=sim.url, verify=ctx(sim), timeout=5) as http,
+    ):
+        guid = sign_in(http)
+        sim.ring("101", "10086")
+        response = http.get(f"{BASE}/agentevent/101", headers={**JSON, "Guid": guid})
+        assert "Set-GUID" not in response.headers
 
 
 def test_guid_expiry_fault(tmp_path: Path, ready: ReadyFlag) -> None:
     faults = GatewayFaults(guid_expire_after=0.2)
-    with make_sim(tmp_path, ready, guid_mode="static", faults=faults) as sim:
-        with httpx.Client(base_url=sim.url, verify=ctx(sim), timeout=5) as http:
-            guid = sign_in(http)
-            assert sim.wait_until(lambda: sim.guid_expired("101"), timeout=5)
-            assert poll(http, guid)["retcode"] == "000-003"
+    with (
+        make_sim(tmp_path, ready, guid_mode="static", faults=faults) as sim,
+        httpx.Client(base_url=sim.url, verify=ctx(sim), timeout=5) as http,
+    ):
+        guid = sign_in(http)
+        assert sim.wait_until(lambda: sim.guid_expired("101"), timeout=5)
+        assert poll(http, guid)["retcode"] == "000-003"
 
 
 def test_http_5xx_and_dropped_connection_faults(http: httpx.Client, sim: GatewaySimulator) -> None:

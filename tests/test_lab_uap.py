@@ -672,3 +672,17 @@ def test_run_lab_foreground_prints_one_ready_line(tmp_path: Path) -> None:
         stop.set()
         runner.join(10)
     assert not runner.is_alive()
+
+
+def test_lab_with_gateway_links_agents_to_nodes(tmp_path: Path) -> None:
+    pytest.importorskip("mml_tool.lab.gateway")
+    with Lab(2, workdir=tmp_path / "work") as lab:
+        inv = lab.write_inventory(tmp_path / "inventory.yaml")
+        data = yaml.safe_load(inv.read_text())
+        gw = data["gateways"][data["hosts"]["uap-2"]["gateway"]]
+        assert gw["agent_id"] == "102" and gw["agent_password"] == "${CCGW_AGENT_PASSWORD}"
+        assert gw["url"].startswith("https://127.0.0.1:") and (tmp_path / gw["ca_bundle"]).exists()
+        env = (tmp_path / "lab.env").read_text()
+        assert f"export CCGW_AGENT_PASSWORD='{lab.agent_password.reveal()}'" in env
+        assert lab.agent_password.reveal() not in inv.read_text()
+        assert ", gateway https://127.0.0.1:" in lab.ready_line(inv)

@@ -80,6 +80,30 @@ RETCODE_MEANINGS: dict[str, str] = {
     "200-030": "media switch failure (vendor error table)",
 }
 
+_SESSION_RE = re.compile(r"(JSESSIONID=)[^'\";,\s)\]]+", re.IGNORECASE)
+# httpcore's DEBUG trace prints response headers, Set-GUID included.
+_HTTPCORE_LOGGERS = ("httpcore.http11", "httpcore.http2")
+
+
+class _RedactSessionFilter(logging.Filter):
+    """Masks ``JSESSIONID=<guid>`` in records of the HTTP library's own DEBUG trace."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        text = record.getMessage()
+        if "JSESSIONID=" in text.upper():
+            record.msg = _SESSION_RE.sub(lambda m: m.group(1) + MASK, text)
+            record.args = ()
+        return True
+
+
+def _redact_http_library_logs() -> None:
+    """Attach the redacting filter once to httpcore's loggers (idempotent)."""
+    for name in _HTTPCORE_LOGGERS:
+        target = logging.getLogger(name)
+        if not any(isinstance(f, _RedactSessionFilter) for f in target.filters):
+            target.addFilter(_RedactSessionFilter())
+
+
 #: Poll answers after which polling cannot go on: the session is gone.
 _FATAL_POLL_CODES = frozenset({"000-003", "100-006", "100-008"})
 
@@ -241,6 +265,7 @@ class GatewayClient:
                 raise ConfigError(f"CA bundle {ca_bundle} could not be read: {exc}") from None
         else:
             verify = True
+        _redact_http_library_logs()
         self._http = httpx.Client(
             verify=verify,
             timeout=httpx.Timeout(timeout),
@@ -264,7 +289,7 @@ class GatewayClient:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        self.close(raise_errors=exc is None)
+        self.close()
 
     @property
     def signed_in(self) -> bool:
@@ -449,6 +474,8 @@ class GatewayClient:
             "agenttype": str(self.agent_type),
         }
         path = self._path("onlineagent")
+        with self._lock:
+            self._guid = None  # sign-in carries no Guid; only this answer's Set-GUID counts
         try:
             reply = self._request("PUT", path, body=body, action=f"sign in agent {self.agent_id}")
         except GatewayError as exc:
@@ -462,11 +489,12 @@ class GatewayClient:
                 action=f"force sign in agent {self.agent_id}",
             )
         with self._lock:
-            if self._guid is None:
-                raise self._error(
-                    f"sign in agent {self.agent_id} on {self.name}: the gateway sent no "
-                    "Set-GUID header; check that the URL points at the AgentGateway"
-                )
+            got_guid = self._guid is not None
+        if not got_guid:
+            raise self._error(
+                f"sign in agent {self.agent_id} on {self.name}: the gateway sent no "
+                "Set-GUID header; check that the URL points at the AgentGateway"
+            )
         self._signed_in = True
         logger.info("%s: agent %s signed in", self.name, self.agent_id)
         if self.poll_events:
@@ -485,6 +513,11 @@ class GatewayClient:
                 self._path("onlineagent", "/logout"),
                 action=f"sign out agent {self.agent_id}",
             )
+        except GatewayError as exc:
+            if exc.retcode in ("100-006", "100-008"):  # already signed out: nothing to undo
+                logger.info("%s: agent %s was already signed out", self.name, self.agent_id)
+                return None
+            raise
         finally:
             self._signed_in = False
             with self._lock:
@@ -492,15 +525,16 @@ class GatewayClient:
             self._join_poller()
             logger.info("%s: agent %s signed out", self.name, self.agent_id)
 
-    def close(self, raise_errors: bool = False) -> None:
-        """Sign out if signed in, stop the poller, close connections. Idempotent."""
+    def close(self) -> None:
+        """Sign out if signed in, stop the poller, close connections. Idempotent.
+
+        Never raises: a failed sign-out is logged (call ``sign_out()`` first to see it).
+        """
         try:
             if self._signed_in:
                 try:
                     self.sign_out()
                 except GatewayError as exc:
-                    if raise_errors:
-                        raise
                     logger.warning("%s", exc)
         finally:
             self._stop.set()

@@ -27,6 +27,13 @@ LAB.yaml (``load_lab_config``)::
                  login_refused: false, drop_after_mod: false, times: null}
 
 Unknown keys raise ``ConfigError`` naming the file, the node and the field.
+
+``write_inventory(path)`` writes, in path's folder: the inventory (one host per node, transport
+ssh, its SSH port, group ``lab``, ``ne_name``; with a gateway one ``gw-<node>`` gateway entry per
+node, agent 101, 102, ... linked to that node), ``lab_known_hosts`` (the lab's Ed25519 host key
+for ``[127.0.0.1]:<port>``) and ``lab.env`` (mode 0600: ``export MML_LAB_PASSWORD=...`` and,
+with a gateway, ``export CCGW_AGENT_PASSWORD=...``). Passwords are generated when not given and
+are never printed.
 """
 
 from __future__ import annotations

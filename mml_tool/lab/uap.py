@@ -16,7 +16,11 @@ connection and increases by one per reply; the pages of one paged reply share th
 Text outside reports: on plain TCP, none. On SSH, none either, unless the node sets
 ``ssh_echo=True``: then the shell echoes the typed characters like a terminal (CR/LF as
 ``\\r\\n``, backspace as ``\\b \\b``), so a client must skip the echoed command line before the
-``+++`` line. No banner, no prompt is ever printed; an empty line gets no answer.
+``+++`` line. No banner, no prompt is ever printed; an empty line gets no answer. (So an
+interactive OpenSSH user types blind on a node without ``ssh_echo``; the reply's ``%%echo%%``
+shows what was received. netmiko's ``generic`` driver works with ``expect_string=r"---\\s+END"``
+and ``cmd_verify=False``, or with the default ``cmd_verify=True`` on an ``ssh_echo`` node.)
+Server-side SSH transports log to ``mml_tool.lab.uap.ssh`` (level CRITICAL by default).
 
 Commands (verb and object case-insensitive; names and enumeration values too):
 
@@ -88,6 +92,7 @@ import dataclasses
 import hmac
 import io
 import json
+import logging
 import os
 import random
 import re
@@ -115,6 +120,10 @@ from mml_tool.lab.frames import END_LINE, Block, Report, render_alarm, render_re
 from mml_tool.secret import Secret
 
 PARAM_BITS = 16
+# Server-side paramiko transports log here. Clients resetting a connection is routine in a lab
+# (and the point of several faults), so only CRITICAL passes unless a user lowers the level.
+SSH_LOG_NAME = "mml_tool.lab.uap.ssh"
+logging.getLogger(SSH_LOG_NAME).setLevel(logging.CRITICAL)
 LAYOUTS = ("table", "vertical", "value")
 LANGUAGES = ("en", "zh")
 PID_RE = re.compile(r"P[0-9]{1,5}")
@@ -1141,6 +1150,7 @@ class UapServer:
 
     def _serve_ssh(self, node: UapNode, sock: socket.socket) -> None:
         transport = paramiko.Transport(sock)
+        transport.set_log_channel(SSH_LOG_NAME)
         try:
             self._track(transport)
         except OSError:

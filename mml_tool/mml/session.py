@@ -201,8 +201,9 @@ class MmlSession:
         frames: list[str] = []
         while True:
             frame = self._read_frame(masked, deadline, timeout)
+            frame = self._skip_noise(frame)
             try:
-                report = parse_report(self._skip_noise(frame))
+                report = parse_report(frame)
             except ParseError as exc:
                 raise ParseError(f"{self.host.name}: reply to {masked}: {exc}") from None
             if report.autonomous:
@@ -232,7 +233,8 @@ class MmlSession:
         while True:
             m = END_RE.search(self._buffer)
             if m is not None:
-                frame, self._buffer = self._buffer[: m.end()], self._buffer[m.end() :]
+                end = m.end() + (self._buffer[m.end() : m.end() + 1] == "\n")  # the line's LF
+                frame, self._buffer = self._buffer[:end], self._buffer[end:]
                 frame = mask_text(frame)
                 if self.transcript is not None:
                     self.transcript.add("<<<", frame)
@@ -260,7 +262,7 @@ class MmlSession:
     def _skip_noise(self, frame: str) -> str:
         """Drop what a terminal prints before a report: blank lines and the echo of a command
         we sent (SSH shells with echo). Anything else is left for the parser to refuse."""
-        lines = frame.replace("\r\n", "\n").split("\n")
+        lines = frame.splitlines(keepends=True)
         i = 0
         while i < len(lines) and not lines[i].startswith("+++"):
             line = lines[i]
@@ -270,7 +272,7 @@ class MmlSession:
             if line and not any(_same(line, sent) for sent in self._sent):
                 break
             i += 1
-        return "\n".join(lines[i:])
+        return "".join(lines[i:])
 
 
 def _same(echoed: str, sent: str) -> bool:

@@ -1,0 +1,234 @@
+"""Shared benchmark helpers: the lab in its own process, per-variant child processes, the
+three clients (mml-tool, bare paramiko, netmiko + TextFSM) and the report table.
+
+Each variant runs in a fresh child process (``python bench/X.py --child ...``) so that its peak
+RSS (``ru_maxrss``) is its own; the child measures its own wall and CPU time (RUSAGE_SELF: the
+simulator, a separate process, is never counted) and prints one JSON line.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import resource
+import selectors
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from mml_tool.inventory import HostConfig, load_inventory
+
+END_RE = re.compile(rb"^---\s+END\s*$", re.M)
+LAB_READY_TIMEOUT = 120.0
+LST = "LST SFP: ID=P978;"
+
+
+@dataclass(frozen=True)
+class Figures:
+    variant: str
+    mode: str
+    hosts: int
+    ok: int
+    wall: float  # s
+    cpu: float  # s, user + system of the client process only
+    rss_mb: float  # peak RSS of the client process
+
+
+# -- the lab, in its own process
+
+
+@contextmanager
+def lab_process(nodes: int) -> Iterator[Path]:
+    """Run ``mml-tool lab --no-gateway`` in a subprocess; yield its inventory path once ready."""
+    folder = Path(tempfile.mkdtemp(prefix="mml-bench-"))
+    inventory = folder / "inv.yaml"
+    cmd = [
+        sys.executable, "-c", "from mml_tool.cli import main; main()", "lab", "--no-gateway", "--nodes", str(nodes),
+        "--write-inventory", str(inventory),
+    ]  # fmt: skip
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=folder)
+    try:
+        _wait_ready(proc, LAB_READY_TIMEOUT)
+        env = (folder / "lab.env").read_text(encoding="utf-8")
+        for name, value in re.findall(r"export (\w+)='([^']*)'", env):
+            os.environ[name] = value
+        yield inventory
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def _wait_ready(proc: subprocess.Popen[bytes], timeout: float) -> None:
+    """Read the lab's stdout until its ``lab ready`` line, with a deadline (no sleeps)."""
+    assert proc.stdout is not None and proc.stderr is not None
+    deadline = time.monotonic() + timeout
+    buffer = b""
+    with selectors.DefaultSelector() as sel:
+        sel.register(proc.stdout, selectors.EVENT_READ)
+        while b"lab ready" not in buffer:
+            left = deadline - time.monotonic()
+            if left <= 0 or not sel.select(left):
+                raise RuntimeError(f"the lab did not get ready within {timeout:g} s: {buffer!r}")
+            chunk = os.read(proc.stdout.fileno(), 4096)
+            if not chunk:
+                err = proc.stderr.read().decode(errors="replace")[-2000:]
+                raise RuntimeError(f"the lab exited (code {proc.wait()}): {err}")
+            buffer += chunk
+
+
+def load_hosts(inventory: Path, count: int) -> list[HostConfig]:
+    hosts = list(load_inventory(inventory).hosts.values())
+    if len(hosts) < count:
+        raise RuntimeError(f"the lab has {len(hosts)} hosts, {count} wanted")
+    return hosts[:count]
+
+
+# -- measuring one variant in a fresh child process
+
+
+def measure(variant: str, mode: str, hosts: int, run: Callable[[], int]) -> Figures:
+    """Run ``run`` (returns the number of hosts that succeeded) and take this process's figures."""
+    cpu0, wall0 = time.process_time(), time.perf_counter()
+    ok = run()
+    wall, cpu = time.perf_counter() - wall0, time.process_time() - cpu0
+    rss_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # Linux: KiB
+    return Figures(variant, mode, hosts, ok, wall, cpu, rss_kb / 1024)
+
+
+def emit(figures: Figures) -> None:
+    print(json.dumps(asdict(figures)), flush=True)
+
+
+def run_child(script: str, args: Sequence[str], timeout: float = 1800) -> Figures:
+    """Run ``script --child ARGS`` (environment inherited: lab credentials); parse its figures."""
+    proc = subprocess.run(
+        [sys.executable, script, "--child", *args], capture_output=True, text=True, timeout=timeout
+    )
+    if proc.returncode != 0:
+        raise RuntimeError(f"{script} {' '.join(args)} failed:\n{proc.stderr[-3000:]}")
+    return Figures(**json.loads(proc.stdout.strip().splitlines()[-1]))
+
+
+def run_pool(hosts: Sequence[HostConfig], job: Callable[[HostConfig], bool], workers: int) -> int:
+    """How many hosts ``job`` succeeded on; workers == 1 runs sequentially, no pool."""
+    if workers <= 1:
+        return sum(job(h) for h in hosts)
+    with ThreadPoolExecutor(max_workers=min(workers, len(hosts))) as pool:
+        return sum(pool.map(job, hosts))
+
+
+# -- the floor: bare paramiko, minimal code
+
+
+def paramiko_exchange(host: HostConfig, commands: Sequence[str]) -> list[bytes]:
+    """Connect, open a shell, send each command and read up to its ``---    END``."""
+    import paramiko
+
+    assert host.password is not None and host.known_hosts is not None
+    client = paramiko.SSHClient()
+    client.load_host_keys(str(host.known_hosts))
+    client.connect(
+        host.hostname, host.port, host.username, host.password.reveal(),
+        look_for_keys=False, allow_agent=False, timeout=host.connect_timeout,
+    )  # fmt: skip
+    try:
+        chan = client.invoke_shell(width=1000, height=1000)
+        chan.settimeout(host.timeout)
+        replies = []
+        for command in commands:
+            chan.sendall(command.encode() + b"\r\n")
+            buf = b""
+            while not END_RE.search(buf):
+                data = chan.recv(65536)
+                if not data:
+                    raise EOFError(f"{host.name}: closed while waiting for {command}")
+                buf += data
+            replies.append(buf)
+        return replies
+    finally:
+        client.close()
+
+
+# -- what a user would write: netmiko + TextFSM
+
+
+def netmiko_exchange(
+    host: HostConfig, commands: Sequence[str], parse: str, template: Path
+) -> list[dict[str, str]]:
+    """netmiko's ``generic`` driver (= ``terminal_server``: no prompt handling, which suits the
+    simulator: it prints no prompt); every reply ends at the END line. The reply to ``parse``
+    goes through TextFSM the netmiko way (``use_textfsm`` with our template)."""
+    from netmiko import ConnectHandler
+
+    assert host.password is not None
+    conn = ConnectHandler(
+        device_type="generic",
+        host=host.hostname,
+        port=host.port,
+        username=host.username,
+        password=host.password.reveal(),
+        ssh_strict=True,
+        system_host_keys=False,
+        alt_host_keys=True,
+        alt_key_file=str(host.known_hosts),
+    )
+    records: list[dict[str, str]] = []
+    try:
+        for command in commands:
+            out = conn.send_command(
+                command,
+                expect_string=r"---\s+END",
+                cmd_verify=False,
+                use_textfsm=command == parse,
+                textfsm_template=str(template),
+                raise_parsing_error=True,
+            )
+            if command == parse:
+                assert isinstance(out, list)
+                records = out
+    finally:
+        conn.disconnect()
+    return records
+
+
+def login(host: HostConfig) -> str:
+    assert host.password is not None
+    return f'LGI: OP="{host.username}", PWD="{host.password.reveal()}";'
+
+
+# -- the report
+
+
+def table(rows: Sequence[Figures], floor: Callable[[Figures], Figures | None]) -> str:
+    head = (
+        f"{'variant':<10} {'mode':<11} {'hosts':>5} {'ok':>4} {'wall s':>8} {'ms/sess':>8} "
+        f"{'CPU s':>7} {'RSS MB':>7} {'wall/fl':>8} {'CPU/fl':>7} {'RSS/fl':>7}"
+    )
+    lines = [head, "-" * len(head)]
+    for r in rows:
+        f = floor(r)
+        ratios = (
+            f"{r.wall / f.wall:>7.2f}x {r.cpu / f.cpu:>6.2f}x {r.rss_mb / f.rss_mb:>6.2f}x"
+            if f is not None
+            else ""
+        )
+        lines.append(
+            f"{r.variant:<10} {r.mode:<11} {r.hosts:>5} {r.ok:>4} {r.wall:>8.2f} "
+            f"{1000 * r.wall / r.hosts:>8.1f} {r.cpu:>7.2f} {r.rss_mb:>7.1f} {ratios}"
+        )
+    return "\n".join(lines)
+
+
+def verdict(label: str, ok: bool, detail: str) -> str:
+    return f"{'PASS' if ok else 'MISS'}  {label}: {detail}"

@@ -1,0 +1,117 @@
+"""One session per host (connect, LGI, ``LST SFP: ID=P978;``, LGO): mml-tool vs bare paramiko
+(the floor) vs netmiko + TextFSM, sequential and concurrent, against the lab simulator running
+in its own process. Each variant runs in a fresh child process (own CPU and peak RSS).
+
+    python bench/session.py [--hosts 20] [--workers 10]
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent))
+from _common import (  # noqa: E402
+    LST,
+    Figures,
+    emit,
+    lab_process,
+    load_hosts,
+    login,
+    measure,
+    netmiko_exchange,
+    paramiko_exchange,
+    run_child,
+    run_pool,
+    table,
+    verdict,
+)
+
+from mml_tool.inventory import HostConfig  # noqa: E402
+
+VARIANTS = ("paramiko", "mml-tool", "netmiko")
+TARGET_FLOOR = 1.2  # mml-tool wall and CPU within 1.2x of bare paramiko
+TARGET_NETMIKO = 5.0  # mml-tool at least 5x faster than netmiko
+
+
+def child(variant: str, mode: str, inventory: Path, count: int, workers: int) -> None:
+    from mml_tool.mml.session import MmlSession
+    from mml_tool.parsing import find_template, parse_output
+
+    # Same exchange for everybody: no REG NE (the lab inventory names each NE).
+    hosts = [dataclasses.replace(h, ne_name=None) for h in load_hosts(inventory, count)]
+    template = find_template(LST)
+
+    def mml_tool(host: HostConfig) -> bool:
+        with MmlSession(host) as session:
+            response = session.run(LST)
+            records = parse_output(LST, response.raw, host.platform)
+        return response.ok and len(records) == 16
+
+    def bare(host: HostConfig) -> bool:
+        replies = paramiko_exchange(host, [login(host), LST, "LGO;"])
+        return b"RETCODE = 0" in replies[1]
+
+    def netmiko(host: HostConfig) -> bool:
+        return len(netmiko_exchange(host, [login(host), LST, "LGO;"], LST, template)) == 16
+
+    job = {"mml-tool": mml_tool, "paramiko": bare, "netmiko": netmiko}[variant]
+    if variant == "netmiko":
+        import netmiko as _  # noqa: F401  (imports are not part of the figures)
+    n = 1 if mode == "sequential" else workers
+    emit(measure(variant, mode, count, lambda: run_pool(hosts, job, n)))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--hosts", type=int, default=20)
+    ap.add_argument("--workers", type=int, default=10)
+    ap.add_argument("--child", nargs=3, metavar=("VARIANT", "MODE", "INVENTORY"))
+    args = ap.parse_args()
+    if args.child:
+        variant, mode, inventory = args.child
+        child(variant, mode, Path(inventory), args.hosts, args.workers)
+        return
+    rows: list[Figures] = []
+    with lab_process(args.hosts) as inventory:
+        for mode in ("sequential", "concurrent"):
+            for variant in VARIANTS:
+                opts = ["--hosts", str(args.hosts), "--workers", str(args.workers)]
+                rows.append(run_child(__file__, [variant, mode, str(inventory), *opts]))
+                print(f"  done: {variant} {mode}", file=sys.stderr, flush=True)
+    floors = {r.mode: r for r in rows if r.variant == "paramiko"}
+    print(f"\nsession bench: {args.hosts} hosts, concurrent = {args.workers} workers")
+    print(table(rows, lambda r: floors.get(r.mode)))
+    print()
+    ok = True
+    for mode in ("sequential", "concurrent"):
+        by = {r.variant: r for r in rows if r.mode == mode}
+        mt, fl, nm = by["mml-tool"], by["paramiko"], by["netmiko"]
+        checks = [
+            (
+                f"{mode}: mml-tool wall within {TARGET_FLOOR}x of bare paramiko",
+                mt.wall <= TARGET_FLOOR * fl.wall,
+                f"{mt.wall / fl.wall:.2f}x",
+            ),
+            (
+                f"{mode}: mml-tool CPU within {TARGET_FLOOR}x of bare paramiko",
+                mt.cpu <= TARGET_FLOOR * fl.cpu,
+                f"{mt.cpu / fl.cpu:.2f}x",
+            ),
+            (
+                f"{mode}: mml-tool at least {TARGET_NETMIKO:g}x faster than netmiko (wall)",
+                nm.wall >= TARGET_NETMIKO * mt.wall,
+                f"{nm.wall / mt.wall:.2f}x",
+            ),
+            (f"{mode}: every session succeeded", all(r.ok == r.hosts for r in by.values()), ""),
+        ]
+        for label, passed, detail in checks:
+            print(verdict(label, passed, detail))
+            ok = ok and passed
+    sys.exit(0 if ok else 1)
+
+
+if __name__ == "__main__":
+    main()

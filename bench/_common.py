@@ -13,6 +13,7 @@ import os
 import re
 import resource
 import selectors
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -118,6 +119,21 @@ def run_child(script: str, args: Sequence[str], timeout: float = 1800) -> Figure
     if proc.returncode != 0:
         raise RuntimeError(f"{script} {' '.join(args)} failed:\n{proc.stderr[-3000:]}")
     return Figures(**json.loads(proc.stdout.strip().splitlines()[-1]))
+
+
+def run_median(script: str, args: Sequence[str], repeat: int) -> Figures:
+    """``repeat`` fresh child runs; the median of each figure (the lab stays up between runs)."""
+    runs = [run_child(script, args) for _ in range(max(1, repeat))]
+    first = runs[0]
+    return Figures(
+        first.variant,
+        first.mode,
+        first.hosts,
+        min(r.ok for r in runs),
+        statistics.median(r.wall for r in runs),
+        statistics.median(r.cpu for r in runs),
+        statistics.median(r.rss_mb for r in runs),
+    )
 
 
 def run_pool(hosts: Sequence[HostConfig], job: Callable[[HostConfig], bool], workers: int) -> int:

@@ -2,7 +2,7 @@
 (the floor) vs netmiko + TextFSM, sequential and concurrent, against the lab simulator running
 in its own process. Each variant runs in a fresh child process (own CPU and peak RSS).
 
-    python bench/session.py [--hosts 20] [--workers 10]
+    python bench/session.py [--hosts 20] [--workers 10] [--repeat 3]
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from _common import (  # noqa: E402
     measure,
     netmiko_exchange,
     paramiko_exchange,
-    run_child,
+    run_median,
     run_pool,
     table,
     verdict,
@@ -68,6 +68,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--hosts", type=int, default=20)
     ap.add_argument("--workers", type=int, default=10)
+    ap.add_argument("--repeat", type=int, default=3, help="runs per variant (median)")
     ap.add_argument("--child", nargs=3, metavar=("VARIANT", "MODE", "INVENTORY"))
     args = ap.parse_args()
     if args.child:
@@ -79,10 +80,13 @@ def main() -> None:
         for mode in ("sequential", "concurrent"):
             for variant in VARIANTS:
                 opts = ["--hosts", str(args.hosts), "--workers", str(args.workers)]
-                rows.append(run_child(__file__, [variant, mode, str(inventory), *opts]))
+                rows.append(run_median(__file__, [variant, mode, str(inventory), *opts], args.repeat))
                 print(f"  done: {variant} {mode}", file=sys.stderr, flush=True)
     floors = {r.mode: r for r in rows if r.variant == "paramiko"}
-    print(f"\nsession bench: {args.hosts} hosts, concurrent = {args.workers} workers")
+    print(
+        f"\nsession bench: {args.hosts} hosts, concurrent = {args.workers} workers, "
+        f"median of {args.repeat} runs"
+    )
     print(table(rows, lambda r: floors.get(r.mode)))
     print()
     ok = True

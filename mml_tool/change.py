@@ -435,14 +435,18 @@ class _StepRunner:
     def run(self, steps: Sequence[Step]) -> list[StepResult]:
         results: list[StepResult] = []
         with host_lock(self.ctx.lock_dir, self.host.name):
-            session = self.ctx.session_factory(self.host)
             try:
-                with session:
-                    for step in steps:
-                        result = self.run_step(session, step)
-                        results.append(result)
-                        if result.status in ("unknown", "failed"):
-                            break  # the session or the device misbehaved: stop this host
+                while len(results) < len(steps):
+                    # A lost reply settled by a fresh read leaves this session broken: the
+                    # host's next steps go on in a new one.
+                    with self.ctx.session_factory(self.host) as session:
+                        while len(results) < len(steps) and session.healthy:
+                            result = self.run_step(session, steps[len(results)])
+                            results.append(result)
+                            if result.status in ("unknown", "failed"):
+                                break  # the session or the device misbehaved: stop this host
+                    if results and results[-1].status in ("unknown", "failed"):
+                        break
             except MmlToolError as exc:
                 if not results or results[-1].status != "unknown":
                     results.append(StepResult(steps[len(results)], "failed", error=str(exc)))

@@ -17,6 +17,7 @@ from typing import Any, NoReturn
 
 import click
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn
 from rich.progress import Progress as RichBar
 
@@ -65,7 +66,8 @@ class BarProgress:
 
 
 def fail(message: str, code: int = EXIT_ERROR) -> NoReturn:
-    err_console.print(f"[bold red]error:[/] {message}", highlight=False, markup=True)
+    # Escaped: messages quote paths and device replies, which may hold rich markup like [/].
+    err_console.print(f"[bold red]error:[/] {escape(message)}", highlight=False, markup=True)
     sys.exit(code)
 
 
@@ -75,8 +77,6 @@ class _Group(click.Group):
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
-        except ConfigError as exc:
-            fail(click.style(str(exc)), EXIT_ERROR)
         except MmlToolError as exc:
             fail(str(exc), EXIT_ERROR)
         except KeyboardInterrupt:
@@ -152,11 +152,22 @@ def cli(ctx: click.Context, verbose: int, template_dirs: tuple[Path, ...]) -> No
     """
     from mml_tool.parsing import template_dirs_from_env
 
-    level = logging.WARNING - 10 * verbose
-    logging.basicConfig(
-        level=max(level, logging.DEBUG), format="%(levelname)s %(name)s: %(message)s"
-    )
+    _setup_logging(verbose)
     ctx.obj = {"template_dirs": [*template_dirs, *template_dirs_from_env()]}
+
+
+def _setup_logging(verbose: int) -> None:
+    """Log to stderr unless the host program (a test runner, a script) already set logging up."""
+    root = logging.getLogger()
+    if root.handlers:
+        return
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+    if verbose < 2:
+        # paramiko logs routine disconnects (the element closes after LGO) at ERROR.
+        handler.addFilter(lambda record: not record.name.startswith("paramiko"))
+    root.addHandler(handler)
+    root.setLevel(max(logging.WARNING - 10 * verbose, logging.DEBUG))
 
 
 def _templates(ctx: click.Context) -> list[Path]:
@@ -283,7 +294,14 @@ def check(
 
 
 @cli.command()
-@inventory_option
+@click.option(
+    "-i",
+    "--inventory",
+    "inventory_path",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="Inventory YAML (needed to make a plan, not to --show one).",
+)
 @policy_option
 @limit_option
 @workers_option
@@ -326,9 +344,9 @@ def plan(
     if show_path is not None:
         _show_plan(load_plan(show_path, max_age=None), show_path)
         return
-    if output is None:
-        raise click.UsageError("give -o PLAN.json to write a plan, or --show PLAN.json to read one")
-    inventory, policy, findings, _ = _check(ctx, inventory_path, policy_path, limit, workers)
+    if output is None or inventory_path is None:
+        raise click.UsageError("to make a plan give -i INVENTORY and -o PLAN.json")
+    _, policy, findings, _ = _check(ctx, inventory_path, policy_path, limit, workers)
     undecided = [f for f in findings if f.status == "error"]
     new_plan = build_plan(
         findings,
@@ -392,7 +410,8 @@ audit_option = click.option(
     "audit_path",
     type=click.Path(dir_okay=False, path_type=Path),
     default=None,
-    help="Audit trail (JSON lines). Default: $MML_TOOL_AUDIT or ~/.local/state/mml-tool/audit.jsonl",
+    help="Audit trail (JSON lines). Default: $MML_TOOL_AUDIT or "
+    "~/.local/state/mml-tool/audit.jsonl",
 )
 record_option = click.option(
     "--record",

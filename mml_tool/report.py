@@ -81,7 +81,7 @@ class RunInfo:
 @dataclass
 class Report:
     info: RunInfo
-    findings: list[FindingLike]
+    findings: Sequence[FindingLike]
     changes: list[dict[str, Any]] = field(default_factory=list)
     verification: dict[str, Any] | None = None
 

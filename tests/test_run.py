@@ -8,12 +8,11 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from conftest import lab_env
 
 from mml_tool.cli import cli
 from mml_tool.lab.lab import Lab, make_nodes
 from mml_tool.lab.uap import NodeConfig
-
-from conftest import lab_env
 
 SECRET = "S3cr3t-Run-Pass-7q"
 
@@ -45,8 +44,16 @@ def test_run_changes_verifies_and_writes_the_evidence(
 ) -> None:
     lab, inventory = run_lab
     assert bits(lab) == {"uap-1": 1, "uap-2": 1, "uap-3": 0}
-    code, output = invoke("run", "-i", str(inventory), "--change-id", "CHG-1", "--yes",
-                          "--evidence", str(tmp_path / "ev"))
+    code, output = invoke(
+        "run",
+        "-i",
+        str(inventory),
+        "--change-id",
+        "CHG-1",
+        "--yes",
+        "--evidence",
+        str(tmp_path / "ev"),
+    )
     assert code == 0, output
     assert bits(lab) == {"uap-1": 0, "uap-2": 0, "uap-3": 0}
     bundle = tmp_path / "ev" / "CHG-1"
@@ -69,15 +76,23 @@ def test_run_changes_verifies_and_writes_the_evidence(
     assert SECRET not in output
 
 
-def test_run_rolls_back_when_verification_fails(
-    run_lab: tuple[Lab, Path], tmp_path: Path
-) -> None:
+def test_run_rolls_back_when_verification_fails(run_lab: tuple[Lab, Path], tmp_path: Path) -> None:
     lab, inventory = run_lab
     assert lab.gateway is not None
     # The parameter will read right, but the feature still does not work: the run must undo.
     lab.gateway.one_way_video_ready = lambda host: False  # type: ignore[attr-defined]
-    code, output = invoke("run", "-i", str(inventory), "--change-id", "CHG-2", "--yes",
-                          "--limit", "uap-1", "--evidence", str(tmp_path / "ev"))
+    code, output = invoke(
+        "run",
+        "-i",
+        str(inventory),
+        "--change-id",
+        "CHG-2",
+        "--yes",
+        "--limit",
+        "uap-1",
+        "--evidence",
+        str(tmp_path / "ev"),
+    )
     assert code == 101, output
     assert bits(lab)["uap-1"] == 1  # restored
     record = json.loads((tmp_path / "ev" / "CHG-2" / "rollback-record.json").read_text())
@@ -94,17 +109,37 @@ def test_run_rolls_back_when_verification_fails(
 def test_run_no_rollback_keeps_the_change(run_lab: tuple[Lab, Path], tmp_path: Path) -> None:
     lab, inventory = run_lab
     lab.gateway.one_way_video_ready = lambda host: False  # type: ignore[union-attr]
-    code, _ = invoke("run", "-i", str(inventory), "--change-id", "CHG-3", "--yes", "--limit",
-                     "uap-2", "--no-rollback", "--evidence", str(tmp_path / "ev"))
+    code, _ = invoke(
+        "run",
+        "-i",
+        str(inventory),
+        "--change-id",
+        "CHG-3",
+        "--yes",
+        "--limit",
+        "uap-2",
+        "--no-rollback",
+        "--evidence",
+        str(tmp_path / "ev"),
+    )
     assert code == 101
     assert bits(lab)["uap-2"] == 0
     assert not (tmp_path / "ev" / "CHG-3" / "rollback-record.json").exists()
 
 
 def test_run_on_a_compliant_host_only_verifies(run_lab: tuple[Lab, Path], tmp_path: Path) -> None:
-    lab, inventory = run_lab
-    code, output = invoke("run", "-i", str(inventory), "--change-id", "CHG-4", "--limit",
-                          "uap-3", "--evidence", str(tmp_path / "ev"))
+    _, inventory = run_lab
+    code, output = invoke(
+        "run",
+        "-i",
+        str(inventory),
+        "--change-id",
+        "CHG-4",
+        "--limit",
+        "uap-3",
+        "--evidence",
+        str(tmp_path / "ev"),
+    )
     assert code == 0, output
     assert "nothing to change" in output
     assert not (tmp_path / "ev" / "CHG-4" / "apply-record.json").exists()
@@ -113,9 +148,21 @@ def test_run_on_a_compliant_host_only_verifies(run_lab: tuple[Lab, Path], tmp_pa
 
 def test_run_without_approval_sends_nothing(run_lab: tuple[Lab, Path], tmp_path: Path) -> None:
     lab, inventory = run_lab
-    result = CliRunner().invoke(cli, ["run", "-i", str(inventory), "--change-id", "CHG-5",
-                                      "--limit", "uap-1", "--evidence", str(tmp_path / "ev")],
-                                input="n\n")
+    result = CliRunner().invoke(
+        cli,
+        [
+            "run",
+            "-i",
+            str(inventory),
+            "--change-id",
+            "CHG-5",
+            "--limit",
+            "uap-1",
+            "--evidence",
+            str(tmp_path / "ev"),
+        ],
+        input="n\n",
+    )
     assert result.exit_code != 0
     assert bits(lab)["uap-1"] == 1
     assert not (tmp_path / "audit.jsonl").exists()

@@ -560,8 +560,9 @@ class GatewaySimulator:
         reply = self._fault_reply()
         if reply is None:
             reply = self._route(name, agent_id, ctx)
-        self._respond(handler, reply)
+        # Recorded before answering, so a client that has its answer finds the request logged.
         self._record(ctx, split.query, agent_id, reply)
+        self._respond(handler, reply)
 
     def _fault_reply(self) -> _Reply | None:
         with self._lock:

@@ -51,8 +51,8 @@ def lab_process(nodes: int) -> Iterator[Path]:
     folder = Path(tempfile.mkdtemp(prefix="mml-bench-"))
     inventory = folder / "inv.yaml"
     cmd = [
-        sys.executable, "-c", "from mml_tool.cli import main; main()", "lab", "--no-gateway", "--nodes", str(nodes),
-        "--write-inventory", str(inventory),
+        sys.executable, "-c", "from mml_tool.cli import main; main()",
+        "lab", "--no-gateway", "--nodes", str(nodes), "--write-inventory", str(inventory),
     ]  # fmt: skip
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=folder)
     try:

@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _common import (  # noqa: E402
+from _common import (
     LST,
     Figures,
     emit,
@@ -29,7 +29,7 @@ from _common import (  # noqa: E402
     verdict,
 )
 
-from mml_tool.inventory import HostConfig  # noqa: E402
+from mml_tool.inventory import HostConfig
 
 VARIANTS = ("paramiko", "mml-tool", "netmiko")
 TARGET_FLOOR = 1.2  # mml-tool wall and CPU within 1.2x of bare paramiko
@@ -77,10 +77,11 @@ def main() -> None:
         return
     rows: list[Figures] = []
     with lab_process(args.hosts) as inventory:
+        opts = ["--hosts", str(args.hosts), "--workers", str(args.workers)]
         for mode in ("sequential", "concurrent"):
             for variant in VARIANTS:
-                opts = ["--hosts", str(args.hosts), "--workers", str(args.workers)]
-                rows.append(run_median(__file__, [variant, mode, str(inventory), *opts], args.repeat))
+                child_args = [variant, mode, str(inventory), *opts]
+                rows.append(run_median(__file__, child_args, args.repeat))
                 print(f"  done: {variant} {mode}", file=sys.stderr, flush=True)
     floors = {r.mode: r for r in rows if r.variant == "paramiko"}
     print(

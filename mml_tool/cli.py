@@ -33,6 +33,12 @@ EXIT_VERIFY_FAILED = 101
 err_console = Console(stderr=True)
 
 
+def out_console() -> Console:
+    """stdout; wide when piped so tables in logs and CI output are not folded to 80 columns."""
+    console = Console()
+    return console if console.is_terminal else Console(width=160)
+
+
 class BarProgress:
     """A rich progress bar on a terminal; nothing when output is piped or scheduled."""
 
@@ -288,7 +294,7 @@ def check(
     targets = parse_report_targets(report_spec) if report_spec else []
     _, policy, findings, started = _check(ctx, inventory_path, policy_path, limit, workers)
     report = Report(_run_info("check", policy, inventory_path, started), findings)
-    render_table(report, Console())
+    render_table(report, out_console())
     write_reports(report, targets)
     sys.exit(exit_code_for(findings))
 
@@ -368,7 +374,7 @@ def plan(
 
 
 def _show_plan(the_plan: Any, path: Path) -> None:
-    console = Console()
+    console = out_console()
     console.print(
         f"[bold]Plan[/] {path}  change {the_plan.change_id or '-'}  made by "
         f"{the_plan.created_by} at {the_plan.created}  policy {the_plan.policy_name}",
@@ -423,7 +429,7 @@ record_option = click.option(
 
 
 def _print_record(record: Any) -> None:
-    console = Console()
+    console = out_console()
     styles = {"changed": "green", "already-compliant": "green", "skipped": "yellow"}
     for result in record.results:
         style = styles.get(result.status, "red")
@@ -616,7 +622,7 @@ def parse(ctx: click.Context, command_text: str, platform: str, as_json: bool, f
     table = Table(*(records[0].keys() if records else ["(no records)"]))
     for record in records:
         table.add_row(*record.values())
-    Console().print(table)
+    out_console().print(table)
 
 
 @cli.command(name="exec")
@@ -800,7 +806,7 @@ def verify(
     gateway = inventory.gateways[gateway_name]
     overrides = {k: v for k, v in (("agent_id", agent_id), ("called", called)) if v}
     gateway = replace(gateway, **overrides)
-    console = Console()
+    console = out_console()
 
     def show(step: Any) -> None:
         mark = "[green]ok[/]" if step.ok else "[red]FAILED[/]"
@@ -909,7 +915,7 @@ def run(
         directions=directions,
         template_dirs=_templates(ctx),
         workers=workers,
-        say=lambda line: Console().print(line, highlight=False, markup=False),
+        say=lambda line: out_console().print(line, highlight=False, markup=False),
     )
     for note in outcome.notes:
         err_console.print(note, highlight=False, markup=False)

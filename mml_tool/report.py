@@ -289,16 +289,17 @@ def to_markdown(report: Report) -> str:
 
 
 def render_table(report: Report, console: Console) -> None:
-    """Print the results as a table, one row per (host, control), coloured by status."""
+    """Print the results as a table, one row per (host, control), coloured by status; errors
+    and waivers follow as whole lines so a long device message never squeezes the table."""
     s = summary(report)
     table = Table(
         title=f"mml-tool {report.info.command}: {report.info.policy_name}",
         caption=f"{s['pass']} pass, {s['fail']} fail, {s['error']} error, {s['waived']} waived",
     )
-    for column in ("host", "control", "status", "expected", "actual", "note"):
-        table.add_column(column)
+    for column in ("host", "control", "status", "expected", "actual"):
+        table.add_column(column, overflow="fold")
+    notes: list[Text] = []
     for f in report.ordered():
-        note = f.error or (f"waived: {f.waiver_reason}" if f.waiver_reason else "")
         style = _STYLES.get(f.status, "")
         # Text() rather than strings: device values must not be read as rich markup.
         table.add_row(
@@ -307,9 +308,13 @@ def render_table(report: Report, console: Console) -> None:
             Text(f.status, style=style),
             Text(mask_text(f.expected)),
             Text(mask_text(f.actual or "")),
-            Text(mask_text(note)),
         )
+        note = f.error or (f"waived: {f.waiver_reason}" if f.waiver_reason else "")
+        if note:
+            notes.append(Text(f"{f.host} {f.control_id}: {mask_text(note)}", style=style))
     console.print(table)
+    for line in notes:
+        console.print(line)
 
 
 RENDERERS: Mapping[str, Callable[[Report], str]] = {

@@ -70,10 +70,12 @@ def test_run_changes_verifies_and_writes_the_evidence(
     assert [d["direction"] for d in verify["directions"]] == [1, 2]
     assert all(d["ok"] for d in verify["directions"])
     assert "MOD SFP: ID=P978, MODTYPE=P1, BIT=0, BITVAL=0;" in (bundle / "summary.md").read_text()
+    secrets = (SECRET, lab.agent_password.reveal())
     for path in [*bundle.rglob("*"), tmp_path / "audit.jsonl"]:
         if path.is_file():
-            assert SECRET not in path.read_text(encoding="utf-8"), path
-    assert SECRET not in output
+            text = path.read_text(encoding="utf-8")
+            assert not any(secret in text for secret in secrets), path
+    assert not any(secret in output for secret in secrets)
 
 
 def test_run_rolls_back_when_verification_fails(run_lab: tuple[Lab, Path], tmp_path: Path) -> None:

@@ -765,6 +765,13 @@ directions_option = click.option(
     help="Wait for a call to ring on the agent and answer it, instead of calling out.",
 )
 @click.option(
+    "--ring-timeout",
+    type=click.FloatRange(min=1),
+    default=120.0,
+    show_default=True,
+    help="With --wait-incoming: seconds to wait for the call to ring.",
+)
+@click.option(
     "--force-login",
     is_flag=True,
     help="Force sign-in when the agent is already signed in elsewhere.",
@@ -778,6 +785,7 @@ def verify(
     directions: tuple[int, ...],
     wait_incoming: bool,
     force_login: bool,
+    ring_timeout: float,
     report_spec: str | None,
 ) -> None:
     """Prove one-way video end to end through the CC-Gateway REST API.
@@ -817,6 +825,7 @@ def verify(
         directions=directions,
         wait_incoming=wait_incoming,
         force_sign_in=force_login,
+        ring_timeout=ring_timeout,
         on_step=show,
     )
     for direction in result.directions:

@@ -8,11 +8,13 @@ simulator, a separate process, is never counted) and prints one JSON line.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import re
 import resource
 import selectors
+import socket
 import statistics
 import subprocess
 import sys
@@ -23,8 +25,12 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from mml_tool.inventory import HostConfig, load_inventory
+
+if TYPE_CHECKING:
+    from paramiko import HostKeys
 
 END_RE = re.compile(rb"^---\s+END\s*$", re.M)
 LAB_READY_TIMEOUT = 120.0
@@ -121,19 +127,30 @@ def run_child(script: str, args: Sequence[str], timeout: float = 1800) -> Figure
     return Figures(**json.loads(proc.stdout.strip().splitlines()[-1]))
 
 
-def run_median(script: str, args: Sequence[str], repeat: int) -> Figures:
-    """``repeat`` fresh child runs; the median of each figure (the lab stays up between runs)."""
-    runs = [run_child(script, args) for _ in range(max(1, repeat))]
-    first = runs[0]
-    return Figures(
-        first.variant,
-        first.mode,
-        first.hosts,
-        min(r.ok for r in runs),
-        statistics.median(r.wall for r in runs),
-        statistics.median(r.cpu for r in runs),
-        statistics.median(r.rss_mb for r in runs),
-    )
+def run_all(script: str, arg_sets: Sequence[Sequence[str]], repeat: int) -> list[Figures]:
+    """Each argument set in a fresh child, ``repeat`` rounds interleaved (so that a busy spell on
+    the machine hits every variant alike); the median of each figure, one row per set."""
+    runs: list[list[Figures]] = [[] for _ in arg_sets]
+    for _ in range(max(1, repeat)):
+        for i, args in enumerate(arg_sets):
+            runs[i].append(run_child(script, args))
+            print(f"  done: {' '.join(args[:2])}", file=sys.stderr, flush=True)
+    return [
+        dataclasses.replace(
+            r[0],
+            ok=min(x.ok for x in r),
+            wall=statistics.median(x.wall for x in r),
+            cpu=statistics.median(x.cpu for x in r),
+            rss_mb=statistics.median(x.rss_mb for x in r),
+        )
+        for r in runs
+    ]
+
+
+def load_note() -> str:
+    """The machine's load: other processes share the cores, and skew wall times."""
+    one, five, _ = os.getloadavg()
+    return f"{os.cpu_count()} cores, load average {one:.2f} (1 min) {five:.2f} (5 min)"
 
 
 def run_pool(hosts: Sequence[HostConfig], job: Callable[[HostConfig], bool], workers: int) -> int:
@@ -147,16 +164,30 @@ def run_pool(hosts: Sequence[HostConfig], job: Callable[[HostConfig], bool], wor
 # -- the floor: bare paramiko, minimal code
 
 
-def paramiko_exchange(host: HostConfig, commands: Sequence[str]) -> list[bytes]:
-    """Connect, open a shell, send each command and read up to its ``---    END``."""
+def paramiko_exchange(
+    host: HostConfig, commands: Sequence[str], tuned: HostKeys | None = None
+) -> list[bytes]:
+    """Connect, open a shell, send each command and read up to its ``---    END``.
+
+    ``tuned`` (informative, not the floor): the known_hosts file parsed once for the whole run
+    (paramiko's ``load_host_keys`` is quadratic in the file's lines) and TCP_NODELAY on the
+    socket (without it the SSH handshake stalls on Nagle + delayed ACK, 40 ms at a time)."""
     import paramiko
 
     assert host.password is not None and host.known_hosts is not None
     client = paramiko.SSHClient()
-    client.load_host_keys(str(host.known_hosts))
+    sock = None
+    if tuned is None:
+        client.load_host_keys(str(host.known_hosts))
+    else:
+        name = f"[{host.hostname}]:{host.port}"
+        for key_type, key in (tuned.lookup(name) or {}).items():
+            client.get_host_keys().add(name, key_type, key)
+        sock = socket.create_connection((host.hostname, host.port), host.connect_timeout)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     client.connect(
         host.hostname, host.port, host.username, host.password.reveal(),
-        look_for_keys=False, allow_agent=False, timeout=host.connect_timeout,
+        look_for_keys=False, allow_agent=False, timeout=host.connect_timeout, sock=sock,
     )  # fmt: skip
     try:
         chan = client.invoke_shell(width=1000, height=1000)
@@ -174,6 +205,12 @@ def paramiko_exchange(host: HostConfig, commands: Sequence[str]) -> list[bytes]:
         return replies
     finally:
         client.close()
+
+
+def host_keys(path: Path) -> HostKeys:
+    import paramiko
+
+    return paramiko.HostKeys(str(path))
 
 
 # -- what a user would write: netmiko + TextFSM

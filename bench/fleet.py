@@ -14,19 +14,21 @@ import argparse
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 sys.path.insert(0, str(Path(__file__).parent))
 from _common import (
     LST,
-    Figures,
     emit,
+    host_keys,
     lab_process,
     load_hosts,
+    load_note,
     login,
     measure,
     netmiko_exchange,
     paramiko_exchange,
-    run_median,
+    run_all,
     run_pool,
     table,
     verdict,
@@ -35,7 +37,11 @@ from _common import (
 from mml_tool.fleet import DEFAULT_WORKERS
 from mml_tool.inventory import HostConfig
 
-VARIANTS = ("paramiko", "mml-tool", "netmiko")
+if TYPE_CHECKING:
+    from paramiko import HostKeys
+
+# paramiko* (informative, no target): the floor with TCP_NODELAY and known_hosts parsed once.
+VARIANTS = ("paramiko", "mml-tool", "netmiko", "paramiko*")
 TARGET_FLOOR = 1.5  # wall within 1.5x of the floor
 TARGET_NETMIKO = 5.0  # at least 5x faster than netmiko
 TARGET_RSS_MB = 200.0
@@ -57,21 +63,22 @@ def child(variant: str, inventory: Path, count: int, workers: int) -> None:
         findings = check_fleet(hosts, load_policy(None), workers=workers)
         return sum(f.status in ("pass", "fail") for f in findings)
 
-    def bare(host: HostConfig) -> bool:
-        return b"RETCODE = 0" in paramiko_exchange(host, commands(host))[2]
+    def bare(host: HostConfig, tuned: HostKeys | None = None) -> bool:
+        return b"RETCODE = 0" in paramiko_exchange(host, commands(host), tuned)[2]
 
     def netmiko(host: HostConfig) -> bool:
         return len(netmiko_exchange(host, commands(host), LST, template)) == 16
 
-    if variant == "mml-tool":
-        run = mml_tool
-    else:
-        job = bare if variant == "paramiko" else netmiko
-        if variant == "netmiko":
-            import netmiko as _  # noqa: F401  (imports are not part of the figures)
+    if variant == "netmiko":
+        import netmiko as _  # noqa: F401  (imports are not part of the figures)
 
-        def run() -> int:
-            return run_pool(hosts, job, workers)
+    def run() -> int:
+        if variant == "mml-tool":
+            return mml_tool()
+        if variant == "paramiko*":
+            keys = host_keys(hosts[0].known_hosts or Path())  # once per run, inside the figures
+            return run_pool(hosts, lambda h: bare(h, keys), workers)
+        return run_pool(hosts, bare if variant == "paramiko" else netmiko, workers)
 
     emit(measure(variant, "concurrent", count, run))
 
@@ -97,16 +104,19 @@ def main() -> None:
         variant, inventory = args.child
         child(variant, Path(inventory), args.nodes, args.workers)
         return
-    rows: list[Figures] = []
     with lab_process(args.nodes) as inventory:
         opts = ["--nodes", str(args.nodes), "--workers", str(args.workers)]
-        for variant in VARIANTS:
-            rows.append(run_median(__file__, [variant, str(inventory), *opts], args.repeat))
-            print(f"  done: {variant}", file=sys.stderr, flush=True)
+        before = load_note()
+        rows = run_all(__file__, [[v, str(inventory), *opts] for v in VARIANTS], args.repeat)
+        after = load_note()
         kh_ms = known_hosts_cost(inventory.parent / "lab_known_hosts")
     by = {r.variant: r for r in rows}
     mt, fl, nm = by["mml-tool"], by["paramiko"], by["netmiko"]
-    print(f"\nfleet bench: check over {args.nodes} nodes, {args.workers} workers")
+    print(
+        f"\nfleet bench: check over {args.nodes} nodes, {args.workers} workers, "
+        f"median of {args.repeat} runs"
+    )
+    print(f"machine: before {before}; after {after}")
     print(table(rows, lambda r: fl))
     print(f"(paramiko loads the {args.nodes}-line known_hosts in {kh_ms:.1f} ms CPU, per session)")
     print()

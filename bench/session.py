@@ -11,19 +11,21 @@ import argparse
 import dataclasses
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 sys.path.insert(0, str(Path(__file__).parent))
 from _common import (
     LST,
-    Figures,
     emit,
+    host_keys,
     lab_process,
     load_hosts,
+    load_note,
     login,
     measure,
     netmiko_exchange,
     paramiko_exchange,
-    run_median,
+    run_all,
     run_pool,
     table,
     verdict,
@@ -31,7 +33,11 @@ from _common import (
 
 from mml_tool.inventory import HostConfig
 
-VARIANTS = ("paramiko", "mml-tool", "netmiko")
+if TYPE_CHECKING:
+    from paramiko import HostKeys
+
+# paramiko* (informative, no target): the floor with TCP_NODELAY and known_hosts parsed once.
+VARIANTS = ("paramiko", "mml-tool", "netmiko", "paramiko*")
 TARGET_FLOOR = 1.2  # mml-tool wall and CPU within 1.2x of bare paramiko
 TARGET_NETMIKO = 5.0  # mml-tool at least 5x faster than netmiko
 
@@ -50,18 +56,26 @@ def child(variant: str, mode: str, inventory: Path, count: int, workers: int) ->
             records = parse_output(LST, response.raw, host.platform)
         return response.ok and len(records) == 16
 
-    def bare(host: HostConfig) -> bool:
-        replies = paramiko_exchange(host, [login(host), LST, "LGO;"])
+    def bare(host: HostConfig, tuned: HostKeys | None = None) -> bool:
+        replies = paramiko_exchange(host, [login(host), LST, "LGO;"], tuned)
         return b"RETCODE = 0" in replies[1]
 
     def netmiko(host: HostConfig) -> bool:
         return len(netmiko_exchange(host, [login(host), LST, "LGO;"], LST, template)) == 16
 
-    job = {"mml-tool": mml_tool, "paramiko": bare, "netmiko": netmiko}[variant]
     if variant == "netmiko":
         import netmiko as _  # noqa: F401  (imports are not part of the figures)
     n = 1 if mode == "sequential" else workers
-    emit(measure(variant, mode, count, lambda: run_pool(hosts, job, n)))
+
+    def run() -> int:
+        if variant == "paramiko*":
+            keys = host_keys(hosts[0].known_hosts or Path())  # once per run, inside the figures
+            return run_pool(hosts, lambda h: bare(h, keys), n)
+        return run_pool(
+            hosts, {"mml-tool": mml_tool, "paramiko": bare, "netmiko": netmiko}[variant], n
+        )
+
+    emit(measure(variant, mode, count, run))
 
 
 def main() -> None:
@@ -75,19 +89,20 @@ def main() -> None:
         variant, mode, inventory = args.child
         child(variant, mode, Path(inventory), args.hosts, args.workers)
         return
-    rows: list[Figures] = []
     with lab_process(args.hosts) as inventory:
         opts = ["--hosts", str(args.hosts), "--workers", str(args.workers)]
-        for mode in ("sequential", "concurrent"):
-            for variant in VARIANTS:
-                child_args = [variant, mode, str(inventory), *opts]
-                rows.append(run_median(__file__, child_args, args.repeat))
-                print(f"  done: {variant} {mode}", file=sys.stderr, flush=True)
+        sets = [
+            [v, m, str(inventory), *opts] for m in ("sequential", "concurrent") for v in VARIANTS
+        ]
+        before = load_note()
+        rows = run_all(__file__, sets, args.repeat)
+        after = load_note()
     floors = {r.mode: r for r in rows if r.variant == "paramiko"}
     print(
         f"\nsession bench: {args.hosts} hosts, concurrent = {args.workers} workers, "
         f"median of {args.repeat} runs"
     )
+    print(f"machine: before {before}; after {after}")
     print(table(rows, lambda r: floors.get(r.mode)))
     print()
     ok = True

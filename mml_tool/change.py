@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from mml_tool import __version__
-from mml_tool.audit import AuditRecord, AuditTrail
+from mml_tool.audit import AuditRecord, AuditTrail, utc_now
 from mml_tool.check import read_bit
 from mml_tool.errors import (
     AuditError,
@@ -407,7 +407,7 @@ class _StepRunner:
         try:
             self.ctx.audit.append(
                 AuditRecord(
-                    time=now_iso(),
+                    time=utc_now(),  # milliseconds: a command's two lines stay in order
                     operator=self.ctx.operator,
                     change_id=self.ctx.change_id,
                     host=self.host.name,

@@ -662,8 +662,14 @@ def exec_command(
     """
     import time
 
-    from mml_tool.audit import AuditRecord, AuditTrail, default_audit_path, operator_name
-    from mml_tool.change import now_iso
+    from mml_tool.audit import (
+        AuditRecord,
+        AuditTrail,
+        default_audit_path,
+        operator_name,
+        utc_now,
+    )
+    from mml_tool.errors import MmlTimeout, TransportError
     from mml_tool.mml.command import MmlCommand
     from mml_tool.mml.session import MmlSession, Transcript
 
@@ -684,39 +690,50 @@ def exec_command(
         _confirm("Send this command?", yes)
         trail = AuditTrail(audit_path or default_audit_path())
     transcript = Transcript() if transcript_path else None
-    with MmlSession(host[0], transcript=transcript) as session:
-        if trail is not None:
+    try:
+        with MmlSession(host[0], transcript=transcript) as session:
+            if trail is not None:
 
-            def audit(
-                outcome: str, retcode: int | None = None, message: str = "", elapsed: float = 0.0
-            ) -> None:
-                trail.append(
-                    AuditRecord(
-                        time=now_iso(),
-                        operator=operator_name(),
-                        change_id=None,
-                        host=host[0].name,
-                        command=command.masked(),
-                        retcode=retcode,
-                        message=message,
-                        elapsed=elapsed,
-                        outcome=outcome,
-                        action="exec",
+                def audit(
+                    outcome: str,
+                    retcode: int | None = None,
+                    message: str = "",
+                    elapsed: float = 0.0,
+                ) -> None:
+                    trail.append(
+                        AuditRecord(
+                            time=utc_now(),
+                            operator=operator_name(),
+                            change_id=None,
+                            host=host[0].name,
+                            command=command.masked(),
+                            retcode=retcode,
+                            message=message,
+                            elapsed=elapsed,
+                            outcome=outcome,
+                            action="exec",
+                        )
                     )
-                )
 
-            audit("sending")
-        started = time.monotonic()
-        response = session.run(command)
-        if trail is not None:
-            audit(
-                "ok" if response.ok else "failed",
-                response.retcode,
-                response.message,
-                round(time.monotonic() - started, 3),
-            )
-    if transcript is not None and transcript_path is not None:
-        transcript.write(transcript_path)
+                audit("sending")
+            started = time.monotonic()
+            try:
+                response = session.run(command)
+            except (MmlTimeout, TransportError) as exc:
+                if trail is not None:  # the command may have taken effect: say so
+                    audit("unknown", None, str(exc), round(time.monotonic() - started, 3))
+                raise
+            if trail is not None:
+                audit(
+                    "ok" if response.ok else "failed",
+                    response.retcode,
+                    response.message,
+                    round(time.monotonic() - started, 3),
+                )
+    finally:
+        # Written on failure too: that is when the transcript is needed most.
+        if transcript is not None and transcript_path is not None:
+            transcript.write(transcript_path)
     if as_json:
         _print_json(_response_json(response))
     else:

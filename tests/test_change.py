@@ -1,0 +1,420 @@
+"""plan -> apply -> rollback against a lab fleet, through the CLI: state proven on the simulator
+nodes' stores, refusals proven by an untouched state and an empty audit trail."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from click.testing import CliRunner, Result
+
+from mml_tool import audit
+from mml_tool.change import host_lock, load_plan, load_record, save_plan
+from mml_tool.cli import cli
+from mml_tool.lab.lab import PASSWORD_ENV, Lab
+from mml_tool.lab.uap import FaultConfig, NodeConfig
+
+PASSWORD = "S3cr3t-Lab-Pass-9x"
+OPERATOR = "op-alice"
+MOD_0 = "MOD SFP: ID=P978, MODTYPE=P1, BIT=0, BITVAL=0;"
+MOD_1 = "MOD SFP: ID=P978, MODTYPE=P1, BIT=0, BITVAL=1;"
+# P978 = 3: bit 1 is set too, and must survive apply and rollback untouched.
+START = {"uap-1": 1, "uap-2": 3, "uap-3": 0, "uap-4": 1, "drop-1": 1, "bad-1": 1}
+NON_COMPLIANT = ["uap-1", "uap-2", "uap-4"]
+
+
+def _nodes() -> list[NodeConfig]:
+    return [
+        NodeConfig("uap-1", layout="table", language="en"),
+        NodeConfig("uap-2", layout="vertical", language="zh"),
+        NodeConfig("uap-3", layout="value", language="en"),
+        NodeConfig("uap-4", layout="value", language="zh"),
+        NodeConfig(
+            "drop-1", layout="table", language="zh", faults=FaultConfig(drop_after_mod=True)
+        ),
+        NodeConfig("bad-1", faults=FaultConfig(login_refused=True)),
+    ]
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
+    workdir = tmp_path_factory.mktemp("change-lab")
+    with Lab(_nodes(), workdir=workdir, password=PASSWORD, with_gateway=False) as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def inventory(lab: Lab) -> Path:
+    path = lab.write_inventory(lab.workdir / "inventory.yaml")
+    doc = yaml.safe_load(path.read_text(encoding="utf-8"))
+    doc["defaults"].update(timeout=5, connect_timeout=5)
+    path.write_text(yaml.safe_dump(doc, sort_keys=False), encoding="utf-8")
+    return path
+
+
+@dataclass
+class Env:
+    audit: Path
+    locks: Path
+    tmp: Path
+
+
+@pytest.fixture(autouse=True)
+def env(lab: Lab, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Env:
+    """Credentials, audit trail and locks of this test only; every node back at START."""
+    monkeypatch.setenv(PASSWORD_ENV, PASSWORD)
+    monkeypatch.setenv("MML_TOOL_AUDIT", str(tmp_path / "audit.jsonl"))
+    monkeypatch.setenv("MML_TOOL_LOCKS", str(tmp_path / "locks"))
+    monkeypatch.setenv("MML_TOOL_OPERATOR", OPERATOR)
+    for name, value in START.items():
+        lab.node(name).store.set_value("P978", value)
+    return Env(tmp_path / "audit.jsonl", tmp_path / "locks", tmp_path)
+
+
+def invoke(*args: str | Path) -> Result:
+    return CliRunner().invoke(cli, [str(a) for a in args], env={"COLUMNS": "250"})
+
+
+def p978(lab: Lab) -> dict[str, int | None]:
+    return {name: lab.node(name).store.get("P978") for name in START}
+
+
+def mods(env: Env, host: str | None = None) -> list[audit.AuditRecord]:
+    """The write-ahead lines of MOD commands: one per MOD that went (or may have gone) out."""
+    return [
+        r
+        for r in audit.read(env.audit)
+        if r.outcome == "sending" and r.command.startswith("MOD") and host in (None, r.host)
+    ]
+
+
+def make_plan(env: Env, inventory: Path, limit: str = "uap-*", **kw: str) -> Path:
+    plan = env.tmp / "plan.json"
+    args: list[str | Path] = ["plan", "-i", inventory, "--limit", limit]
+    args += ["--change-id", "CHG-7", "-o", plan]
+    if "policy" in kw:
+        args += ["-p", kw["policy"]]
+    result = invoke(*args)
+    assert result.exit_code == 0, result.output
+    return plan
+
+
+def test_plan_apply_rollback_round_trip(lab: Lab, inventory: Path, env: Env) -> None:
+    before_all = {n: lab.node(n).store.snapshot() for n in START}
+    plan_path = make_plan(env, inventory)
+    assert p978(lab) == START  # planning changes nothing
+
+    body = json.loads(plan_path.read_text(encoding="utf-8"))
+    claimed = body.pop("sha256")
+    canonical = json.dumps(body, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+    assert claimed == hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+    assert body["kind"] == "mml-tool-plan"
+    assert body["schema_version"] == 1
+    assert (body["change_id"], body["created_by"]) == ("CHG-7", OPERATOR)
+    steps = {s["host"]: s for s in body["steps"]}
+    assert sorted(steps) == NON_COMPLIANT  # uap-3 is compliant: no step
+    for host, step in steps.items():
+        assert (step["parameter"], step["bit"]) == ("P978", 0)
+        assert (step["start_value"], step["target_value"]) == (1, 0)
+        assert step["check_command"] == "LST SFP: ID=P978;"
+        assert step["commands"] == [MOD_0]
+        assert step["undo_commands"] == [MOD_1]
+        assert "P978" in step["evidence"]  # the state read before, as the device printed it
+        assert lab.node(host).config.ne_name in step["evidence"]
+
+    applied = invoke("apply", plan_path, "-i", inventory, "--yes")
+    assert applied.exit_code == 0, applied.output
+    assert p978(lab) == {**START, "uap-1": 0, "uap-2": 2, "uap-4": 0}
+    record_path = plan_path.with_suffix(".record.json")
+    record = load_record(record_path)
+    assert record.action == "apply" and record.ok
+    assert {r.step.host: (r.status, r.before, r.after) for r in record.results} == {
+        h: ("changed", 1, 0) for h in NON_COMPLIANT
+    }
+
+    rolled = invoke("rollback", record_path, "-i", inventory, "--yes")
+    assert rolled.exit_code == 0, rolled.output
+    assert p978(lab) == START
+    assert {n: lab.node(n).store.snapshot() for n in START} == before_all
+    back = load_record(record_path.with_name("plan.record.rollback.json"))
+    assert back.action == "rollback"
+    assert {r.step.host: (r.status, r.before, r.after) for r in back.results} == {
+        h: ("changed", 0, 1) for h in NON_COMPLIANT
+    }
+    actions = [(r.action, r.host, r.outcome, r.command) for r in audit.read(env.audit)]
+    for host in NON_COMPLIANT:
+        assert [a for a in actions if a[1] == host] == [
+            ("apply", host, "sending", MOD_0),
+            ("apply", host, "ok", MOD_0),
+            ("rollback", host, "sending", MOD_1),
+            ("rollback", host, "ok", MOD_1),
+        ]
+
+
+def test_audit_trail_contents(lab: Lab, inventory: Path, env: Env) -> None:
+    plan_path = make_plan(env, inventory, "uap-1,uap-4")
+    assert invoke("apply", plan_path, "-i", inventory, "--yes").exit_code == 0
+    records = audit.read(env.audit)
+    assert len(records) == 4
+    for record in records:
+        assert record.time.endswith("Z")  # ISO 8601 UTC, milliseconds
+        stamp = datetime.fromisoformat(record.time.replace("Z", "+00:00"))
+        assert abs(datetime.now(timezone.utc) - stamp) < timedelta(minutes=5)
+        assert (record.operator, record.change_id, record.action) == (OPERATOR, "CHG-7", "apply")
+        assert record.command == MOD_0
+    by_host = {(r.host, r.outcome): r for r in records}
+    assert set(by_host) == {(h, o) for h in ("uap-1", "uap-4") for o in ("sending", "ok")}
+    assert by_host["uap-1", "sending"].time <= by_host["uap-1", "ok"].time
+    assert by_host["uap-1", "sending"].retcode is None
+    assert by_host["uap-1", "ok"].retcode == 0
+    assert by_host["uap-4", "ok"].message == "操作成功"  # the Chinese node's own text
+    lines = env.audit.read_text(encoding="utf-8").splitlines()
+    assert all(json.loads(line)["host"] in ("uap-1", "uap-4") for line in lines)
+
+
+def test_plan_show_prints_the_plan_without_an_inventory(
+    lab: Lab, inventory: Path, env: Env
+) -> None:
+    plan_path = make_plan(env, inventory, "uap-1")
+    result = invoke("plan", "--show", plan_path)
+    assert result.exit_code == 0, result.output
+    assert "change CHG-7" in result.output
+    assert "uap-1" in result.output and "P978 bit 0 1 -> 0" in result.output
+    assert f"send     {MOD_0}" in result.output
+    assert f"rollback {MOD_1}" in result.output
+
+
+def test_plan_of_compliant_hosts_has_nothing_to_do(lab: Lab, inventory: Path, env: Env) -> None:
+    plan_path = make_plan(env, inventory, "uap-3")
+    assert load_plan(plan_path).steps == ()
+    result = invoke("apply", plan_path, "-i", inventory, "--yes")
+    assert result.exit_code == 0
+    assert "Nothing to change" in result.output
+    assert not env.audit.exists()
+
+
+def test_plan_with_an_unreachable_host_plans_the_others_and_exits_1(
+    lab: Lab, inventory: Path, env: Env
+) -> None:
+    plan_path = env.tmp / "plan.json"
+    result = invoke("plan", "-i", inventory, "--limit", "uap-1,bad-1", "-o", plan_path)
+    assert result.exit_code == 1
+    assert "not planned bad-1" in result.output
+    assert [s.host for s in load_plan(plan_path).steps] == ["uap-1"]
+
+
+def test_tampered_plan_is_refused_and_nothing_sent(lab: Lab, inventory: Path, env: Env) -> None:
+    plan_path = make_plan(env, inventory)
+    text = plan_path.read_text(encoding="utf-8")
+    # One byte: the rollback of uap-1 would now set the bit to 0.
+    at = text.index("BITVAL=1;")
+    plan_path.write_text(text[:at] + "BITVAL=0;" + text[at + len("BITVAL=1;") :], "utf-8")
+    runs: list[list[str | Path]] = [
+        ["apply", plan_path, "-i", inventory, "--yes"],
+        ["plan", "--show", plan_path],
+    ]
+    for args in runs:
+        result = invoke(*args)
+        assert result.exit_code == 1
+        assert "sha256 does not match" in result.output
+        assert "never edit it by hand" in result.output
+    assert not env.audit.exists()
+    assert p978(lab) == START
+
+
+def test_plan_older_than_max_age_is_refused(lab: Lab, inventory: Path, env: Env) -> None:
+    plan_path = make_plan(env, inventory)
+    plan = load_plan(plan_path)
+    old = (datetime.now(timezone.utc) - timedelta(hours=3)).isoformat(timespec="seconds")
+    save_plan(replace(plan, created=old), plan_path)  # properly sealed, just old
+    result = invoke("apply", plan_path, "-i", inventory, "--yes", "--max-age", "2")
+    assert result.exit_code == 1
+    assert "older than" in result.output and "mml-tool plan" in result.output
+    assert not env.audit.exists()
+    assert p978(lab) == START
+    # Within a larger --max-age the same plan is accepted.
+    result = invoke("apply", plan_path, "-i", inventory, "--yes", "--max-age", "4")
+    assert result.exit_code == 0, result.output
+    assert p978(lab)["uap-1"] == 0
+
+
+def test_state_changed_since_the_plan_is_not_sent_again(
+    lab: Lab, inventory: Path, env: Env
+) -> None:
+    """Someone fixed uap-1 by hand between plan and apply: re-read, skipped, nothing sent.
+
+    (A one-bit step cannot drift: the bit is either the planned start or the target.)"""
+    plan_path = make_plan(env, inventory, "uap-1,uap-4")
+    lab.node("uap-1").store.set_bit("P978", 0, 0)
+    result = invoke("apply", plan_path, "-i", inventory, "--yes")
+    assert result.exit_code == 0, result.output
+    record = load_record(plan_path.with_suffix(".record.json"))
+    assert {r.step.host: r.status for r in record.results} == {
+        "uap-1": "already-compliant",
+        "uap-4": "changed",
+    }
+    assert mods(env, "uap-1") == []
+    assert len(mods(env, "uap-4")) == 1
+
+
+def test_second_apply_is_idempotent(lab: Lab, inventory: Path, env: Env) -> None:
+    plan_path = make_plan(env, inventory)
+    assert invoke("apply", plan_path, "-i", inventory, "--yes").exit_code == 0
+    assert len(mods(env)) == 3
+    second = env.tmp / "second.json"
+    result = invoke("apply", plan_path, "-i", inventory, "--yes", "--record", second)
+    assert result.exit_code == 0, result.output
+    assert {r.status for r in load_record(second).results} == {"already-compliant"}
+    assert len(mods(env)) == 3  # no MOD the second time
+    # Rolling back the no-op record does nothing either.
+    result = invoke("rollback", second, "-i", inventory, "--yes")
+    assert result.exit_code == 0
+    assert "Nothing to roll back" in result.output
+    assert p978(lab) == {**START, "uap-1": 0, "uap-2": 2, "uap-4": 0}
+
+
+def test_locked_host_is_reported_and_the_others_proceed(
+    lab: Lab, inventory: Path, env: Env
+) -> None:
+    plan_path = make_plan(env, inventory, "uap-1,uap-2")
+    with host_lock(env.locks, "uap-1"):
+        result = invoke("apply", plan_path, "-i", inventory, "--yes")
+    assert result.exit_code == 1
+    assert "locked" in result.output
+    record = load_record(plan_path.with_suffix(".record.json"))
+    statuses = {r.step.host: r.status for r in record.results}
+    assert statuses == {"uap-1": "locked", "uap-2": "changed"}
+    assert "another mml-tool change holds" in (record.results[0].error or "")
+    assert p978(lab)["uap-1"] == 1 and p978(lab)["uap-2"] == 2
+    assert mods(env, "uap-1") == []
+    # The lock is free again; rollback undoes only what was changed.
+    rolled = invoke("rollback", plan_path.with_suffix(".record.json"), "-i", inventory, "--yes")
+    assert rolled.exit_code == 0, rolled.output
+    assert p978(lab) == START
+
+
+def test_connection_dropped_after_mod_is_settled_by_a_fresh_read(
+    lab: Lab, inventory: Path, env: Env
+) -> None:
+    plan_path = make_plan(env, inventory, "drop-1")
+    result = invoke("apply", plan_path, "-i", inventory, "--yes")
+    assert result.exit_code == 0, result.output
+    assert p978(lab)["drop-1"] == 0
+    record = load_record(plan_path.with_suffix(".record.json"))
+    (only,) = record.results
+    assert only.status == "changed"
+    assert "a fresh read confirmed the change" in (only.error or "")
+    assert [c.outcome for c in only.commands] == ["unknown"]  # sent once, never re-sent
+    assert [r.outcome for r in audit.read(env.audit)] == ["sending", "unknown"]
+    assert len(mods(env, "drop-1")) == 1
+
+    rolled = invoke("rollback", plan_path.with_suffix(".record.json"), "-i", inventory, "--yes")
+    assert rolled.exit_code == 0, rolled.output
+    assert p978(lab)["drop-1"] == 1
+    assert len(mods(env, "drop-1")) == 2
+
+
+def test_steps_after_a_dropped_connection_go_on_in_a_new_session(
+    lab: Lab, inventory: Path, env: Env
+) -> None:
+    """Two controls on the dropping host: the second step must not fail on the dead session."""
+    policy = env.tmp / "two.yaml"
+    policy.write_text(
+        yaml.safe_dump(
+            {
+                "policy": {"name": "two-bits", "version": 1},
+                "controls": [
+                    {
+                        "id": f"{pid}-B0",
+                        "title": f"{pid} bit 0 is 0",
+                        "severity": "high",
+                        "rule": {"software_parameter": {"id": pid, "bit": 0, "value": 0}},
+                    }
+                    for pid in ("P978", "P002")
+                ],
+            }
+        ),
+        encoding="utf-8",
+    )
+    node = lab.node("drop-1")
+    node.store.set_value("P002", 1)
+    try:
+        plan_path = make_plan(env, inventory, "drop-1", policy=str(policy))
+        assert len(load_plan(plan_path).steps) == 2
+        result = invoke("apply", plan_path, "-i", inventory, "--yes")
+        assert result.exit_code == 0, result.output
+        record = load_record(plan_path.with_suffix(".record.json"))
+        assert [r.status for r in record.results] == ["changed", "changed"]
+        assert (node.store.get("P978"), node.store.get("P002")) == (0, 0)
+        assert [r.command.split(",")[0] for r in mods(env)] == [
+            "MOD SFP: ID=P978",
+            "MOD SFP: ID=P002",
+        ]
+    finally:
+        node.store.set_value("P002", 1)
+
+
+def test_unwritable_audit_stops_the_change_before_any_command(
+    lab: Lab, inventory: Path, env: Env, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    plan_path = make_plan(env, inventory)
+    trail_dir = env.tmp / "audit-is-a-directory"
+    trail_dir.mkdir()
+    monkeypatch.setenv("MML_TOOL_AUDIT", str(trail_dir))
+    result = invoke("apply", plan_path, "-i", inventory, "--yes")
+    assert result.exit_code == 1
+    assert "cannot write the audit trail" in result.output
+    assert p978(lab) == START
+    assert list(trail_dir.iterdir()) == []
+    # --audit naming a directory is refused as a usage error, before anything.
+    result = invoke("apply", plan_path, "-i", inventory, "--yes", "--audit", trail_dir)
+    assert result.exit_code == 2
+    assert p978(lab) == START
+
+
+def test_apply_without_yes_and_without_a_terminal_refuses(
+    lab: Lab, inventory: Path, env: Env
+) -> None:
+    plan_path = make_plan(env, inventory)
+    result = invoke("apply", plan_path, "-i", inventory)
+    assert result.exit_code == 1
+    assert "--yes" in result.output
+    assert p978(lab) == START
+    assert not env.audit.exists()
+    assert not plan_path.with_suffix(".record.json").exists()
+
+
+def test_malformed_inventory_at_apply_sends_nothing(lab: Lab, inventory: Path, env: Env) -> None:
+    plan_path = make_plan(env, inventory)
+    broken = env.tmp / "inventory.yaml"
+    doc: dict[str, Any] = yaml.safe_load(inventory.read_text(encoding="utf-8"))
+    doc["hosts"]["uap-2"]["port"] = "twenty-two"
+    broken.write_text(yaml.safe_dump(doc), encoding="utf-8")
+    result = invoke("apply", plan_path, "-i", broken, "--yes")
+    assert result.exit_code in (1, 2)
+    flat = result.output.replace("\n", "")
+    assert str(broken) in flat and "uap-2" in flat and "port" in flat
+    assert p978(lab) == START
+    assert not env.audit.exists()
+
+
+def test_tampered_record_is_refused_by_rollback(lab: Lab, inventory: Path, env: Env) -> None:
+    plan_path = make_plan(env, inventory, "uap-1")
+    assert invoke("apply", plan_path, "-i", inventory, "--yes").exit_code == 0
+    record_path = plan_path.with_suffix(".record.json")
+    record_path.write_text(
+        record_path.read_text(encoding="utf-8").replace('"uap-1"', '"uap-3"', 1), "utf-8"
+    )
+    lines = len(audit.read(env.audit))
+    result = invoke("rollback", record_path, "-i", inventory, "--yes")
+    assert result.exit_code == 1
+    assert "sha256 does not match" in result.output
+    assert len(audit.read(env.audit)) == lines
+    assert p978(lab)["uap-1"] == 0 and p978(lab)["uap-3"] == 0

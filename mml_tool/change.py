@@ -42,7 +42,7 @@ from mml_tool.fleet import DEFAULT_WORKERS, Progress, run_fleet
 from mml_tool.inventory import HostConfig, Inventory
 from mml_tool.mml.command import MmlCommand
 from mml_tool.mml.session import MmlSession
-from mml_tool.policy import Finding, Policy
+from mml_tool.policy import Finding, Policy, parameter_state
 
 PLAN_KIND = "mml-tool-plan"
 RECORD_KIND = "mml-tool-apply-record"
@@ -64,8 +64,12 @@ class Step:
     commands: tuple[str, ...]
     undo_commands: tuple[str, ...]
     evidence: str = ""
+    # The whole parameter as read when the step was made ("" = not known): any change in it,
+    # not only in this bit, means someone else touched the parameter and the step is refused.
+    start_state: str = ""
 
-    def reversed(self) -> Step:
+    def reversed(self, start_state: str = "") -> Step:
+        """The step that undoes this one, from the parameter state this one left."""
         return replace(
             self,
             start_value=self.target_value,
@@ -73,6 +77,7 @@ class Step:
             commands=self.undo_commands,
             undo_commands=self.commands,
             evidence="",
+            start_state=start_state,
         )
 
 
@@ -118,6 +123,7 @@ class StepResult:
     after: int | None = None
     commands: list[CommandRun] = field(default_factory=list)
     error: str | None = None
+    after_state: str = ""
 
     @property
     def ok(self) -> bool:
@@ -134,6 +140,7 @@ class StepResult:
             "target": self.step.target_value,
             "before": self.before,
             "after": self.after,
+            "after_state": self.after_state,
             "commands": [asdict(c) for c in self.commands],
             "rollback": list(self.step.undo_commands),
             "error": self.error,
@@ -204,6 +211,7 @@ def build_plan(
                 commands=(control.remediation().render(),),
                 undo_commands=(control.rollback(finding.before_bit_value).render(),),
                 evidence=finding.evidence,
+                start_state=finding.parameter_state or "",
             )
         )
     return Plan(
@@ -263,6 +271,16 @@ def _read_sealed(path: Path, kind: str) -> dict[str, Any]:
     return body
 
 
+def _step_from(data: dict[str, Any]) -> Step:
+    return Step(
+        **{
+            **data,
+            "commands": tuple(data["commands"]),
+            "undo_commands": tuple(data["undo_commands"]),
+        }
+    )
+
+
 def save_plan(plan: Plan, path: Path) -> str:
     """Write the plan with its hash; returns the hash."""
     sealed = _sealed(plan.to_dict())
@@ -278,16 +296,7 @@ def load_plan(path: Path, *, max_age: timedelta | None = DEFAULT_MAX_AGE) -> Pla
     """Read a plan, refusing one that was tampered with or is older than ``max_age``."""
     body = _read_sealed(path, PLAN_KIND)
     try:
-        steps = tuple(
-            Step(
-                **{
-                    **s,
-                    "commands": tuple(s["commands"]),
-                    "undo_commands": tuple(s["undo_commands"]),
-                }
-            )
-            for s in body["steps"]
-        )
+        steps = tuple(_step_from(s) for s in body["steps"])
         plan = Plan(
             change_id=body["change_id"],
             created=body["created"],
@@ -322,18 +331,13 @@ def load_record(path: Path) -> ApplyRecord:
     try:
         results = [
             StepResult(
-                step=Step(
-                    **{
-                        **r["step"],
-                        "commands": tuple(r["step"]["commands"]),
-                        "undo_commands": tuple(r["step"]["undo_commands"]),
-                    }
-                ),
+                step=_step_from(r["step"]),
                 status=r["status"],
                 before=r["before"],
                 after=r["after"],
                 commands=[CommandRun(**c) for c in r["commands"]],
                 error=r["error"],
+                after_state=r.get("after_state", ""),
             )
             for r in body["results"]
         ]
@@ -423,14 +427,16 @@ class _StepRunner:
             self.ctx.halted.set()
             raise
 
-    def read(self, session: MmlSession, step: Step) -> int:
-        return read_bit(
+    def read(self, session: MmlSession, step: Step) -> tuple[int, str]:
+        """The step's bit and the whole parameter's state, as read now."""
+        reading = read_bit(
             session,
             MmlCommand.parse(step.check_command),
             step.parameter,
             step.bit,
             self.ctx.template_dirs,
-        ).bit_value
+        )
+        return reading.bit_value, parameter_state(reading.records, step.parameter)
 
     def run(self, steps: Sequence[Step]) -> list[StepResult]:
         results: list[StepResult] = []
@@ -462,17 +468,18 @@ class _StepRunner:
 
     def run_step(self, session: MmlSession, step: Step) -> StepResult:
         result = StepResult(step, "failed")
-        result.before = self.read(session, step)
+        result.before, state = self.read(session, step)
         if result.before == step.target_value:
-            result.status, result.after = "already-compliant", result.before
+            result.status = "already-compliant"
+            result.after, result.after_state = result.before, state
             return result
-        if result.before != step.start_value:
+        if result.before != step.start_value or (step.start_state and state != step.start_state):
             result.status = "drifted"
             result.error = str(
                 DriftError(
-                    f"{self.host.name}: {step.parameter} bit {step.bit} is {result.before}, "
-                    f"the plan expected {step.start_value}; nothing was sent. "
-                    "Re-run `mml-tool plan`."
+                    f"{self.host.name}: {step.parameter} changed since the plan (then "
+                    f"{step.start_state or f'bit {step.bit} = {step.start_value}'}, now {state}); "
+                    "nothing was sent. Re-run `mml-tool plan`."
                 )
             )
             return result
@@ -503,7 +510,7 @@ class _StepRunner:
                     f"{command.masked()} answered RETCODE = {response.retcode}  {response.message}"
                 )
                 return result
-        result.after = self.read(session, step)
+        result.after, result.after_state = self.read(session, step)
         if result.after == step.target_value:
             result.status = "changed"
         else:
@@ -518,7 +525,7 @@ class _StepRunner:
         result.status, result.error = "unknown", f"reply lost ({why})"
         try:
             with self.ctx.session_factory(self.host) as session:
-                result.after = self.read(session, step)
+                result.after, result.after_state = self.read(session, step)
         except MmlToolError as exc:
             result.error += f"; re-read failed too ({exc}): check the host by hand"
             return result
@@ -579,7 +586,9 @@ def apply_plan(plan: Plan, ctx: ChangeContext, **kwargs: Any) -> ApplyRecord:
 
 def rollback_record(record: ApplyRecord, ctx: ChangeContext, **kwargs: Any) -> ApplyRecord:
     """Undo what an apply changed (and only that), with the same care as apply."""
-    steps = [r.step.reversed() for r in record.results if r.status in ("changed", "unknown")]
+    steps = [
+        r.step.reversed(r.after_state) for r in record.results if r.status in ("changed", "unknown")
+    ]
     return execute(steps, ctx, action="rollback", plan_sha256=record.plan_sha256, **kwargs)
 
 

@@ -167,6 +167,7 @@ class Finding:
     title: str
     severity: str
     notes: list[str] = field(default_factory=list)
+    parameter_state: str | None = None  # the whole parameter as read (drift detection)
 
     @property
     def compliant(self) -> bool:
@@ -435,6 +436,25 @@ def bit_from_records(records: Sequence[dict[str, str]], parameter: str, bit: int
     return seen.pop()
 
 
+def parameter_state(records: Sequence[dict[str, str]], parameter: str) -> str:
+    """The whole parameter as the reply shows it, canonical: ``value=5`` from a whole-value
+    reply, else ``0=1,1=0,...`` from per-bit records. Two reads of an unchanged parameter give
+    the same text, so a plan can tell whether anything in it moved since it was made."""
+    values: set[str] = set()
+    bits: dict[int, str] = {}
+    for record in records:
+        if record.get("ID", "").strip().upper() != parameter.upper():
+            continue
+        if record.get("VALUE", "").strip():
+            values.add(str(_number(record["VALUE"].strip(), f"{parameter} value")))
+        bit_text, bit_value = record.get("BIT", "").strip(), record.get("BIT_VALUE", "").strip()
+        if bit_text and bit_value:
+            bits[_number(bit_text, f"{parameter} bit index")] = bit_value
+    parts = [f"value={v}" for v in sorted(values)]
+    parts += [f"{bit}={bits[bit]}" for bit in sorted(bits)]
+    return ",".join(parts)
+
+
 def evaluate(
     host_name: str,
     control: Control,
@@ -454,11 +474,13 @@ def evaluate(
     rule = control.rule
     notes: list[str] = []
     actual_bit: int | None = None
+    state: str | None = None
     if error is None and records is None:
         error = "no reply was parsed"
     if error is None and records is not None:
         try:
             actual_bit = bit_from_records(records, rule.parameter, rule.bit)
+            state = parameter_state(records, rule.parameter)
         except ParseError as exc:
             error = f"cannot decide: {exc}"
     active = waiver is not None and waiver.active(today)
@@ -493,4 +515,5 @@ def evaluate(
         title=control.title,
         severity=control.severity,
         notes=notes,
+        parameter_state=state,
     )

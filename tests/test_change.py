@@ -248,9 +248,7 @@ def test_plan_older_than_max_age_is_refused(lab: Lab, inventory: Path, env: Env)
 def test_state_changed_since_the_plan_is_not_sent_again(
     lab: Lab, inventory: Path, env: Env
 ) -> None:
-    """Someone fixed uap-1 by hand between plan and apply: re-read, skipped, nothing sent.
-
-    (A one-bit step cannot drift: the bit is either the planned start or the target.)"""
+    """Someone fixed uap-1 by hand between plan and apply: re-read, skipped, nothing sent."""
     plan_path = make_plan(env, inventory, "uap-1,uap-4")
     lab.node("uap-1").store.set_bit("P978", 0, 0)
     result = invoke("apply", plan_path, "-i", inventory, "--yes")
@@ -262,6 +260,20 @@ def test_state_changed_since_the_plan_is_not_sent_again(
     }
     assert mods(env, "uap-1") == []
     assert len(mods(env, "uap-4")) == 1
+
+
+@pytest.mark.parametrize("host", ["uap-1", "uap-4"])  # per-bit table; whole value (zh)
+def test_drifted_parameter_is_refused(lab: Lab, inventory: Path, env: Env, host: str) -> None:
+    """Another bit of P978 changed since the plan: the parameter drifted, nothing is sent."""
+    plan_path = make_plan(env, inventory, host)
+    lab.node(host).store.set_bit("P978", 3, 1)
+    result = invoke("apply", plan_path, "-i", inventory, "--yes")
+    assert result.exit_code == 1, result.output
+    (step,) = load_record(plan_path.with_suffix(".record.json")).results
+    assert step.status == "drifted"
+    assert "changed since the plan" in (step.error or "")
+    assert mods(env) == []
+    assert p978(lab)[host] == START[host] | 0b1000
 
 
 def test_second_apply_is_idempotent(lab: Lab, inventory: Path, env: Env) -> None:

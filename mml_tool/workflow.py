@@ -62,7 +62,8 @@ class RunOutcome:
     """What `run` did, step by step; ``exit_code`` follows the CLI contract."""
 
     evidence: Path
-    findings: list[Finding] = field(default_factory=list)
+    findings: list[Finding] = field(default_factory=list)  # before any change
+    findings_after: list[Finding] | None = None  # re-checked once something was sent
     plan: Plan | None = None
     applied: ApplyRecord | None = None
     verifications: list[VerifyResult] = field(default_factory=list)
@@ -126,6 +127,15 @@ def run_change(
             workers=workers,
             say=say,
         )
+        if outcome.applied is not None:
+            say("check: reading every host again for the record")
+            outcome.findings_after = check_fleet(
+                hosts,
+                policy,
+                template_dirs=template_dirs,
+                workers=workers,
+                session_factory=book.session,
+            )
     finally:
         book.write(evidence / "transcripts")
         _write_bundle(outcome, inventory, policy, change_id, started)
@@ -170,20 +180,20 @@ def _run(
         operator=operator_name(),
     )
     save_plan(outcome.plan, evidence / "plan.json")
+    ctx = ChangeContext(
+        inventory=inventory,
+        audit=audit,
+        operator=operator_name(),
+        change_id=change_id,
+        lock_dir=lock_dir,
+        template_dirs=template_dirs,
+        session_factory=book.session,
+    )
     if outcome.plan.steps:
         if not approve(outcome.plan):
             outcome.notes.append("plan not approved: nothing was sent")
             outcome.exit_code = EXIT_NONCOMPLIANT
             return
-        ctx = ChangeContext(
-            inventory=inventory,
-            audit=audit,
-            operator=operator_name(),
-            change_id=change_id,
-            lock_dir=lock_dir,
-            template_dirs=template_dirs,
-            session_factory=book.session,
-        )
         say(f"apply: {len(outcome.plan.steps)} step(s) on {len(outcome.plan.hosts)} host(s)")
         outcome.applied = apply_plan(outcome.plan, ctx, workers=workers)
         save_record(outcome.applied, evidence / "apply-record.json")
@@ -205,15 +215,6 @@ def _run(
     outcome.exit_code = EXIT_ERROR if could_not_run else EXIT_VERIFY_FAILED
     if outcome.applied is not None and rollback_on_failure:
         say("rollback: verification failed, restoring the state read before the change")
-        ctx = ChangeContext(
-            inventory=inventory,
-            audit=audit,
-            operator=operator_name(),
-            change_id=change_id,
-            lock_dir=lock_dir,
-            template_dirs=template_dirs,
-            session_factory=book.session,
-        )
         outcome.rolled_back = rollback_record(outcome.applied, ctx, workers=workers)
         save_record(outcome.rolled_back, evidence / "rollback-record.json")
         if not outcome.rolled_back.ok:
@@ -247,7 +248,8 @@ def _write_bundle(
         }
     if outcome.notes:
         verification = {**(verification or {}), "notes": outcome.notes}
-    report = Report(info, outcome.findings, changes=changes, verification=verification)
+    final = outcome.findings if outcome.findings_after is None else outcome.findings_after
+    report = Report(info, final, changes=changes, verification=verification)
     write_reports(
         report,
         [("json", outcome.evidence / "report.json"), ("md", outcome.evidence / "summary.md")],

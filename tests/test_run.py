@@ -64,6 +64,8 @@ def test_run_changes_verifies_and_writes_the_evidence(
     assert report["schema_version"] == 1
     assert report["run"]["change_id"] == "CHG-1"
     assert report["verification"]["status"] == "pass"
+    # The results are the state at the end of the change, read again after it.
+    assert {r["host"]: r["status"] for r in report["results"]} == dict.fromkeys(bits(lab), "pass")
     changed = {c["host"]: c["status"] for c in report["changes"]}
     assert changed == {"uap-1": "changed", "uap-2": "changed"}
     verify = json.loads((bundle / "verify-gw-uap-1.json").read_text())

@@ -60,9 +60,11 @@ def lab_process(nodes: int) -> Iterator[Path]:
         sys.executable, "-c", "from mml_tool.cli import main; main()",
         "lab", "--no-gateway", "--nodes", str(nodes), "--write-inventory", str(inventory),
     ]  # fmt: skip
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=folder)
+    # stderr to a file: a pipe nobody reads could fill up and block the lab.
+    errors = (folder / "lab.stderr").open("wb")
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=errors, cwd=folder)
     try:
-        _wait_ready(proc, LAB_READY_TIMEOUT)
+        _wait_ready(proc, LAB_READY_TIMEOUT, folder / "lab.stderr")
         env = (folder / "lab.env").read_text(encoding="utf-8")
         for name, value in re.findall(r"export (\w+)='([^']*)'", env):
             os.environ[name] = value
@@ -74,11 +76,12 @@ def lab_process(nodes: int) -> Iterator[Path]:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+        errors.close()
 
 
-def _wait_ready(proc: subprocess.Popen[bytes], timeout: float) -> None:
+def _wait_ready(proc: subprocess.Popen[bytes], timeout: float, errors: Path) -> None:
     """Read the lab's stdout until its ``lab ready`` line, with a deadline (no sleeps)."""
-    assert proc.stdout is not None and proc.stderr is not None
+    assert proc.stdout is not None
     deadline = time.monotonic() + timeout
     buffer = b""
     with selectors.DefaultSelector() as sel:
@@ -89,7 +92,7 @@ def _wait_ready(proc: subprocess.Popen[bytes], timeout: float) -> None:
                 raise RuntimeError(f"the lab did not get ready within {timeout:g} s: {buffer!r}")
             chunk = os.read(proc.stdout.fileno(), 4096)
             if not chunk:
-                err = proc.stderr.read().decode(errors="replace")[-2000:]
+                err = errors.read_text(errors="replace")[-2000:]
                 raise RuntimeError(f"the lab exited (code {proc.wait()}): {err}")
             buffer += chunk
 

@@ -14,6 +14,7 @@ import os
 import re
 import resource
 import selectors
+import shutil
 import socket
 import statistics
 import subprocess
@@ -77,6 +78,7 @@ def lab_process(nodes: int) -> Iterator[Path]:
             proc.kill()
             proc.wait()
         errors.close()
+        shutil.rmtree(folder, ignore_errors=True)  # holds lab.env (the lab password)
 
 
 def _wait_ready(proc: subprocess.Popen[bytes], timeout: float, errors: Path) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import re
+import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from importlib import resources
@@ -104,6 +105,58 @@ def read_index(directory: Path) -> list[IndexEntry]:
     return entries
 
 
+class _Compiled:
+    """Index rows and compiled templates, re-read only when their file changes.
+
+    Reading the index and compiling a template cost several times more than parsing a reply;
+    a fleet check parses the same command hundreds of times. A TextFSM object carries parse
+    state, so each thread keeps its own compiled copy.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._indexes: dict[Path, tuple[tuple[int, int], list[IndexEntry]]] = {}
+        self._local = threading.local()
+
+    @staticmethod
+    def _stamp(path: Path) -> tuple[int, int]:
+        stat = path.stat()
+        return stat.st_mtime_ns, stat.st_size
+
+    def index(self, directory: Path) -> list[IndexEntry]:
+        try:
+            stamp = self._stamp(directory / INDEX_NAME)
+        except OSError:
+            return read_index(directory)  # raises the error that says what is missing
+        with self._lock:
+            cached = self._indexes.get(directory)
+        if cached is None or cached[0] != stamp:
+            cached = (stamp, read_index(directory))
+            with self._lock:
+                self._indexes[directory] = cached
+        return cached[1]
+
+    def fsm(self, template: Path) -> textfsm.TextFSM:
+        fsms: dict[Path, tuple[tuple[int, int], textfsm.TextFSM]] | None = getattr(
+            self._local, "fsms", None
+        )
+        if fsms is None:
+            fsms = self._local.fsms = {}
+        try:
+            stamp = self._stamp(template)
+        except OSError:
+            return _load_fsm(template)
+        cached = fsms.get(template)
+        if cached is None or cached[0] != stamp:
+            cached = (stamp, _load_fsm(template))
+            fsms[template] = cached
+        cached[1].Reset()
+        return cached[1]
+
+
+_compiled = _Compiled()
+
+
 def _normalise(command: str) -> str:
     return " ".join(command.split())
 
@@ -115,7 +168,7 @@ def find_template(
     wanted = _normalise(command)
     dirs = search_dirs(template_dirs)
     for directory in dirs:
-        for entry in read_index(directory):
+        for entry in _compiled.index(directory):
             if entry.matches(wanted, platform):
                 if not entry.template.is_file():
                     raise ParseError(
@@ -154,7 +207,7 @@ def _first_rejected_line(template: Path, raw: str) -> tuple[int, str]:
 
 def parse_with_template(template: Path, raw: str) -> list[dict[str, str]]:
     """Parse ``raw`` with one template; keys are the template's Value names."""
-    fsm = _load_fsm(template)
+    fsm = _compiled.fsm(template)
     try:
         rows = fsm.ParseText(raw)
     except textfsm.TextFSMError as exc:

@@ -40,7 +40,9 @@ from mml_tool.inventory import HostConfig
 if TYPE_CHECKING:
     from paramiko import HostKeys
 
-# paramiko* (informative, no target): the floor with TCP_NODELAY and known_hosts parsed once.
+# The floor is paramiko*: bare paramiko with the same two socket/known_hosts tunings
+# mml-tool has (TCP_NODELAY, known_hosts parsed once); plain "paramiko" (library defaults)
+# is shown for reference, since that is what a quick script gets.
 VARIANTS = ("paramiko", "mml-tool", "netmiko", "paramiko*")
 TARGET_FLOOR = 1.5  # wall within 1.5x of the floor
 TARGET_NETMIKO = 5.0  # at least 5x faster than netmiko
@@ -111,7 +113,7 @@ def main() -> None:
         after = load_note()
         kh_ms = known_hosts_cost(inventory.parent / "lab_known_hosts")
     by = {r.variant: r for r in rows}
-    mt, fl, nm = by["mml-tool"], by["paramiko"], by["netmiko"]
+    mt, fl, nm = by["mml-tool"], by["paramiko*"], by["netmiko"]
     print(
         f"\nfleet bench: check over {args.nodes} nodes, {args.workers} workers, "
         f"median of {args.repeat} runs"
@@ -122,7 +124,7 @@ def main() -> None:
     print()
     checks = [
         (
-            f"mml-tool wall within {TARGET_FLOOR}x of the floor",
+            f"mml-tool wall within {TARGET_FLOOR}x of the floor (tuned bare paramiko)",
             mt.wall <= TARGET_FLOOR * fl.wall,
             f"{mt.wall / fl.wall:.2f}x",
         ),

@@ -36,7 +36,9 @@ from mml_tool.inventory import HostConfig
 if TYPE_CHECKING:
     from paramiko import HostKeys
 
-# paramiko* (informative, no target): the floor with TCP_NODELAY and known_hosts parsed once.
+# The floor is paramiko*: bare paramiko with the same two socket/known_hosts tunings
+# mml-tool has (TCP_NODELAY, known_hosts parsed once); plain "paramiko" (library defaults)
+# is shown for reference, since that is what a quick script gets.
 VARIANTS = ("paramiko", "mml-tool", "netmiko", "paramiko*")
 TARGET_FLOOR = 1.2  # mml-tool wall and CPU within 1.2x of bare paramiko
 TARGET_NETMIKO = 5.0  # mml-tool at least 5x faster than netmiko
@@ -97,7 +99,7 @@ def main() -> None:
         before = load_note()
         rows = run_all(__file__, sets, args.repeat)
         after = load_note()
-    floors = {r.mode: r for r in rows if r.variant == "paramiko"}
+    floors = {r.mode: r for r in rows if r.variant == "paramiko*"}
     print(
         f"\nsession bench: {args.hosts} hosts, concurrent = {args.workers} workers, "
         f"median of {args.repeat} runs"
@@ -108,15 +110,15 @@ def main() -> None:
     ok = True
     for mode in ("sequential", "concurrent"):
         by = {r.variant: r for r in rows if r.mode == mode}
-        mt, fl, nm = by["mml-tool"], by["paramiko"], by["netmiko"]
+        mt, fl, nm = by["mml-tool"], by["paramiko*"], by["netmiko"]
         checks = [
             (
-                f"{mode}: mml-tool wall within {TARGET_FLOOR}x of bare paramiko",
+                f"{mode}: mml-tool wall within {TARGET_FLOOR}x of bare paramiko (tuned)",
                 mt.wall <= TARGET_FLOOR * fl.wall,
                 f"{mt.wall / fl.wall:.2f}x",
             ),
             (
-                f"{mode}: mml-tool CPU within {TARGET_FLOOR}x of bare paramiko",
+                f"{mode}: mml-tool CPU within {TARGET_FLOOR}x of bare paramiko (tuned)",
                 mt.cpu <= TARGET_FLOOR * fl.cpu,
                 f"{mt.cpu / fl.cpu:.2f}x",
             ),

@@ -341,17 +341,17 @@ def load_record(path: Path) -> ApplyRecord:
             )
             for r in body["results"]
         ]
+        return ApplyRecord(
+            action=body["action"],
+            change_id=body["change_id"],
+            plan_sha256=body["plan_sha256"],
+            operator=body["operator"],
+            started=body["started"],
+            finished=body["finished"],
+            results=results,
+        )
     except (KeyError, TypeError) as exc:
         raise PlanError(f"{path}: malformed apply record ({exc}).") from None
-    return ApplyRecord(
-        action=body["action"],
-        change_id=body["change_id"],
-        plan_sha256=body["plan_sha256"],
-        operator=body["operator"],
-        started=body["started"],
-        finished=body["finished"],
-        results=results,
-    )
 
 
 @contextlib.contextmanager
@@ -375,6 +375,10 @@ def host_lock(lock_dir: Path, host: str) -> Iterator[None]:
             fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
 
 
+class ChangeStopped(MmlToolError):
+    """The change was halted (Ctrl-C, or the audit trail failed on another host)."""
+
+
 @dataclass(frozen=True)
 class ChangeContext:
     """Everything apply and rollback need besides the steps."""
@@ -386,7 +390,7 @@ class ChangeContext:
     lock_dir: Path
     template_dirs: Sequence[Path] = ()
     session_factory: Callable[[HostConfig], MmlSession] = MmlSession
-    # Set when the audit trail fails: every host stops before its next command.
+    # Set on Ctrl-C or when the audit trail fails: every host stops before its next command.
     halted: threading.Event = field(default_factory=threading.Event)
 
 
@@ -407,7 +411,10 @@ class _StepRunner:
         elapsed: float = 0.0,
     ) -> None:
         if self.ctx.halted.is_set() and outcome == "sending":
-            raise AuditError("the audit trail failed on another host; the change stopped")
+            raise ChangeStopped(
+                "the change was stopped (interrupted, or the audit trail failed on another "
+                "host) before this command was sent"
+            )
         try:
             self.ctx.audit.append(
                 AuditRecord(
@@ -438,8 +445,8 @@ class _StepRunner:
         )
         return reading.bit_value, parameter_state(reading.records, step.parameter)
 
-    def run(self, steps: Sequence[Step]) -> list[StepResult]:
-        results: list[StepResult] = []
+    def run(self, steps: Sequence[Step], results: list[StepResult]) -> list[StepResult]:
+        """Fill ``results`` (the caller's list: it sees them even if interrupted) and return it."""
         with host_lock(self.ctx.lock_dir, self.host.name):
             try:
                 while len(results) < len(steps):
@@ -453,6 +460,8 @@ class _StepRunner:
                                 break  # the session or the device misbehaved: stop this host
                     if results and results[-1].status in ("unknown", "failed"):
                         break
+            except ChangeStopped as exc:
+                results.append(StepResult(steps[len(results)], "skipped", error=str(exc)))
             except MmlToolError as exc:
                 if not results or results[-1].status != "unknown":
                     results.append(StepResult(steps[len(results)], "failed", error=str(exc)))
@@ -495,22 +504,32 @@ class _StepRunner:
                     CommandRun(command.masked(), None, str(exc), elapsed, "unknown")
                 )
                 self.audit(command.masked(), "unknown", None, str(exc), elapsed)
-                return self.settle_unknown(step, result, str(exc))
+                return self.settle_unknown(step, result, f"reply lost ({exc})")
             outcome = "ok" if response.ok else "failed"
             result.commands.append(
                 CommandRun(
                     command.masked(), response.retcode, response.message, response.elapsed, outcome
                 )
             )
-            self.audit(
-                command.masked(), outcome, response.retcode, response.message, response.elapsed
-            )
+            try:
+                self.audit(
+                    command.masked(), outcome, response.retcode, response.message, response.elapsed
+                )
+            except AuditError as exc:
+                # The command went out: keep it in the record so that rollback sees it.
+                result.status, result.error = "unknown", f"sent, then {exc}"
+                return result
             if not response.ok:
                 result.error = (
                     f"{command.masked()} answered RETCODE = {response.retcode}  {response.message}"
                 )
                 return result
-        result.after, result.after_state = self.read(session, step)
+        try:
+            result.after, result.after_state = self.read(session, step)
+        except MmlToolError as exc:
+            # Sent and acknowledged, but the post-check failed: the outcome is unknown (and
+            # stays in the record for rollback) until a fresh session re-reads the bit.
+            return self.settle_unknown(step, result, f"post-check failed: {exc}")
         if result.after == step.target_value:
             result.status = "changed"
         else:
@@ -521,8 +540,8 @@ class _StepRunner:
         return result
 
     def settle_unknown(self, step: Step, result: StepResult, why: str) -> StepResult:
-        """After a lost reply, only a fresh read may tell what happened; never re-send."""
-        result.status, result.error = "unknown", f"reply lost ({why})"
+        """After a lost reply or post-check only a fresh read tells what happened; never re-send."""
+        result.status, result.error = "unknown", why
         try:
             with self.ctx.session_factory(self.host) as session:
                 result.after, result.after_state = self.read(session, step)
@@ -531,10 +550,10 @@ class _StepRunner:
             return result
         if result.after == step.target_value:
             result.status = "changed"
-            result.error = f"reply lost ({why}); a fresh read confirmed the change"
+            result.error = f"{why}; a fresh read confirmed the change"
         elif result.after == step.start_value:
             result.status = "failed"
-            result.error = f"reply lost ({why}); a fresh read shows nothing changed"
+            result.error = f"{why}; a fresh read shows nothing changed"
         return result
 
 
@@ -559,12 +578,28 @@ def execute(
             "the plan was made with."
         )
     hosts = [ctx.inventory.hosts[name] for name in by_host]
-    outcome = run_fleet(
-        hosts,
-        lambda host: _StepRunner(ctx, host, action).run(by_host[host.name]),
-        workers=workers,
-        progress=progress,
-    )
+    partial: dict[str, list[StepResult]] = {name: [] for name in by_host}
+    try:
+        outcome = run_fleet(
+            hosts,
+            lambda host: _StepRunner(ctx, host, action).run(by_host[host.name], partial[host.name]),
+            workers=workers,
+            progress=progress,
+            stop=ctx.halted,
+        )
+    except KeyboardInterrupt:
+        # Commands in flight have finished and nothing more was sent; return the record of
+        # what was done (not ok), so the caller saves it and a rollback can use it.
+        cut: list[StepResult] = []
+        for name, host_steps in by_host.items():
+            done = partial[name]
+            cut += done + [
+                StepResult(s, "skipped", error="not attempted: interrupted by the operator")
+                for s in host_steps[len(done) :]
+            ]
+        return ApplyRecord(
+            action, ctx.change_id, plan_sha256, ctx.operator, started, now_iso(), cut
+        )
     results: list[StepResult] = []
     for host_result in outcome:
         if host_result.value is not None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import signal
 import sys
 from collections.abc import Sequence
 from datetime import timedelta
@@ -201,8 +202,20 @@ def _confirm(question: str, yes: bool) -> None:
         fail("not approved; nothing was sent.")
 
 
+def _terminate(signum: int, frame: object) -> NoReturn:
+    raise KeyboardInterrupt
+
+
+def handle_sigterm() -> None:
+    """Treat SIGTERM (a scheduler's timeout, `systemctl stop`) like Ctrl-C, so cleanup runs:
+    the video agent is signed out, the call released, an apply stops and writes its record."""
+    if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
+        signal.signal(signal.SIGTERM, _terminate)
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     """Console-script entry point."""
+    handle_sigterm()
     cli.main(args=list(argv) if argv is not None else None, prog_name="mml-tool")
 
 
@@ -365,8 +378,9 @@ def plan(
     _show_plan(new_plan, output)
     click.echo(f"plan written: {output} (sha256 {digest[:16]}...)")
     for finding in undecided:
+        what = f"{finding.host} {finding.control_id}: {finding.error}"
         err_console.print(
-            f"[yellow]not planned[/] {finding.host} {finding.control_id}: {finding.error}",
+            f"[yellow]not planned[/] {escape(what)}",
             highlight=False,
         )
     if undecided:

@@ -96,7 +96,7 @@ def run_demo(workdir: Path | None = None, *, nodes: int = 3, console: Console | 
             approve=approve,
             audit=AuditTrail(workdir / "audit.jsonl"),
             lock_dir=workdir / "locks",
-            say=lambda line: out.print(f"  {line}", highlight=False),
+            say=lambda line: out.print(f"  {line}", highlight=False, markup=False),
         )
     out.rule("result")
     story_ok = before.status == "fail" and outcome.exit_code == 0 and outcome.verified

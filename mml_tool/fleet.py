@@ -8,6 +8,7 @@ yields one result per host.
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
@@ -65,8 +66,13 @@ def run_fleet(
     *,
     workers: int = DEFAULT_WORKERS,
     progress: Progress | None = None,
+    stop: threading.Event | None = None,
 ) -> list[HostResult[T]]:
-    """Run ``job`` for every host, at most ``workers`` at once; results in inventory order."""
+    """Run ``job`` for every host, at most ``workers`` at once; results in inventory order.
+
+    When the caller is interrupted (Ctrl-C), hosts not started are cancelled and ``stop`` is
+    set so running jobs can end early; the interrupt propagates once they have returned.
+    """
     sink = progress or NoProgress()
     sink.started(len(hosts))
     results: dict[str, HostResult[T]] = {}
@@ -82,10 +88,17 @@ def run_fleet(
     try:
         with ThreadPoolExecutor(max_workers=max(1, min(workers, len(hosts) or 1))) as pool:
             futures = [pool.submit(one, host) for host in hosts]
-            for future in as_completed(futures):
-                result = future.result()
-                results[result.host] = result
-                sink.host_done(result.host, not result.failed)
+            try:
+                for future in as_completed(futures):
+                    result = future.result()
+                    results[result.host] = result
+                    sink.host_done(result.host, not result.failed)
+            except BaseException:  # Ctrl-C: start no more hosts; tell running jobs to stop
+                for future in futures:
+                    future.cancel()
+                if stop is not None:
+                    stop.set()
+                raise
     finally:
         sink.finished()
     return [results[host.name] for host in hosts]

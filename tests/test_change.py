@@ -16,10 +16,23 @@ import yaml
 from click.testing import CliRunner, Result
 
 from mml_tool import audit
-from mml_tool.change import host_lock, load_plan, load_record, save_plan
+from mml_tool.change import (
+    ChangeContext,
+    apply_plan,
+    host_lock,
+    load_plan,
+    load_record,
+    rollback_record,
+    save_plan,
+)
 from mml_tool.cli import cli
+from mml_tool.errors import AuditError, ParseError
+from mml_tool.inventory import load_inventory
 from mml_tool.lab.lab import PASSWORD_ENV, Lab
 from mml_tool.lab.uap import FaultConfig, NodeConfig
+from mml_tool.mml.command import MmlCommand
+from mml_tool.mml.response import MmlResponse
+from mml_tool.mml.session import MmlSession
 
 PASSWORD = "S3cr3t-Lab-Pass-9x"
 OPERATOR = "op-alice"
@@ -430,3 +443,103 @@ def test_tampered_record_is_refused_by_rollback(lab: Lab, inventory: Path, env: 
     assert "sha256 does not match" in result.output
     assert len(audit.read(env.audit)) == lines
     assert p978(lab)["uap-1"] == 0 and p978(lab)["uap-3"] == 0
+
+
+def _context(env: Env, inventory: Path, **kw: Any) -> ChangeContext:
+    return ChangeContext(
+        inventory=load_inventory(inventory),
+        audit=kw.pop("audit", audit.AuditTrail(env.audit)),
+        operator=OPERATOR,
+        change_id="CHG-7",
+        lock_dir=env.locks,
+        **kw,
+    )
+
+
+class _AuditFailsAfterSending(audit.AuditTrail):
+    """Writes the write-ahead line, then fails: the disk filled up while the MOD was out."""
+
+    def append(self, record: audit.AuditRecord) -> None:
+        if record.outcome != "sending":
+            raise AuditError(f"cannot write the audit trail {self.path}: No space left on device")
+        super().append(record)
+
+
+def test_audit_failing_after_a_command_went_out_keeps_it_in_the_record(
+    lab: Lab, inventory: Path, env: Env
+) -> None:
+    plan = load_plan(make_plan(env, inventory, "uap-1"))
+    ctx = _context(env, inventory, audit=_AuditFailsAfterSending(env.audit))
+    record = apply_plan(plan, ctx)
+    (only,) = record.results
+    assert p978(lab)["uap-1"] == 0  # the MOD did go out
+    assert only.status == "unknown" and "No space left" in (only.error or "")
+    assert [c.command for c in only.commands] == [MOD_0]
+    # ... so that rollback (with a working trail) undoes it.
+    back = rollback_record(record, _context(env, inventory))
+    assert [r.status for r in back.results] == ["changed"]
+    assert p978(lab)["uap-1"] == 1
+
+
+class _PostCheckFails(MmlSession):
+    """The read after a MOD fails (as a parse error would): the MOD itself succeeded."""
+
+    def run(self, command: MmlCommand | str, timeout: float | None = None) -> MmlResponse:
+        text = command.render() if isinstance(command, MmlCommand) else command
+        if text.startswith("LST") and any(
+            r.outcome == "ok" and r.command.startswith("MOD") for r in audit.read(self.trail)
+        ):
+            raise ParseError("post-check reply could not be parsed")
+        return super().run(command, timeout)
+
+    trail = Path()
+
+
+def test_post_check_failure_after_a_sent_mod_is_unknown_not_failed(
+    lab: Lab, inventory: Path, env: Env
+) -> None:
+    plan = load_plan(make_plan(env, inventory, "uap-1"))
+    _PostCheckFails.trail = env.audit
+    record = apply_plan(plan, _context(env, inventory, session_factory=_PostCheckFails))
+    (only,) = record.results
+    assert p978(lab)["uap-1"] == 0
+    # Not "failed" (which rollback skips): the MOD went out and the state could not be read.
+    assert only.status == "unknown", only
+    assert "post-check failed" in (only.error or "")
+    assert [c.outcome for c in only.commands] == ["ok"]
+    assert [r.step.host for r in rollback_record(record, _context(env, inventory)).results] == [
+        "uap-1"
+    ]
+    assert p978(lab)["uap-1"] == 1
+
+
+class _InterruptAfterFirstHost:
+    """Progress sink that delivers Ctrl-C in the main thread when the first host is done."""
+
+    def started(self, total: int) -> None:
+        pass
+
+    def host_done(self, host: str, ok: bool) -> None:
+        raise KeyboardInterrupt
+
+    def finished(self) -> None:
+        pass
+
+
+def test_ctrl_c_during_apply_stops_sending_and_keeps_the_record(
+    lab: Lab, inventory: Path, env: Env
+) -> None:
+    plan = load_plan(make_plan(env, inventory))
+    assert plan.hosts == NON_COMPLIANT
+    record = apply_plan(
+        plan, _context(env, inventory), workers=1, progress=_InterruptAfterFirstHost()
+    )
+    assert not record.ok
+    statuses = {r.step.host: r.status for r in record.results}
+    assert sorted(statuses) == NON_COMPLIANT
+    assert "changed" in statuses.values() and "skipped" in statuses.values()
+    sent = {r.host for r in mods(env)}
+    for host, status in statuses.items():
+        assert status in ("changed", "skipped"), (host, status)
+        # The record and the devices agree: what it says was changed was, and nothing else.
+        assert (host in sent) == (status == "changed") == (p978(lab)[host] != START[host])

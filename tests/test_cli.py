@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import signal
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,7 +16,7 @@ import yaml
 from click.testing import CliRunner, Result
 
 from mml_tool import audit
-from mml_tool.cli import cli
+from mml_tool.cli import cli, handle_sigterm
 from mml_tool.lab.lab import PASSWORD_ENV, Lab
 from mml_tool.lab.uap import FaultConfig, NodeConfig
 
@@ -302,3 +304,14 @@ def test_password_never_leaks(
     for record in caplog.records:
         assert PASSWORD not in record.getMessage()
     assert PASSWORD not in caplog.text
+
+
+def test_sigterm_is_handled_like_ctrl_c() -> None:
+    """A scheduler's SIGTERM must run the same cleanup as Ctrl-C (sign-out, apply record)."""
+    previous = signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    try:
+        handle_sigterm()
+        with pytest.raises(KeyboardInterrupt):
+            os.kill(os.getpid(), signal.SIGTERM)
+    finally:
+        signal.signal(signal.SIGTERM, previous)

@@ -16,6 +16,7 @@ from typing import Any
 import httpx
 import pytest
 
+from mml_tool.lab.certs import write_lab_certificates
 from mml_tool.lab.gateway import (
     ONE_WAY_NOT_READY_REASON,
     AgentSpec,
@@ -457,3 +458,10 @@ def test_stop_is_prompt_with_open_connections(tmp_path: Path, ready: ReadyFlag) 
         waiter.join(timeout=5)
         assert not waiter.is_alive()
         assert time.monotonic() - started < 5
+
+
+def test_lab_key_is_private_even_when_the_file_existed(tmp_path: Path) -> None:
+    first = write_lab_certificates(tmp_path)
+    first.key_path.chmod(0o644)
+    again = write_lab_certificates(tmp_path)
+    assert again.key_path.stat().st_mode & 0o777 == 0o600

@@ -204,6 +204,7 @@ def write_lab_certificates(
     cert_path.write_bytes(leaf.cert_pem())
     key_path = workdir / f"{prefix}-key.pem"
     fd = os.open(key_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.fchmod(fd, 0o600)  # the mode above applies to a new file only, not to one re-used
     with os.fdopen(fd, "wb") as fh:
         fh.write(leaf.key_pem())
     return LabCertificates(ca_path=ca_path, cert_path=cert_path, key_path=key_path)

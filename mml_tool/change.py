@@ -17,7 +17,6 @@ import fcntl
 import hashlib
 import json
 import os
-import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -27,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from mml_tool import __version__
+from mml_tool.atomic import write_text_atomic
 from mml_tool.audit import AuditRecord, AuditTrail, utc_now
 from mml_tool.check import read_bit
 from mml_tool.errors import (
@@ -232,19 +232,7 @@ def _digest(body: dict[str, Any]) -> str:
 
 def write_json_atomic(path: Path, body: dict[str, Any]) -> None:
     """Write a JSON file so that a reader never sees half of it."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            json.dump(body, handle, indent=2, ensure_ascii=False)
-            handle.write("\n")
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
+    write_text_atomic(path, json.dumps(body, indent=2, ensure_ascii=False) + "\n")
 
 
 def _sealed(body: dict[str, Any]) -> dict[str, Any]:

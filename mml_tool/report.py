@@ -7,9 +7,7 @@ are only ever added, never renamed or removed.
 from __future__ import annotations
 
 import json
-import os
 import re
-import tempfile
 import xml.etree.ElementTree as ET
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -21,6 +19,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from mml_tool.atomic import write_text_atomic
 from mml_tool.errors import ConfigError
 from mml_tool.mml.command import mask_text
 
@@ -347,28 +346,12 @@ def parse_report_targets(spec: str) -> list[tuple[str, Path]]:
     return targets
 
 
-def _write_atomic(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        # mkstemp makes 0600; keep the old file's mode, else the usual 0644 for a report.
-        os.chmod(tmp, path.stat().st_mode & 0o777 if path.exists() else 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def write_reports(report: Report, targets: Iterable[tuple[str, Path]]) -> None:
     """Render and write each target; a file is either complete or untouched, never partial."""
     for fmt, path in targets:
         text = RENDERERS[fmt](report)
         try:
-            _write_atomic(path, text)
+            write_text_atomic(path, text)
         except OSError as exc:
             raise ConfigError(
                 f"cannot write the {fmt} report {path}: {exc.strerror or exc}; "

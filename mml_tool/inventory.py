@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import difflib
 import fnmatch
+import math
 import os
 import re
 from collections.abc import Callable, Mapping
@@ -235,7 +236,12 @@ class _Loader:
         if isinstance(value, str):
             with contextlib.suppress(ValueError):
                 value = float(value)
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, (int, float))
+            or not math.isfinite(value)  # nan would never pass a deadline: a hang
+            or value <= 0
+        ):
             raise self.fail(where, f"field {name!r} must be a number of seconds above 0")
         return float(value)
 
@@ -256,6 +262,7 @@ class _Loader:
     ) -> Secret | None:
         """The password set by ``{prefix}password``, ``..._file`` or ``..._prompt``."""
         name = f"{prefix}password"
+        file_field, prompt_field = f"{name}_file", f"{name}_prompt"
         if name in data and data[name].value is not None:
             value = self.expand(data[name], where, name)
             if isinstance(value, (int, float)) and not isinstance(value, bool):
@@ -263,24 +270,26 @@ class _Loader:
             if not isinstance(value, str):
                 raise self.fail(where, f"field {name!r} must be a string, not {_kind(value)}")
             return Secret(value)
-        if f"{name}_file" in data and data[f"{name}_file"].value is not None:
-            path = self.file(self.expand(data[f"{name}_file"], where, f"{name}_file"), where, name)
+        if file_field in data and data[file_field].value is not None:
+            path = self.file(self.expand(data[file_field], where, file_field), where, file_field)
             try:
                 return Secret(path.read_text(encoding="utf-8").rstrip("\r\n"))
             except OSError as exc:
                 raise self.fail(
                     where,
-                    f"field '{name}_file': cannot read {path} ({exc.strerror}): create it with "
+                    f"field {file_field!r}: cannot read {path} ({exc.strerror}): create it with "
                     "the password on one line, readable by you only (chmod 600)",
                 ) from None
-        raw = data.get(f"{name}_prompt")
-        if raw is not None and self.boolean(self.expand(raw, where, f"{name}_prompt"), where, name):
+        raw = data.get(prompt_field)
+        if raw is not None and self.boolean(
+            self.expand(raw, where, prompt_field), where, prompt_field
+        ):
             key = f"{raw.origin}/{name}"
             if key not in self._prompted:
                 if self.prompt is None:
                     raise self.fail(
                         where,
-                        f"field '{name}_prompt' asks for the password on the terminal, but "
+                        f"field {prompt_field!r} asks for the password on the terminal, but "
                         "there is none: run interactively, or set the password through an "
                         "environment variable (password: ${VAR}) or a password_file",
                     )
@@ -464,7 +473,9 @@ class _Loader:
         data = self.mapping(raw.value, where)
         self.check_keys(data, JUMP_KEYS, where)
         self.password_level(data, where)
-        values = {k: _Value(v, raw.origin) for k, v in data.items()}
+        # Its own origin: a jump password_prompt in the same group as the host's must ask
+        # again (for the SSH password of the jump host), not reuse the host's MML password.
+        values = {k: _Value(v, f"{raw.origin}: jump") for k, v in data.items()}
 
         def get(key: str) -> Any:
             return self.expand(values[key], where, key) if key in values else None

@@ -219,7 +219,7 @@ def parse_with_template(template: Path, raw: str) -> list[dict[str, str]]:
             f"{template.name}: line {number} of the reply could not be read{why}: "
             f"{mask_text(line)!r}. The reply differs from what {template} expects; save it "
             "as a sample and adapt or override the template (--templates)"
-        ) from exc
+        ) from None  # TextFSM's own message repeats the input line unmasked
     records = []
     for row in rows:
         record = {}

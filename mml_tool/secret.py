@@ -2,19 +2,21 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 MASK = "*****"
 
 
-@dataclass(frozen=True)
 class Secret:
     """Wraps a password or token so that repr(), str() and f-strings show only a mask.
 
-    Call ``reveal()`` at the single place the value must go on the wire.
+    Call ``reveal()`` at the single place the value must go on the wire. Deliberately not a
+    dataclass: ``dataclasses.asdict()`` of a ``HostConfig`` (or any record holding a Secret)
+    must not turn the value into a plain dict entry that a report or audit record would write.
     """
 
-    _value: str = field(repr=False)
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        self._value = value
 
     def reveal(self) -> str:
         return self._value
@@ -27,3 +29,14 @@ class Secret:
 
     def __bool__(self) -> bool:
         return bool(self._value)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Secret) and self._value == other._value
+
+    def __hash__(self) -> int:
+        return hash((Secret, self._value))
+
+    def __setattr__(self, name: str, value: object) -> None:
+        if hasattr(self, "_value"):
+            raise AttributeError("Secret is immutable")
+        object.__setattr__(self, name, value)

@@ -101,6 +101,7 @@ INJECTIONS = [
     "P978\u0085",
     "P978:X",
     "P978,BIT=1",
+    "P978\\",
     "P 978",
     "",
 ]
@@ -114,7 +115,7 @@ def test_bare_injection_refused(value: str) -> None:
 
 @pytest.mark.parametrize("value", [v for v in INJECTIONS if v and v != "P 978"])
 def test_quoted_injection_refused(value: str) -> None:
-    bad_for_quotes = any(c in value for c in '";%') or not value.isprintable()
+    bad_for_quotes = any(c in value for c in '";%\\') or not value.isprintable()
     if bad_for_quotes:
         with pytest.raises(CommandError, match="parameter RN: quoted value"):
             MmlCommand.create("LST", "RT", RN=quoted(value))
@@ -155,6 +156,12 @@ def test_errors_never_show_a_password() -> None:
     with pytest.raises(CommandError) as info:
         MmlCommand.parse('LGI: OP="u", PWD="s3cret";LGO:;')
     assert "s3cret" not in str(info.value)
+    with pytest.raises(CommandError, match="command head") as info:
+        MmlCommand.parse('LGI PWD="s3cret": OP="u";')  # parameters typed before the colon
+    assert "s3cret" not in str(info.value)
+    with pytest.raises(CommandError, match="backslash") as info:
+        MmlCommand.create("LGI", OP=quoted("u"), PWD=quoted("s3cret\\"))
+    assert "s3cret" not in str(info.value)
 
 
 def test_masked() -> None:
@@ -192,7 +199,7 @@ VALUES = st.one_of(
         Quoted,
         st.text(
             st.characters(
-                blacklist_characters='";%', blacklist_categories=("Cc", "Cf", "Cs", "Co", "Cn")
+                blacklist_characters='";%\\', blacklist_categories=("Cc", "Cf", "Cs", "Co", "Cn")
             ),
             max_size=20,
         ).filter(str.isprintable),

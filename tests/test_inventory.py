@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import textwrap
 from pathlib import Path
@@ -142,6 +143,33 @@ def test_password_file_and_prompt(tmp_path: Path) -> None:
     assert "host 'b'" in str(info.value)
 
 
+def test_jump_password_prompt_asks_for_the_jump_password(tmp_path: Path) -> None:
+    text = """
+        groups:
+          far:
+            vars:
+              transport: ssh-tunnel
+              password_prompt: true
+              jump: {hostname: j, password_prompt: true}
+        hosts:
+          a: {hostname: a, username: u, groups: [far]}
+          b: {hostname: b, username: u, groups: [far]}
+    """
+    answers = {"MML": "mml-pw", "SSH": "jump-pw"}
+    asked: list[str] = []
+
+    def prompt(question: str) -> str:
+        asked.append(question)
+        return answers[question.split()[0]]
+
+    inv = load_inventory(write(tmp_path, text), prompt=prompt, env={})
+    for name in ("a", "b"):
+        host = inv.hosts[name]
+        assert host.password == Secret("mml-pw")
+        assert host.jump is not None and host.jump.password == Secret("jump-pw")
+    assert len(asked) == 2  # one prompt per place it is set, shared by both hosts
+
+
 def test_missing_password_file(tmp_path: Path) -> None:
     msg = error(tmp_path, "hosts: {a: {hostname: a, username: u, password_file: nope.txt}}")
     assert "cannot read" in msg and "nope.txt" in msg and "chmod 600" in msg
@@ -164,6 +192,8 @@ A = "hosts: {a: {hostname: a, username: u, password: x, "  # a valid host, then 
         (A + "port: 70000}}", "'port' = 70000 must be between 1 and 65535"),
         (A + "port: abc}}", "'port' must be a whole number, not str"),
         (A + "timeout: 0}}", "'timeout' must be a number of seconds above 0"),
+        (A + "timeout: .nan}}", "'timeout' must be a number of seconds above 0"),
+        (A + "connect_timeout: 'inf'}}", "'connect_timeout' must be a number of seconds above 0"),
         (A + "transport: telnet}}", "unknown transport 'telnet'"),
         (A + "transport: ssh_tunnel}}", "did you mean 'ssh-tunnel'"),
         (A + "groups: [vidoe]}}", "unknown group 'vidoe'"),
@@ -213,6 +243,13 @@ def test_secrets_never_in_errors(tmp_path: Path) -> None:
     assert "'port' must be a whole number" in msg
     msg = error(tmp_path, "hosts: {a: {hostname: a, username: u, password: [Inv-S3cr3t-pw]}}")
     assert "'password' must be a string, not a list" in msg
+
+
+def test_asdict_of_a_host_keeps_the_password_masked(tmp_path: Path) -> None:
+    host = load(tmp_path, FULL, CCGW_AGENT_PASSWORD="agent-pw").hosts["uap-3"]
+    data = dataclasses.asdict(host)  # what a report or audit record built from it would hold
+    assert PW not in repr(data) and PW not in json.dumps(data, default=str)
+    assert data["password"] == Secret(PW) and data["jump"]["password"].reveal() == PW
 
 
 def test_production_example_loads(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -19,6 +19,7 @@ import pytest
 import yaml
 
 from mml_tool.errors import ConfigError
+from mml_tool.inventory import load_inventory
 from mml_tool.lab.lab import Lab, load_lab_config, run_lab_foreground
 from mml_tool.lab.uap import FaultConfig, NodeConfig, SfpStore, UapNode, UapServer
 
@@ -623,16 +624,26 @@ def test_lab_writes_inventory_known_hosts_and_env(tmp_path: Path) -> None:
         wire.run("MOD SFP: ID=P978, MODTYPE=P1, BIT=0, BITVAL=0;")
         assert lab.one_way_video_ready("uap-1") is True
     assert json.loads((tmp_path / "work/state/uap-1.json").read_text())["params"]["P978"] == 0
-    try:
-        from mml_tool.inventory import load_inventory
-    except ImportError:
-        return
-    os.environ["MML_LAB_PASSWORD"] = password
-    try:
-        hosts = load_inventory(inv).hosts
-    finally:
-        del os.environ["MML_LAB_PASSWORD"]
+    hosts = load_inventory(inv, env={"MML_LAB_PASSWORD": password}).hosts
     assert hosts["uap-2"].port == data["hosts"]["uap-2"]["port"]
+    assert hosts["uap-2"].password is not None and hosts["uap-2"].password.reveal() == password
+
+
+@pytest.mark.skipif(shutil.which("sh") is None, reason="no POSIX shell")
+def test_lab_env_quotes_any_password_for_the_shell(tmp_path: Path) -> None:
+    odd = 'it\'s $(touch pwned) `x` \\ "q"'
+    with Lab(1, password=odd, with_gateway=False, workdir=tmp_path / "work") as lab:
+        inv = lab.write_inventory(tmp_path / "inventory.yaml")
+    env = inv.parent / "lab.env"
+    result = subprocess.run(
+        ["sh", "-c", f'. "{env}" && printf %s "$MML_LAB_PASSWORD"'],
+        capture_output=True,
+        cwd=tmp_path,
+        check=True,
+        timeout=10,
+    )
+    assert result.stdout.decode() == odd
+    assert not (tmp_path / "pwned").exists()
 
 
 def test_run_lab_foreground_prints_one_ready_line(tmp_path: Path) -> None:

@@ -302,6 +302,8 @@ def test_end_re_and_echo_matches() -> None:
     assert END_RE.search("x\n---    END\n") and END_RE.search("---\tEND  ")
     assert not END_RE.search("---END")
     assert echo_matches('LGI:OP="u",PWD="secret";', 'LGI: OP="u", PWD="*****";')
+    assert echo_matches('LGI:OP="u",PWD=******;', 'LGI: OP="u", PWD="*****";')  # bare mask
+    assert not echo_matches('LGI:OP="v",PWD="secret";', 'LGI: OP="u", PWD="*****";')
     assert echo_matches("/*1 MEID=5*/ lst sfp: id=p978;", "LST SFP: ID=P978;")
     assert not echo_matches("MOD SFP: ID=P978;", "LST SFP: ID=P978;")
     assert not echo_matches("XLST SFP: ID=P978;", "LST SFP: ID=P978;")

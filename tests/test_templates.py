@@ -115,5 +115,6 @@ def test_clitable_reads_the_index_as_it_is() -> None:
 def test_unknown_line_fails_loudly(line: str) -> None:
     raw = _read(SAMPLES / "huawei_uap9600" / "lst_sfp" / "vertical_en.raw")
     raw = raw.replace("         Bit  =  1\n", f"         Bit  =  1\n{line}\n")
+    assert line in raw  # the sample still has the anchor line: the test parses what it says
     with pytest.raises(textfsm.TextFSMError):
         _fsm("huawei_uap9600_lst_sfp.textfsm").ParseText(raw)

@@ -273,11 +273,13 @@ class Lab:
         return self
 
     def stop(self) -> None:
-        if self.gateway is not None:
-            self.gateway.stop()
-            self.gateway = None
-        self.server.stop()
-        self._started = False
+        gateway, self.gateway = self.gateway, None
+        try:
+            if gateway is not None:
+                gateway.stop()
+        finally:  # the UAP nodes' ports and threads go even if the gateway fails to stop
+            self.server.stop()
+            self._started = False
 
     def __enter__(self) -> Lab:
         return self.start()
@@ -346,9 +348,11 @@ class Lab:
             + "\n"
         )
         _atomic_write(path, header + yaml.safe_dump(doc, sort_keys=False), 0o644)
-        env_lines = [f"export {PASSWORD_ENV}='{self.password.reveal()}'"]
+        env_lines = [f"export {PASSWORD_ENV}={_sh_quote(self.password.reveal())}"]
         if gateways:
-            env_lines.append(f"export {AGENT_PASSWORD_ENV}='{self.agent_password.reveal()}'")
+            env_lines.append(
+                f"export {AGENT_PASSWORD_ENV}={_sh_quote(self.agent_password.reveal())}"
+            )
         _atomic_write(folder / "lab.env", "\n".join(env_lines) + "\n", 0o600)
         return path
 
@@ -365,6 +369,11 @@ class Lab:
                 f", inventory: {inventory}; source {inventory.parent / 'lab.env'} for credentials"
             )
         return line
+
+
+def _sh_quote(value: str) -> str:
+    """``value`` in single quotes for ``sh`` (a password from $MML_LAB_PASSWORD may hold ')."""
+    return "'" + value.replace("'", "'\"'\"'") + "'"
 
 
 def _relative(path: Path, folder: Path) -> Path:

@@ -78,9 +78,9 @@ times the prefix faults and ``drop_after_mod`` fire on the node (None: every tim
     drop_after_mod     a successful MOD changes the state, then the connection closes unanswered
 
 SSH: password authentication only; ``session`` channels with pty and shell requests; ``exec``
-refused; ``direct-tcpip`` accepted only towards this server's own plain-TCP MML ports on
-127.0.0.1/localhost (a jump host for the ssh-tunnel transport), the bytes are relayed to that
-port. The host key is Ed25519, generated at start unless ``host_key_file`` names an existing
+refused; ``direct-tcpip`` accepted only towards this server's own plain-TCP MML ports on its own
+address, 127.0.0.1 or localhost (a jump host for the ssh-tunnel transport), the bytes are relayed
+to that port. The host key is Ed25519, generated at start unless ``host_key_file`` names an existing
 key (a missing file is created with the generated key).
 """
 
@@ -927,7 +927,7 @@ class _SshInterface(paramiko.ServerInterface):
         self, chanid: int, origin: tuple[str, int], destination: tuple[str, int]
     ) -> int:
         host, port = destination
-        if host in ("127.0.0.1", "localhost") and port in self.server.tcp_ports():
+        if host in ("127.0.0.1", "localhost", self.server.host) and port in self.server.tcp_ports():
             with self.lock:
                 self.direct[chanid] = port
             return OPEN_SUCCEEDED
@@ -1216,7 +1216,7 @@ class UapServer:
 
     def _forward(self, chan: paramiko.Channel, port: int) -> None:
         try:
-            sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+            sock = socket.create_connection((self.host, port), timeout=10)  # where it listens
         except OSError:
             _close_channel(chan)
             return

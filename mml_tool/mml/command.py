@@ -2,8 +2,8 @@
 
 A command is ``VERB OBJECT: NAME=value, NAME="text";``. Every value that reaches the wire goes
 through ``MmlCommand`` validation, so nothing taken from an inventory, a policy or the command
-line can end the command early (``;``), open a string (``"``), fake a frame (``%%``) or start a
-new line.
+line can end the command early (``;``), open a string (``"``), escape a closing quote (``\\``),
+fake a frame (``%%``) or start a new line.
 """
 
 from __future__ import annotations
@@ -93,12 +93,12 @@ def _check_value(name: str, value: object) -> ParamValue:
     if isinstance(value, int):
         return value
     if isinstance(value, Quoted):
-        bad = [c for c in value.value if c in '";%' or not c.isprintable()]
+        bad = [c for c in value.value if c in '";%\\' or not c.isprintable()]
         if bad:
             raise CommandError(
                 f"parameter {name}: quoted value {_show(value.value, secret)} contains "
                 f"{_show(bad[0], False)}: quoted text may hold printable characters except "
-                '" ; and %'
+                '" ; % and \\ (a backslash could escape the closing quote)'
             )
         return value
     if not BARE_RE.fullmatch(value):
@@ -170,7 +170,8 @@ class MmlCommand:
         words = head.split()
         if not words or len(words) > 2 or any(c in head for c in '"=,'):
             raise CommandError(
-                f"command head {head!r} must be 'VERB' or 'VERB OBJECT', e.g. 'LST SFP'"
+                f"command head {mask_text(head)[:80]!r} must be 'VERB' or 'VERB OBJECT', "
+                "e.g. 'LST SFP'"
             )
         params: list[tuple[str, ParamValue]] = []
         pos = 0

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 
 from mml_tool.errors import ParseError, RetcodeError
 from mml_tool.mml.command import mask_text
+from mml_tool.secret import MASK
 
 END_RE = re.compile(r"^---\s+END\s*$", re.M)
 _TS = r"\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}(?:[+-]\d{1,2}(?::?\d{2})?| DST)?"
@@ -116,7 +117,9 @@ def echo_matches(echo: str, command: str) -> bool:
     """Whether ``echo`` (from ``%%...%%``) is ``command``, allowing a number or /*...*/ prefix."""
 
     def norm(text: str) -> str:  # masked on both sides, so a masked command matches too
-        return re.sub(r"\s+", "", mask_text(text)).upper().rstrip(";")
+        # An element may echo a masked password bare (PWD=*****) where we sent it quoted.
+        masked = mask_text(text).replace(f'"{MASK}"', MASK)
+        return re.sub(r"\s+", "", masked).upper().rstrip(";")
 
     want, got = norm(command), norm(_ECHO_PREFIX.sub("", echo))
     prefix = got[: len(got) - len(want)]

@@ -38,6 +38,10 @@ from mml_tool.mml.transport import Transport, make_transport
 log = logging.getLogger("mml_tool.session")
 LOGOUT_TIMEOUT = 2.0
 TAIL_BYTES = 300
+# One report without its "---    END" line: far above any real page (long replies are paged), low
+# enough that a peer streaming endless bytes cannot exhaust memory before the deadline.
+MAX_FRAME_CHARS = 8 * 1024 * 1024
+MAX_SET_ASIDE = 1000  # autonomous and stale reports kept per session (the newest)
 _ERASE_RE = re.compile(r".?\x08 \x08")  # a terminal's echo of backspace erases one character
 
 
@@ -132,7 +136,7 @@ class MmlSession:
         except CommandError:
             raise LoginError(
                 f"{h.name}: cannot log in as {h.username!r}: the password holds a character "
-                'MML cannot carry (", ; or %, or a control character): change the password'
+                'MML cannot carry (", ;, %, \\ or a control character): change the password'
             ) from None
         response = self.run(cmd)
         if not response.ok:
@@ -208,7 +212,7 @@ class MmlSession:
                 raise ParseError(f"{self.host.name}: reply to {masked}: {exc}") from None
             if report.autonomous:
                 log.debug("%s: autonomous %s report set aside", self.host.name, report.kind)
-                self.autonomous.append(report)
+                _set_aside(self.autonomous, report)
                 continue
             if not echo_matches(report.echo, masked):
                 log.warning(
@@ -218,7 +222,7 @@ class MmlSession:
                     report.echo,
                     masked,
                 )
-                self.stale.append(report)
+                _set_aside(self.stale, report)
                 continue
             reports.append(report)
             frames.append(frame)
@@ -258,6 +262,13 @@ class MmlSession:
                     f"{masked}: {exc}"
                 ) from None
             self._buffer += self._decoder.decode(data)
+            if len(self._buffer) > MAX_FRAME_CHARS:
+                tail = mask_text(self._buffer)[-TAIL_BYTES:]  # mask first: a cut could split a name
+                raise ParseError(
+                    f"{self.host.name} ({self.host.address}): more than {MAX_FRAME_CHARS} "
+                    f"characters in reply to {masked} without a '---    END' line; last bytes "
+                    f"received: {tail!r}: check that the port speaks MML"
+                )
 
     def _skip_noise(self, frame: str) -> str:
         """Drop what a terminal prints before a report: blank lines and the echo of a command
@@ -273,6 +284,11 @@ class MmlSession:
                 break
             i += 1
         return "".join(lines[i:])
+
+
+def _set_aside(reports: list[MmlReport], report: MmlReport) -> None:
+    reports.append(report)
+    del reports[:-MAX_SET_ASIDE]
 
 
 def _same(echoed: str, sent: str) -> bool:

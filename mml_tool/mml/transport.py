@@ -159,6 +159,7 @@ def _ssh_connect(
             f"{where}: cannot read known_hosts {kh}: {exc}: fix the file"
         ) from None
     client.set_missing_host_key_policy(_HostKeyPolicy(where, kh, tofu))
+    sock: socket.socket | None = None
     try:
         sock = socket.create_connection((hostname, port), timeout=timeout)
         # SSH's handshake is many small packets: without NODELAY each waits on Nagle + delayed
@@ -179,32 +180,49 @@ def _ssh_connect(
             look_for_keys=False,
             allow_agent=False,
         )
-    except HostKeyError:
+    except BaseException as exc:  # whatever failed, the socket and paramiko's thread must go
         client.close()
-        raise
-    except paramiko.BadHostKeyException as exc:
-        client.close()
-        raise HostKeyError(
-            f"{where}: the SSH host key of {_known_name(hostname, port)} CHANGED: {kh} has "
-            f"{exc.expected_key.get_name()} "
-            f"{fingerprint(exc.expected_key)}, the server offers {exc.key.get_name()} "
-            f"{fingerprint(exc.key)}. This may be an attack; if the change is expected, remove "
-            "the old line from known_hosts"
-        ) from None
-    except paramiko.AuthenticationException:
-        client.close()
-        how = "key_file" if key_file is not None else "password"
-        raise TransportError(
-            f"{where}: SSH authentication failed for user {username!r}: check the username "
-            f"and the {how} in the inventory"
-        ) from None
-    except (OSError, paramiko.SSHException, EOFError) as exc:
-        client.close()
-        raise _connect_error(where, exc, timeout) from None
+        if sock is not None:
+            sock.close()
+        error = _ssh_error(where, exc, _known_name(hostname, port), kh, username, key_file, timeout)
+        if error is None:
+            raise
+        raise error from None
     transport = client.get_transport()
     if transport is not None:
         transport.set_keepalive(KEEPALIVE)
     return client
+
+
+def _ssh_error(
+    where: str,
+    exc: BaseException,
+    known_name: str,
+    kh: Path,
+    username: str,
+    key_file: Path | None,
+    timeout: float,
+) -> TransportError | None:
+    """The TransportError for a failed SSH connect; None: re-raise ``exc`` as it is."""
+    if isinstance(exc, paramiko.BadHostKeyException):
+        return HostKeyError(
+            f"{where}: the SSH host key of {known_name} CHANGED: {kh} has "
+            f"{exc.expected_key.get_name()} "
+            f"{fingerprint(exc.expected_key)}, the server offers {exc.key.get_name()} "
+            f"{fingerprint(exc.key)}. This may be an attack; if the change is expected, remove "
+            "the old line from known_hosts"
+        )
+    if isinstance(exc, paramiko.AuthenticationException):
+        how = "key_file" if key_file is not None else "password"
+        return TransportError(
+            f"{where}: SSH authentication failed for user {username!r}: check the username "
+            f"and the {how} in the inventory"
+        )
+    if isinstance(exc, HostKeyError) or not isinstance(
+        exc, (OSError, paramiko.SSHException, EOFError)
+    ):
+        return None
+    return _connect_error(where, exc, timeout)
 
 
 def _connect_error(where: str, exc: BaseException, timeout: float) -> TransportError:
@@ -333,10 +351,14 @@ class TcpTransport:
             sock = socket.create_connection((h.hostname, h.port), timeout=h.connect_timeout)
         except OSError as exc:
             raise _connect_error(self.where, exc, h.connect_timeout) from None
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        if hasattr(socket, "TCP_KEEPIDLE"):  # Linux: first probe after KEEPALIVE s, not 2 h
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE, KEEPALIVE)
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            if hasattr(socket, "TCP_KEEPIDLE"):  # Linux: first probe after KEEPALIVE s, not 2 h
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE, KEEPALIVE)
+        except OSError as exc:
+            sock.close()
+            raise TransportError(f"{self.where}: cannot set up the socket ({exc})") from None
         sock.settimeout(h.connect_timeout)  # bounds sendall(); reads wait with select()
         self._sock = sock
 

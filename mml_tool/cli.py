@@ -24,12 +24,10 @@ from rich.progress import Progress as RichBar
 
 from mml_tool import __version__
 from mml_tool.errors import ConfigError, MmlToolError
+from mml_tool.exitcodes import ExitCode
 
-EXIT_OK = 0
-EXIT_ERROR = 1
-EXIT_USAGE = 2
-EXIT_NONCOMPLIANT = 100
-EXIT_VERIFY_FAILED = 101
+EXIT_OK, EXIT_ERROR, EXIT_USAGE = ExitCode.OK, ExitCode.ERROR, ExitCode.USAGE
+EXIT_VERIFY_FAILED = ExitCode.VERIFY_FAILED
 
 err_console = Console(stderr=True)
 
@@ -224,7 +222,6 @@ def _print_json(body: object) -> None:
 
 
 _MAX_AGE_HELP = "Refuse a plan older than this many hours."
-DEFAULT_PLAN_AGE = timedelta(hours=24)
 
 
 # -- check / plan / apply / rollback ------------------------------------------------------------

@@ -21,6 +21,7 @@ from rich.text import Text
 
 from mml_tool.atomic import write_text_atomic
 from mml_tool.errors import ConfigError
+from mml_tool.exitcodes import ExitCode
 from mml_tool.mml.command import mask_text
 
 SCHEMA_VERSION = 1
@@ -97,8 +98,8 @@ def exit_code_for(findings: Iterable[FindingLike]) -> int:
     """
     statuses = {f.status for f in findings}
     if "error" in statuses:
-        return 1
-    return 100 if "fail" in statuses else 0
+        return ExitCode.ERROR
+    return ExitCode.NONCOMPLIANT if "fail" in statuses else ExitCode.OK
 
 
 def summary(report: Report) -> dict[str, int]:

@@ -29,6 +29,7 @@ from mml_tool.change import (
 )
 from mml_tool.check import check_fleet
 from mml_tool.errors import ConfigError
+from mml_tool.exitcodes import ExitCode
 from mml_tool.fleet import DEFAULT_WORKERS
 from mml_tool.gateway.verify import VerifyResult, verify_gateway
 from mml_tool.inventory import HostConfig, Inventory
@@ -36,7 +37,8 @@ from mml_tool.mml.session import MmlSession, Transcript
 from mml_tool.policy import Finding, Policy
 from mml_tool.report import Report, RunInfo, write_reports
 
-EXIT_OK, EXIT_ERROR, EXIT_NONCOMPLIANT, EXIT_VERIFY_FAILED = 0, 1, 100, 101
+EXIT_OK, EXIT_ERROR = ExitCode.OK, ExitCode.ERROR
+EXIT_NONCOMPLIANT, EXIT_VERIFY_FAILED = ExitCode.NONCOMPLIANT, ExitCode.VERIFY_FAILED
 
 
 class TranscriptBook:

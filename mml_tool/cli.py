@@ -918,6 +918,10 @@ def run(
     Writes an evidence bundle for the ticket under EVIDENCE/CHANGE-ID: summary.md, report.json,
     plan.json, apply-record.json, rollback-record.json, verify-*.json, transcripts/.
 
+    If a host cannot be read, nothing is changed. If apply fails on some hosts, nothing is
+    verified and the hosts that did change keep the change (they are compliant); undo them with
+    `mml-tool rollback EVIDENCE/CHANGE-ID/apply-record.json` if needed.
+
     Exit: 0 done and verified, 1 error, 100 plan not approved, 101 verification failed
     (rolled back unless --no-rollback).
     """

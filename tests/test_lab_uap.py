@@ -31,6 +31,7 @@ HEADER_RE = re.compile(r"\+\+\+    (\S+)        \d{4}-\d\d-\d\d \d\d:\d\d:\d\d")
 SERIAL_RE = re.compile(r"O&M    #(\d+)")
 ECHO_RE = re.compile(r"%%(.*)%%")
 RETCODE_RE = re.compile(r"RETCODE = (\d+)  (\S[^\r\n]*)")
+MEID_PREFIX = "/*1879106888 MEID=005*/"
 
 
 def _nodes(tmp: Path) -> list[NodeConfig]:
@@ -48,6 +49,8 @@ def _nodes(tmp: Path) -> list[NodeConfig]:
         NodeConfig("dropmod", faults=FaultConfig(drop_after_mod=True)),
         NodeConfig("once", faults=FaultConfig(garbage_reply="*", times=1)),
         NodeConfig("echo", ssh_echo=True),
+        NodeConfig("pfx-serial", echo_prefix="{serial}", serial_start=500),
+        NodeConfig("pfx-meid", echo_prefix=MEID_PREFIX),
     ]
 
 
@@ -184,6 +187,65 @@ def test_frame_exact_and_serial_increases(server: UapServer) -> None:
         "(Number of results = 1)",
     ]
     assert check_frame(wire.run("LST SFP: ID=P001;"), "T-EN", "LST SFP: ID=P001;") == 102
+
+
+def echo_serial(report: str, command: str) -> int:
+    """The running number of a ``%%<n><command>%%`` echo (``echo_prefix="{serial}"``)."""
+    match = re.search(r"^%%([0-9]+)(.*)%%\r$", report, re.M)
+    assert match and match.group(2) == command, report
+    return int(match.group(1))
+
+
+def test_echo_prefix_literal_is_echoed_before_the_command(server: UapServer) -> None:
+    wire = tcp(server, "pfx-meid")
+    check_frame(wire.run(LGI), "PFX-MEID", MEID_PREFIX + LGI)
+    lst = "LST SFP: ID=P978, BIT=0;"
+    reply = wire.run(lst)
+    check_frame(reply, "PFX-MEID", MEID_PREFIX + lst)
+    assert "%%/*1879106888 MEID=005*/LST SFP: ID=P978, BIT=0;%%\r\n" in reply
+    assert "P978          0    1" in reply
+    failed = wire.run("LST SFP: ID=P978, BIT=0")  # no ';': RETCODE 1002, still prefixed
+    check_frame(failed, "PFX-MEID", MEID_PREFIX + "LST SFP: ID=P978, BIT=0")
+    assert retcode(failed) == 1002
+
+
+def test_echo_prefix_serial_is_a_running_number_per_connection(server: UapServer) -> None:
+    wire = tcp(server, "pfx-serial")
+    first = wire.run(LGI)
+    assert check_frame(first, "PFX-SERIAL", f"{echo_serial(first, LGI)}{LGI}") == 500
+    n = echo_serial(first, LGI)
+    assert 100000 <= n <= 999999
+    lst = "LST SFP: ID=P978;"
+    reply = wire.run(lst)
+    assert check_frame(reply, "PFX-SERIAL", f"{n + 1}{lst}") == 501  # O&M serial: its own count
+    wire.send("LST SFP:;")
+    pages = wire.reply()
+    assert len(pages) >= 2
+    assert {echo_serial(page, "LST SFP:;") for page in pages} == {n + 2}  # one per command
+    assert echo_serial(wire.run("LGO:;"), "LGO:;") == n + 3
+    other = tcp(server, "pfx-serial").run(LGI)  # a new connection starts its own count
+    assert check_frame(other, "PFX-SERIAL", f"{echo_serial(other, LGI)}{LGI}") == 500
+
+
+def test_echo_prefix_over_ssh(server: UapServer, tmp_path: Path) -> None:
+    client = ssh_client(server, server.node("pfx-meid").ssh_port, tmp_path)
+    try:
+        wire = Wire(client.invoke_shell())
+        wire.send(LGI)
+        check_frame(wire.report(), "PFX-MEID", MEID_PREFIX + LGI)
+    finally:
+        client.close()
+
+
+def test_echo_prefix_is_checked() -> None:
+    assert NodeConfig("n", echo_prefix="/*{serial} MEID=5*/").echo_prefix == "/*{serial} MEID=5*/"
+    with pytest.raises(ConfigError, match=r"unknown token '\{serail\}'"):
+        NodeConfig("n", echo_prefix="{serail}")
+    for bad in ("a%%b", "a\r\nb"):
+        with pytest.raises(ConfigError, match="echo_prefix must not hold"):
+            NodeConfig("n", echo_prefix=bad)
+    with pytest.raises(ConfigError, match="echo_prefix must be a string, not dict"):
+        NodeConfig("n", echo_prefix={"serial": None})  # type: ignore[arg-type]
 
 
 def test_login_required_and_wrong_password(server: UapServer) -> None:
@@ -591,6 +653,20 @@ def test_load_lab_config(tmp_path: Path) -> None:
     assert a.params["P978"] == 0 and "P001" in a.params and a.faults.latency == 0.1
     assert (b.ne_name, b.language, b.params, b.meid) == ("B", "en", {"P978": 1}, 2)
     assert b.state_file == tmp_path / "s" / "b.json"
+    cfg.write_text(
+        "nodes:\n"
+        '  uap-a: {echo_prefix: "{serial}"}\n'
+        '  uap-b: {echo_prefix: "/*1879106888 MEID=005*/"}\n'
+        "  uap-c: {}\n"
+    )
+    assert [n.echo_prefix for n in load_lab_config(cfg)] == [
+        "{serial}",
+        "/*1879106888 MEID=005*/",
+        "",
+    ]
+    cfg.write_text("nodes:\n  uap-a:\n    echo_prefix: {serial}\n")  # unquoted: a mapping
+    with pytest.raises(ConfigError, match=r"node uap-a: .*echo_prefix must be a string.*quote"):
+        load_lab_config(cfg)
     cfg.write_text("nodes:\n  uap-a: {faults: {lateny: 1}}\n")
     with pytest.raises(ConfigError, match=r"LAB\.yaml: node uap-a: unknown field 'faults\.lateny'"):
         load_lab_config(cfg)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+import re
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -246,6 +248,66 @@ def test_close_is_idempotent_and_logs_out(fl: RunningLab, tmp_path: Path) -> Non
     assert lines[0].split(" ", 2)[
         1
     ] == ">>>" and "<<< RETCODE = 0  Operation succeeded" in "\n".join(lines)
+
+
+# Echo prefixes the reference shows real elements print: %%241299DSP ...;%% (a running number)
+# and %%/*1879106888 MEID=005*/LST RT:...;%% (a literal comment).
+MEID_PREFIX = "/*1879106888 MEID=005*/"
+PREFIX_NODES = {
+    "uap-pfx-serial": NodeConfig("uap-pfx-serial", echo_prefix="{serial}"),
+    "uap-pfx-meid": NodeConfig("uap-pfx-meid", echo_prefix=MEID_PREFIX, layout="vertical"),
+    "uap-pfx-echo": NodeConfig("uap-pfx-echo", echo_prefix="{serial}", ssh_echo=True),
+}
+
+
+@pytest.fixture(scope="module")
+def pfx(start_lab: StartLab) -> RunningLab:
+    return start_lab(list(PREFIX_NODES.values()))
+
+
+def expected_echo(node: str, command: str) -> str:
+    """A regex for the echo of ``command`` on ``node``."""
+    if PREFIX_NODES[node].echo_prefix == MEID_PREFIX:
+        return re.escape(MEID_PREFIX + command)
+    return r"[0-9]{6}" + re.escape(command)
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+@pytest.mark.parametrize("node", list(PREFIX_NODES))
+def test_echo_with_a_prefix_is_matched(
+    pfx: RunningLab, transport: str, node: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, logger="mml_tool.session")
+    store = pfx.lab.node(node).store
+    transcript = Transcript()
+    s = MmlSession(pfx.host(node, transport, timeout=5), transcript=transcript)
+    with s:  # LGI and REG NE: their prefixed echoes must match, or open() times out
+        r = s.run(LST)
+        assert r.ok and len(r.reports) == 1
+        assert re.fullmatch(expected_echo(node, LST), r.reports[0].echo), r.reports[0].echo
+        assert r.records[0] == {"Parameter ID": "P978", "Bit": "0", "Bit value": "1"}
+        mod = MmlCommand.create("MOD", "SFP", ID="P978", MODTYPE="P1", BIT=0, BITVAL=0)
+        s.run(mod).raise_for_retcode()
+        assert store.get_bit("P978", 0) == 0
+        lst_bit = "LST SFP: ID=P978, BIT=0;"
+        assert s.run(lst_bit).records == [{"Parameter ID": "P978", "Bit": "0", "Bit value": "0"}]
+        s.run(mod.render().replace("BITVAL=0", "BITVAL=1")).raise_for_retcode()
+        assert store.get_bit("P978", 0) == 1
+        paged = s.run("LST SFP:;")
+        assert len(paged.reports) > 1 and not paged.reports[-1].continued
+        assert all(re.fullmatch(expected_echo(node, "LST SFP:;"), p.echo) for p in paged.reports)
+        if PREFIX_NODES[node].echo_prefix == "{serial}":  # one running number per command
+            numbers = [int(rep.echo[:6]) for rep in (*r.reports, *paged.reports)]
+            assert numbers[1] == numbers[0] + 4 and len(set(numbers[1:])) == 1
+        assert s.healthy
+        start = time.monotonic()
+    assert time.monotonic() - start < 1  # LGO answered and matched, not left to its timeout
+    assert not s.stale and not s.autonomous
+    assert not [rec for rec in caplog.records if rec.levelno >= logging.WARNING]
+    received = "".join(e.text for e in transcript.entries if e.direction == "<<<")
+    for command in ('LGI: OP="admin", PWD="*****";', f'REG NE: NAME="{node.upper()}";', "LGO:;"):
+        assert re.search("%%" + expected_echo(node, command) + "%%", received), command
+    assert pfx.lab.password.reveal() not in received
 
 
 class ScriptedTransport:

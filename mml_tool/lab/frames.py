@@ -4,7 +4,7 @@ Every line ends with ``\\r\\n``. An O&M report::
 
     +++    <NE name>        <YYYY-MM-DD HH:MM:SS>
     O&M    #<serial>
-    %%<echo>%%
+    %%<echo>%%                      the echo may start with a prefix (see Report.echo)
     RETCODE = <n>  <text>
     <blank>
     <title>                         } zero or more blocks, each followed by a blank line
@@ -62,7 +62,11 @@ class Block:
 
 @dataclass(frozen=True)
 class Report:
-    """One O&M report (one page of a reply)."""
+    """One O&M report (one page of a reply).
+
+    ``echo`` is printed between ``%%`` as given: a node's echo prefix (``241299``,
+    ``/*1879106888 MEID=005*/``) is already part of it.
+    """
 
     ne: str
     serial: int

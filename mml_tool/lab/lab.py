@@ -19,6 +19,10 @@ LAB.yaml (``load_lab_config``)::
         page_size: 20         # parameters per report of LST SFP:;
         ssh_echo: false       # echo typed characters on SSH shells with a pty
         serial_start: 1000    # first O&M serial on each connection (default: random)
+        echo_prefix: ""       # text before the echoed command in %%...%%: literal, e.g.
+                              # "/*1879106888 MEID=005*/", and/or the token "{serial}", a
+                              # running number per connection (%%241299LST SFP: ID=P978;%%);
+                              # quote it: unquoted, YAML reads {serial} as a mapping
         state_file: state/uap-1.json   # relative to the LAB.yaml folder
         params: {P978: 1, P001: 0}     # merged over the default parameter set
         replace_params: false          # true: params replace the default set
@@ -52,6 +56,7 @@ from typing import Any, Protocol, TextIO
 
 import yaml
 
+from mml_tool.atomic import write_text_atomic
 from mml_tool.errors import ConfigError
 from mml_tool.lab.uap import FaultConfig, NodeConfig, UapNode, UapServer, default_params
 from mml_tool.secret import Secret
@@ -73,6 +78,7 @@ _NODE_KEYS = frozenset(
         "page_size",
         "ssh_echo",
         "serial_start",
+        "echo_prefix",
         "state_file",
         "params",
         "replace_params",
@@ -347,13 +353,13 @@ class Lab:
             + (" ..." if len(self.nodes) > 20 else "")
             + "\n"
         )
-        _atomic_write(path, header + yaml.safe_dump(doc, sort_keys=False), 0o644)
+        write_text_atomic(path, header + yaml.safe_dump(doc, sort_keys=False), 0o644)
         env_lines = [f"export {PASSWORD_ENV}={_sh_quote(self.password.reveal())}"]
         if gateways:
             env_lines.append(
                 f"export {AGENT_PASSWORD_ENV}={_sh_quote(self.agent_password.reveal())}"
             )
-        _atomic_write(folder / "lab.env", "\n".join(env_lines) + "\n", 0o600)
+        write_text_atomic(folder / "lab.env", "\n".join(env_lines) + "\n", 0o600)
         return path
 
     def ready_line(self, inventory: Path | None) -> str:
@@ -391,18 +397,6 @@ def _ports(ports: list[int], host: str) -> str:
     if len(ports) <= 4:
         return f"{host}:" + ",".join(map(str, ports))
     return f"{host}:{min(ports)}..{max(ports)} (see inventory)"
-
-
-def _atomic_write(path: Path, text: str, mode: int) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=path.name, suffix=".tmp", dir=path.parent)
-    try:
-        os.fchmod(fd, mode)
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def run_lab_foreground(

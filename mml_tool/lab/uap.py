@@ -13,6 +13,16 @@ Every reply is a report rendered by ``mml_tool.lab.frames`` (CRLF line endings, 
 connection and increases by one per reply; the pages of one paged reply share the serial
 (inference: the reference says the serial counts responses).
 
+The echo line is ``%%<command>%%`` (the command as received, line breaks turned into spaces),
+or ``%%<prefix><command>%%`` when the node sets ``NodeConfig.echo_prefix``: the reference shows
+real elements echoing ``%%241299DSP BTSETHPORT: ...;%%`` and
+``%%/*1879106888 MEID=005*/LST RT:...;%%``. The prefix is literal text, except that the token
+``{serial}`` is replaced by a running number of the connection: it starts at a random number in
+100000..999999 on each connection and increases by one per command received (the pages of one
+paged reply share it). So ``echo_prefix="{serial}"`` gives ``%%241299LST SFP: ID=P978;%%`` and
+``echo_prefix="/*1879106888 MEID=005*/"`` gives ``%%/*1879106888 MEID=005*/LST SFP: ...;%%``.
+A prefix holds no line break, no ``%%`` and no ``{...}`` token other than ``{serial}``.
+
 Text outside reports: on plain TCP, none. On SSH, none either, unless the node sets
 ``ssh_echo=True``: then the shell echoes the typed characters like a terminal (CR/LF as
 ``\\r\\n``, backspace as ``\\b \\b``), so a client must skip the echoed command line before the
@@ -127,6 +137,8 @@ logging.getLogger(SSH_LOG_NAME).setLevel(logging.CRITICAL)
 LAYOUTS = ("table", "vertical", "value")
 LANGUAGES = ("en", "zh")
 PID_RE = re.compile(r"P[0-9]{1,5}")
+ECHO_SERIAL_TOKEN = "{serial}"
+_ECHO_TOKEN_RE = re.compile(r"\{[^{}]*\}")
 MAX_COMMAND_CHARS = 4096
 
 RC_OK = 0
@@ -246,10 +258,12 @@ class NodeConfig:
     page_size: int = 20
     ssh_echo: bool = False
     serial_start: int | None = None
+    echo_prefix: str = ""  # before the echoed command; "{serial}" -> a running number
 
     def __post_init__(self) -> None:
         if not self.ne_name:
             self.ne_name = self.name.upper()
+        self._check_echo_prefix()
         if self.layout not in LAYOUTS:
             raise ConfigError(f"node {self.name}: layout must be one of {', '.join(LAYOUTS)}")
         if self.language not in LANGUAGES:
@@ -265,6 +279,25 @@ class NodeConfig:
                 raise ConfigError(f"node {self.name}: {pid} must be an integer")
             if not 0 <= value < 1 << PARAM_BITS:
                 raise ConfigError(f"node {self.name}: {pid} must be in 0..{(1 << PARAM_BITS) - 1}")
+
+    def _check_echo_prefix(self) -> None:
+        prefix = self.echo_prefix
+        if not isinstance(prefix, str):
+            raise ConfigError(
+                f"node {self.name}: echo_prefix must be a string, not {type(prefix).__name__} "
+                f'(quote it in LAB.yaml: echo_prefix: "{ECHO_SERIAL_TOKEN}")'
+            )
+        if "%%" in prefix or any(ch < " " for ch in prefix):
+            raise ConfigError(
+                f"node {self.name}: echo_prefix must not hold '%%', a line break or a control "
+                "character"
+            )
+        for token in _ECHO_TOKEN_RE.findall(prefix):
+            if token != ECHO_SERIAL_TOKEN:
+                raise ConfigError(
+                    f"node {self.name}: echo_prefix: unknown token {token!r} "
+                    f"(only {ECHO_SERIAL_TOKEN} is expanded)"
+                )
 
 
 def _pid_key(pid: str) -> tuple[int, str]:
@@ -548,6 +581,8 @@ class MmlConnection:
         start = node.config.serial_start
         # The first reply carries serial_start; _process increments before each reply.
         self.serial = (start if start is not None else random.randint(1000, 60000)) - 1
+        # The running number behind echo_prefix's "{serial}"; _echo_prefix increments first.
+        self.echo_serial = random.randint(100000, 999999) - 1
         self.logged_in = False
         self.count = 0
         self.stalled = False
@@ -581,7 +616,7 @@ class MmlConnection:
         """Answer one command; False when the connection must end."""
         self.count += 1
         faults = self.node.config.faults
-        echo = " ".join(text.split("\n")).replace("\r", " ")
+        echo = self._echo_prefix() + " ".join(text.split("\n")).replace("\r", " ")
         cmd: _Command | None = None
         try:
             cmd = parse_device_command(text)
@@ -622,6 +657,14 @@ class MmlConnection:
             self.drop()
             return False
         return True
+
+    def _echo_prefix(self) -> str:
+        """The node's echo prefix for the next command, ``{serial}`` expanded."""
+        prefix = self.node.config.echo_prefix
+        if ECHO_SERIAL_TOKEN not in prefix:
+            return prefix
+        self.echo_serial += 1
+        return prefix.replace(ECHO_SERIAL_TOKEN, str(self.echo_serial))
 
     def _hits(self, prefix: str | None, key: str) -> bool:
         if not prefix or not key:

@@ -347,3 +347,27 @@ def test_mutated_frames_raise_only_parse_error(
         pos = int(where * len(text))
         text = text[:pos] + insert + text[pos + cut :]
     _parse_only_parse_error(text)
+
+
+@pytest.mark.parametrize(
+    ("echo", "sent", "same"),
+    [
+        (
+            "241299DSP BTSETHPORT: IDTYPE=BYID,BTSID=547;",
+            "DSP BTSETHPORT: IDTYPE=BYID, BTSID=547;",
+            True,
+        ),
+        ('/*1879106888 MEID=005*/LST RT:RN="QOA_RT_TATA ";', 'LST RT: RN="QOA_RT_TATA ";', True),
+        ("123/*c*/LST SFP: ID=P978;", "LST SFP: ID=P978;", True),
+        ('LGI:OP="admin",PWD=*****;', 'LGI: OP="admin", PWD="secret";', True),
+        # Only a leading prefix is skipped, and quoted text must match exactly.
+        ('REG NE: NAME="a/*x*/b";', 'REG NE: NAME="ab";', False),
+        ('REG NE: NAME="X ";', 'REG NE: NAME="x";', False),
+        ("XLST SFP: ID=P978;", "LST SFP: ID=P978;", False),
+        ("LST SFP: ID=P979;", "LST SFP: ID=P978;", False),
+    ],
+)
+def test_echo_matching_is_exact_but_for_prefix_spacing_and_case(
+    echo: str, sent: str, same: bool
+) -> None:
+    assert echo_matches(echo, sent) is same

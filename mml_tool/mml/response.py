@@ -36,7 +36,8 @@ COUNT_RE = re.compile(r"^\((?:Number of results|结果个数)\s*=\s*([0-9]{1,20}
 DASHES_RE = re.compile(r"^-+$")
 FIELD_RE = re.compile(r"^\s*(\S.*?)\s+=(?:\s+(.*))?$")
 _CELL_SEP = re.compile(r"\s{2,}")
-_ECHO_PREFIX = re.compile(r"/\*.*?\*/")
+_ECHO_PREFIX = re.compile(r"^(?:\s*(?:[0-9]+|/\*.*?\*/))*")  # "241299", "/*1879 MEID=5*/"
+_QUOTED = re.compile(r'("[^"]*")')
 CONTINUED = "To be continued..."
 
 Lines = list[tuple[int, str]]  # (1-based line number, text without trailing whitespace)
@@ -114,16 +115,18 @@ class MmlResponse:
 
 
 def echo_matches(echo: str, command: str) -> bool:
-    """Whether ``echo`` (from ``%%...%%``) is ``command``, allowing a number or /*...*/ prefix."""
+    """Whether ``echo`` (from ``%%...%%``) is ``command``, allowing leading numbers and
+    ``/*...*/`` comments. Outside quotes, whitespace and case do not count; inside, they do."""
 
     def norm(text: str) -> str:  # masked on both sides, so a masked command matches too
         # An element may echo a masked password bare (PWD=*****) where we sent it quoted.
         masked = mask_text(text).replace(f'"{MASK}"', MASK)
-        return re.sub(r"\s+", "", masked).upper().rstrip(";")
+        parts = _QUOTED.split(masked)  # odd indexes are the quoted strings, kept as they are
+        return "".join(
+            p if i % 2 else re.sub(r"\s+", "", p).upper() for i, p in enumerate(parts)
+        ).rstrip(";")
 
-    want, got = norm(command), norm(_ECHO_PREFIX.sub("", echo))
-    prefix = got[: len(got) - len(want)]
-    return got.endswith(want) and re.fullmatch(r"[0-9]*", prefix) is not None
+    return norm(_ECHO_PREFIX.sub("", echo, count=1)) == norm(command)
 
 
 def _fail(expected: str, line: tuple[int, str]) -> ParseError:

@@ -58,7 +58,7 @@ class _KnownHostsFiles:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._parsed: dict[Path, tuple[tuple[int, int], paramiko.HostKeys]] = {}
+        self._parsed: dict[Path, tuple[tuple[int, int], _KnownHosts]] = {}
 
     def keys_for(self, path: Path, name: str) -> dict[str, paramiko.PKey]:
         """The keys ``path`` holds for ``name`` (``host`` or ``[host]:port``)."""
@@ -70,10 +70,30 @@ class _KnownHostsFiles:
         with self._lock:
             cached = self._parsed.get(path)
             if cached is None or cached[0] != stamp:
-                cached = (stamp, paramiko.HostKeys(str(path)))
+                cached = (stamp, _KnownHosts(paramiko.HostKeys(str(path))))
                 self._parsed[path] = cached
-            found = cached[1].lookup(name)
-            return dict(found) if found else {}
+        return cached[1].lookup(name)
+
+
+class _KnownHosts:
+    """One parsed file: plain host names indexed (paramiko's lookup scans every entry);
+    hashed names (``|1|...``) still go through paramiko, which knows how to match them."""
+
+    def __init__(self, keys: paramiko.HostKeys) -> None:
+        self.keys = keys
+        self.plain: dict[str, dict[str, paramiko.PKey]] = {}
+        self.hashed = False
+        for hostname in keys:
+            if hostname.startswith("|"):
+                self.hashed = True
+            else:
+                self.plain[hostname] = dict(keys[hostname])
+
+    def lookup(self, name: str) -> dict[str, paramiko.PKey]:
+        if name in self.plain or not self.hashed:
+            return dict(self.plain.get(name, {}))
+        found = self.keys.lookup(name)
+        return dict(found) if found else {}
 
 
 _known_hosts_files = _KnownHostsFiles()

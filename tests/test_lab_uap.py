@@ -773,3 +773,13 @@ def test_lab_with_gateway_links_agents_to_nodes(tmp_path: Path) -> None:
         assert f"export CCGW_AGENT_PASSWORD='{lab.agent_password.reveal()}'" in env
         assert lab.agent_password.reveal() not in inv.read_text()
         assert ", gateway https://127.0.0.1:" in lab.ready_line(inv)
+
+
+def test_shipped_lab_config_is_valid() -> None:
+    """The README's lab walk-through starts from this file: it must keep loading."""
+    path = Path(__file__).parents[1] / "inventories" / "lab-config.yaml"
+    nodes = {n.name: n for n in load_lab_config(path)}
+    assert list(nodes) == ["uap-1", "uap-2", "uap-3", "uap-4", "uap-5"]
+    assert (nodes["uap-2"].layout, nodes["uap-2"].language) == ("vertical", "zh")
+    assert nodes["uap-3"].params["P978"] == 0
+    assert nodes["uap-5"].faults.login_refused

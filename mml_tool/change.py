@@ -67,6 +67,7 @@ class Step:
     # The whole parameter as read when the step was made ("" = not known): any change in it,
     # not only in this bit, means someone else touched the parameter and the step is refused.
     start_state: str = ""
+    before_records: tuple[dict[str, str], ...] = ()  # the parsed reply the plan was made from
 
     def reversed(self, start_state: str = "") -> Step:
         """The step that undoes this one, from the parameter state this one left."""
@@ -78,6 +79,7 @@ class Step:
             undo_commands=self.commands,
             evidence="",
             start_state=start_state,
+            before_records=(),
         )
 
 
@@ -212,6 +214,7 @@ def build_plan(
                 undo_commands=(control.rollback(finding.before_bit_value).render(),),
                 evidence=finding.evidence,
                 start_state=finding.parameter_state or "",
+                before_records=tuple(finding.records),
             )
         )
     return Plan(
@@ -265,6 +268,7 @@ def _step_from(data: dict[str, Any]) -> Step:
             **data,
             "commands": tuple(data["commands"]),
             "undo_commands": tuple(data["undo_commands"]),
+            "before_records": tuple(data.get("before_records", ())),
         }
     )
 

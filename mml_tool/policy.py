@@ -168,6 +168,7 @@ class Finding:
     severity: str
     notes: list[str] = field(default_factory=list)
     parameter_state: str | None = None  # the whole parameter as read (drift detection)
+    records: list[dict[str, str]] = field(default_factory=list)  # the parsed reply
 
     @property
     def compliant(self) -> bool:
@@ -516,4 +517,5 @@ def evaluate(
         severity=control.severity,
         notes=notes,
         parameter_state=state,
+        records=[dict(r) for r in records or []],
     )

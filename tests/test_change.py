@@ -141,6 +141,9 @@ def test_plan_apply_rollback_round_trip(lab: Lab, inventory: Path, env: Env) -> 
         assert step["undo_commands"] == [MOD_1]
         assert "P978" in step["evidence"]  # the state read before, as the device printed it
         assert lab.node(host).config.ne_name in step["evidence"]
+        # ... and as parsed: the records the decision was made from, and the whole parameter.
+        assert any(r["ID"] == "P978" for r in step["before_records"])
+        assert step["start_state"]
 
     applied = invoke("apply", plan_path, "-i", inventory, "--yes")
     assert applied.exit_code == 0, applied.output

@@ -120,7 +120,7 @@ class CommandRun:
 @dataclass
 class StepResult:
     step: Step
-    status: str  # changed | already-compliant | drifted | failed | unknown | skipped
+    status: str  # changed | already-compliant | drifted | failed | unknown | skipped | locked
     before: int | None = None
     after: int | None = None
     commands: list[CommandRun] = field(default_factory=list)

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from mml_tool.inventory import HostConfig, Inventory, JumpConfig, load_inventory
 from mml_tool.lab.lab import PASSWORD_ENV, Lab, make_nodes
@@ -89,6 +90,15 @@ def start_lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StartLab]:
             return RunningLab(lab, path, load_inventory(path, env=lab_env(path)))
 
         yield start
+
+
+def write_lab_inventory(lab: Lab, **defaults: Any) -> Path:
+    """Write ``lab``'s inventory with ``defaults`` overridden (e.g. short timeouts)."""
+    path = lab.write_inventory(lab.workdir / "inventory.yaml")
+    doc = yaml.safe_load(path.read_text(encoding="utf-8"))
+    doc["defaults"].update(defaults)
+    path.write_text(yaml.safe_dump(doc, sort_keys=False), encoding="utf-8")
+    return path
 
 
 def lab_env(inventory_path: Path) -> dict[str, str]:

@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 import yaml
 from click.testing import CliRunner, Result
+from conftest import write_lab_inventory
 
 from mml_tool import audit
 from mml_tool.change import (
@@ -65,11 +66,7 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
 
 @pytest.fixture(scope="module")
 def inventory(lab: Lab) -> Path:
-    path = lab.write_inventory(lab.workdir / "inventory.yaml")
-    doc = yaml.safe_load(path.read_text(encoding="utf-8"))
-    doc["defaults"].update(timeout=5, connect_timeout=5)
-    path.write_text(yaml.safe_dump(doc, sort_keys=False), encoding="utf-8")
-    return path
+    return write_lab_inventory(lab, timeout=5, connect_timeout=5)
 
 
 @dataclass

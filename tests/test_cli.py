@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 import yaml
 from click.testing import CliRunner, Result
+from conftest import write_lab_inventory
 
 from mml_tool import audit
 from mml_tool.cli import cli, handle_sigterm
@@ -51,11 +52,7 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
 
 @pytest.fixture(scope="module")
 def inventory(lab: Lab) -> Path:
-    path = lab.write_inventory(lab.workdir / "inventory.yaml")
-    doc = yaml.safe_load(path.read_text(encoding="utf-8"))
-    doc["defaults"].update(timeout=3, connect_timeout=3)
-    path.write_text(yaml.safe_dump(doc, sort_keys=False), encoding="utf-8")
-    return path
+    return write_lab_inventory(lab, timeout=3, connect_timeout=3)
 
 
 @dataclass

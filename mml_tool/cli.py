@@ -784,6 +784,12 @@ directions_option = click.option(
     default=None,
     help="Gateway name from the inventory's gateways: (default: the only one).",
 )
+@click.option(
+    "--host",
+    "host_name",
+    default=None,
+    help="Verify through the gateway this UAP host names (its `gateway:` in the inventory).",
+)
 @click.option("--agent", "agent_id", default=None, help="Video agent ID (overrides inventory).")
 @click.option("--called", default=None, help="Number to call out to (overrides inventory).")
 @directions_option
@@ -808,6 +814,7 @@ directions_option = click.option(
 def verify(
     inventory_path: Path,
     gateway_name: str | None,
+    host_name: str | None,
     agent_id: str | None,
     called: str | None,
     directions: tuple[int, ...],
@@ -830,11 +837,20 @@ def verify(
     from mml_tool.gateway.verify import verify_gateway
 
     inventory = _load_inventory(inventory_path)
+    if host_name is not None:
+        if gateway_name is not None:
+            raise click.UsageError("give --gateway or --host, not both")
+        if host_name not in inventory.hosts:
+            raise click.UsageError(f"no host {host_name!r} in {inventory_path}")
+        gateway_name = inventory.hosts[host_name].gateway
+        if gateway_name is None:
+            raise click.UsageError(f"host {host_name!r} names no `gateway:` in {inventory_path}")
     if gateway_name is None:
         if len(inventory.gateways) != 1:
             raise click.UsageError(
                 f"the inventory has {len(inventory.gateways)} gateways "
-                f"({', '.join(inventory.gateways) or 'none'}): pick one with --gateway"
+                f"({', '.join(inventory.gateways) or 'none'}): pick one with --gateway NAME "
+                "or --host UAP-HOST"
             )
         gateway_name = next(iter(inventory.gateways))
     if gateway_name not in inventory.gateways:

@@ -185,10 +185,17 @@ def test_verify_fails_before_and_passes_after_the_change(run_lab: tuple[Lab, Pat
 
 
 def test_verify_needs_a_gateway_choice_when_there_are_several(run_lab: tuple[Lab, Path]) -> None:
-    _, inventory = run_lab
+    lab, inventory = run_lab
     code, output = invoke("verify", "-i", str(inventory))
     assert code == 2
     assert "--gateway" in output
+    # --host picks the gateway that host names: uap-3 is compliant, so it passes.
+    code, output = invoke("verify", "-i", str(inventory), "--host", "uap-3")
+    assert code == 0, output
+    code, output = invoke("verify", "-i", str(inventory), "--host", "uap-1")
+    assert code == 101, output
+    code, output = invoke("verify", "-i", str(inventory), "--host", "nope")
+    assert code == 2
 
 
 def test_demo_tells_the_whole_story(tmp_path: Path) -> None:

@@ -185,7 +185,7 @@ def test_verify_fails_before_and_passes_after_the_change(run_lab: tuple[Lab, Pat
 
 
 def test_verify_needs_a_gateway_choice_when_there_are_several(run_lab: tuple[Lab, Path]) -> None:
-    lab, inventory = run_lab
+    _, inventory = run_lab
     code, output = invoke("verify", "-i", str(inventory))
     assert code == 2
     assert "--gateway" in output

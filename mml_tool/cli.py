@@ -680,7 +680,6 @@ def exec_command(
         operator_name,
         utc_now,
     )
-    from mml_tool.errors import MmlTimeout, TransportError
     from mml_tool.mml.command import MmlCommand
     from mml_tool.mml.session import MmlSession, Transcript
 
@@ -730,7 +729,7 @@ def exec_command(
             started = time.monotonic()
             try:
                 response = session.run(command)
-            except (MmlTimeout, TransportError) as exc:
+            except MmlToolError as exc:
                 if trail is not None:  # the command may have taken effect: say so
                     audit("unknown", None, str(exc), round(time.monotonic() - started, 3))
                 raise

@@ -16,7 +16,8 @@ Endpoints (``{id}`` = agent ID, digits, 101..999999):
     PUT    onlineagent/{id}               sign in (body: password, phonenum, status, agenttype...)
     PUT    onlineagent/{id}/forcelogin    sign in, replacing a session that exists
     PUT    onlineagent/{id}/handshake     keep-alive without polling
-    DELETE onlineagent/{id}/logout        sign out (a call in progress is released first)
+    DELETE onlineagent/{id}/logout        sign out (a call in progress is dropped; no event: the
+                                          agent no longer polls)
     GET    agentevent/{id}                long poll: one event at once, else empty after poll_wait
     PUT    voicecall/{id}/callout         body: called, caller, skillid, mediaability
     PUT    voicecall/{id}/answer          answer the call that ``ring()`` offered

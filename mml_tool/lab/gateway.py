@@ -593,8 +593,11 @@ class GatewaySimulator:
         self._slow()
         if not 101 <= int(agent_id) <= 999999:
             return _error("000-002", "agent ID out of range 101..999999")
-        handler: Callable[[str, _Ctx], _Reply] = getattr(self, f"_do_{name}")
-        return handler(agent_id, ctx)
+        handler: Callable[[_Session, _Ctx], _Reply] = getattr(self, f"_do_{name}")
+        # Every interface but sign-in needs the agent's valid Guid: checked once, here.
+        with self._cond:
+            auth = self._auth(agent_id, ctx)
+            return auth if isinstance(auth, _Reply) else handler(auth, ctx)
 
     def _respond(self, handler: BaseHTTPRequestHandler, reply: _Reply) -> None:
         if reply.drop:
@@ -791,145 +794,117 @@ class GatewaySimulator:
 
     # ------------------------------------------------------------- endpoints
 
-    def _do_handshake(self, agent_id: str, ctx: _Ctx) -> _Reply:
-        with self._cond:
-            auth = self._auth(agent_id, ctx)
-            if isinstance(auth, _Reply):
-                return auth
-            auth.last_seen = time.monotonic()
-            return _Reply(body=_envelope("0"))
+    def _do_handshake(self, session: _Session, ctx: _Ctx) -> _Reply:
+        session.last_seen = time.monotonic()
+        return _Reply(body=_envelope("0"))
 
-    def _do_logout(self, agent_id: str, ctx: _Ctx) -> _Reply:
-        with self._cond:
-            auth = self._auth(agent_id, ctx)
-            if isinstance(auth, _Reply):
-                return auth
-            self._end_session(auth)
-            return _Reply(body=_envelope("0"))
+    def _do_logout(self, session: _Session, ctx: _Ctx) -> _Reply:
+        self._end_session(session)
+        return _Reply(body=_envelope("0"))
 
-    def _do_poll(self, agent_id: str, ctx: _Ctx) -> _Reply:
-        with self._cond:
-            auth = self._auth(agent_id, ctx)
-            if isinstance(auth, _Reply):
-                return auth
-            session = auth
-            session.open_polls += 1
-            session.last_seen = time.monotonic()
-            self._cond.notify_all()
-            try:
-                self._cond.wait_for(
-                    lambda: bool(session.events) or not session.active or self._stopping.is_set(),
-                    timeout=self.poll_wait,
-                )
-            finally:
-                session.open_polls -= 1
-                session.last_seen = time.monotonic()
-            if not session.active:
-                return _error("100-006", "the agent does not sign in")
-            session.polls += 1
-            headers: list[tuple[str, str]] = []
-            if self.guid_mode == "dynamic" and session.polls % self.guid_rotate_every == 0:
-                session.prev_guid = session.guid
-                session.prev_guid_until = time.monotonic() + self.guid_grace
-                session.guid = self._new_guid()
-                session.guid_issued = time.monotonic()
-                session.guid_expired = False
-                headers.append(("Set-GUID", f"JSESSIONID={session.guid}"))
-                self._cond.notify_all()
-            if session.events:
-                event = session.events.popleft()
-                return _Reply(body={"message": "", "retcode": "0", "event": event}, headers=headers)
-            return _Reply(body={"message": "", "retcode": "0"}, headers=headers)
-
-    def _do_callout(self, agent_id: str, ctx: _Ctx) -> _Reply:
-        body = self._json_body(ctx)
-        with self._cond:
-            auth = self._auth(agent_id, ctx)
-            if isinstance(auth, _Reply):
-                return auth
-            session = auth
-            if body is None:
-                return _not_found("the body must be a JSON object sent as application/json")
-            called = body.get("called")
-            if (
-                not isinstance(called, str)
-                or not _CALLED_RE.match(called)
-                or called in self.rejected_numbers
-            ):
-                return _error("200-001", "the called number is wrong")
-            if session.call is not None:
-                return _error("100-009", "the agent state does not allow a call out")
-            caller = body.get("caller")
-            ability = str(body.get("mediaability", 0))
-            call = _Call(
-                callid=self._new_callid(),
-                caller=caller if isinstance(caller, str) and caller else session.phone,
-                called=called,
-                state="alerting",
-                media_ability="3" if ability == "1" else "1",
+    def _do_poll(self, session: _Session, ctx: _Ctx) -> _Reply:
+        session.open_polls += 1
+        session.last_seen = time.monotonic()
+        self._cond.notify_all()
+        try:
+            self._cond.wait_for(
+                lambda: bool(session.events) or not session.active or self._stopping.is_set(),
+                timeout=self.poll_wait,
             )
-            session.call = call
-            self._queue(session, "AgentState_Busy", "")
-            delays = self.event_delays
-
-            def alerting() -> None:
-                content = {"caller": call.caller, "callid": call.callid, "called": call.called}
-                self._queue(session, "AgentEvent_Customer_Alerting", content)
-                if call.called in self.unreachable_numbers:
-                    self._later(delays.talking, session, call, call_out_fail)
-                else:
-                    self._later(delays.talking, session, call, talking)
-
-            def talking() -> None:
-                call.state = "talking"
-                self._queue(session, "AgentEvent_Talking", self._call_content(call, feature="7"))
-
-            def call_out_fail() -> None:
-                session.call = None
-                content = {"callid": call.callid, "called": call.called}
-                self._queue(session, "AgentEvent_Call_Out_Fail", content)
-
-            self._later(delays.alerting, session, call, alerting)
-            return _Reply(body=_envelope("0", "", call.callid))
-
-    def _do_answer(self, agent_id: str, ctx: _Ctx) -> _Reply:
-        with self._cond:
-            auth = self._auth(agent_id, ctx)
-            if isinstance(auth, _Reply):
-                return auth
-            session = auth
-            call = session.call
-            if call is None or call.state != "ringing":
-                return _error("100-009", "no ringing call to answer")
-            call.state = "answering"
-
-            def talking() -> None:
-                call.state = "talking"
-                self._queue(session, "AgentEvent_Talking", self._call_content(call, feature="0"))
-
-            self._later(self.event_delays.talking, session, call, talking)
-            return _Reply(body=_envelope("0"))
-
-    def _do_release(self, agent_id: str, ctx: _Ctx) -> _Reply:
-        with self._cond:
-            auth = self._auth(agent_id, ctx)
-            if isinstance(auth, _Reply):
-                return auth
-            session = auth
-            call = session.call
-            if call is None:
-                return _error("100-009", "no call to release")
-            session.call = None
+        finally:
+            session.open_polls -= 1
+            session.last_seen = time.monotonic()
+        if not session.active:
+            return _error("100-006", "the agent does not sign in")
+        session.polls += 1
+        headers: list[tuple[str, str]] = []
+        if self.guid_mode == "dynamic" and session.polls % self.guid_rotate_every == 0:
+            session.prev_guid = session.guid
+            session.prev_guid_until = time.monotonic() + self.guid_grace
+            session.guid = self._new_guid()
+            session.guid_issued = time.monotonic()
+            session.guid_expired = False
+            headers.append(("Set-GUID", f"JSESSIONID={session.guid}"))
             self._cond.notify_all()
+        if session.events:
+            event = session.events.popleft()
+            return _Reply(body={"message": "", "retcode": "0", "event": event}, headers=headers)
+        return _Reply(body={"message": "", "retcode": "0"}, headers=headers)
 
-            def released() -> None:
-                with self._cond:
-                    self._queue(session, "AgentEvent_Call_Release", call.callid)
+    def _do_callout(self, session: _Session, ctx: _Ctx) -> _Reply:
+        body = self._json_body(ctx)
+        if body is None:
+            return _not_found("the body must be a JSON object sent as application/json")
+        called = body.get("called")
+        if (
+            not isinstance(called, str)
+            or not _CALLED_RE.match(called)
+            or called in self.rejected_numbers
+        ):
+            return _error("200-001", "the called number is wrong")
+        if session.call is not None:
+            return _error("100-009", "the agent state does not allow a call out")
+        caller = body.get("caller")
+        ability = str(body.get("mediaability", 0))
+        call = _Call(
+            callid=self._new_callid(),
+            caller=caller if isinstance(caller, str) and caller else session.phone,
+            called=called,
+            state="alerting",
+            media_ability="3" if ability == "1" else "1",
+        )
+        session.call = call
+        self._queue(session, "AgentState_Busy", "")
+        delays = self.event_delays
 
-            self._schedule(self.event_delays.release, released)
-            return _Reply(body=_envelope("0"))
+        def alerting() -> None:
+            content = {"caller": call.caller, "callid": call.callid, "called": call.called}
+            self._queue(session, "AgentEvent_Customer_Alerting", content)
+            if call.called in self.unreachable_numbers:
+                self._later(delays.talking, session, call, call_out_fail)
+            else:
+                self._later(delays.talking, session, call, talking)
 
-    def _do_mediaswitch(self, agent_id: str, ctx: _Ctx) -> _Reply:
+        def talking() -> None:
+            call.state = "talking"
+            self._queue(session, "AgentEvent_Talking", self._call_content(call, feature="7"))
+
+        def call_out_fail() -> None:
+            session.call = None
+            content = {"callid": call.callid, "called": call.called}
+            self._queue(session, "AgentEvent_Call_Out_Fail", content)
+
+        self._later(delays.alerting, session, call, alerting)
+        return _Reply(body=_envelope("0", "", call.callid))
+
+    def _do_answer(self, session: _Session, ctx: _Ctx) -> _Reply:
+        call = session.call
+        if call is None or call.state != "ringing":
+            return _error("100-009", "no ringing call to answer")
+        call.state = "answering"
+
+        def talking() -> None:
+            call.state = "talking"
+            self._queue(session, "AgentEvent_Talking", self._call_content(call, feature="0"))
+
+        self._later(self.event_delays.talking, session, call, talking)
+        return _Reply(body=_envelope("0"))
+
+    def _do_release(self, session: _Session, ctx: _Ctx) -> _Reply:
+        call = session.call
+        if call is None:
+            return _error("100-009", "no call to release")
+        session.call = None
+        self._cond.notify_all()
+
+        def released() -> None:
+            with self._cond:
+                self._queue(session, "AgentEvent_Call_Release", call.callid)
+
+        self._schedule(self.event_delays.release, released)
+        return _Reply(body=_envelope("0"))
+
+    def _do_mediaswitch(self, session: _Session, ctx: _Ctx) -> _Reply:
         media_raw = ctx.query.get("mediaType", [""])[-1]
         direction_raw = ctx.query.get("videoDirection", [None])[-1]
         try:
@@ -942,50 +917,43 @@ class GatewaySimulator:
                 direction = int(direction_raw)
             except ValueError:
                 direction = 0
-        spec = self.agents.get(agent_id)
         ready = True
-        if spec is not None and media_type == 3 and direction in (1, 2):
-            # Asked outside the lock: the callback reads the UAP simulator's own state.
-            ready = bool(self.one_way_video_ready(spec.uap_host))
-        with self._cond:
-            auth = self._auth(agent_id, ctx)
-            if isinstance(auth, _Reply):
-                return auth
-            session = auth
-            if media_type not in (1, 3):
-                return _error("000-002", "mediaType must be 1 (audio) or 3 (video)")
-            if direction is not None and (media_type != 3 or direction not in (1, 2, 3, 4)):
-                return _error("000-002", "videoDirection must be 1..4 and only with mediaType=3")
-            if session.agent_type != VIDEO_AGENT_TYPE:
-                return _error(
-                    "200-028", "the agent is not a video agent (sign in with agenttype 11)"
-                )
-            call = session.call
-            if call is None:
-                return _error("200-027", "the agent has no call in progress")
-            if call.state != "talking":
-                return _error("200-029", f"the call is {call.state}, not talking")
-            if call.switch_pending:
-                return _error("000-007", "a media switch is already in progress")
-            call.switch_pending = True
-            target_direction = (direction or 4) if media_type == 3 else None
+        if media_type == 3 and direction in (1, 2):
+            # The callback reads the UAP simulator's state under that store's own lock, a leaf
+            # lock (it never calls back here), so asking it with our lock held cannot deadlock.
+            ready = bool(self.one_way_video_ready(session.spec.uap_host))
+        if media_type not in (1, 3):
+            return _error("000-002", "mediaType must be 1 (audio) or 3 (video)")
+        if direction is not None and (media_type != 3 or direction not in (1, 2, 3, 4)):
+            return _error("000-002", "videoDirection must be 1..4 and only with mediaType=3")
+        if session.agent_type != VIDEO_AGENT_TYPE:
+            return _error("200-028", "the agent is not a video agent (sign in with agenttype 11)")
+        call = session.call
+        if call is None:
+            return _error("200-027", "the agent has no call in progress")
+        if call.state != "talking":
+            return _error("200-029", f"the call is {call.state}, not talking")
+        if call.switch_pending:
+            return _error("000-007", "a media switch is already in progress")
+        call.switch_pending = True
+        target_direction = (direction or 4) if media_type == 3 else None
 
-            def switched() -> None:
-                call.switch_pending = False
-                reason = 0
-                if ready:
-                    call.media_type = media_type
-                    call.direction = target_direction
-                else:
-                    reason = ONE_WAY_NOT_READY_REASON
-                content = {
-                    "callid": call.callid,
-                    "reason": reason,
-                    "caller": call.caller,
-                    "mediaType": call.media_type,
-                    "called": call.called,
-                }
-                self._queue(session, "AgentEvent_MediaSwith", content)
+        def switched() -> None:
+            call.switch_pending = False
+            reason = 0
+            if ready:
+                call.media_type = media_type
+                call.direction = target_direction
+            else:
+                reason = ONE_WAY_NOT_READY_REASON
+            content = {
+                "callid": call.callid,
+                "reason": reason,
+                "caller": call.caller,
+                "mediaType": call.media_type,
+                "called": call.called,
+            }
+            self._queue(session, "AgentEvent_MediaSwith", content)
 
-            self._later(self.event_delays.mediaswitch, session, call, switched)
-            return _Reply(body=_envelope("0"))
+        self._later(self.event_delays.mediaswitch, session, call, switched)
+        return _Reply(body=_envelope("0"))

@@ -6,7 +6,6 @@ import json
 import logging
 import threading
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +20,7 @@ from mml_tool.gateway.verify import (
     verify_gateway,
     verify_video_directions,
 )
+from mml_tool.inventory import GatewayConfig
 from mml_tool.lab.gateway import AgentSpec, EventDelays, GatewayFaults, GatewaySimulator
 from mml_tool.secret import Secret
 
@@ -41,22 +41,6 @@ class ReadyFlag:
     def __call__(self, uap_host: str) -> bool:
         with self._lock:
             return self._value
-
-
-@dataclass(frozen=True)
-class Gateway:
-    """The attribute names of inventory.GatewayConfig (kept decoupled on purpose)."""
-
-    name: str
-    url: str
-    ca_bundle: Path | None
-    verify_tls: bool
-    agent_id: str
-    agent_password: Secret
-    phone_number: str
-    called: str
-    skill_id: int
-    timeout: float
 
 
 @pytest.fixture
@@ -284,7 +268,7 @@ def test_verify_gateway_from_inventory_settings(
     sim: GatewaySimulator, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.DEBUG)
-    gateway = Gateway(
+    gateway = GatewayConfig(
         name="gw-1",
         url=sim.url,
         ca_bundle=sim.ca_path,

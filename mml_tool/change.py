@@ -182,6 +182,8 @@ class ApplyRecord:
 
 
 def now_iso() -> str:
+    """ISO 8601 UTC with "+00:00", not audit's "Z": plan times are read back with
+    datetime.fromisoformat, which accepts "Z" only from Python 3.11."""
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 

@@ -32,6 +32,7 @@ from mml_tool.errors import (
 )
 from mml_tool.inventory import HostConfig
 from mml_tool.mml.command import MmlCommand, mask_text, quoted
+from mml_tool.mml.lineends import LineEnds
 from mml_tool.mml.response import END_RE, MmlReport, MmlResponse, echo_matches, parse_report
 from mml_tool.mml.transport import Transport, make_transport
 
@@ -89,6 +90,7 @@ class MmlSession:
         self.stale: list[MmlReport] = []  # O&M answers to some other command
         self._buffer = ""
         self._decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        self._line_ends = LineEnds()  # a cooked pty's CR CR LF -> CR LF
         self._sent: deque[str] = deque(maxlen=4)  # masked commands, to skip a terminal's echo
         self._opened = False
         self._logged_in = False
@@ -261,7 +263,7 @@ class MmlSession:
                     f"{self.host.name}: connection lost while waiting for the reply to "
                     f"{masked}: {exc}"
                 ) from None
-            self._buffer += self._decoder.decode(data)
+            self._buffer += self._decoder.decode(self._line_ends.feed(data))
             if len(self._buffer) > MAX_FRAME_CHARS:
                 tail = mask_text(self._buffer)[-TAIL_BYTES:]  # mask first: a cut could split a name
                 raise ParseError(

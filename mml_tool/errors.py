@@ -20,6 +20,7 @@ that failed, and its message says what to do next. Messages never carry a secret
     │   ├── LockError               another change holds the host
     │   └── AuditError              the audit trail could not be written: the change stops
     └── GatewayError                CC-Gateway answered retcode != "0" or could not be reached
+        ├── GatewayEventError       an agent event that cannot be read (names the field)
         └── VerificationError       the end-to-end scenario could not run
 """
 
@@ -106,6 +107,10 @@ class GatewayError(MmlToolError):
         self.retcode = retcode
         self.gateway_message = gateway_message
         super().__init__(message)
+
+
+class GatewayEventError(GatewayError):
+    """The gateway sent an agent event that cannot be read; the message names the field."""
 
 
 class VerificationError(GatewayError):

@@ -34,6 +34,7 @@ SIGN_IN = {
     "agenttype": "11",
 }
 JSON = {"Content-Type": "application/json; charset=UTF-8"}
+STOP_RECORD = "AgentMediaEvent_StopRecordDone"
 
 
 class ReadyFlag:
@@ -100,14 +101,27 @@ def poll(http: httpx.Client, guid: str, agent: str = "101") -> dict[str, Any]:
     return data
 
 
-def next_event(http: httpx.Client, guid: str, agent: str = "101") -> dict[str, Any]:
+def next_answer(http: httpx.Client, guid: str, agent: str = "101") -> dict[str, Any]:
+    """The next poll answer that carries an event, wrapped or bare, as the gateway sent it."""
     for _ in range(20):
         data = poll(http, guid, agent)
+        if "eventType" in data and "retcode" not in data:  # bare, as the vendor's pages print
+            return data
         assert data["retcode"] == "0", data
         if "event" in data:
-            event: dict[str, Any] = data["event"]
-            return event
+            return data
     raise AssertionError("no event")
+
+
+def next_event(
+    http: httpx.Client, guid: str, agent: str = "101", skip: tuple[str, ...] = (STOP_RECORD,)
+) -> dict[str, Any]:
+    """The next event object (the envelope's ``event``, or the bare answer), skipping ``skip``."""
+    while True:
+        data = next_answer(http, guid, agent)
+        event: dict[str, Any] = data.get("event", data)
+        if event["eventType"] not in skip:
+            return event
 
 
 def talking_call(http: httpx.Client, guid: str) -> dict[str, Any]:
@@ -257,10 +271,13 @@ def test_long_poll_empty_answer_and_immediate_wake(
 
 
 def test_call_events_match_the_reference(http: httpx.Client, sim: GatewaySimulator) -> None:
+    """The documented shapes (samples/cc-gateway): most events wrapped with eventGenTime,
+    MediaSwith and StopRecordDone bare with jsonKey arrays, Call_Release's content a string."""
     guid = sign_in(http)
     talking = talking_call(http, guid)
     assert talking["workNo"] == "101"
-    assert set(talking) == {"eventType", "workNo", "content"}
+    assert set(talking) == {"eventType", "eventGenTime", "workNo", "content"}
+    assert abs(talking["eventGenTime"] - time.time() * 1000) < 60_000
     content = talking["content"]
     assert set(content) == {"caller", "callid", "called", "feature", "type", "mediaAbility"}
     assert (content["called"], content["mediaAbility"], content["type"]) == ("40040", "1", "main")
@@ -268,19 +285,55 @@ def test_call_events_match_the_reference(http: httpx.Client, sim: GatewaySimulat
     assert sim.active_calls()["101"].state == "talking"
 
     assert switch(http, guid, "mediaType=3&videoDirection=1")["retcode"] == "0"
-    event = next_event(http, guid)
+    event = next_answer(http, guid)
+    assert list(event) == ["eventType", "workNo", "content", "jsonKey"]  # bare: no envelope
     assert event["eventType"] == "AgentEvent_MediaSwith"
-    assert list(event["content"]) == ["callid", "reason", "caller", "mediaType", "called"]
+    assert event["jsonKey"] == ["eventType", "workNo", "content"]
+    keys = ["callid", "reason", "caller", "mediaType", "called"]
+    assert list(event["content"]) == [*keys, "jsonKey"]
+    assert event["content"]["jsonKey"] == keys
     assert event["content"]["reason"] == 0
     assert event["content"]["mediaType"] == 3
     assert event["content"]["callid"] == callid
     assert sim.active_calls()["101"].direction == 1
+    record = next_answer(http, guid)
+    assert record["eventType"] == STOP_RECORD and "retcode" not in record
+    assert list(record["content"]) == ["beginTime", "endTime", "fileMediaType", "taskId", "jsonKey"]
+    assert record["content"]["beginTime"] <= record["content"]["endTime"]
 
     release = http.delete(f"{BASE}/voicecall/101/release", headers={**JSON, "Guid": guid})
     assert release.json()["retcode"] == "0"
     assert sim.active_calls() == {}
-    event = next_event(http, guid)
+    answer = next_answer(http, guid)
+    assert (answer["message"], answer["retcode"]) == ("", "0")
+    event = answer["event"]
+    assert event.pop("eventGenTime") > 0
     assert event == {"eventType": "AgentEvent_Call_Release", "workNo": "101", "content": callid}
+
+
+def test_wrapped_event_shape(tmp_path: Path, ready: ReadyFlag) -> None:
+    """event_shape="wrapped": every event in the envelope, numbers in content as strings."""
+    with (
+        make_sim(tmp_path, ready, guid_mode="static", event_shape="wrapped") as sim,
+        httpx.Client(base_url=sim.url, verify=ctx(sim), timeout=5.0) as http,
+    ):
+        guid = sign_in(http)
+        talking = talking_call(http, guid)
+        assert set(talking) == {"eventType", "workNo", "content"}
+        assert switch(http, guid, "mediaType=3&videoDirection=2")["retcode"] == "0"
+        answer = next_answer(http, guid)
+        assert answer["retcode"] == "0" and answer["event"]["eventType"] == "AgentEvent_MediaSwith"
+        content = answer["event"]["content"]
+        assert (content["reason"], content["mediaType"]) == ("0", "3")
+        assert "jsonKey" not in content
+        record = next_answer(http, guid)
+        assert record["event"]["eventType"] == STOP_RECORD
+        assert isinstance(record["event"]["content"]["taskId"], str)
+
+
+def test_unknown_event_shape_is_refused(tmp_path: Path, ready: ReadyFlag) -> None:
+    with pytest.raises(ValueError, match="event_shape"):
+        make_sim(tmp_path, ready, event_shape="bare")
 
 
 def test_one_way_video_not_ready_is_the_async_failure_form(

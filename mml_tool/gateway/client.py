@@ -39,7 +39,8 @@ from typing import Any
 
 import httpx
 
-from mml_tool.errors import ConfigError, GatewayError
+from mml_tool.errors import ConfigError, GatewayError, GatewayEventError
+from mml_tool.gateway.events import EventFormatError, GatewayEvent, is_bare_event, parse_event
 from mml_tool.secret import MASK, Secret
 
 logger = logging.getLogger(__name__)
@@ -115,20 +116,6 @@ def describe_retcode(retcode: str) -> str:
 
 
 @dataclass(frozen=True)
-class GatewayEvent:
-    """One agent event as the gateway sent it."""
-
-    event_type: str
-    work_no: str
-    content: Any  # a JSON object for most events; a string for AgentEvent_Call_Release
-    received: float  # time.monotonic() when the poll answered
-
-    def get(self, key: str, default: Any = None) -> Any:
-        """A field of ``content`` when it is an object, else ``default``."""
-        return self.content.get(key, default) if isinstance(self.content, dict) else default
-
-
-@dataclass(frozen=True)
 class GatewayReply:
     """A successful (retcode "0") answer."""
 
@@ -146,7 +133,8 @@ class _EventBox:
     """Events between the poller thread and wait_for(), and why polling stopped if it did."""
 
     cond: threading.Condition = field(default_factory=threading.Condition)
-    queue: deque[GatewayEvent] = field(default_factory=deque)
+    # An unreadable event takes its place in the queue, so that wait_for() raises it in order.
+    queue: deque[GatewayEvent | GatewayEventError] = field(default_factory=deque)
     poll_error: str | None = None  # polling has stopped for good
     last_poll_problem: str | None = None  # a transient failure the poller is riding out
 
@@ -425,30 +413,46 @@ class GatewayClient:
                 f"{action}: {self.url} answered HTTP {status} to {request}; the gateway (or a "
                 "load balancer in front of it) is failing: retry later or check its state"
             )
+        poll = request.startswith("GET ") and "/agentevent/" in request
         try:
             data = response.json()
-        except (ValueError, UnicodeDecodeError):
+        except (ValueError, UnicodeDecodeError) as exc:
             data = None
-        if not isinstance(data, dict) or not isinstance(data.get("retcode"), (str, int)):
+            if poll and b'"eventType"' in response.content:  # an event, but not valid JSON
+                raise GatewayEventError(
+                    self._scrub(
+                        f"{action}: {self.url} sent an agent event that is not valid JSON in "
+                        f"answer to {request} ({exc}); check the gateway's version"
+                    )
+                ) from None
+        # The vendor's pages print some events bare, without the envelope (gateway/events.py).
+        bare = poll and is_bare_event(data)
+        if not bare and (
+            not isinstance(data, dict) or not isinstance(data.get("retcode"), (str, int))
+        ):
             ctype = response.headers.get("Content-Type", "?")
             raise self._error(
                 f"{action}: {self.url} answered HTTP {status} ({ctype}) to {request} without a "
                 "CC-Gateway JSON envelope; check that the URL points at the AgentGateway"
             )
+        assert isinstance(data, dict)
         event: GatewayEvent | None = None
-        raw_event = data.get("event")
-        if isinstance(raw_event, dict) and raw_event.get("eventType"):
-            event = GatewayEvent(
-                event_type=str(raw_event["eventType"]),
-                work_no=str(raw_event.get("workNo", "")),
-                content=raw_event.get("content"),
-                received=time.monotonic(),
-            )
+        raw_event = data if bare else data.get("event")
+        if raw_event is not None:
+            try:
+                event = parse_event(raw_event, received=time.monotonic(), wrapped=not bare)
+            except EventFormatError as exc:
+                raise GatewayEventError(
+                    self._scrub(
+                        f"{action}: {self.url} sent an agent event that cannot be read in answer "
+                        f"to {request}: {exc}; check the gateway's version and its event format"
+                    )
+                ) from None
         message = data.get("message")
         return GatewayReply(
             request=request,
             status=status,
-            retcode=str(data["retcode"]),
+            retcode="0" if bare else str(data["retcode"]),
             message=message if isinstance(message, str) else "",
             result=data.get("result"),
             elapsed=elapsed,
@@ -572,6 +576,13 @@ class GatewayClient:
                 reply = self._request(
                     "GET", path, timeout=timeout, action="poll agent events", track=False
                 )
+            except GatewayEventError as exc:  # the poll itself worked: report it, poll on
+                with self._events.cond:
+                    self._events.queue.append(exc)
+                    self._events.cond.notify_all()
+                logger.warning("%s: %s", self.name, exc)
+                stop.wait(self.poll_gap)  # a gateway that answers only such events is not hammered
+                continue
             except GatewayError as exc:
                 if stop.is_set():
                     return
@@ -628,6 +639,11 @@ class GatewayClient:
             while True:
                 while box.queue:
                     event = box.queue.popleft()
+                    if isinstance(event, GatewayEventError):
+                        raise GatewayEventError(
+                            f"while waiting for {event_type} (agent {self.agent_id}, events seen: "
+                            f"{', '.join(skipped) or 'none'}): {event}"
+                        )
                     if seen is not None:
                         seen.append(event)
                     if event.event_type == event_type and (predicate is None or predicate(event)):
@@ -663,7 +679,7 @@ class GatewayClient:
     def drain_events(self) -> list[GatewayEvent]:
         """Take every event received so far and not yet consumed."""
         with self._events.cond:
-            events = list(self._events.queue)
+            events = [e for e in self._events.queue if isinstance(e, GatewayEvent)]
             self._events.queue.clear()
         return events
 

@@ -31,8 +31,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from mml_tool.errors import ConfigError, GatewayError, MmlToolError
-from mml_tool.gateway.client import GatewayClient, GatewayEvent, describe_retcode, validate_called
+from mml_tool.errors import ConfigError, GatewayError, GatewayEventError, MmlToolError
+from mml_tool.gateway.client import GatewayClient, describe_retcode, validate_called
+from mml_tool.gateway.events import GatewayEvent
 from mml_tool.secret import Secret
 
 logger = logging.getLogger(__name__)
@@ -303,8 +304,8 @@ class _Scenario:
             step.events.extend(event.event_type for event in seen)
 
     def same_call(self, event: GatewayEvent) -> bool:
-        callid = event.get("callid")
-        return not callid or self.callid is None or str(callid) == self.callid
+        callid = event.call_id
+        return not callid or self.callid is None or callid == self.callid
 
     # --------------------------------------------------------------- scenario
 
@@ -353,7 +354,7 @@ class _Scenario:
                     raise
                 step.retcode = "0"
                 talking = self.wait(step, "AgentEvent_Talking", fail_on=_CALL_FAILED)
-                self.callid = str(talking.get("callid") or "") or None
+                self.callid = talking.call_id
                 step.ok = True
         except GatewayError as exc:
             raise _CannotRun(f"no call to {self.called} was established: {exc}") from None
@@ -362,7 +363,7 @@ class _Scenario:
         try:
             with self.step("wait for an incoming call") as step:
                 ringing = self.wait(step, "AgentEvent_Ringing", timeout=self.ring_timeout)
-                self.callid = str(ringing.get("callid") or "") or None
+                self.callid = ringing.call_id
                 step.ok = True
             with self.step("answer") as step:
                 self.call_maybe_up = True
@@ -416,6 +417,8 @@ class _Scenario:
                         predicate=self.same_call,
                         fail_on=frozenset({"AgentEvent_Call_Release"}),
                     )
+                except GatewayEventError as exc:  # no verdict from an event nobody can read
+                    raise _CannotRun(f"media switch to direction {direction}: {exc}") from exc
                 except GatewayError as exc:
                     if "AgentEvent_Call_Release" in step.events:
                         self.call_maybe_up = False
@@ -427,14 +430,15 @@ class _Scenario:
                         DirectionResult(direction, False, f"no {MEDIA_SWITCH_EVENT}: {exc}")
                     )
                     raise
-                reason, media = event.get("reason"), event.get("mediaType")
+                # Numbers or strings of digits (gateway/events.py makes sure they are one).
+                reason, media = event.number("reason"), event.number("mediaType")
                 detail = f"{MEDIA_SWITCH_EVENT} reason {reason}, mediaType {media}"
-                ok = str(reason) == "0" and str(media) == "3"
+                ok = reason == 0 and media == 3
                 step.ok = ok
                 if not ok:
                     step.error = f"switch refused: {detail}"
                 self.result.directions.append(DirectionResult(direction, ok, detail))
-                return str(media) == "3"
+                return media == 3
         except GatewayError:
             return False  # verdict recorded above; the call carries on in audio
 
@@ -449,8 +453,8 @@ class _Scenario:
                     predicate=self.same_call,
                     fail_on=frozenset({"AgentEvent_Call_Release"}),
                 )
-                reason, media = event.get("reason"), event.get("mediaType")
-                if str(reason) != "0" or str(media) != "1":
+                reason, media = event.number("reason"), event.number("mediaType")
+                if reason != 0 or media != 1:
                     step.error = f"{MEDIA_SWITCH_EVENT} reason {reason}, mediaType {media}"
                     raise _CannotRun(f"could not switch the call back to audio: {step.error}")
                 step.ok = True

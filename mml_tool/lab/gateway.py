@@ -2,8 +2,24 @@
 
 Faithful to ../shared/reference/cc-gateway-api.md: base path ``/agentgateway/resource/``,
 envelope ``{"message", "retcode", "result"}`` with string retcodes, ``Set-GUID: JSESSIONID=<guid>``
-at sign-in, ``Guid`` request header, long-polled events shaped exactly like the vendor examples
+at sign-in, ``Guid`` request header, long-polled events shaped like the vendor examples
 (``eventType``, ``workNo``, ``content``; ``AgentEvent_MediaSwith`` spelled without the "c").
+
+Event shapes (``event_shape``; LAB.yaml ``gateway: {event_shape: ...}``):
+
+- ``"documented"`` (default), as the vendor's pages print them (samples/cc-gateway):
+  ``AgentEvent_MediaSwith`` and ``AgentMediaEvent_StopRecordDone`` bare, the whole poll answer
+  being ``{"eventType", "workNo", "content": {..., "jsonKey": [...]}, "jsonKey": [...]}`` with
+  numeric ``reason``/``mediaType``; every other event wrapped,
+  ``{"message": "", "retcode": "0", "event": {"eventType", "eventGenTime", "workNo",
+  "content"}}`` with ``eventGenTime`` in epoch milliseconds; ``AgentEvent_Call_Release``'s
+  content is the call ID as a string.
+- ``"wrapped"``: every event in the envelope, no ``eventGenTime`` and no ``jsonKey``, and the
+  numbers in an object ``content`` sent as strings (``"reason": "0"``).
+
+Which shape a live gateway sends is not public; a client must read both.
+``answer_next_poll(agent, bytes)`` queues a poll answer verbatim (a vendor sample, or one that
+is not even JSON) for tests of a client's event parsing.
 
     sim = GatewaySimulator(workdir, one_way_video_ready=lambda uap: store.bit0(uap) == 0,
                            agents={"101": AgentSpec(password="pw", uap_host="uap-1")})
@@ -23,6 +39,9 @@ Endpoints (``{id}`` = agent ID, digits, 101..999999):
     PUT    voicecall/{id}/answer          answer the call that ``ring()`` offered
     DELETE voicecall/{id}/release         -> AgentEvent_Call_Release (content = call ID string)
     POST   voicecall/{id}/mediaswitch?mediaType=1|3[&videoDirection=1..4]   (no body)
+                                          -> AgentEvent_MediaSwith, then (when the switch took
+                                          effect) AgentMediaEvent_StopRecordDone: the recording
+                                          segment in the old media type ends
 
 Choices where the reference is silent (the vendor's texts for some codes are not public; the
 simulator uses the documented codes whose meaning fits best, and says so in ``message``):
@@ -99,8 +118,12 @@ logger = logging.getLogger(__name__)
 
 BASE_PATH = "/agentgateway/resource"
 ONE_WAY_NOT_READY_REASON = 1
+EVENT_SHAPES = ("documented", "wrapped")
+#: Events the vendor's pages print bare (no envelope), with ``jsonKey`` arrays.
+BARE_EVENTS = frozenset({"AgentEvent_MediaSwith", "AgentMediaEvent_StopRecordDone"})
 VIDEO_AGENT_TYPE = 11
 _MAX_BODY = 64 * 1024
+_JSON_TYPE = "application/json;charset=UTF-8"
 _CALLED_RE = re.compile(r"^[0-9*#]{1,24}$")
 _PHONE_RE = re.compile(r"^[0-9]{1,24}$")
 
@@ -180,6 +203,7 @@ class _Call:
     switch_pending: bool = False
     incoming: bool = False
     media_ability: str = "1"
+    record_begin: int = field(default_factory=lambda: int(time.time() * 1000))
 
 
 @dataclass
@@ -193,7 +217,7 @@ class _Session:
     last_seen: float
     prev_guid: str | None = field(default=None, repr=False)
     prev_guid_until: float = 0.0
-    events: deque[JsonObject] = field(default_factory=deque)
+    events: deque[JsonObject | bytes] = field(default_factory=deque)  # whole poll answers
     polls: int = 0
     open_polls: int = 0
     call: _Call | None = None
@@ -206,7 +230,8 @@ class _Reply:
     status: int = 200
     body: JsonObject = field(default_factory=dict)
     headers: list[tuple[str, str]] = field(default_factory=list)
-    text: bytes | None = None  # raw non-JSON body (5xx fault)
+    text: bytes | None = None  # raw body: non-JSON (5xx fault), or a poll answer given as bytes
+    content_type: str = "text/html"  # of ``text``
     drop: bool = False
 
 
@@ -319,9 +344,13 @@ class GatewaySimulator:
         faults: GatewayFaults | None = None,
         unreachable_numbers: Collection[str] = (),
         rejected_numbers: Collection[str] = (),
+        event_shape: Literal["documented", "wrapped"] = "documented",
     ) -> None:
         if guid_mode not in ("dynamic", "static"):
             raise ValueError(f"guid_mode must be 'dynamic' or 'static', not {guid_mode!r}")
+        if event_shape not in EVENT_SHAPES:
+            raise ValueError(f"event_shape must be 'documented' or 'wrapped', not {event_shape!r}")
+        self.event_shape = event_shape
         self.workdir = workdir
         self.host = host
         self.one_way_video_ready = one_way_video_ready
@@ -342,6 +371,7 @@ class GatewaySimulator:
         self._sessions: dict[str, _Session] = {}
         self._signing_in: set[str] = set()
         self._call_seq = itertools.count(1)
+        self._task_seq = itertools.count(5451)
         self.requests_log: list[RequestRecord] = []
         self._sched_cond = threading.Condition()
         self._sched: list[tuple[float, int, Callable[[], None]]] = []
@@ -461,6 +491,16 @@ class GatewaySimulator:
     def faults(self) -> GatewayFaults:
         with self._lock:
             return self._faults
+
+    def answer_next_poll(self, agent_id: str, body: bytes) -> None:
+        """Queue ``body`` as it is (JSON or not) as a poll answer of a signed-in agent: what a
+        vendor page prints, for tests of a client's event parsing."""
+        with self._cond:
+            session = self._sessions.get(agent_id)
+            if session is None:
+                raise ValueError(f"agent {agent_id} is not signed in")
+            session.events.append(bytes(body))
+            self._cond.notify_all()
 
     def ring(self, agent_id: str, caller: str, called: str | None = None) -> str:
         """Offer an incoming call to a signed-in agent (AgentEvent_Ringing). Returns the call ID."""
@@ -607,9 +647,9 @@ class GatewaySimulator:
                 handler.connection.shutdown(socket.SHUT_RDWR)
             return
         if reply.text is not None:
-            payload, ctype = reply.text, "text/html"
+            payload, ctype = reply.text, reply.content_type
         else:
-            payload, ctype = json.dumps(reply.body).encode(), "application/json;charset=UTF-8"
+            payload, ctype = json.dumps(reply.body).encode(), _JSON_TYPE
         handler.send_response(reply.status)
         handler.send_header("Content-Type", ctype)
         handler.send_header("Content-Length", str(len(payload)))
@@ -765,10 +805,32 @@ class GatewaySimulator:
         """Queue an event for a live session (lock held) and wake its long poll."""
         if not session.active:
             return
-        session.events.append(
-            {"eventType": event_type, "workNo": session.agent_id, "content": content}
-        )
+        session.events.append(self._event_body(session, event_type, content))
         self._cond.notify_all()
+
+    def _event_body(self, session: _Session, event_type: str, content: Any) -> JsonObject:
+        """The whole poll answer carrying one event, in the shape ``event_shape`` selects."""
+        if self.event_shape == "wrapped":  # every event in the envelope, numbers as strings
+            if isinstance(content, dict):
+                content = {k: str(v) if isinstance(v, int) else v for k, v in content.items()}
+            event = {"eventType": event_type, "workNo": session.agent_id, "content": content}
+            return {"message": "", "retcode": "0", "event": event}
+        if event_type in BARE_EVENTS:  # as the vendor's pages print them (cec_07_0518)
+            if isinstance(content, dict):
+                content = {**content, "jsonKey": list(content)}
+            return {
+                "eventType": event_type,
+                "workNo": session.agent_id,
+                "content": content,
+                "jsonKey": ["eventType", "workNo", "content"],
+            }
+        event = {
+            "eventType": event_type,
+            "eventGenTime": int(time.time() * 1000),
+            "workNo": session.agent_id,
+            "content": content,
+        }
+        return {"message": "", "retcode": "0", "event": event}
 
     def _call_content(self, call: _Call, *, feature: str) -> JsonObject:
         return {
@@ -827,8 +889,10 @@ class GatewaySimulator:
             headers.append(("Set-GUID", f"JSESSIONID={session.guid}"))
             self._cond.notify_all()
         if session.events:
-            event = session.events.popleft()
-            return _Reply(body={"message": "", "retcode": "0", "event": event}, headers=headers)
+            answer = session.events.popleft()
+            if isinstance(answer, bytes):
+                return _Reply(text=answer, content_type=_JSON_TYPE, headers=headers)
+            return _Reply(body=answer, headers=headers)
         return _Reply(body={"message": "", "retcode": "0"}, headers=headers)
 
     def _do_callout(self, session: _Session, ctx: _Ctx) -> _Reply:
@@ -954,6 +1018,16 @@ class GatewaySimulator:
                 "called": call.called,
             }
             self._queue(session, "AgentEvent_MediaSwith", content)
+            if ready:  # the switch ends the call's recording segment (cec_07_1249)
+                now = int(time.time() * 1000)
+                record = {
+                    "beginTime": call.record_begin,
+                    "endTime": now,
+                    "fileMediaType": "3" if call.media_type == 3 else "1",
+                    "taskId": next(self._task_seq),
+                }
+                call.record_begin = now
+                self._queue(session, "AgentMediaEvent_StopRecordDone", record)
 
         self._later(self.event_delays.mediaswitch, session, call, switched)
         return _Reply(body=_envelope("0"))

@@ -30,6 +30,13 @@ LAB.yaml (``load_lab_config``)::
                  garbage_reply: null, never_end: null, alarms: false,
                  login_refused: false, drop_after_mod: false, times: null}
 
+    gateway:                  # optional: the CC-Gateway simulator (load_gateway_settings)
+      event_shape: documented # documented: AgentEvent_MediaSwith and
+                              # AgentMediaEvent_StopRecordDone bare (no envelope, jsonKey arrays),
+                              # the others wrapped with eventGenTime, as the vendor's pages print
+                              # them; wrapped: every event in {message, retcode, event}, numbers
+                              # in content as strings
+
 Unknown keys raise ``ConfigError`` naming the file, the node and the field.
 
 ``write_inventory(path)`` writes, in path's folder: the inventory (one host per node, transport
@@ -52,7 +59,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import fields
 from pathlib import Path
 from types import FrameType
-from typing import Any, Protocol, TextIO
+from typing import Any, Literal, Protocol, TextIO
 
 import yaml
 
@@ -86,6 +93,8 @@ _NODE_KEYS = frozenset(
     }
 )
 _FAULT_KEYS = frozenset(f.name for f in fields(FaultConfig))
+EventShape = Literal["documented", "wrapped"]
+EVENT_SHAPES: tuple[EventShape, ...] = ("documented", "wrapped")
 
 
 class GatewayLike(Protocol):
@@ -131,8 +140,11 @@ def load_lab_config(path: Path) -> list[NodeConfig]:
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: expected a mapping with 'nodes:'")
     for key in data:
-        if key not in ("defaults", "nodes"):
-            raise ConfigError(f"{path}: unknown top-level field {key!r} (expected defaults, nodes)")
+        if key not in ("defaults", "nodes", "gateway"):
+            raise ConfigError(
+                f"{path}: unknown top-level field {key!r} (expected defaults, nodes, gateway)"
+            )
+    _gateway_settings(path, data.get("gateway"))
     defaults = data.get("defaults") or {}
     nodes = data.get("nodes")
     if not isinstance(defaults, dict):
@@ -149,6 +161,33 @@ def load_lab_config(path: Path) -> list[NodeConfig]:
         merged = {**defaults, **settings}
         out.append(_node_from(path, str(name), i, merged))
     return out
+
+
+def load_gateway_settings(path: Path) -> EventShape:
+    """The ``gateway:`` section of a LAB.yaml: the simulator's event shape."""
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError) as exc:
+        raise ConfigError(f"{path}: cannot read the lab config: {exc}") from exc
+    return _gateway_settings(path, data.get("gateway") if isinstance(data, dict) else None)
+
+
+def _gateway_settings(path: Path, section: Any) -> EventShape:
+    if section is None:
+        return "documented"
+    if not isinstance(section, dict):
+        raise ConfigError(f"{path}: 'gateway' must be a mapping like {{event_shape: wrapped}}")
+    for key in section:
+        if key != "event_shape":
+            raise ConfigError(f"{path}: gateway: unknown field {key!r} (expected event_shape)")
+    shape = section.get("event_shape", "documented")
+    for known in EVENT_SHAPES:
+        if shape == known:
+            return known
+    raise ConfigError(
+        f"{path}: gateway.event_shape is {shape!r}: use documented (as the vendor's pages "
+        "print events) or wrapped (every event in the envelope)"
+    )
 
 
 def _check_keys(path: Path, node: str, settings: Mapping[str, Any]) -> None:
@@ -198,7 +237,12 @@ def _default_gateway_factory(lab: Lab) -> GatewayLike:
     }
     folder = lab.workdir / "gateway"
     folder.mkdir(parents=True, exist_ok=True)
-    return GatewaySimulator(folder, one_way_video_ready=lab.one_way_video_ready, agents=agents)
+    return GatewaySimulator(
+        folder,
+        one_way_video_ready=lab.one_way_video_ready,
+        agents=agents,
+        event_shape=lab.gateway_event_shape,
+    )
 
 
 class Lab:
@@ -217,8 +261,14 @@ class Lab:
         gateway_factory: GatewayFactory | None = None,
         host: str = "127.0.0.1",
         host_key_file: Path | None = None,
+        gateway_event_shape: EventShape = "documented",
     ) -> None:
         self.workdir = Path(workdir)
+        if gateway_event_shape not in EVENT_SHAPES:
+            raise ConfigError(
+                f"gateway event shape {gateway_event_shape!r}: use documented or wrapped"
+            )
+        self.gateway_event_shape = gateway_event_shape
         self.node_configs = (
             make_nodes(nodes, workdir=self.workdir) if isinstance(nodes, int) else list(nodes)
         )
@@ -417,8 +467,10 @@ def run_lab_foreground(
     out = out or sys.stdout
     if workdir is None:
         workdir = inventory.parent if inventory else Path(tempfile.mkdtemp(prefix="mml-lab-"))
+    event_shape: EventShape = "documented"
     if config is not None:
         node_configs: Sequence[NodeConfig] | int = load_lab_config(config)
+        event_shape = load_gateway_settings(config)
     else:
         node_configs = make_nodes(nodes or 3, workdir=workdir)
     inventory = inventory or workdir / "inventory.yaml"
@@ -431,6 +483,7 @@ def run_lab_foreground(
         workdir=workdir,
         gateway_factory=gateway_factory,
         host_key_file=workdir / "lab_host_key",
+        gateway_event_shape=event_shape,
     )
 
     def on_signal(signum: int, frame: FrameType | None) -> None:

@@ -14,7 +14,9 @@ Protocol: ../shared/reference/cc-gateway-api.md. One client = one agent session.
 Every answer with ``retcode != "0"`` raises ``GatewayError`` (``.retcode``, ``.gateway_message``)
 whose text gives the code's documented meaning; transport failures (connect, TLS verification,
 timeout, HTTP 5xx, dropped connection, non-JSON answer) raise ``GatewayError`` with
-``retcode=""``. Arguments are validated before anything is sent (``ConfigError``).
+``retcode=""``. Arguments are validated before anything is sent (``ConfigError``). Events are
+read in the shapes the vendor documents, wrapped or bare (``gateway/events.py``); one that
+cannot be read raises ``GatewayEventError`` from ``wait_for`` in its place in the event order.
 
 The agent password (a ``Secret``) goes on the wire only in the sign-in body; the session GUID
 only in the ``Guid`` header. Neither appears in logs, reprs or exception messages: every text

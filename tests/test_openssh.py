@@ -8,12 +8,17 @@ it echoes what the client types; the session must read both as a raw pty's plain
 from __future__ import annotations
 
 import dataclasses
+import json
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
+import yaml
+from click.testing import CliRunner
 from openssh import OpenSshLab, why_not
 from test_transport import read_until
 
+from mml_tool.cli import cli
 from mml_tool.errors import HostKeyError, TransportError
 from mml_tool.mml.session import MmlSession, Transcript
 from mml_tool.mml.transport import make_transport
@@ -105,3 +110,43 @@ def test_unknown_sshd_host_key_is_refused(sshd: OpenSshLab) -> None:
     host = dataclasses.replace(sshd.host("raw", "key"), known_hosts=other)
     with pytest.raises(HostKeyError, match="unknown SSH host key"):
         MmlSession(host).open()
+
+
+def test_mml_tool_check_through_real_sshd(
+    sshd: OpenSshLab, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``mml-tool check`` over the cooked pty, the raw one and the tunnel: all read P978."""
+    common = {"hostname": "127.0.0.1", "ne_name": "UAP-1", "known_hosts": str(sshd.known_hosts)}
+    inventory = {
+        "defaults": {"username": sshd.user, "password": "${PTY_TEST_PASSWORD}", "timeout": 10},
+        "hosts": {
+            "cooked": {**common, "port": sshd.sshd["cooked"].port},
+            "raw": {**common, "port": sshd.sshd["raw"].port, "key_file": str(sshd.client_key)},
+            "tunnel": {
+                **common,
+                "transport": "ssh-tunnel",
+                "port": sshd.tcp_port,
+                "jump": {
+                    "hostname": "127.0.0.1",
+                    "port": sshd.sshd["cooked"].port,
+                    "username": sshd.user,
+                    "key_file": str(sshd.client_key),
+                },
+            },
+        },
+    }
+    path = tmp_path / "inventory.yaml"
+    path.write_text(yaml.safe_dump(inventory))
+    monkeypatch.setenv("PTY_TEST_PASSWORD", sshd.password)
+    report = tmp_path / "check.json"
+    result = CliRunner().invoke(
+        cli, ["check", "-i", str(path), "--report", f"json:{report}"], catch_exceptions=False
+    )
+    assert result.exit_code == 100, result.output  # the lab's P978 bit 0 is 1: non-compliant
+    assert sshd.password not in result.output
+    results = json.loads(report.read_text())["results"]
+    assert {(r["host"], r["status"]) for r in results} == {
+        ("cooked", "fail"),
+        ("raw", "fail"),
+        ("tunnel", "fail"),
+    }

@@ -1012,7 +1012,7 @@ def demo(workdir: Path | None, nodes: int) -> None:
     "config_path",
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
     default=None,
-    help="LAB.yaml: per-node layout, language, parameters and faults.",
+    help="LAB.yaml: per-node layout, language, parameters and faults; the gateway's event shape.",
 )
 @click.option(
     "--port",

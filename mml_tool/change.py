@@ -12,20 +12,25 @@ command is never re-sent blindly.
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import hashlib
 import json
-import os
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
 from mml_tool import __version__
+from mml_tool.approval import (
+    SIGNATURE_FIELD,
+    canonical,
+    check_policy,
+    check_signature,
+    check_steps,
+    sign,
+)
 from mml_tool.atomic import write_text_atomic
 from mml_tool.audit import AuditRecord, AuditTrail, utc_now
 from mml_tool.check import read_bit
@@ -40,9 +45,13 @@ from mml_tool.errors import (
 )
 from mml_tool.fleet import DEFAULT_WORKERS, Progress, run_fleet
 from mml_tool.inventory import HostConfig, Inventory
+from mml_tool.locks import default_lock_dir as default_lock_dir  # it lived here
+from mml_tool.locks import host_lock as host_lock  # it lived here
+from mml_tool.locks import prepare_lock_dir
 from mml_tool.mml.command import MmlCommand
 from mml_tool.mml.session import MmlSession
-from mml_tool.policy import Finding, Policy, parameter_state
+from mml_tool.policy import Finding, Policy, load_policy, parameter_state
+from mml_tool.secret import Secret
 
 PLAN_KIND = "mml-tool-plan"
 RECORD_KIND = "mml-tool-apply-record"
@@ -231,8 +240,7 @@ def build_plan(
 
 
 def _digest(body: dict[str, Any]) -> str:
-    canonical = json.dumps(body, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
-    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+    return hashlib.sha256(canonical(body)).hexdigest()
 
 
 def write_json_atomic(path: Path, body: dict[str, Any]) -> None:
@@ -245,15 +253,22 @@ def _sealed(body: dict[str, Any]) -> dict[str, Any]:
 
 
 def _read_sealed(path: Path, kind: str) -> dict[str, Any]:
+    """The file's content, seal checked; a plan's signature (over the same content as the
+    seal) is kept in the body for ``load_plan`` to check."""
     try:
         body = json.loads(path.read_text(encoding="utf-8"))
     except OSError as exc:
         raise PlanError(f"{path}: cannot read ({exc.strerror}).") from None
     except ValueError as exc:
         raise PlanError(f"{path}: not valid JSON ({exc}); was it edited by hand?") from None
+    except RecursionError:
+        raise PlanError(
+            f"{path}: nested too deeply to be a {kind} file; it was not written by mml-tool."
+        ) from None
     if not isinstance(body, dict) or body.get("kind") != kind:
         raise PlanError(f"{path}: not a {kind} file.")
     claimed = body.pop("sha256", None)
+    signature = body.pop(SIGNATURE_FIELD, None)
     if claimed != _digest(body):
         raise PlanError(
             f"{path}: sha256 does not match its content: the file was changed after it was "
@@ -261,6 +276,8 @@ def _read_sealed(path: Path, kind: str) -> dict[str, Any]:
         )
     if body.get("schema_version") != SCHEMA_VERSION:
         raise PlanError(f"{path}: schema_version {body.get('schema_version')} is not supported.")
+    if signature is not None:
+        body[SIGNATURE_FIELD] = signature
     return body
 
 
@@ -275,9 +292,12 @@ def _step_from(data: dict[str, Any]) -> Step:
     )
 
 
-def save_plan(plan: Plan, path: Path) -> str:
-    """Write the plan with its hash; returns the hash."""
-    sealed = _sealed(plan.to_dict())
+def save_plan(plan: Plan, path: Path, *, signing_key: Secret | None = None) -> str:
+    """Write the plan with its hash (and, given a key, its HMAC-SHA256); returns the hash."""
+    body = plan.to_dict()
+    sealed = _sealed(body)
+    if signing_key is not None:
+        sealed[SIGNATURE_FIELD] = sign(body, signing_key)
     write_json_atomic(path, sealed)
     return str(sealed["sha256"])
 
@@ -286,9 +306,19 @@ def plan_sha256(plan: Plan) -> str:
     return _digest(plan.to_dict())
 
 
-def load_plan(path: Path, *, max_age: timedelta | None = DEFAULT_MAX_AGE) -> Plan:
-    """Read a plan, refusing one that was tampered with or is older than ``max_age``."""
+def load_plan(
+    path: Path,
+    *,
+    max_age: timedelta | None = DEFAULT_MAX_AGE,
+    signing_key: Secret | None = None,
+) -> Plan:
+    """Read a plan, refusing one that was tampered with or is older than ``max_age``, and,
+    given ``signing_key``, one that is not signed with it.
+
+    The seal and signature say the file is what was written; that its commands are what the
+    policy derives is checked by ``apply_plan`` (``approval.check_steps``)."""
     body = _read_sealed(path, PLAN_KIND)
+    check_signature(path, body, body.pop(SIGNATURE_FIELD, None), signing_key)
     try:
         steps = tuple(_step_from(s) for s in body["steps"])
         plan = Plan(
@@ -304,6 +334,11 @@ def load_plan(path: Path, *, max_age: timedelta | None = DEFAULT_MAX_AGE) -> Pla
         created = datetime.fromisoformat(plan.created)
     except (KeyError, TypeError, ValueError) as exc:
         raise PlanError(f"{path}: malformed plan ({exc}).") from None
+    if created.tzinfo is None:
+        raise PlanError(
+            f"{path}: created {plan.created!r} has no time zone, so its age cannot be told; "
+            "mml-tool writes UTC with +00:00. Make a new plan with `mml-tool plan`."
+        )
     if max_age is not None and datetime.now(timezone.utc) - created > max_age:
         raise PlanError(
             f"{path}: plan created {plan.created} is older than {max_age}; the device state may "
@@ -311,6 +346,8 @@ def load_plan(path: Path, *, max_age: timedelta | None = DEFAULT_MAX_AGE) -> Pla
         )
     for step in steps:  # a hand-made plan must not smuggle a command past validation
         for text in (step.check_command, *step.commands, *step.undo_commands):
+            if not isinstance(text, str):
+                raise PlanError(f"{path}: step for {step.host}: a command is not text.")
             MmlCommand.parse(text)
     return plan
 
@@ -348,27 +385,6 @@ def load_record(path: Path) -> ApplyRecord:
         raise PlanError(f"{path}: malformed apply record ({exc}).") from None
 
 
-@contextlib.contextmanager
-def host_lock(lock_dir: Path, host: str) -> Iterator[None]:
-    """Hold an exclusive lock for ``host`` so two changes never touch it at once.
-
-    flock is released by the kernel if this process dies, so a crash leaves no stale lock.
-    """
-    lock_dir.mkdir(parents=True, exist_ok=True)
-    path = lock_dir / f"{host}.lock"
-    with open(path, "a+") as handle:
-        try:
-            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise LockError(
-                f"{host}: another mml-tool change holds {path}; wait for it to finish."
-            ) from None
-        try:
-            yield
-        finally:
-            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
-
-
 class ChangeStopped(MmlToolError):
     """The change was halted (Ctrl-C, or the audit trail failed on another host)."""
 
@@ -384,6 +400,8 @@ class ChangeContext:
     lock_dir: Path
     template_dirs: Sequence[Path] = ()
     session_factory: Callable[[HostConfig], MmlSession] = MmlSession
+    # The rules every step must derive from (approval.check_steps); None: the built-in policy.
+    policy: Policy | None = None
     # Set on Ctrl-C or when the audit trail fails: every host stops before its next command.
     halted: threading.Event = field(default_factory=threading.Event)
 
@@ -441,7 +459,13 @@ class _StepRunner:
 
     def run(self, steps: Sequence[Step], results: list[StepResult]) -> list[StepResult]:
         """Fill ``results`` (the caller's list: it sees them even if interrupted) and return it."""
-        with host_lock(self.ctx.lock_dir, self.host.name):
+        with host_lock(
+            self.ctx.lock_dir,
+            self.host.name,
+            change_id=self.ctx.change_id,
+            operator=self.ctx.operator,
+            action=self.action,
+        ):
             try:
                 while len(results) < len(steps):
                     # A lost reply settled by a fresh read leaves this session broken: the
@@ -609,19 +633,31 @@ def execute(
     )
 
 
+def check_plan(plan: Plan, policy: Policy, inventory: Inventory, source: str = "") -> None:
+    """Refuse a plan not made with ``policy`` or whose steps are not exactly what its rules
+    derive (``PlanError``, before anything is sent)."""
+    source = source or f"plan {plan.change_id or '(no change id)'}"
+    check_policy(plan.policy_name, plan.policy_sha256, policy, source)
+    check_steps(plan.steps, policy, inventory.hosts, source)
+
+
 def apply_plan(plan: Plan, ctx: ChangeContext, **kwargs: Any) -> ApplyRecord:
+    check_plan(plan, ctx.policy or load_policy(), ctx.inventory)
+    prepare_lock_dir(ctx.lock_dir)
     return execute(plan.steps, ctx, action="apply", plan_sha256=plan_sha256(plan), **kwargs)
+
+
+def check_record(record: ApplyRecord, policy: Policy, inventory: Inventory, source: str) -> None:
+    """Refuse a record whose steps to roll back are not what ``policy`` derives."""
+    steps = [r.step for r in record.results if r.status in ("changed", "unknown")]
+    check_steps(steps, policy, inventory.hosts, source)
 
 
 def rollback_record(record: ApplyRecord, ctx: ChangeContext, **kwargs: Any) -> ApplyRecord:
     """Undo what an apply changed (and only that), with the same care as apply."""
+    check_record(record, ctx.policy or load_policy(), ctx.inventory, f"record {record.change_id}")
+    prepare_lock_dir(ctx.lock_dir)
     steps = [
         r.step.reversed(r.after_state) for r in record.results if r.status in ("changed", "unknown")
     ]
     return execute(steps, ctx, action="rollback", plan_sha256=record.plan_sha256, **kwargs)
-
-
-def default_lock_dir() -> Path:
-    """Where host locks live: $MML_TOOL_LOCKS, else ~/.local/state/mml-tool/locks."""
-    configured = os.environ.get("MML_TOOL_LOCKS")
-    return Path(configured) if configured else Path.home() / ".local/state/mml-tool/locks"

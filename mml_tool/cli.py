@@ -351,7 +351,8 @@ def plan(
     """Make a change plan for the non-compliant hosts (nothing is changed).
 
     The plan holds, per host: the state read now (value and raw reply), the commands to send,
-    the rollback commands, who made it and when, and a sha256 over its content. Review it with
+    the rollback commands, who made it and when, and a sha256 over its content; with
+    `plan_signing_key` in the inventory also an HMAC-SHA256 signature. Review it with
     `mml-tool plan --show PLAN.json`; apply it with `mml-tool apply PLAN.json`.
     """
     from mml_tool.audit import operator_name
@@ -362,7 +363,7 @@ def plan(
         return
     if output is None or inventory_path is None:
         raise click.UsageError("to make a plan give -i INVENTORY and -o PLAN.json")
-    _, policy, findings, _ = _check(ctx, inventory_path, policy_path, limit, workers)
+    inventory, policy, findings, _ = _check(ctx, inventory_path, policy_path, limit, workers)
     undecided = [f for f in findings if f.status == "error"]
     new_plan = build_plan(
         findings,
@@ -371,9 +372,11 @@ def plan(
         inventory=inventory_path,
         operator=operator_name(),
     )
-    digest = save_plan(new_plan, output)
+    key = inventory.plan_signing_key
+    digest = save_plan(new_plan, output, signing_key=key)
     _show_plan(new_plan, output)
-    click.echo(f"plan written: {output} (sha256 {digest[:16]}...)")
+    signed = f", signed with the plan_signing_key of {inventory_path}" if key else ""
+    click.echo(f"plan written: {output} (sha256 {digest[:16]}...{signed})")
     for finding in undecided:
         what = f"{finding.host} {finding.control_id}: {finding.error}"
         err_console.print(
@@ -407,18 +410,19 @@ def _show_plan(the_plan: Any, path: Path) -> None:
 
 
 def _change_context(
-    ctx: click.Context, inventory_path: Path, change_id: str, audit_path: Path | None
+    ctx: click.Context, inventory: Any, change_id: str, audit_path: Path | None, policy: Any
 ) -> Any:
     from mml_tool.audit import AuditTrail, default_audit_path, operator_name
     from mml_tool.change import ChangeContext, default_lock_dir
 
     return ChangeContext(
-        inventory=_load_inventory(inventory_path),
+        inventory=inventory,
         audit=AuditTrail(audit_path or default_audit_path()),
         operator=operator_name(),
         change_id=change_id,
-        lock_dir=default_lock_dir(),
+        lock_dir=inventory.lock_dir or default_lock_dir(),
         template_dirs=_templates(ctx),
+        policy=policy,
     )
 
 
@@ -456,6 +460,7 @@ def _print_record(record: Any) -> None:
 @cli.command()
 @click.argument("plan_path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @inventory_option
+@policy_option
 @yes_option
 @click.option(
     "--max-age", type=click.FloatRange(min=0), default=24.0, show_default=True, help=_MAX_AGE_HELP
@@ -469,6 +474,7 @@ def apply(
     ctx: click.Context,
     plan_path: Path,
     inventory_path: Path,
+    policy_path: Path | None,
     yes: bool,
     max_age: float,
     audit_path: Path | None,
@@ -478,22 +484,31 @@ def apply(
 ) -> None:
     """Apply a reviewed plan: lock, re-read, refuse drift, send, re-read, audit.
 
-    Refuses a plan whose sha256 does not match or that is older than --max-age hours. Per
-    host: takes a lock, re-reads the state, skips a host already compliant, refuses one whose
+    Refuses a plan whose sha256 does not match, that is older than --max-age hours, that is
+    not signed with the inventory's plan_signing_key (when it sets one), or whose commands are
+    not exactly those derived from the rules of the policy it was made with (-p, default the
+    built-in one). Per host: takes a lock (in the inventory's lock_dir, shared by every
+    operator), re-reads the state, skips a host already compliant, refuses one whose
     state changed since the plan, sends the commands and confirms the result. Every command is
     written to the audit trail before and after it is sent. The apply record (default:
     PLAN.record.json) is what `mml-tool rollback` takes.
 
     Exit: 0 every host reached the planned state, 1 otherwise.
     """
-    from mml_tool.change import apply_plan, load_plan, save_record
+    from mml_tool.change import apply_plan, check_plan, load_plan, save_record
+    from mml_tool.policy import load_policy
 
-    the_plan = load_plan(plan_path, max_age=timedelta(hours=max_age))
+    inventory = _load_inventory(inventory_path)
+    policy = load_policy(policy_path)
+    the_plan = load_plan(
+        plan_path, max_age=timedelta(hours=max_age), signing_key=inventory.plan_signing_key
+    )
+    check_plan(the_plan, policy, inventory, str(plan_path))  # before the operator is asked
     _show_plan(the_plan, plan_path)
     if not the_plan.steps:
         return
     _confirm(f"Apply these commands to {len(the_plan.hosts)} host(s)?", yes)
-    context = _change_context(ctx, inventory_path, the_plan.change_id, audit_path)
+    context = _change_context(ctx, inventory, the_plan.change_id, audit_path, policy)
     record = apply_plan(
         the_plan,
         context,
@@ -534,6 +549,7 @@ def _write_change_reports(
 @cli.command()
 @click.argument("record_path_in", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @inventory_option
+@policy_option
 @yes_option
 @audit_option
 @record_option
@@ -543,6 +559,7 @@ def rollback(
     ctx: click.Context,
     record_path_in: Path,
     inventory_path: Path,
+    policy_path: Path | None,
     yes: bool,
     audit_path: Path | None,
     record_path: Path | None,
@@ -551,11 +568,16 @@ def rollback(
     """Undo what an apply changed, with the same care (lock, re-read, drift refusal, audit).
 
     Only steps the apply record shows as changed (or unknown) are rolled back, to the value
-    read before the change.
+    read before the change, and only with the command derived from the rule of the policy the
+    plan was made with (-p, default the built-in one).
     """
-    from mml_tool.change import load_record, rollback_record, save_record
+    from mml_tool.change import check_record, load_record, rollback_record, save_record
+    from mml_tool.policy import load_policy
 
+    inventory = _load_inventory(inventory_path)
+    policy = load_policy(policy_path)
     record = load_record(record_path_in)
+    check_record(record, policy, inventory, str(record_path_in))
     steps = [r.step.reversed() for r in record.results if r.status in ("changed", "unknown")]
     if not steps:
         click.echo("Nothing to roll back: the record shows no change.")
@@ -566,7 +588,7 @@ def rollback(
             f"{step.target_value}:  {' '.join(step.commands)}"
         )
     _confirm(f"Roll back {len(steps)} step(s)?", yes)
-    context = _change_context(ctx, inventory_path, record.change_id, audit_path)
+    context = _change_context(ctx, inventory, record.change_id, audit_path, policy)
     result = rollback_record(record, context, workers=workers)
     out = record_path or record_path_in.with_name(record_path_in.stem + ".rollback.json")
     save_record(result, out)
@@ -966,7 +988,7 @@ def run(
         evidence=evidence,
         approve=approve,
         audit=AuditTrail(audit_path or default_audit_path()),
-        lock_dir=default_lock_dir(),
+        lock_dir=inventory.lock_dir or default_lock_dir(),
         rollback_on_failure=not no_rollback,
         directions=directions,
         template_dirs=_templates(ctx),

@@ -42,7 +42,11 @@ GATEWAY_KEYS = (
     "url", "ca_bundle", "verify_tls", "agent_id", "agent_password", "agent_password_file",
     "agent_password_prompt", "phone_number", "called", "skill_id", "timeout",
 )  # fmt: skip
-TOP_KEYS = ("defaults", "groups", "hosts", "gateways")
+TOP_KEYS = (
+    "defaults", "groups", "hosts", "gateways", "lock_dir", "plan_signing_key",
+    "plan_signing_key_file",
+)  # fmt: skip
+MIN_SIGNING_KEY_BYTES = 32
 GROUP_KEYS = ("vars", "description")
 _VAR_RE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 _HOSTNAME_RE = re.compile(r"[A-Za-z0-9]([A-Za-z0-9._:-]*[A-Za-z0-9])?")
@@ -111,6 +115,10 @@ class Inventory:
     hosts: dict[str, HostConfig]
     gateways: dict[str, GatewayConfig]
     groups: dict[str, tuple[str, ...]] = field(default_factory=dict)  # group -> host names
+    # Where host locks live for everyone using this inventory (None: the machine's default).
+    lock_dir: Path | None = None
+    # The HMAC key plans are signed with and checked against (None: plans are not signed).
+    plan_signing_key: Secret | None = None
 
     def select(self, limit: str | None) -> list[HostConfig]:
         """Hosts named by ``limit``: comma-separated host names, group names or fnmatch patterns
@@ -340,7 +348,53 @@ class _Loader:
             hmap = self.mapping(hdata, f"host {hname!r}")
             hosts[hname] = self.host(hname, hmap, defaults, groups, gateways)
         members = {g: tuple(h for h in hosts if g in hosts[h].groups) for g in groups}
-        return Inventory(self.path, hosts, gateways, members)
+        lock_dir = top.get("lock_dir")
+        return Inventory(
+            self.path,
+            hosts,
+            gateways,
+            members,
+            lock_dir=None
+            if lock_dir is None
+            else self.file(
+                self.expand(_Value(lock_dir, "top level"), "top level", "lock_dir"),
+                "top level",
+                "lock_dir",
+            ),
+            plan_signing_key=self.signing_key(top),
+        )
+
+    def signing_key(self, top: Mapping[str, Any]) -> Secret | None:
+        """``plan_signing_key`` (e.g. ``${MML_PLAN_KEY}``) or ``plan_signing_key_file``."""
+        where = "top level"
+        given = [k for k in ("plan_signing_key", "plan_signing_key_file") if top.get(k) is not None]
+        if len(given) > 1:
+            raise self.fail(
+                where, "plan_signing_key and plan_signing_key_file are both set: keep only one"
+            )
+        if not given:
+            return None
+        name = given[0]
+        value = self.expand(_Value(top[name], where), where, name)
+        if name == "plan_signing_key_file":
+            path = self.file(value, where, name)
+            try:
+                value = path.read_text(encoding="utf-8").rstrip("\r\n")
+            except (OSError, ValueError) as exc:
+                why = getattr(exc, "strerror", None) or "not UTF-8 text"
+                raise self.fail(
+                    where,
+                    f"field {name!r}: cannot read {path} ({why}): put the key on one line, "
+                    "readable only by those who may sign or apply plans (chmod 600)",
+                ) from None
+        if not isinstance(value, str) or len(value.encode("utf-8")) < MIN_SIGNING_KEY_BYTES:
+            # Never the value itself: it is a secret, even when it is too short.
+            raise self.fail(
+                where,
+                f"field {name!r}: the key must be text of at least {MIN_SIGNING_KEY_BYTES} "
+                "characters; make one with `openssl rand -hex 32`",
+            )
+        return Secret(value)
 
     def merge(
         self,

@@ -181,7 +181,7 @@ def _run(
         inventory=inventory.path,
         operator=operator_name(),
     )
-    save_plan(outcome.plan, evidence / "plan.json")
+    save_plan(outcome.plan, evidence / "plan.json", signing_key=inventory.plan_signing_key)
     ctx = ChangeContext(
         inventory=inventory,
         audit=audit,
@@ -190,6 +190,7 @@ def _run(
         lock_dir=lock_dir,
         template_dirs=template_dirs,
         session_factory=book.session,
+        policy=policy,
     )
     if outcome.plan.steps:
         if not approve(outcome.plan):

@@ -373,7 +373,7 @@ def test_steps_after_a_dropped_connection_go_on_in_a_new_session(
     try:
         plan_path = make_plan(env, inventory, "drop-1", policy=str(policy))
         assert len(load_plan(plan_path).steps) == 2
-        result = invoke("apply", plan_path, "-i", inventory, "--yes")
+        result = invoke("apply", plan_path, "-i", inventory, "--yes", "-p", policy)
         assert result.exit_code == 0, result.output
         record = load_record(plan_path.with_suffix(".record.json"))
         assert [r.status for r in record.results] == ["changed", "changed"]

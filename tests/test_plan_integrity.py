@@ -1,0 +1,411 @@
+"""A plan sends only what was approved: forged, re-hashed plans and records are refused before
+anything is sent (proven on the lab nodes' stores and an empty audit trail); optional HMAC
+signing; malformed plan/record files give typed errors, not tracebacks."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from click.testing import CliRunner, Result
+from conftest import write_lab_inventory
+
+from mml_tool import audit
+from mml_tool.change import ChangeContext, apply_plan, load_plan, load_record
+from mml_tool.cli import cli
+from mml_tool.errors import InventoryError, PlanError
+from mml_tool.inventory import load_inventory
+from mml_tool.lab.lab import PASSWORD_ENV, Lab
+from mml_tool.lab.uap import NodeConfig
+
+PASSWORD = "Plan-Integrity-Lab-7q"
+KEY = "k3y-" + "9f" * 20  # 44 characters
+OTHER_KEY = "other-" + "ab" * 20
+START = {"uap-1": 1, "uap-2": 1, "uap-3": 0}
+MOD_0 = "MOD SFP: ID=P978, MODTYPE=P1, BIT=0, BITVAL=0;"
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
+    nodes = [
+        NodeConfig("uap-1", layout="table"),
+        NodeConfig("uap-2", layout="value"),
+        NodeConfig("uap-3", layout="vertical"),
+    ]
+    workdir = tmp_path_factory.mktemp("plan-integrity-lab")
+    with Lab(nodes, workdir=workdir, password=PASSWORD, with_gateway=False) as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def inventory(lab: Lab) -> Path:
+    return write_lab_inventory(lab, timeout=5, connect_timeout=5)
+
+
+@pytest.fixture(autouse=True)
+def env(lab: Lab, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setenv(PASSWORD_ENV, PASSWORD)
+    monkeypatch.setenv("MML_TOOL_AUDIT", str(tmp_path / "audit.jsonl"))
+    monkeypatch.setenv("MML_TOOL_LOCKS", str(tmp_path / "locks"))
+    monkeypatch.setenv("MML_TOOL_OPERATOR", "op-alice")
+    monkeypatch.setenv("MML_PLAN_KEY", KEY)
+    monkeypatch.setenv("MML_OTHER_KEY", OTHER_KEY)
+    for node in lab.nodes:
+        node.store.set_value("P978", START[node.name])
+        node.store.set_value("P917", 8192)
+    return tmp_path
+
+
+def invoke(*args: str | Path) -> Result:
+    return CliRunner().invoke(cli, [str(a) for a in args], env={"COLUMNS": "250"})
+
+
+def stores(lab: Lab) -> dict[str, dict[str, int]]:
+    return {node.name: node.store.snapshot() for node in lab.nodes}
+
+
+def make_plan(tmp: Path, inventory: Path, limit: str = "uap-1,uap-2", *extra: str | Path) -> Path:
+    plan = tmp / "plan.json"
+    result = invoke(
+        "plan", "-i", inventory, "--limit", limit, "--change-id", "CHG-9", "-o", plan, *extra
+    )
+    assert result.exit_code == 0, result.output
+    return plan
+
+
+def reseal(path: Path, edit: Callable[[dict[str, Any]], None]) -> None:
+    """Edit a sealed file and recompute its sha256, as anyone who can write it can."""
+    body = json.loads(path.read_text(encoding="utf-8"))
+    body.pop("sha256")
+    signature = body.pop("hmac_sha256", None)  # the seal covers the content, not the signature
+    edit(body)
+    canonical = json.dumps(body, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+    body["sha256"] = hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+    if signature is not None:
+        body["hmac_sha256"] = signature
+    path.write_text(json.dumps(body, indent=2), encoding="utf-8")
+
+
+def assert_nothing_sent(lab: Lab, before: dict[str, dict[str, int]], tmp: Path) -> None:
+    assert stores(lab) == before
+    assert audit.read(tmp / "audit.jsonl") == []
+
+
+def _other_commands(body: dict[str, Any]) -> None:
+    step = body["steps"][0]
+    step["commands"] = ["MOD SFP: ID=P917, MODTYPE=P1, BIT=13, BITVAL=0;", "RMV SFP: ID=P978;"]
+
+
+def _other_parameter(body: dict[str, Any]) -> None:
+    # Consistent in itself: the commands match the (forged) parameter; the control says P978.
+    step = body["steps"][0]
+    step["parameter"], step["bit"], step["start_value"] = "P917", 13, 1
+    step["check_command"] = "LST SFP: ID=P917;"
+    step["commands"] = ["MOD SFP: ID=P917, MODTYPE=P1, BIT=13, BITVAL=0;"]
+    step["undo_commands"] = ["MOD SFP: ID=P917, MODTYPE=P1, BIT=13, BITVAL=1;"]
+
+
+def _write_as_check(body: dict[str, Any]) -> None:
+    body["steps"][0]["check_command"] = "MOD SFP: ID=P917, MODTYPE=P1, BIT=13, BITVAL=0;"
+
+
+def _other_target(body: dict[str, Any]) -> None:
+    step = body["steps"][0]
+    step["target_value"], step["start_value"] = 1, 0
+    step["commands"] = ["MOD SFP: ID=P978, MODTYPE=P1, BIT=0, BITVAL=1;"]
+    step["undo_commands"] = [MOD_0]
+
+
+def _unknown_control(body: dict[str, Any]) -> None:
+    body["steps"][0]["control_id"] = "NO-SUCH-CONTROL"
+
+
+def _other_policy(body: dict[str, Any]) -> None:
+    body["policy_sha256"] = "0" * 64
+
+
+def _bit_as_text(body: dict[str, Any]) -> None:
+    body["steps"][0]["bit"] = "0"
+
+
+def _extra_undo(body: dict[str, Any]) -> None:
+    # A MOD SFP (the right verb) that no rule derives: bit 1 of the same parameter.
+    body["steps"][0]["undo_commands"].append("MOD SFP: ID=P978, MODTYPE=P1, BIT=1, BITVAL=1;")
+
+
+FORGERIES = {
+    "other commands": (_other_commands, "RMV SFP"),
+    "other parameter": (_other_parameter, "P978"),
+    "a write as the check command": (_write_as_check, "check_command"),
+    "other target value": (_other_target, "value"),
+    "unknown control": (_unknown_control, "NO-SUCH-CONTROL"),
+    "other policy": (_other_policy, "-p"),
+    "bit as text": (_bit_as_text, "bit"),
+    "extra rollback command": (_extra_undo, "undo_commands"),
+}
+
+
+@pytest.mark.parametrize("name", list(FORGERIES))
+def test_forged_resealed_plan_is_refused_and_nothing_sent(
+    lab: Lab, inventory: Path, env: Path, name: str
+) -> None:
+    edit, hint = FORGERIES[name]
+    plan = make_plan(env, inventory)
+    before = stores(lab)
+    reseal(plan, edit)
+    result = invoke("apply", plan, "-i", inventory, "--yes")
+    assert result.exit_code == 1, result.output
+    assert str(plan) in result.output.replace("\n", "")
+    assert hint in result.output
+    assert "Traceback" not in result.output
+    assert_nothing_sent(lab, before, env)
+    assert not plan.with_suffix(".record.json").exists()
+
+
+def test_forged_plan_is_refused_by_the_library_too(lab: Lab, inventory: Path, env: Path) -> None:
+    plan_path = make_plan(env, inventory)
+    before = stores(lab)
+    reseal(plan_path, _other_commands)
+    plan = load_plan(plan_path)  # the seal holds: it was recomputed
+    ctx = ChangeContext(
+        inventory=load_inventory(inventory),
+        audit=audit.AuditTrail(env / "audit.jsonl"),
+        operator="op-alice",
+        change_id="CHG-9",
+        lock_dir=env / "locks",
+    )
+    with pytest.raises(PlanError, match="RMV SFP"):
+        apply_plan(plan, ctx)
+    assert_nothing_sent(lab, before, env)
+
+
+def test_step_for_a_host_the_control_does_not_target_is_refused(
+    lab: Lab, inventory: Path, env: Path
+) -> None:
+    policy = env / "targeted.yaml"
+    policy.write_text(
+        yaml.safe_dump(
+            {
+                "policy": {"name": "only-uap-1"},
+                "controls": [
+                    {
+                        "id": "P978-B0",
+                        "title": "P978 bit 0 is 0",
+                        "severity": "high",
+                        "targets": {"hosts": ["uap-1"]},
+                        "rule": {"software_parameter": {"id": "P978", "bit": 0, "value": 0}},
+                    }
+                ],
+            }
+        ),
+        encoding="utf-8",
+    )
+    plan = make_plan(env, inventory, "uap-1,uap-2", "-p", policy)
+    assert [s.host for s in load_plan(plan).steps] == ["uap-1"]
+    before = stores(lab)
+
+    def to_uap2(body: dict[str, Any]) -> None:
+        body["steps"][0]["host"] = "uap-2"
+
+    reseal(plan, to_uap2)
+    result = invoke("apply", plan, "-i", inventory, "--yes", "-p", policy)
+    assert result.exit_code == 1, result.output
+    assert "does not apply to uap-2" in result.output
+    assert_nothing_sent(lab, before, env)
+
+
+def test_plan_made_with_a_policy_file_is_applied_with_it(
+    lab: Lab, inventory: Path, env: Path
+) -> None:
+    policy = env / "p978.yaml"
+    policy.write_text(
+        yaml.safe_dump(
+            {
+                "policy": {"name": "own-copy"},
+                "controls": [
+                    {
+                        "id": "MY-P978",
+                        "title": "P978 bit 0 is 0",
+                        "severity": "high",
+                        "rule": {"software_parameter": {"id": "P978", "bit": 0, "value": 0}},
+                    }
+                ],
+            }
+        ),
+        encoding="utf-8",
+    )
+    plan = make_plan(env, inventory, "uap-1", "-p", policy)
+    before = stores(lab)
+    refused = invoke("apply", plan, "-i", inventory, "--yes")  # the built-in policy
+    assert refused.exit_code == 1
+    assert "own-copy" in refused.output and "-p" in refused.output
+    assert_nothing_sent(lab, before, env)
+    applied = invoke("apply", plan, "-i", inventory, "--yes", "-p", policy)
+    assert applied.exit_code == 0, applied.output
+    assert lab.node("uap-1").store.get("P978") == 0
+
+
+def test_forged_resealed_record_is_refused_by_rollback(
+    lab: Lab, inventory: Path, env: Path
+) -> None:
+    plan = make_plan(env, inventory, "uap-1")
+    assert invoke("apply", plan, "-i", inventory, "--yes").exit_code == 0
+    record = plan.with_suffix(".record.json")
+    before = stores(lab)
+    lines = len(audit.read(env / "audit.jsonl"))
+
+    def undo_removes(body: dict[str, Any]) -> None:
+        body["results"][0]["step"]["undo_commands"] = ["RMV SFP: ID=P978;"]
+        body["results"][0]["rollback"] = ["RMV SFP: ID=P978;"]
+
+    reseal(record, undo_removes)
+    result = invoke("rollback", record, "-i", inventory, "--yes")
+    assert result.exit_code == 1, result.output
+    assert "RMV SFP" in result.output and str(record) in result.output.replace("\n", "")
+    assert stores(lab) == before
+    assert len(audit.read(env / "audit.jsonl")) == lines
+
+
+# -- signing -----------------------------------------------------------------------------------
+
+
+def keyed_inventory(inventory: Path, tmp: Path, name: str = "signed.yaml", **top: Any) -> Path:
+    doc = yaml.safe_load(inventory.read_text(encoding="utf-8"))
+    doc.update(top)
+    path = inventory.parent / name
+    path.write_text(yaml.safe_dump(doc, sort_keys=False), encoding="utf-8")
+    return path
+
+
+def test_signed_plan_round_trip_and_the_key_never_shows(
+    lab: Lab, inventory: Path, env: Path
+) -> None:
+    signed = keyed_inventory(inventory, env, plan_signing_key="${MML_PLAN_KEY}")
+    plan = env / "plan.json"
+    made = invoke("plan", "-i", signed, "--limit", "uap-1", "-o", plan)
+    assert made.exit_code == 0, made.output
+    assert "signed" in made.output
+    text = plan.read_text(encoding="utf-8")
+    body = json.loads(text)
+    assert len(body["hmac_sha256"]) == 64
+    assert KEY not in text and KEY not in made.output
+    applied = invoke("apply", plan, "-i", signed, "--yes")
+    assert applied.exit_code == 0, applied.output
+    assert KEY not in applied.output
+    assert KEY not in plan.with_suffix(".record.json").read_text(encoding="utf-8")
+    assert lab.node("uap-1").store.get("P978") == 0
+
+
+def test_unsigned_plan_is_refused_when_a_key_is_configured(
+    lab: Lab, inventory: Path, env: Path
+) -> None:
+    plan = make_plan(env, inventory, "uap-1")  # no key in this inventory
+    signed = keyed_inventory(inventory, env, plan_signing_key="${MML_PLAN_KEY}")
+    before = stores(lab)
+    result = invoke("apply", plan, "-i", signed, "--yes")
+    assert result.exit_code == 1
+    assert "not signed" in result.output and str(plan) in result.output.replace("\n", "")
+    assert_nothing_sent(lab, before, env)
+
+
+def test_wrongly_signed_or_forged_signed_plan_is_refused(
+    lab: Lab, inventory: Path, env: Path
+) -> None:
+    signed = keyed_inventory(inventory, env, plan_signing_key="${MML_PLAN_KEY}")
+    other = keyed_inventory(inventory, env, "other.yaml", plan_signing_key="${MML_OTHER_KEY}")
+    plan = env / "plan.json"
+    assert invoke("plan", "-i", signed, "--limit", "uap-1", "-o", plan).exit_code == 0
+    before = stores(lab)
+    result = invoke("apply", plan, "-i", other, "--yes")
+    assert result.exit_code == 1
+    assert "signature does not match" in result.output
+    assert KEY not in result.output and OTHER_KEY not in result.output
+
+    def later(body: dict[str, Any]) -> None:  # a harmless-looking edit, re-hashed
+        body["change_id"] = "CHG-OTHER"
+
+    reseal(plan, later)
+    result = invoke("apply", plan, "-i", signed, "--yes")
+    assert result.exit_code == 1
+    assert "signature does not match" in result.output
+    assert_nothing_sent(lab, before, env)
+
+
+def test_signing_key_from_a_file(lab: Lab, inventory: Path, env: Path) -> None:
+    key_file = inventory.parent / "plan.key"
+    key_file.write_text(KEY + "\n", encoding="utf-8")
+    by_file = keyed_inventory(inventory, env, "by-file.yaml", plan_signing_key_file="plan.key")
+    by_var = keyed_inventory(inventory, env, plan_signing_key="${MML_PLAN_KEY}")
+    plan = env / "plan.json"
+    assert invoke("plan", "-i", by_file, "--limit", "uap-1", "-o", plan).exit_code == 0
+    result = invoke("apply", plan, "-i", by_var, "--yes")  # the same key, another source
+    assert result.exit_code == 0, result.output
+    inv = load_inventory(by_file)
+    assert inv.plan_signing_key is not None
+    assert KEY not in repr(inv) and KEY not in str(inv.plan_signing_key)
+
+
+@pytest.mark.parametrize(
+    ("fields", "message"),
+    [
+        ({"plan_signing_key": "short"}, "at least 32"),
+        ({"plan_signing_key": "${MML_NO_SUCH_KEY}"}, "MML_NO_SUCH_KEY"),
+        ({"plan_signing_key_file": "missing.key"}, "missing.key"),
+        ({"plan_signing_key": "${MML_PLAN_KEY}", "plan_signing_key_file": "x"}, "only one"),
+    ],
+)
+def test_bad_signing_key_settings_are_inventory_errors(
+    inventory: Path, env: Path, fields: dict[str, str], message: str
+) -> None:
+    path = keyed_inventory(inventory, env, "bad-key.yaml", **fields)
+    with pytest.raises(InventoryError, match=message) as caught:
+        load_inventory(path)
+    assert "plan_signing_key" in str(caught.value) and str(path) in str(caught.value)
+    assert "'short'" not in str(caught.value)  # a key, even a bad one, is never shown
+
+
+# -- malformed files ---------------------------------------------------------------------------
+
+
+def test_plan_with_a_naive_created_time_is_a_plan_error(inventory: Path, env: Path) -> None:
+    plan = make_plan(env, inventory, "uap-1")
+
+    def naive(body: dict[str, Any]) -> None:
+        body["created"] = body["created"].replace("+00:00", "")
+
+    reseal(plan, naive)
+    with pytest.raises(PlanError, match="time zone"):
+        load_plan(plan)
+    result = invoke("apply", plan, "-i", inventory, "--yes")
+    assert result.exit_code == 1 and "time zone" in result.output
+    assert "Traceback" not in result.output
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        b"[" * 100_000 + b"]" * 100_000,
+        b'{"a":' * 50_000 + b"1" + b"}" * 50_000,
+        b"\xff\xfe not json",
+    ],
+    ids=["deep-list", "deep-object", "not-utf8"],
+)
+def test_deep_or_broken_json_is_a_plan_error(inventory: Path, env: Path, content: bytes) -> None:
+    path = env / "odd.json"
+    path.write_bytes(content)
+    with pytest.raises(PlanError, match="odd.json"):
+        load_plan(path)
+    with pytest.raises(PlanError, match="odd.json"):
+        load_record(path)
+    for args in (
+        ["apply", path, "-i", inventory, "--yes"],
+        ["rollback", path, "-i", inventory, "--yes"],
+    ):
+        result = invoke(*args)
+        assert result.exit_code == 1, result.output
+        assert "odd.json" in result.output and "Traceback" not in result.output

@@ -398,9 +398,9 @@ def test_plan_with_a_naive_created_time_is_a_plan_error(inventory: Path, env: Pa
 def test_deep_or_broken_json_is_a_plan_error(inventory: Path, env: Path, content: bytes) -> None:
     path = env / "odd.json"
     path.write_bytes(content)
-    with pytest.raises(PlanError, match="odd.json"):
+    with pytest.raises(PlanError, match=r"odd\.json"):
         load_plan(path)
-    with pytest.raises(PlanError, match="odd.json"):
+    with pytest.raises(PlanError, match=r"odd\.json"):
         load_record(path)
     for args in (
         ["apply", path, "-i", inventory, "--yes"],

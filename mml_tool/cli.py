@@ -693,6 +693,7 @@ def exec_command(
     confirmed and written to the audit trail.
     Exit: 0 RETCODE = 0, 1 otherwise.
     """
+    import contextlib
     import time
 
     from mml_tool.audit import (
@@ -702,6 +703,7 @@ def exec_command(
         operator_name,
         utc_now,
     )
+    from mml_tool.locks import default_lock_dir, host_lock
     from mml_tool.mml.command import MmlCommand
     from mml_tool.mml.session import MmlSession, Transcript
 
@@ -722,8 +724,14 @@ def exec_command(
         _confirm("Send this command?", yes)
         trail = AuditTrail(audit_path or default_audit_path())
     transcript = Transcript() if transcript_path else None
+    # A write takes the host's lock like apply does: never two changes on one host at once.
+    lock = (
+        contextlib.nullcontext()
+        if trail is None
+        else host_lock(inventory.lock_dir or default_lock_dir(), host[0].name, action="exec")
+    )
     try:
-        with MmlSession(host[0], transcript=transcript) as session:
+        with lock, MmlSession(host[0], transcript=transcript) as session:
             if trail is not None:
 
                 def audit(

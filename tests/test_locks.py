@@ -311,3 +311,20 @@ def test_unusable_lock_folder_is_a_typed_error_and_nothing_is_sent(
     assert not (env / "audit.jsonl").exists()
     assert lab.node("uap-1").store.get("P978") == 1
     assert not plan.with_suffix(".record.json").exists()
+
+
+def test_exec_write_is_refused_while_a_change_holds_the_host(
+    lab: Lab, inventory: Path, env: Path
+) -> None:
+    mod = "MOD SFP: ID=P978, MODTYPE=P1, BIT=0, BITVAL=0;"
+    with held_elsewhere(env / "shared-locks", "uap-1"):
+        result = invoke("exec", "-i", inventory, "uap-1", mod, "--allow-write", "--yes")
+    assert result.exit_code == 1, result.output
+    assert "user bob" in result.output and "CHG-BOB" in result.output
+    assert lab.node("uap-1").store.get("P978") == 1
+    assert not (env / "audit.jsonl").exists()
+    # Free again: the same exec goes through (and is audited).
+    result = invoke("exec", "-i", inventory, "uap-1", mod, "--allow-write", "--yes")
+    assert result.exit_code == 0, result.output
+    assert lab.node("uap-1").store.get("P978") == 0
+    assert len(mods(env / "audit.jsonl", "uap-1")) == 1

@@ -36,6 +36,7 @@ from mml_tool.audit import AuditRecord, AuditTrail, utc_now
 from mml_tool.check import read_bit
 from mml_tool.errors import (
     AuditError,
+    CommandError,
     DriftError,
     LockError,
     MmlTimeout,
@@ -57,6 +58,7 @@ PLAN_KIND = "mml-tool-plan"
 RECORD_KIND = "mml-tool-apply-record"
 SCHEMA_VERSION = 1
 DEFAULT_MAX_AGE = timedelta(hours=24)
+CLOCK_SKEW = timedelta(minutes=5)  # how far in the future a plan's `created` may be
 
 
 @dataclass(frozen=True)
@@ -339,6 +341,11 @@ def load_plan(
             f"{path}: created {plan.created!r} has no time zone, so its age cannot be told; "
             "mml-tool writes UTC with +00:00. Make a new plan with `mml-tool plan`."
         )
+    if created - datetime.now(timezone.utc) > CLOCK_SKEW:  # would never grow old
+        raise PlanError(
+            f"{path}: created {plan.created} is in the future; check this machine's clock and "
+            "the plan maker's, then make a new plan with `mml-tool plan`."
+        )
     if max_age is not None and datetime.now(timezone.utc) - created > max_age:
         raise PlanError(
             f"{path}: plan created {plan.created} is older than {max_age}; the device state may "
@@ -348,7 +355,10 @@ def load_plan(
         for text in (step.check_command, *step.commands, *step.undo_commands):
             if not isinstance(text, str):
                 raise PlanError(f"{path}: step for {step.host}: a command is not text.")
-            MmlCommand.parse(text)
+            try:
+                MmlCommand.parse(text)
+            except CommandError as exc:
+                raise PlanError(f"{path}: step for {step.host}: {exc}") from None
     return plan
 
 
@@ -648,9 +658,9 @@ def apply_plan(plan: Plan, ctx: ChangeContext, **kwargs: Any) -> ApplyRecord:
 
 
 def check_record(record: ApplyRecord, policy: Policy, inventory: Inventory, source: str) -> None:
-    """Refuse a record whose steps to roll back are not what ``policy`` derives."""
-    steps = [r.step for r in record.results if r.status in ("changed", "unknown")]
-    check_steps(steps, policy, inventory.hosts, source)
+    """Refuse a record whose steps are not what ``policy`` derives. Every step, whatever its
+    status: each one came from a plan, so a step that does not derive was forged."""
+    check_steps([r.step for r in record.results], policy, inventory.hosts, source)
 
 
 def rollback_record(record: ApplyRecord, ctx: ChangeContext, **kwargs: Any) -> ApplyRecord:

@@ -386,6 +386,29 @@ def test_plan_with_a_naive_created_time_is_a_plan_error(inventory: Path, env: Pa
     assert "Traceback" not in result.output
 
 
+def test_plan_created_in_the_future_is_refused(inventory: Path, env: Path) -> None:
+    """A forged `created` far ahead would never grow older than --max-age."""
+    plan = make_plan(env, inventory, "uap-1")
+
+    def ahead(body: dict[str, Any]) -> None:
+        body["created"] = "2999-01-01T00:00:00+00:00"
+
+    reseal(plan, ahead)
+    with pytest.raises(PlanError, match="in the future"):
+        load_plan(plan)
+
+
+def test_malformed_command_in_a_plan_names_the_file(inventory: Path, env: Path) -> None:
+    plan = make_plan(env, inventory, "uap-1")
+
+    def two_commands(body: dict[str, Any]) -> None:
+        body["steps"][0]["commands"] = [MOD_0 + " RMV SFP: ID=P978;"]
+
+    reseal(plan, two_commands)
+    with pytest.raises(PlanError, match=r"plan\.json: step for uap-1"):
+        load_plan(plan)
+
+
 @pytest.mark.parametrize(
     "content",
     [

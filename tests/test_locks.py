@@ -328,3 +328,11 @@ def test_exec_write_is_refused_while_a_change_holds_the_host(
     assert result.exit_code == 0, result.output
     assert lab.node("uap-1").store.get("P978") == 0
     assert len(mods(env / "audit.jsonl", "uap-1")) == 1
+
+
+def test_production_example_names_a_shared_lock_dir() -> None:
+    root = Path(__file__).resolve().parent.parent
+    env = {"MML_USER": "ops", "MML_PASSWORD": "pw", "CCGW_AGENT_PASSWORD": "agent"}
+    inv = load_inventory(root / "inventories" / "production.example.yaml", env=env)
+    assert inv.lock_dir == Path("/var/lib/mml-tool/locks")
+    assert inv.plan_signing_key is None  # shown commented out: signing is optional

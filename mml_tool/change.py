@@ -659,8 +659,12 @@ def apply_plan(plan: Plan, ctx: ChangeContext, **kwargs: Any) -> ApplyRecord:
 
 def check_record(record: ApplyRecord, policy: Policy, inventory: Inventory, source: str) -> None:
     """Refuse a record whose steps are not what ``policy`` derives. Every step, whatever its
-    status: each one came from a plan, so a step that does not derive was forged."""
-    check_steps([r.step for r in record.results], policy, inventory.hosts, source)
+    status: each one came from a plan, so a step that does not derive was forged. A rollback
+    record holds the plan's steps reversed: reversed again, they must derive too."""
+    steps = [r.step for r in record.results]
+    if record.action == "rollback":
+        steps = [s.reversed() for s in steps]
+    check_steps(steps, policy, inventory.hosts, source)
 
 
 def rollback_record(record: ApplyRecord, ctx: ChangeContext, **kwargs: Any) -> ApplyRecord:

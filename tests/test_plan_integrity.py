@@ -271,6 +271,18 @@ def test_forged_resealed_record_is_refused_by_rollback(
     assert len(audit.read(env / "audit.jsonl")) == lines
 
 
+def test_a_rollback_record_can_still_be_rolled_back(lab: Lab, inventory: Path, env: Path) -> None:
+    """Its steps are the plan's reversed: the check reverses them back before deriving."""
+    plan = make_plan(env, inventory, "uap-1")
+    assert invoke("apply", plan, "-i", inventory, "--yes").exit_code == 0
+    record = plan.with_suffix(".record.json")
+    assert invoke("rollback", record, "-i", inventory, "--yes").exit_code == 0
+    assert lab.node("uap-1").store.get("P978") == 1
+    again = invoke("rollback", env / "plan.record.rollback.json", "-i", inventory, "--yes")
+    assert again.exit_code == 0, again.output
+    assert lab.node("uap-1").store.get("P978") == 0
+
+
 # -- signing -----------------------------------------------------------------------------------
 
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import logging
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Protocol
@@ -28,6 +29,7 @@ from mml_tool.mml.command import MmlCommand
 from mml_tool.policy import Control, Policy
 from mml_tool.secret import Secret
 
+logger = logging.getLogger(__name__)
 SIGNATURE_FIELD = "hmac_sha256"
 SEAL_FIELD = "sha256"
 
@@ -72,6 +74,12 @@ def check_signature(
 ) -> None:
     """Refuse an unsigned or wrongly signed plan when a key is configured."""
     if key is None:
+        if claimed is not None:  # the team signs plans, but this inventory cannot check
+            logger.warning(
+                "%s: the plan is signed, but the inventory sets no plan_signing_key: the "
+                "signature was not checked (use the inventory the plan was made with)",
+                path,
+            )
         return
     if claimed is None:
         raise PlanError(

@@ -348,6 +348,18 @@ def test_wrongly_signed_or_forged_signed_plan_is_refused(
     assert_nothing_sent(lab, before, env)
 
 
+def test_signed_plan_with_a_keyless_inventory_warns_that_it_was_not_checked(
+    lab: Lab, inventory: Path, env: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    signed = keyed_inventory(inventory, env, plan_signing_key="${MML_PLAN_KEY}")
+    plan = env / "plan.json"
+    assert invoke("plan", "-i", signed, "--limit", "uap-1", "-o", plan).exit_code == 0
+    with caplog.at_level("WARNING"):
+        result = invoke("apply", plan, "-i", inventory, "--yes")
+    assert result.exit_code == 0, result.output
+    assert "signature was not checked" in caplog.text and str(plan) in caplog.text
+
+
 def test_signing_key_from_a_file(lab: Lab, inventory: Path, env: Path) -> None:
     key_file = inventory.parent / "plan.key"
     key_file.write_text(KEY + "\n", encoding="utf-8")

@@ -25,7 +25,7 @@ from typing import Any, Protocol
 
 from mml_tool.errors import CommandError, PlanError
 from mml_tool.inventory import HostConfig
-from mml_tool.mml.command import MmlCommand
+from mml_tool.mml.command import MmlCommand, mask_text
 from mml_tool.policy import Control, Policy
 from mml_tool.secret import Secret
 
@@ -109,20 +109,27 @@ def _is_int(value: object) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
+def _clip(text: str) -> str:
+    """Text from the file for a message: masked, and short (the file may be hostile)."""
+    text = mask_text(text)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def _short(value: object) -> str:
+    return _clip(repr(value))
+
+
 def _step_problem(step: StepLike, policy: Policy, host: HostConfig | None) -> str | None:
     """Why ``step`` is not what ``policy`` derives (None: it is)."""
-    texts: list[object] = [step.check_command, *step.commands, *step.undo_commands]
-    if not all(isinstance(t, str) for t in texts):
+    writes: list[object] = [*step.commands, *step.undo_commands]
+    if not all(isinstance(t, str) for t in [step.check_command, *writes]):
         return "its commands must be text"
-    for text in texts:
+    for text in writes:
         try:
             command = MmlCommand.parse(str(text))
         except CommandError as exc:
-            return f"command {text!r} is malformed ({exc})"
-        if text in (*step.commands, *step.undo_commands) and (command.verb, command.obj) != (
-            "MOD",
-            "SFP",
-        ):
+            return f"command {_short(text)} is malformed ({exc})"
+        if (command.verb, command.obj) != ("MOD", "SFP"):
             return (
                 f"it would send {command.verb} {command.obj}: a plan sends only the control's "
                 "remediation, MOD SFP"
@@ -130,11 +137,11 @@ def _step_problem(step: StepLike, policy: Policy, host: HostConfig | None) -> st
     control = next((c for c in policy.controls if c.id == step.control_id), None)
     if control is None:
         return (
-            f"control {step.control_id!r} is not in policy {policy.name!r} ({policy.path}); "
+            f"control {_short(step.control_id)} is not in policy {policy.name!r} ({policy.path}); "
             "pass the policy the plan was made with (-p FILE)"
         )
     if host is not None and not control.applies_to(host):
-        return f"control {control.id} does not apply to {step.host} (see its targets)"
+        return f"control {control.id} does not apply to {host.name} (see its targets)"
     rule = control.rule
     fields = {"parameter": step.parameter, "bit": step.bit, "target_value": step.target_value}
     if not (_is_int(step.bit) and _is_int(step.target_value) and _is_int(step.start_value)):
@@ -143,11 +150,11 @@ def _step_problem(step: StepLike, policy: Policy, host: HostConfig | None) -> st
     for name, value in fields.items():
         if value != wanted[name]:
             return (
-                f"{name} is {value!r}, but control {control.id}'s rule is "
+                f"{name} is {_short(value)}, but control {control.id}'s rule is "
                 f"{rule.describe()} (value {rule.value})"
             )
     if step.start_value != 1 - rule.value:
-        return f"start_value is {step.start_value!r}: a step moves the bit from {1 - rule.value}"
+        return f"start_value is {step.start_value}: a step moves the bit from {1 - rule.value}"
     check, commands, undo = derived_commands(control, step.start_value)
     for name, got, want in (
         ("check_command", (step.check_command,), (check,)),
@@ -156,8 +163,8 @@ def _step_problem(step: StepLike, policy: Policy, host: HostConfig | None) -> st
     ):
         if got != want:
             return (
-                f"{name} {list(got)} differ from the ones derived from control {control.id}'s "
-                f"rule {list(want)}"
+                f"{name} {_short(list(got))} differ from the ones derived from control "
+                f"{control.id}'s rule {list(want)}"
             )
     return None
 
@@ -176,7 +183,8 @@ def check_steps(
     for number, step in enumerate(steps, 1):
         problem = _step_problem(step, policy, hosts.get(str(step.host)))
         if problem is not None:
-            problems.append(f"step {number} ({step.host} {step.control_id}): {problem}")
+            where = _clip(f"{step.host} {step.control_id}")
+            problems.append(f"step {number} ({where}): {problem}")
     if problems:
         shown = "; ".join(problems[:5]) + (
             f"; and {len(problems) - 5} more" if len(problems) > 5 else ""

@@ -150,8 +150,7 @@ def _step_problem(step: StepLike, policy: Policy, host: HostConfig | None) -> st
     for name, value in fields.items():
         if value != wanted[name]:
             return (
-                f"{name} is {_short(value)}, but control {control.id}'s rule is "
-                f"{rule.describe()} (value {rule.value})"
+                f"{name} is {_short(value)}, but control {control.id}'s rule is {rule.describe()}"
             )
     if step.start_value != 1 - rule.value:
         return f"start_value is {step.start_value}: a step moves the bit from {1 - rule.value}"

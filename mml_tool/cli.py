@@ -233,6 +233,7 @@ def _check(
     policy_path: Path | None,
     limit: str | None,
     workers: int,
+    signing: bool = False,
 ) -> tuple[Any, Any, list[Any], str]:
     from mml_tool.change import now_iso
     from mml_tool.check import check_fleet
@@ -240,6 +241,8 @@ def _check(
 
     policy = load_policy(policy_path)  # validated before any connection
     inventory = _load_inventory(inventory_path)
+    if signing:
+        _ = inventory.plan_signing_key  # a key set but unreadable: refused before connecting
     hosts = inventory.select(limit)
     started = now_iso()
     findings = check_fleet(
@@ -363,7 +366,9 @@ def plan(
         return
     if output is None or inventory_path is None:
         raise click.UsageError("to make a plan give -i INVENTORY and -o PLAN.json")
-    inventory, policy, findings, _ = _check(ctx, inventory_path, policy_path, limit, workers)
+    inventory, policy, findings, _ = _check(
+        ctx, inventory_path, policy_path, limit, workers, signing=True
+    )
     undecided = [f for f in findings if f.status == "error"]
     new_plan = build_plan(
         findings,
@@ -977,6 +982,7 @@ def run(
 
     policy = load_policy(policy_path)
     inventory = _load_inventory(inventory_path)
+    _ = inventory.plan_signing_key  # a key set but unreadable: refused before connecting
     hosts = inventory.select(limit)
     evidence = evidence_root / change_id
 

@@ -117,8 +117,19 @@ class Inventory:
     groups: dict[str, tuple[str, ...]] = field(default_factory=dict)  # group -> host names
     # Where host locks live for everyone using this inventory (None: the machine's default).
     lock_dir: Path | None = None
-    # The HMAC key plans are signed with and checked against (None: plans are not signed).
-    plan_signing_key: Secret | None = None
+    # See plan_signing_key: the key, or why it could not be read.
+    signing_key: Secret | None = field(default=None, repr=False)
+    signing_key_problem: str | None = None
+
+    @property
+    def plan_signing_key(self) -> Secret | None:
+        """The HMAC key plans are signed with and checked against (None: plans are not signed).
+
+        Read only by the commands that make or apply plans: a read-only `check` (a cron job)
+        works without the key's variable or file, and never holds the secret."""
+        if self.signing_key_problem is not None:
+            raise InventoryError(self.signing_key_problem)
+        return self.signing_key
 
     def select(self, limit: str | None) -> list[HostConfig]:
         """Hosts named by ``limit``: comma-separated host names, group names or fnmatch patterns
@@ -349,6 +360,11 @@ class _Loader:
             hosts[hname] = self.host(hname, hmap, defaults, groups, gateways)
         members = {g: tuple(h for h in hosts if g in hosts[h].groups) for g in groups}
         lock_dir = top.get("lock_dir")
+        key, key_problem = None, None
+        try:
+            key = self.signing_key(top)
+        except InventoryError as exc:
+            key_problem = str(exc)
         return Inventory(
             self.path,
             hosts,
@@ -361,7 +377,8 @@ class _Loader:
                 "top level",
                 "lock_dir",
             ),
-            plan_signing_key=self.signing_key(top),
+            signing_key=key,
+            signing_key_problem=key_problem,
         )
 
     def signing_key(self, top: Mapping[str, Any]) -> Secret | None:

@@ -4,6 +4,7 @@ signing; malformed plan/record files give typed errors, not tracebacks."""
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 from collections.abc import Callable, Iterator
@@ -372,6 +373,7 @@ def test_signing_key_from_a_file(lab: Lab, inventory: Path, env: Path) -> None:
     inv = load_inventory(by_file)
     assert inv.plan_signing_key is not None
     assert KEY not in repr(inv) and KEY not in str(inv.plan_signing_key)
+    assert KEY not in json.dumps(dataclasses.asdict(inv), default=str)
 
 
 @pytest.mark.parametrize(
@@ -387,10 +389,20 @@ def test_bad_signing_key_settings_are_inventory_errors(
     inventory: Path, env: Path, fields: dict[str, str], message: str
 ) -> None:
     path = keyed_inventory(inventory, env, "bad-key.yaml", **fields)
+    loaded = load_inventory(path)  # read-only commands (check) do not need the key
+    assert loaded.hosts
     with pytest.raises(InventoryError, match=message) as caught:
-        load_inventory(path)
+        _ = loaded.plan_signing_key
     assert "plan_signing_key" in str(caught.value) and str(path) in str(caught.value)
     assert "'short'" not in str(caught.value)  # a key, even a bad one, is never shown
+    plan = env / "plan.json"
+    for args in (["plan", "-i", path, "-o", plan], ["apply", plan, "-i", path, "--yes"]):
+        if args[0] == "apply":
+            assert invoke("plan", "-i", inventory, "--limit", "uap-1", "-o", plan).exit_code == 0
+        result = invoke(*args)
+        assert result.exit_code == 1, result.output
+        assert "plan_signing_key" in result.output
+    assert audit.read(env / "audit.jsonl") == []
 
 
 # -- malformed files ---------------------------------------------------------------------------

@@ -336,3 +336,55 @@ def test_production_example_names_a_shared_lock_dir() -> None:
     inv = load_inventory(root / "inventories" / "production.example.yaml", env=env)
     assert inv.lock_dir == Path("/var/lib/mml-tool/locks")
     assert inv.plan_signing_key is None  # shown commented out: signing is optional
+
+
+def _as_nobody(action: Any) -> str:
+    """Run ``action()`` in a forked child that dropped to user nobody; its text (or the error
+    it raised, as ``TypeName: message``) comes back through a pipe within 15 s."""
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        try:
+            os.close(read_end)
+            os.setgroups([])
+            os.setgid(65534)
+            os.setuid(65534)
+            try:
+                text = str(action())
+            except Exception as exc:
+                text = f"{type(exc).__name__}: {exc}"
+            os.write(write_end, text.encode()[:4000])
+        finally:
+            os._exit(0)
+    os.close(write_end)
+    try:
+        with selectors.DefaultSelector() as sel:
+            sel.register(read_end, selectors.EVENT_READ)
+            assert sel.select(15), "the child did not answer"
+        return os.read(read_end, 4000).decode()
+    finally:
+        os.close(read_end)
+        os.waitpid(pid, 0)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to act as a second user")
+def test_lock_folder_another_user_cannot_write_is_a_typed_error() -> None:
+    """A folder root made 0755 (or read-only for everyone) refuses user nobody, by name."""
+    shared = Path(tempfile.mkdtemp(prefix="mml-lock-test-", dir="/tmp"))
+    try:
+        shared.chmod(0o755)
+        (shared / "root-only").mkdir(mode=0o755)
+        (shared / "read-only").mkdir(mode=0o555)
+        for name in ("root-only", "read-only"):
+            folder = shared / name
+            answer = _as_nobody(lambda folder=folder: prepare_lock_dir(folder))
+            assert answer.startswith(f"LockError: cannot use the lock folder {folder}"), answer
+            assert "lock_dir" in answer
+            answer = _as_nobody(lambda folder=folder: host_lock(folder, "uap-1").__enter__())
+            assert answer.startswith(f"LockError: cannot use the lock folder {folder}"), answer
+        # Below a folder nobody cannot write: creating the lock folder fails, named too.
+        answer = _as_nobody(lambda: prepare_lock_dir(shared / "root-only" / "locks"))
+        assert answer.startswith("LockError: cannot use the lock folder"), answer
+        assert "Permission denied" in answer
+    finally:
+        shutil.rmtree(shared)

@@ -633,10 +633,13 @@ def execute(
         if host_result.value is not None:
             results.extend(host_result.value)
         else:
+            # What the host did before its job died stays in the record (rollback needs it).
+            done = partial[host_result.host]
             status = "locked" if isinstance(host_result.error, LockError) else "failed"
+            results.extend(done)
             results.extend(
                 StepResult(s, status, error=str(host_result.error))
-                for s in by_host[host_result.host]
+                for s in by_host[host_result.host][len(done) :]
             )
     return ApplyRecord(
         action, ctx.change_id, plan_sha256, ctx.operator, started, now_iso(), results

@@ -130,4 +130,20 @@ def check_fleet(
         workers=workers,
         progress=progress,
     )
-    return [finding for result in results for finding in (result.value or [])]
+    findings: list[Finding] = []
+    for host, result in zip(hosts, results, strict=True):
+        if result.error is None:
+            findings.extend(result.value or [])
+        else:  # a job that died (an unforeseen error): every control of the host is an error
+            findings.extend(
+                evaluate(
+                    host.name,
+                    control,
+                    None,
+                    error=str(result.error),
+                    waiver=policy.waiver_for(host.name, control.id),
+                    today=today,
+                )
+                for control in policy.controls_for(host)
+            )
+    return findings

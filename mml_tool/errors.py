@@ -14,6 +14,8 @@ that failed, and its message says what to do next. Messages never carry a secret
     ├── MmlTimeout                  no complete reply before the deadline
     ├── RetcodeError                the element answered RETCODE != 0
     ├── ParseError                  a reply (frame or template) could not be read
+    ├── AnswerError                 a hostile or odd answer: another NE, a second answer, ...
+    ├── UnexpectedError             an exception mml-tool did not foresee, in one host's job
     ├── ChangeError                 plan / apply / rollback refused or failed
     │   ├── PlanError               plan file missing, tampered, expired
     │   ├── DriftError              device state changed since the plan
@@ -78,6 +80,24 @@ class RetcodeError(MmlToolError):
 
 class ParseError(MmlToolError):
     """A reply could not be read: frame, RETCODE or template."""
+
+
+class AnswerError(MmlToolError):
+    """An answer no honest element gives: headed by another NE than the one selected, a second
+    answer to the same command, or a serial that goes backwards. The session is closed."""
+
+
+class UnexpectedError(MmlToolError):
+    """An exception mml-tool did not foresee stopped one host's job (the others went on).
+
+    ``kind`` is the original exception's type name. The original is not chained: its text
+    may quote a secret, so the message carries its type, its scrubbed text and where it was raised.
+    """
+
+    def __init__(self, message: str, host: str = "", kind: str = "") -> None:
+        self.host = host
+        self.kind = kind
+        super().__init__(message)
 
 
 class ChangeError(MmlToolError):

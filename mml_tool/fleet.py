@@ -1,24 +1,31 @@
 """Run one job over many hosts concurrently, with progress.
 
 Each host runs in its own worker thread and is bounded by its own connect and command
-timeouts, so one slow or broken host never holds the others beyond them. A job's expected
-failures (``MmlToolError``) are caught per host and returned, never raised: a fleet run always
-yields one result per host.
+timeouts, so one slow or broken host never holds the others beyond them. A job's failures
+are caught per host and returned, never raised: a fleet run always yields one result per host.
+Expected ones (``MmlToolError``) as they are; any other exception (a bug, an answer nobody
+foresaw) as an ``UnexpectedError`` naming the host, the exception and where it was raised, with
+the host's secrets scrubbed from it. Only KeyboardInterrupt and SystemExit stop the run.
 """
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
+import traceback
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Generic, Protocol, TypeVar
 
-from mml_tool.errors import MmlToolError
+from mml_tool.errors import MmlToolError, UnexpectedError
 from mml_tool.inventory import HostConfig
+from mml_tool.secret import Secret, scrub
 
 T = TypeVar("T")
+log = logging.getLogger("mml_tool.fleet")
 
 DEFAULT_WORKERS = 32
 
@@ -60,6 +67,35 @@ class HostResult(Generic[T]):
         return self.error is not None
 
 
+def host_secrets(host: HostConfig) -> list[Secret]:
+    """Every secret the inventory gave ``host`` (MML/SSH password, jump password, passphrases)."""
+    found: list[Secret] = []
+    for owner in (host, host.jump):
+        for name in ("password", "key_passphrase"):
+            value = getattr(owner, name, None)
+            if isinstance(value, Secret) and value:
+                found.append(value)
+    return found
+
+
+def unexpected(host: HostConfig, exc: Exception) -> UnexpectedError:
+    """``exc`` as ``host``'s typed error: type, message and the line that raised it (enough for
+    a bug report, no traceback on the terminal), with the host's secrets scrubbed."""
+    frames = traceback.extract_tb(exc.__traceback__)
+    where = f" at {Path(frames[-1].filename).name}:{frames[-1].lineno}" if frames else ""
+    kind = type(exc).__name__
+    text = scrub(str(exc), host_secrets(host))
+    log.debug("%s: unexpected %s%s: %s", host.name, kind, where, text)
+    error = UnexpectedError(
+        f"{host.name}: unexpected {kind}: {text} (raised{where}): mml-tool did not foresee this; "
+        "the other hosts went on. Please report it with the host's reply (mml-tool exec)",
+        host=host.name,
+        kind=kind,
+    )
+    error.__cause__ = None  # the original may quote a secret; its type and text are above
+    return error
+
+
 def run_fleet(
     hosts: Sequence[HostConfig],
     job: Callable[[HostConfig], T],
@@ -83,6 +119,8 @@ def run_fleet(
             value = job(host)
         except MmlToolError as exc:
             return HostResult(host.name, None, exc, time.monotonic() - start)
+        except Exception as exc:  # one host's surprise must not sink the others
+            return HostResult(host.name, None, unexpected(host, exc), time.monotonic() - start)
         return HostResult(host.name, value, None, time.monotonic() - start)
 
     try:

@@ -231,7 +231,34 @@ def parse_with_template(template: Path, raw: str) -> list[dict[str, str]]:
                 )
             record[name] = value
         records.append(record)
+    _refuse_foreign_digits(template, raw, records)
     return records
+
+
+def _is_foreign_number(value: str) -> bool:
+    """A value made only of digits (``str.isdigit``) that are not all ASCII: ``٠``, ``０``,
+    ``²``. int() reads most of them as a number; mml-tool never does."""
+    text = value.strip()
+    return bool(text) and not text.isascii() and all(c.isdigit() or c in "+-" for c in text)
+
+
+def _refuse_foreign_digits(template: Path, raw: str, records: list[dict[str, str]]) -> None:
+    """ParseError naming the line when a captured value is a number in non-ASCII digits: a
+    user template's ``\\S+`` must not hand one on to be read as a value (or crash on it)."""
+    for record in records:
+        for name, value in record.items():
+            if not _is_foreign_number(value):
+                continue
+            lines = raw.splitlines()
+            number, line = next(
+                ((n, text) for n, text in enumerate(lines, start=1) if value.strip() in text),
+                (0, ""),
+            )
+            where = f"line {number} of the reply" if number else "the reply"
+            raise ParseError(
+                f"{template.name}: {where}: {mask_text(line)!r}: {name} = {value.strip()!r} is "
+                "not written in ASCII digits (0-9); mml-tool reads no other digits as numbers"
+            )
 
 
 def parse_output(

@@ -399,9 +399,13 @@ def load_policy(path: Path | None = None) -> Policy:
 
 
 def _number(text: str, what: str) -> int:
-    # Decimal only: the reply prints decimal; anything else is a format we do not know.
-    if not text.isdigit():
-        raise ParseError(f"{what} is {text!r}, not a decimal number")
+    # Decimal ASCII only: the reply prints decimal; anything else is a format we do not know.
+    # (str.isdigit() and int() also take '²', '٠', '０': a crash or a silent 0.)
+    if not (text.isascii() and text.isdigit()):
+        raise ParseError(
+            f"{what} is {text!r}, not a decimal number in ASCII digits (0-9): "
+            "the reply cannot be judged"
+        )
     return int(text)
 
 

@@ -1,8 +1,22 @@
-"""A secret value that never prints itself."""
+"""A secret value that never prints itself, and scrubbing of secret values from text."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 MASK = "*****"
+
+
+def scrub(text: str, secrets: Iterable[Secret | str]) -> str:
+    """``text`` with every occurrence of each secret value replaced by ``*****``.
+
+    By value, not by parameter name: a device may repeat a password anywhere (a login error
+    that echoes it, a banner). Longest first, so a secret that contains another goes whole.
+    """
+    values = {s.reveal() if isinstance(s, Secret) else s for s in secrets}
+    for value in sorted((v for v in values if v), key=len, reverse=True):
+        text = text.replace(value, MASK)
+    return text
 
 
 class Secret:

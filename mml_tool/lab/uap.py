@@ -766,7 +766,7 @@ class MmlConnection:
         meid = cmd.params.get("MEID")
         if meid is None:
             return _Outcome([self._fail(echo, RC_MISSING, "MEID")])
-        if not meid.isdigit():
+        if not (meid.isascii() and meid.isdigit()):
             return _Outcome([self._fail(echo, RC_BAD_VALUE, "MEID: a number is expected")])
         if int(meid) != self.node.config.meid:
             return _Outcome([self._fail(echo, RC_NO_SUCH_NE, f"MEID={meid}")])
@@ -775,7 +775,7 @@ class MmlConnection:
     def _bit_param(self, cmd: _Command, name: str) -> int | str:
         """The integer value of a bit-like parameter, or the error detail."""
         raw = cmd.params[name]
-        if not raw.isdigit():
+        if not (raw.isascii() and raw.isdigit()):  # int() would crash on '²', read '٠' as 0
             return f"{name}: a number is expected"
         value = int(raw)
         limit = PARAM_BITS - 1 if name == "BIT" else 1

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 
-from mml_tool.errors import MmlToolError
+from mml_tool.errors import AnswerError, MmlToolError
 from mml_tool.fleet import DEFAULT_WORKERS, Progress, run_fleet
 from mml_tool.inventory import HostConfig
 from mml_tool.mml.command import MmlCommand
@@ -74,7 +74,12 @@ def check_host(
         with session_factory(host) as session:
             for control in controls:
                 findings.append(_check_one(session, host, control, policy, template_dirs, today))
+        refused = getattr(session, "refused", None)  # a hostile answer seen at logout
+        if isinstance(refused, AnswerError):
+            raise refused
     except MmlToolError as exc:
+        if isinstance(exc, AnswerError):
+            findings.clear()  # nothing this session read can be trusted
         done = {f.control_id for f in findings}
         findings.extend(
             evaluate(

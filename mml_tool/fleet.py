@@ -22,7 +22,7 @@ from typing import Generic, Protocol, TypeVar
 
 from mml_tool.errors import MmlToolError, UnexpectedError
 from mml_tool.inventory import HostConfig
-from mml_tool.secret import Secret, scrub
+from mml_tool.secret import scrub
 
 T = TypeVar("T")
 log = logging.getLogger("mml_tool.fleet")
@@ -67,24 +67,13 @@ class HostResult(Generic[T]):
         return self.error is not None
 
 
-def host_secrets(host: HostConfig) -> list[Secret]:
-    """Every secret the inventory gave ``host`` (MML/SSH password, jump password, passphrases)."""
-    found: list[Secret] = []
-    for owner in (host, host.jump):
-        for name in ("password", "key_passphrase"):
-            value = getattr(owner, name, None)
-            if isinstance(value, Secret) and value:
-                found.append(value)
-    return found
-
-
 def unexpected(host: HostConfig, exc: Exception) -> UnexpectedError:
     """``exc`` as ``host``'s typed error: type, message and the line that raised it (enough for
     a bug report, no traceback on the terminal), with the host's secrets scrubbed."""
     frames = traceback.extract_tb(exc.__traceback__)
     where = f" at {Path(frames[-1].filename).name}:{frames[-1].lineno}" if frames else ""
     kind = type(exc).__name__
-    text = scrub(str(exc), host_secrets(host))
+    text = scrub(str(exc), host.secrets())
     log.debug("%s: unexpected %s%s: %s", host.name, kind, where, text)
     error = UnexpectedError(
         f"{host.name}: unexpected {kind}: {text} (raised{where}): mml-tool did not foresee this; "

@@ -5,6 +5,8 @@ the order the host lists its groups) < the host itself. ``${VAR}`` (or ``${VAR:-
 anywhere in a string is replaced from the environment. A password comes from ``password``,
 ``password_file`` (relative to the inventory's folder; the trailing newline is dropped) or
 ``password_prompt: true``; the level that sets one of them replaces what a lower level set.
+An encrypted ``key_file`` takes its passphrase the same three ways (``key_passphrase``,
+``key_passphrase_file``, ``key_passphrase_prompt``).
 Relative paths are relative to the inventory file's folder.
 
 Every error is an ``InventoryError`` that names the file, the host (or group, gateway) and the
@@ -32,12 +34,16 @@ from mml_tool.secret import Secret
 TRANSPORTS = ("ssh", "ssh-tunnel", "tcp")
 DEFAULT_PORTS = {"ssh": 22, "ssh-tunnel": 6000, "tcp": 6000}
 PASSWORD_SOURCES = ("password", "password_file", "password_prompt")
+PASSPHRASE_SOURCES = ("key_passphrase", "key_passphrase_file", "key_passphrase_prompt")
 HOST_KEYS = (
-    "transport", "hostname", "port", "username", *PASSWORD_SOURCES, "key_file", "known_hosts",
-    "trust_on_first_use", "connect_timeout", "timeout", "platform", "groups", "ne_name", "meid",
-    "gateway", "jump",
+    "transport", "hostname", "port", "username", *PASSWORD_SOURCES, "key_file",
+    *PASSPHRASE_SOURCES, "known_hosts", "trust_on_first_use", "connect_timeout", "timeout",
+    "platform", "groups", "ne_name", "meid", "gateway", "jump",
 )  # fmt: skip
-JUMP_KEYS = ("hostname", "port", "username", *PASSWORD_SOURCES, "key_file", "known_hosts")
+JUMP_KEYS = (
+    "hostname", "port", "username", *PASSWORD_SOURCES, "key_file", *PASSPHRASE_SOURCES,
+    "known_hosts",
+)  # fmt: skip
 GATEWAY_KEYS = (
     "url", "ca_bundle", "verify_tls", "agent_id", "agent_password", "agent_password_file",
     "agent_password_prompt", "phone_number", "called", "skill_id", "timeout",
@@ -64,6 +70,7 @@ class JumpConfig:
     password: Secret | None
     key_file: Path | None
     known_hosts: Path | None
+    key_passphrase: Secret | None = None  # for an encrypted key_file
 
 
 @dataclass(frozen=True)
@@ -87,10 +94,19 @@ class HostConfig:
     meid: int | None
     gateway: str | None
     jump: JumpConfig | None
+    key_passphrase: Secret | None = None  # for an encrypted key_file
 
     @property
     def address(self) -> str:
         return f"{self.hostname}:{self.port}"
+
+    def secrets(self) -> list[Secret]:
+        """Every secret this host was given (passwords, passphrases, its jump host's too): what
+        a session scrubs, by value, from everything it keeps or prints."""
+        found = [self.password, self.key_passphrase]
+        if self.jump is not None:
+            found += [self.jump.password, self.jump.key_passphrase]
+        return [s for s in found if s]
 
 
 @dataclass(frozen=True)
@@ -192,10 +208,11 @@ class _Loader:
                 raise self.fail(where, f"unknown key {key!r}: {hint}")
 
     def password_level(self, data: Mapping[str, Any], where: str, prefix: str = "") -> None:
-        names = [f"{prefix}{k}" for k in PASSWORD_SOURCES]
-        given = [n for n in names if n in data and data[n] not in (None, False)]
-        if len(given) > 1:
-            raise self.fail(where, f"{' and '.join(given)} are both set: keep only one of them")
+        for sources in (PASSWORD_SOURCES, () if prefix else PASSPHRASE_SOURCES):
+            names = [f"{prefix}{k}" for k in sources]
+            given = [n for n in names if n in data and data[n] not in (None, False)]
+            if len(given) > 1:
+                raise self.fail(where, f"{' and '.join(given)} are both set: keep only one of them")
 
     # -- values ----------------------------------------------------------------------------
 
@@ -277,10 +294,15 @@ class _Loader:
         return path if path.is_absolute() else self.base / path
 
     def secret(
-        self, data: Mapping[str, _Value], where: str, prefix: str, question: str
+        self,
+        data: Mapping[str, _Value],
+        where: str,
+        prefix: str,
+        question: str,
+        base: str = "password",
     ) -> Secret | None:
-        """The password set by ``{prefix}password``, ``..._file`` or ``..._prompt``."""
-        name = f"{prefix}password"
+        """The secret set by ``{prefix}{base}``, ``..._file`` or ``..._prompt``."""
+        name = f"{prefix}{base}"
         file_field, prompt_field = f"{name}_file", f"{name}_prompt"
         if name in data and data[name].value is not None:
             value = self.expand(data[name], where, name)
@@ -297,7 +319,7 @@ class _Loader:
                 raise self.fail(
                     where,
                     f"field {file_field!r}: cannot read {path} ({exc.strerror}): create it with "
-                    "the password on one line, readable by you only (chmod 600)",
+                    f"the {base} on one line, readable by you only (chmod 600)",
                 ) from None
         raw = data.get(prompt_field)
         if raw is not None and self.boolean(
@@ -308,9 +330,9 @@ class _Loader:
                 if self.prompt is None:
                     raise self.fail(
                         where,
-                        f"field {prompt_field!r} asks for the password on the terminal, but "
-                        "there is none: run interactively, or set the password through an "
-                        "environment variable (password: ${VAR}) or a password_file",
+                        f"field {prompt_field!r} asks for the {base} on the terminal, but "
+                        f"there is none: run interactively, or set the {base} through an "
+                        f"environment variable ({name}: ${{VAR}}) or a {name}_file",
                     )
                 self._prompted[key] = Secret(self.prompt(f"{question} ({raw.origin}): "))
             return self._prompted[key]
@@ -438,9 +460,10 @@ class _Loader:
         levels.append((where, host))
         merged: dict[str, _Value] = {}
         for origin, data in levels:
-            if any(k in data for k in PASSWORD_SOURCES):
-                for k in PASSWORD_SOURCES:  # the level that sets a password replaces all sources
-                    merged.pop(k, None)
+            for sources in (PASSWORD_SOURCES, PASSPHRASE_SOURCES):
+                if any(k in data for k in sources):
+                    for k in sources:  # the level that sets a secret replaces all its sources
+                        merged.pop(k, None)
             for key, value in data.items():
                 if key != "groups":
                     merged[key] = _Value(value, origin)
@@ -478,6 +501,13 @@ class _Loader:
         key_file = (
             None if get("key_file") is None else self.file(get("key_file"), where, "key_file")
         )
+        passphrase = self.secret(
+            merged, where, "key_", f"passphrase of SSH key {key_file}", base="passphrase"
+        )
+        if passphrase is not None and key_file is None:
+            raise self.fail(
+                where, "key_passphrase is set but key_file is not: add key_file or remove it"
+            )
         if password is None and (transport != "ssh" or key_file is None):
             raise self.fail(
                 where,
@@ -500,7 +530,7 @@ class _Loader:
                     "transport 'ssh-tunnel' needs a 'jump' host: add jump: {hostname: ..., "
                     "port: ..., username: ...}",
                 )
-            jump = self.jump(name, merged["jump"], username, password, key_file, kh)
+            jump = self.jump(name, merged["jump"], username, password, key_file, passphrase, kh)
         elif "jump" in data:
             raise self.fail(
                 where,
@@ -528,6 +558,7 @@ class _Loader:
             meid=None if meid is None else self.integer(meid, where, "meid", 0, None),
             gateway=gateway,
             jump=jump,
+            key_passphrase=passphrase,
         )
 
     def jump(
@@ -537,6 +568,7 @@ class _Loader:
         username: str,
         password: Secret | None,
         key_file: Path | None,
+        passphrase: Secret | None,
         known_hosts: Any,
     ) -> JumpConfig:
         """Unset jump fields fall back to the host's own user, credentials and known_hosts."""
@@ -555,8 +587,15 @@ class _Loader:
             raise self.fail(where, "field 'hostname' is missing: give the jump host's address")
         jpass = self.secret(values, where, "", "SSH password for the jump host")
         jkey = None if get("key_file") is None else self.file(get("key_file"), where, "key_file")
+        jphrase = self.secret(
+            values, where, "key_", "passphrase of the jump host's SSH key", base="passphrase"
+        )
+        if jphrase is not None and jkey is None:
+            raise self.fail(
+                where, "key_passphrase is set but key_file is not: add key_file or remove it"
+            )
         if jpass is None and jkey is None:
-            jpass, jkey = password, key_file
+            jpass, jkey, jphrase = password, key_file, passphrase
         kh = get("known_hosts") if get("known_hosts") is not None else known_hosts
         return JumpConfig(
             hostname=self.text(get("hostname"), where, "hostname", _HOSTNAME_RE),
@@ -565,6 +604,7 @@ class _Loader:
             password=jpass,
             key_file=jkey,
             known_hosts=None if kh is None else self.file(kh, where, "known_hosts"),
+            key_passphrase=jphrase,
         )
 
     def gateway(self, name: str, data: dict[str, Any]) -> GatewayConfig:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 MASK = "*****"
+MIN_SCRUB = 4
 
 
 def scrub(text: str, secrets: Iterable[Secret | str]) -> str:
@@ -14,7 +15,7 @@ def scrub(text: str, secrets: Iterable[Secret | str]) -> str:
     that echoes it, a banner). Longest first, so a secret that contains another goes whole.
     """
     values = {s.reveal() if isinstance(s, Secret) else s for s in secrets}
-    for value in sorted((v for v in values if v), key=len, reverse=True):
+    for value in sorted((v for v in values if len(v) >= MIN_SCRUB), key=len, reverse=True):
         text = text.replace(value, MASK)
     return text
 

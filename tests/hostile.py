@@ -91,6 +91,8 @@ class HostileServer:
 
     def __exit__(self, *exc: object) -> None:
         self._closing.set()
+        with contextlib.suppress(OSError):
+            self._sock.shutdown(socket.SHUT_RDWR)  # wakes the blocked accept() (Linux)
         self._sock.close()
         for conn in self._conns:
             with contextlib.suppress(OSError):

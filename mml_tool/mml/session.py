@@ -7,7 +7,16 @@ sleeps. After a timeout, a lost connection or an unreadable reply the stream can
 trusted, so the session closes itself and refuses further commands.
 
 Everything that leaves this module (logs, transcript, responses, errors) is masked with
-``mask_text``: a password sent in ``LGI`` never appears in them.
+``mask_text`` and scrubbed of the host's secret values (``HostConfig.secrets``): a password
+never appears in them, even where an element repeats it outside ``PWD=``.
+
+Answers no honest element gives are refused with ``AnswerError`` (the session closes): after
+``REG NE``/``USE ME``, an answer whose element header (the last ``+++`` line before the echo,
+so an NMS's own header before it does not count) names another NE; a second answer to a
+command already answered; an ``O&M`` serial lower than one received before on the connection
+(numeric serials only: ``#HWHandle=174`` is not ordered). A second answer is seen when it
+arrives before the session ends: after each answer, whatever has already arrived is read
+without waiting; what comes later is caught by the next command or the logout.
 """
 
 from __future__ import annotations
@@ -23,6 +32,7 @@ from pathlib import Path
 from types import TracebackType
 
 from mml_tool.errors import (
+    AnswerError,
     CommandError,
     LoginError,
     MmlTimeout,
@@ -35,6 +45,7 @@ from mml_tool.mml.command import MmlCommand, mask_text, quoted
 from mml_tool.mml.lineends import LineEnds
 from mml_tool.mml.response import END_RE, MmlReport, MmlResponse, echo_matches, parse_report
 from mml_tool.mml.transport import Transport, make_transport
+from mml_tool.secret import scrub
 
 log = logging.getLogger("mml_tool.session")
 LOGOUT_TIMEOUT = 2.0
@@ -44,6 +55,13 @@ TAIL_BYTES = 300
 MAX_FRAME_CHARS = 8 * 1024 * 1024
 MAX_SET_ASIDE = 1000  # autonomous and stale reports kept per session (the newest)
 _ERASE_RE = re.compile(r".?\x08 \x08")  # a terminal's echo of backspace erases one character
+_HEAD_RE = re.compile(
+    r"^\+\+\+\s+(.*?)(?:\s+\d{4}-\d{2}-\d{2}\s+\d{2}:\d{2}:\d{2}\S*(?:\s+DST)?)?\s*$"
+)
+SESSION_VERBS = frozenset({"LGI", "LGO", "REG", "UNREG", "USE"})
+_SERIAL_RE = re.compile(r"^O&M\s+#?([0-9]{1,20})\s*$")
+_MENAME_RE = re.compile(r"MENAME:\s*([^*]+?)\s*\*/")
+_MEID_RE = re.compile(r"MEID:\s*([0-9]{1,9})\b")
 
 
 @dataclass(frozen=True)
@@ -96,6 +114,15 @@ class MmlSession:
         self._logged_in = False
         self._closed = False
         self._broken: str | None = None
+        self._secrets = host.secrets()
+        self._selected = False  # REG NE / USE ME done: answers must come from that element
+        self._element: str | None = None  # the element header answers come with (pinned)
+        self._last_serial: dict[str | None, int] = {}  # per element header: an NMS counts apart
+        self._sends: dict[str, int] = {}  # masked command -> times sent
+        self._answers: dict[str, int] = {}  # masked command -> final answers received
+        # An AnswerError seen while logging out (a late second answer): the session's earlier
+        # answers cannot be trusted; callers that keep values check this after closing.
+        self.refused: AnswerError | None = None
 
     # -- lifecycle
 
@@ -124,8 +151,11 @@ class MmlSession:
                 self.run(MmlCommand.create("REG", "NE", NAME=quoted(h.ne_name))).raise_for_retcode()
             if h.meid is not None:
                 self.run(MmlCommand.create("USE", "ME", MEID=h.meid)).raise_for_retcode()
-        except BaseException:
+            self._selected = h.ne_name is not None or h.meid is not None
+        except BaseException as exc:
             self.close()
+            if isinstance(exc, MmlToolError):
+                self._scrub_error(exc)
             raise
 
     def _login(self) -> None:
@@ -143,9 +173,11 @@ class MmlSession:
         response = self.run(cmd)
         if not response.ok:
             raise LoginError(
-                f"{h.name} ({h.address}): login as user {h.username!r} refused: RETCODE = "
-                f"{response.retcode}  {mask_text(response.message)}: check the username and "
-                "password in the inventory, or whether the account is locked"
+                self._clean(
+                    f"{h.name} ({h.address}): login as user {h.username!r} refused: RETCODE = "
+                    f"{response.retcode}  {response.message}: check the username and "
+                    "password in the inventory, or whether the account is locked"
+                )
             )
         self._logged_in = True
 
@@ -156,6 +188,9 @@ class MmlSession:
         if self._logged_in and self._broken is None:
             try:
                 self._exchange(MmlCommand.create("LGO"), min(LOGOUT_TIMEOUT, self.host.timeout))
+            except AnswerError as exc:
+                self.refused = exc
+                log.warning("%s: while logging out: %s", self.host.name, exc)
             except MmlToolError as exc:
                 log.debug("%s: logout failed (ignored): %s", self.host.name, exc)
         self._closed = True
@@ -185,14 +220,32 @@ class MmlSession:
             raise TransportError(f"{self.host.name}: the session is not open: call open() first")
         try:
             return self._exchange(cmd, self.host.timeout if timeout is None else timeout)
-        except (MmlTimeout, TransportError, ParseError) as exc:
+        except (MmlTimeout, TransportError, ParseError, AnswerError) as exc:
             self._broken = type(exc).__name__
             log.debug("%s: closing the session after %s", self.host.name, self._broken)
             self.close()
+            self._scrub_error(exc)
+            raise
+        except MmlToolError as exc:
+            self._scrub_error(exc)
             raise
 
+    # -- secrets
+
+    def _clean(self, text: str) -> str:
+        """``text`` masked by parameter name and scrubbed of this host's secret values."""
+        return scrub(mask_text(text), self._secrets)
+
+    def _scrub_error(self, exc: MmlToolError) -> None:
+        """Scrub an error's text in place (its message and the attributes it shows)."""
+        exc.args = tuple(self._clean(a) if isinstance(a, str) else a for a in exc.args)
+        for name in ("message", "command"):
+            value = getattr(exc, name, None)
+            if isinstance(value, str):
+                setattr(exc, name, self._clean(value))
+
     def _exchange(self, cmd: MmlCommand, timeout: float) -> MmlResponse:
-        masked = cmd.masked()
+        masked = self._clean(cmd.masked())
         log.debug("%s >>> %s", self.host.name, masked)
         if self.transcript is not None:
             self.transcript.add(">>>", masked)
@@ -203,36 +256,124 @@ class MmlSession:
             self.transport.write((cmd.render() + "\r\n").encode("utf-8"))
         except TransportError as exc:
             raise TransportError(f"{self.host.name}: sending {masked}: {exc}") from None
+        self._sends[masked] = self._sends.get(masked, 0) + 1
         reports: list[MmlReport] = []
         frames: list[str] = []
         while True:
-            frame = self._read_frame(masked, deadline, timeout)
-            frame = self._skip_noise(frame)
-            try:
-                report = parse_report(frame)
-            except ParseError as exc:
-                raise ParseError(f"{self.host.name}: reply to {masked}: {exc}") from None
-            if report.autonomous:
-                log.debug("%s: autonomous %s report set aside", self.host.name, report.kind)
-                _set_aside(self.autonomous, report)
-                continue
-            if not echo_matches(report.echo, masked):
-                log.warning(
-                    "%s: set aside an O&M report #%d for %r while waiting for %s",
-                    self.host.name,
-                    report.serial,
-                    report.echo,
-                    masked,
-                )
-                _set_aside(self.stale, report)
+            frame = self._skip_noise(self._read_frame(masked, deadline, timeout))
+            report = self._take(frame, masked, masked)
+            if report is None:
                 continue
             reports.append(report)
             frames.append(frame)
             if not report.continued:
                 break
+        self._answers[masked] = self._answers.get(masked, 0) + 1
+        self._drain()
         elapsed = time.monotonic() - start
         log.debug("%s <<< RETCODE = %s (%.3f s)", self.host.name, reports[0].retcode, elapsed)
         return MmlResponse(reports, "".join(frames), masked, self.host.name, elapsed)
+
+    def _take(self, frame: str, current: str | None, masked: str) -> MmlReport | None:
+        """Parse one frame and vet it: the report if it answers ``current``; None if it was
+        set aside (autonomous, or stale); AnswerError if no honest element would send it."""
+        try:
+            report = parse_report(frame)
+        except ParseError as exc:
+            raise ParseError(f"{self.host.name}: reply to {masked}: {exc}") from None
+        if report.autonomous:
+            log.debug("%s: autonomous %s report set aside", self.host.name, report.kind)
+            _set_aside(self.autonomous, report)
+            return None
+        element, serial = element_head(frame)
+        self._check_serial(element, serial, masked)
+        if current is not None and echo_matches(report.echo, current):
+            # Session commands may be answered by an NMS in front of the element: not checked.
+            if self._selected and element is not None and _verb(current) not in SESSION_VERBS:
+                self._check_element(element, masked)
+            return report
+        self._refuse_second_answer(report, serial)
+        log.warning(
+            "%s: set aside an O&M report #%s for %r while waiting for %s",
+            self.host.name,
+            serial or "?",
+            report.echo,
+            masked,
+        )
+        _set_aside(self.stale, report)
+        return None
+
+    def _refuse_second_answer(self, report: MmlReport, serial: str | None) -> None:
+        for command, answered in self._answers.items():
+            if answered >= self._sends.get(command, 0) and echo_matches(report.echo, command):
+                raise AnswerError(
+                    f"{self.host.name} ({self.host.address}): a second answer to {command} "
+                    f"arrived (serial {serial or '?'}) after it had been answered: the element "
+                    "or something between us and it repeats or forges answers; nothing read in "
+                    "this session is used. Check the connection path to this element"
+                )
+
+    def _check_serial(self, element: str | None, serial: str | None, masked: str) -> None:
+        if serial is None or not (serial.isascii() and serial.isdigit()):
+            return  # no serial, or one that is not a number (#HWHandle=174): not ordered
+        number, last = int(serial), self._last_serial.get(element)
+        if last is not None and number < last:
+            raise AnswerError(
+                f"{self.host.name} ({self.host.address}): the O&M serial went backwards (#"
+                f"{number} after #{last}) in the reply to {masked}: an answer replayed or "
+                "injected on this connection; nothing read from it is used"
+            )
+        self._last_serial[element] = number
+
+    def _check_element(self, element: str, masked: str) -> None:
+        """The answer's element header must name the element selected with REG NE / USE ME;
+        when the header names neither, it must stay the one the first answer came with."""
+        h = self.host
+        name = _MENAME_RE.search(element)
+        meid = _MEID_RE.search(element)
+        if h.ne_name is not None:
+            shown = name.group(1) if name else element
+            ok = shown.casefold() == h.ne_name.casefold()
+            selected = f"NE {h.ne_name!r} (REG NE)"
+        elif h.meid is not None and meid is not None:
+            ok = int(meid.group(1)) == h.meid
+            selected = f"MEID {h.meid} (USE ME)"
+        else:
+            if self._element is None:
+                self._element = element
+            ok = element == self._element
+            selected = f"the element of the first answer ({self._element!r})"
+        if not ok:
+            raise AnswerError(
+                f"{h.name} ({h.address}): the reply to {masked} is headed by {element!r}, not "
+                f"by {selected}: another element answered; nothing read from it is used. "
+                "Check ne_name/meid in the inventory and the path to the element"
+            )
+
+    def _drain(self) -> None:
+        """Look at what has already arrived after an answer, without waiting: a second answer
+        to a command is refused before the first is handed on. Anything else stays in the
+        buffer for the next command to take as usual."""
+        try:
+            data = self.transport.read(time.monotonic())
+        except TransportError:
+            data = b""  # a closed connection shows at the next command
+        self._buffer += self._decoder.decode(data)
+        start = 0
+        while (m := END_RE.search(self._buffer, start)) is not None:
+            frame = self._clean(self._buffer[start : m.end()])
+            start = m.end()
+            try:
+                report = parse_report(self._skip_noise(frame))
+            except ParseError:
+                continue  # the next command reports it, in its own words
+            if not report.autonomous:
+                try:
+                    self._refuse_second_answer(report, element_head(frame)[1])
+                except AnswerError:
+                    if self.transcript is not None:
+                        self.transcript.add("<<<", frame)
+                    raise
 
     def _read_frame(self, masked: str, deadline: float, timeout: float) -> str:
         """The next text up to and including a ``---    END`` line, masked."""
@@ -241,14 +382,14 @@ class MmlSession:
             if m is not None:
                 end = m.end() + (self._buffer[m.end() : m.end() + 1] == "\n")  # the line's LF
                 frame, self._buffer = self._buffer[:end], self._buffer[end:]
-                frame = mask_text(frame)
+                frame = self._clean(frame)
                 if self.transcript is not None:
                     self.transcript.add("<<<", frame)
                 return frame
             if time.monotonic() >= deadline:
-                tail = mask_text(self._buffer)[-TAIL_BYTES:]
+                tail = self._clean(self._buffer)[-TAIL_BYTES:]
                 if self.transcript is not None and self._buffer:
-                    self.transcript.add("<<<", mask_text(self._buffer))
+                    self.transcript.add("<<<", self._clean(self._buffer))
                 raise MmlTimeout(
                     f"{self.host.name} ({self.host.address}): no complete reply to {masked} "
                     f"within {timeout:g} s; last bytes received: {tail!r}: check the element's "
@@ -258,14 +399,14 @@ class MmlSession:
                 data = self.transport.read(deadline)
             except TransportError as exc:
                 if self.transcript is not None and self._buffer:
-                    self.transcript.add("<<<", mask_text(self._buffer))
+                    self.transcript.add("<<<", self._clean(self._buffer))
                 raise TransportError(
                     f"{self.host.name}: connection lost while waiting for the reply to "
                     f"{masked}: {exc}"
                 ) from None
             self._buffer += self._decoder.decode(self._line_ends.feed(data))
             if len(self._buffer) > MAX_FRAME_CHARS:
-                tail = mask_text(self._buffer)[-TAIL_BYTES:]  # mask first: a cut could split a name
+                tail = self._clean(self._buffer)[-TAIL_BYTES:]  # clean first: a cut splits names
                 raise ParseError(
                     f"{self.host.name} ({self.host.address}): more than {MAX_FRAME_CHARS} "
                     f"characters in reply to {masked} without a '---    END' line; last bytes "
@@ -286,6 +427,28 @@ class MmlSession:
                 break
             i += 1
         return "".join(lines[i:])
+
+
+def _verb(command: str) -> str:
+    head = command.split(":", 1)[0].split()
+    return head[0].upper() if head else ""
+
+
+def element_head(frame: str) -> tuple[str | None, str | None]:
+    """The element's name and O&M serial text from a report's header lines: the last ``+++``
+    line and the last ``O&M`` line before the ``%%echo%%`` (an NMS may print its own pair
+    first). None where the report has no such line (later pages, header-less variants)."""
+    element = serial = None
+    for line in frame.splitlines():
+        text = line.strip()
+        if text.startswith("%%"):
+            break
+        if text.startswith("+++") and (m := _HEAD_RE.match(text)) is not None:
+            element, serial = m.group(1).strip() or None, None
+        elif text.startswith("O&M"):
+            m2 = _SERIAL_RE.match(text)
+            serial = m2.group(1) if m2 else text.removeprefix("O&M").strip().lstrip("#")
+    return element, serial
 
 
 def _set_aside(reports: list[MmlReport], report: MmlReport) -> None:

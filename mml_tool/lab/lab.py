@@ -19,6 +19,8 @@ LAB.yaml (``load_lab_config``)::
         page_size: 20         # parameters per report of LST SFP:;
         ssh_echo: false       # echo typed characters on SSH shells with a pty
         serial_start: 1000    # first O&M serial on each connection (default: random)
+        authorized_keys: ["ssh-ed25519 AAAA... me@host"]   # SSH public-key auth (default: none);
+                              # a shell opened with a key is logged in to MML (no LGI needed)
         echo_prefix: ""       # text before the echoed command in %%...%%: literal, e.g.
                               # "/*1879106888 MEID=005*/", and/or the token "{serial}", a
                               # running number per connection (%%241299LST SFP: ID=P978;%%);
@@ -85,6 +87,7 @@ _NODE_KEYS = frozenset(
         "page_size",
         "ssh_echo",
         "serial_start",
+        "authorized_keys",
         "echo_prefix",
         "state_file",
         "params",

@@ -87,15 +87,21 @@ times the prefix faults and ``drop_after_mod`` fire on the node (None: every tim
     login_refused      LGI always answers RETCODE 1008
     drop_after_mod     a successful MOD changes the state, then the connection closes unanswered
 
-SSH: password authentication only; ``session`` channels with pty and shell requests; ``exec``
-refused; ``direct-tcpip`` accepted only towards this server's own plain-TCP MML ports on its own
-address, 127.0.0.1 or localhost (a jump host for the ssh-tunnel transport), the bytes are relayed
-to that port. The host key is Ed25519, generated at start unless ``host_key_file`` names an existing
-key (a missing file is created with the generated key).
+SSH: password authentication; and public-key authentication for a node that lists OpenSSH
+public keys in ``NodeConfig.authorized_keys`` (``ssh-ed25519 AAAA... comment``), for the lab's
+user only. A shell opened after public-key authentication is logged in to MML as that user,
+so ``LGI`` is not needed there (inference: as the client does for a key without an MML
+password; whether a real element also asks for ``LGI`` then is not public). ``session``
+channels with pty and shell requests; ``exec`` refused; ``direct-tcpip`` accepted only towards
+this server's own plain-TCP MML ports on its own address, 127.0.0.1 or localhost (a jump host
+for the ssh-tunnel transport), the bytes are relayed to that port. The host key is Ed25519,
+generated at start unless ``host_key_file`` names an existing key (a missing file is created
+with the generated key).
 """
 
 from __future__ import annotations
 
+import base64
 import codecs
 import contextlib
 import dataclasses
@@ -124,6 +130,7 @@ from paramiko.common import (
     OPEN_FAILED_ADMINISTRATIVELY_PROHIBITED,
     OPEN_SUCCEEDED,
 )
+from paramiko.pkey import UnknownKeyType
 
 from mml_tool.errors import ConfigError
 from mml_tool.lab.frames import END_LINE, Block, Report, render_alarm, render_report
@@ -259,11 +266,14 @@ class NodeConfig:
     ssh_echo: bool = False
     serial_start: int | None = None
     echo_prefix: str = ""  # before the echoed command; "{serial}" -> a running number
+    authorized_keys: Sequence[str] = ()  # OpenSSH public key lines accepted for SSH
 
     def __post_init__(self) -> None:
         if not self.ne_name:
             self.ne_name = self.name.upper()
         self._check_echo_prefix()
+        self.authorized_keys = tuple(self.authorized_keys)
+        self.public_keys()  # refuse a bad line now, not at the first connection
         if self.layout not in LAYOUTS:
             raise ConfigError(f"node {self.name}: layout must be one of {', '.join(LAYOUTS)}")
         if self.language not in LANGUAGES:
@@ -279,6 +289,20 @@ class NodeConfig:
                 raise ConfigError(f"node {self.name}: {pid} must be an integer")
             if not 0 <= value < 1 << PARAM_BITS:
                 raise ConfigError(f"node {self.name}: {pid} must be in 0..{(1 << PARAM_BITS) - 1}")
+
+    def public_keys(self) -> list[paramiko.PKey]:
+        """``authorized_keys`` parsed (ConfigError naming the line that is not a key)."""
+        keys = []
+        for number, line in enumerate(self.authorized_keys, start=1):
+            parts = line.split() if isinstance(line, str) else []
+            try:
+                keys.append(paramiko.PKey.from_type_string(parts[0], base64.b64decode(parts[1])))
+            except (IndexError, ValueError, paramiko.SSHException, UnknownKeyType):
+                raise ConfigError(
+                    f"node {self.name}: authorized_keys line {number} is not an OpenSSH public "
+                    "key ('ssh-ed25519 AAAA... comment')"
+                ) from None
+        return keys
 
     def _check_echo_prefix(self) -> None:
         prefix = self.echo_prefix
@@ -569,6 +593,7 @@ class MmlConnection:
         drop: Callable[[], None],
         close: Callable[[], None],
         echo: bool = False,
+        logged_in: bool = False,
     ) -> None:
         self.node = node
         self.conn = conn
@@ -583,7 +608,7 @@ class MmlConnection:
         self.serial = (start if start is not None else random.randint(1000, 60000)) - 1
         # The running number behind echo_prefix's "{serial}"; _echo_prefix increments first.
         self.echo_serial = random.randint(100000, 999999) - 1
-        self.logged_in = False
+        self.logged_in = logged_in
         self.count = 0
         self.stalled = False
         self.splitter = CommandSplitter()
@@ -912,18 +937,27 @@ def load_or_create_host_key(path: Path | None) -> paramiko.PKey:
 
 
 class _SshInterface(paramiko.ServerInterface):
-    def __init__(self, server: UapServer) -> None:
+    def __init__(self, server: UapServer, node: UapNode) -> None:
         self.server = server
         self.lock = threading.Lock()
         self.shells: dict[int, threading.Event] = {}
         self.ptys: set[int] = set()
         self.direct: dict[int, int] = {}
+        self.keys = {(k.get_name(), k.asbytes()) for k in node.config.public_keys()}
+        self.by_key = False  # authenticated with a public key: MML is logged in already
 
     def get_allowed_auths(self, username: str) -> str:
-        return "password"
+        return "password,publickey" if self.keys else "password"
 
     def check_auth_password(self, username: str, password: str) -> int:
         if self.server.credentials_ok(username, password):
+            return AUTH_SUCCESSFUL
+        return AUTH_FAILED
+
+    def check_auth_publickey(self, username: str, key: paramiko.PKey) -> int:
+        # paramiko verifies the client's signature itself before the session is granted.
+        if username == self.server.username and (key.get_name(), key.asbytes()) in self.keys:
+            self.by_key = True
             return AUTH_SUCCESSFUL
         return AUTH_FAILED
 
@@ -1200,7 +1234,7 @@ class UapServer:
             sock.close()
             return
         transport.add_server_key(self.host_key)
-        iface = _SshInterface(self)
+        iface = _SshInterface(self, node)
         try:
             transport.start_server(server=iface)
             while transport.is_active() and not self._stop.is_set():
@@ -1253,6 +1287,7 @@ class UapServer:
                 drop=transport.close,
                 close=close,
                 echo=node.config.ssh_echo and pty,
+                logged_in=iface.by_key,
             ).serve()
         finally:
             _close_channel(chan)

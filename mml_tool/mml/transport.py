@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Protocol
 
 import paramiko
+from paramiko.pkey import UnknownKeyType
 
 from mml_tool.errors import HostKeyError, TransportError
 from mml_tool.inventory import HostConfig, JumpConfig
@@ -156,6 +157,43 @@ def _record_key(path: Path, name: str, key: paramiko.PKey) -> None:
         ) from None
 
 
+def load_private_key(where: str, key_file: Path, passphrase: Secret | None) -> paramiko.PKey:
+    """The private key in ``key_file``, decrypted with ``passphrase`` if it is encrypted.
+
+    Read before connecting, so that a missing, unreadable or still-encrypted key is said as
+    such (paramiko's own attempt ends in a vague "authentication failed"). The passphrase
+    never appears in a message.
+    """
+    try:
+        return paramiko.PKey.from_path(key_file)
+    except OSError as exc:
+        raise TransportError(
+            f"{where}: cannot read key_file {key_file} ({exc.strerror}): check the path and "
+            "that it is readable by you"
+        ) from None
+    except TypeError:  # cryptography: "password-protected, but password was not provided"
+        if passphrase is None:
+            raise TransportError(
+                f"{where}: key_file {key_file} is encrypted and no passphrase was given: set "
+                "key_passphrase (e.g. ${SSH_KEY_PASSPHRASE}), key_passphrase_file or "
+                "key_passphrase_prompt: true in the inventory"
+            ) from None
+    except (ValueError, paramiko.SSHException, UnknownKeyType) as exc:
+        raise TransportError(
+            f"{where}: key_file {key_file} is not a private key mml-tool can read "
+            f"({type(exc).__name__}): use an OpenSSH or PEM Ed25519, ECDSA or RSA key"
+        ) from None
+    try:
+        # bytes, whatever the stubs say: cryptography's loaders take no str password
+        secret = passphrase.reveal().encode("utf-8")
+        return paramiko.PKey.from_path(key_file, secret)  # type: ignore[arg-type]
+    except (OSError, TypeError, ValueError, paramiko.SSHException, UnknownKeyType):
+        raise TransportError(
+            f"{where}: the passphrase given by key_passphrase does not decrypt key_file "
+            f"{key_file}: check it"
+        ) from None
+
+
 def _ssh_connect(
     label: str,
     hostname: str,
@@ -166,9 +204,11 @@ def _ssh_connect(
     known_hosts: Path | None,
     tofu: bool,
     timeout: float,
+    passphrase: Secret | None = None,
 ) -> paramiko.SSHClient:
     """An authenticated SSH client, host key verified; any failure -> TransportError."""
     where = f"{label} ({hostname}:{port})"
+    pkey = None if key_file is None else load_private_key(where, key_file, passphrase)
     client = paramiko.SSHClient()
     kh = (known_hosts or DEFAULT_KNOWN_HOSTS).expanduser()
     try:
@@ -192,7 +232,7 @@ def _ssh_connect(
             sock=sock,
             username=username,
             password=password.reveal() if password is not None else None,
-            key_filename=str(key_file) if key_file is not None else None,
+            pkey=pkey,
             timeout=timeout,
             banner_timeout=timeout,
             auth_timeout=timeout,
@@ -316,7 +356,7 @@ class SshShellTransport(_ChannelPipe):
         h = self.host
         self._client = _ssh_connect(
             h.name, h.hostname, h.port, h.username, h.password, h.key_file, h.known_hosts,
-            h.trust_on_first_use, h.connect_timeout,
+            h.trust_on_first_use, h.connect_timeout, h.key_passphrase,
         )  # fmt: skip
         try:
             # A wide pty so that the element does not wrap long report lines.
@@ -340,7 +380,7 @@ class SshTunnelTransport(_ChannelPipe):
         h, j = self.host, self.jump
         self._client = _ssh_connect(
             f"{h.name} jump host", j.hostname, j.port, j.username, j.password, j.key_file,
-            j.known_hosts, h.trust_on_first_use, h.connect_timeout,
+            j.known_hosts, h.trust_on_first_use, h.connect_timeout, j.key_passphrase,
         )  # fmt: skip
         transport = self._client.get_transport()
         try:

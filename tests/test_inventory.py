@@ -254,9 +254,8 @@ def test_asdict_of_a_host_keeps_the_password_masked(tmp_path: Path) -> None:
 
 def test_production_example_loads(monkeypatch: pytest.MonkeyPatch) -> None:
     env = {"MML_USER": "ops", "MML_PASSWORD": PW, "CCGW_AGENT_PASSWORD": "agent"}
-    env |= {"BASTION_KEY_PASSPHRASE": "bastion-pass", "MML_KEY_PASSPHRASE": "key-pass"}
     inv = load_inventory(ROOT / "inventories" / "production.example.yaml", env=env)
     assert inv.hosts and inv.gateways
-    assert inv.hosts["uap-a3"].key_passphrase == Secret("key-pass")
+    assert inv.hosts["uap-a3"].password is None and inv.hosts["uap-a3"].key_file is not None
     assert {h.transport for h in inv.hosts.values()} == {"ssh", "ssh-tunnel", "tcp"}
     assert PW not in repr(inv)

@@ -8,6 +8,7 @@ real certificate from the lab's CA.
 from __future__ import annotations
 
 import contextlib
+import json
 import socket
 import ssl
 import threading
@@ -16,16 +17,21 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+import yaml
+from click.testing import CliRunner
+from conftest import lab_env
 
+from mml_tool.cli import cli
 from mml_tool.errors import GatewayError
 from mml_tool.gateway.client import MAX_REPLY_BYTES, GatewayClient
 from mml_tool.gateway.verify import verify_video_directions
 from mml_tool.lab.certs import write_lab_certificates
+from mml_tool.lab.lab import Lab, make_nodes
 from mml_tool.secret import Secret
 
 PASSWORD = "Agent-Pa55word!"
 Behaviour = Callable[[ssl.SSLSocket, threading.Event], None]
-GIVE_UP = 6.0  # the server stops trickling after this: before the fix, the client waited so long
+GIVE_UP = 10.0  # the server stops trickling after this: before the fix, the client waited so long
 
 
 def _read_request(conn: ssl.SSLSocket) -> None:
@@ -206,3 +212,46 @@ def test_a_huge_answer_is_refused(
     assert info.value.retcode == ""
     assert not gw.signed_in
     assert MAX_REPLY_BYTES == 1 << 20
+
+
+def test_run_rolls_back_promptly_when_the_gateway_trickles(
+    hostile: Callable[[Behaviour], HostileGateway],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """`run`'s rollback decision waits for verification: a trickling gateway must not hold
+    the change (and the rollback) hostage."""
+    server = hostile(trickle_headers)
+    with Lab(make_nodes(1, varied=True), workdir=tmp_path / "lab", password="lab-Pw-77x") as lab:
+        inventory = lab.write_inventory(tmp_path / "lab" / "inventory.yaml")
+        for key, value in lab_env(inventory).items():
+            monkeypatch.setenv(key, value)
+        monkeypatch.setenv("CCGW_AGENT_PASSWORD", PASSWORD)
+        monkeypatch.setenv("MML_TOOL_AUDIT", str(tmp_path / "audit.jsonl"))
+        monkeypatch.setenv("MML_TOOL_LOCKS", str(tmp_path / "locks"))
+        doc = yaml.safe_load(inventory.read_text(encoding="utf-8"))
+        doc["gateways"] = {
+            "hostile": {
+                "url": server.url,
+                "ca_bundle": str(server.ca_path),
+                "agent_id": "101",
+                "agent_password": "${CCGW_AGENT_PASSWORD}",
+                "phone_number": "40038",
+                "called": "40040",
+                "skill_id": 25,
+                "timeout": 1,
+            }
+        }
+        doc["hosts"]["uap-1"]["gateway"] = "hostile"
+        inventory.write_text(yaml.safe_dump(doc, sort_keys=False), encoding="utf-8")
+        assert lab.node("uap-1").store.get_bit("P978", 0) == 1
+        started = time.monotonic()
+        args = ["run", "-i", str(inventory), "--change-id", "CHG-TRICKLE", "--yes"]
+        args += ["--limit", "uap-1", "--evidence", str(tmp_path / "ev")]
+        result = CliRunner().invoke(cli, args, catch_exceptions=False)
+        elapsed = time.monotonic() - started
+        assert result.exit_code == 1, result.output  # verification could not run: error
+        assert lab.node("uap-1").store.get_bit("P978", 0) == 1  # rolled back
+        assert elapsed < GIVE_UP / 2, f"run took {elapsed:.1f} s"
+        verify = json.loads((tmp_path / "ev" / "CHG-TRICKLE" / "verify-hostile.json").read_text())
+        assert verify["status"] == "error" and "no answer" in verify["error"]

@@ -67,7 +67,7 @@ from mml_tool.atomic import write_text_atomic
 from mml_tool.errors import ConfigError
 from mml_tool.lab.uap import FaultConfig, NodeConfig, UapNode, UapServer, default_params
 from mml_tool.secret import Secret
-from mml_tool.yamlload import load_yaml
+from mml_tool.yamlload import load_yaml, show
 
 PASSWORD_ENV = "MML_LAB_PASSWORD"
 AGENT_PASSWORD_ENV = "CCGW_AGENT_PASSWORD"
@@ -186,7 +186,7 @@ def _gateway_settings(path: Path, section: Any) -> EventShape:
         if shape == known:
             return known
     raise ConfigError(
-        f"{path}: gateway.event_shape is {shape!r}: use documented (as the vendor's pages "
+        f"{path}: gateway.event_shape is {show(shape)}: use documented (as the vendor's pages "
         "print events) or wrapped (every event in the envelope)"
     )
 

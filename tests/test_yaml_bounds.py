@@ -178,3 +178,12 @@ def test_show_never_builds_the_whole_repr() -> None:
     text = show(level)
     assert time.monotonic() - started < 0.1
     assert len(text) <= 60 and text.startswith("[[")
+
+
+def test_a_deep_lab_state_file_is_a_typed_error(tmp_path: Path) -> None:
+    from mml_tool.lab.uap import SfpStore
+
+    state = tmp_path / "uap-1.json"
+    state.write_text('{"version": 1, "params": ' + "[" * 100_000 + "]" * 100_000 + "}")
+    with pytest.raises(ConfigError, match="not a lab state file"):
+        SfpStore({"P978": 1}, state)

@@ -229,6 +229,8 @@ class GatewayClient:
             raise ConfigError(f"agent type {agent_type!r} is invalid: use 4 or 11 (video)")
         if timeout <= 0:
             raise ConfigError("timeout must be positive")
+        if max_reply_bytes < 1:
+            raise ConfigError("max_reply_bytes must be positive")
         scheme = url.split("://", 1)[0].lower() if "://" in url else ""
         if scheme != "https" and not (insecure and scheme == "http"):
             raise ConfigError(f"gateway URL {url!r} must start with https://")

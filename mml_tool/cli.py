@@ -217,6 +217,18 @@ def main(argv: Sequence[str] | None = None) -> None:
     cli.main(args=list(argv) if argv is not None else None, prog_name="mml-tool")
 
 
+def _change_id(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    """Checked while the command line is parsed: a usage error, before anything is read."""
+    from mml_tool.change_id import validate_change_id
+
+    if value is None:
+        return None
+    try:
+        return validate_change_id(value)
+    except ConfigError as exc:
+        raise click.BadParameter(str(exc)) from None
+
+
 def _print_json(body: object) -> None:
     click.echo(json.dumps(body, indent=2, ensure_ascii=False))
 
@@ -324,7 +336,12 @@ def check(
 @policy_option
 @limit_option
 @workers_option
-@click.option("--change-id", default=None, help="Change ticket ID recorded in the plan and audit.")
+@click.option(
+    "--change-id",
+    default=None,
+    callback=_change_id,
+    help="Change ticket ID recorded in the plan and audit.",
+)
 @click.option(
     "-o",
     "--output",
@@ -936,7 +953,12 @@ def verify(
 @policy_option
 @limit_option
 @workers_option
-@click.option("--change-id", required=True, help="Change ticket ID (plan, audit, evidence).")
+@click.option(
+    "--change-id",
+    required=True,
+    callback=_change_id,
+    help="Change ticket ID (plan, audit, evidence folder name): letters, digits, . _ - + # @.",
+)
 @yes_option
 @click.option(
     "--evidence",
@@ -977,14 +999,15 @@ def run(
     """
     from mml_tool.audit import AuditTrail, default_audit_path
     from mml_tool.change import default_lock_dir
+    from mml_tool.change_id import evidence_folder
     from mml_tool.policy import load_policy
     from mml_tool.workflow import run_change
 
+    evidence = evidence_folder(evidence_root, change_id)
     policy = load_policy(policy_path)
     inventory = _load_inventory(inventory_path)
     _ = inventory.plan_signing_key  # a key set but unreadable: refused before connecting
     hosts = inventory.select(limit)
-    evidence = evidence_root / change_id
 
     def approve(the_plan: Any) -> bool:
         _show_plan(the_plan, evidence / "plan.json")
@@ -1009,8 +1032,8 @@ def run(
         workers=workers,
         say=lambda line: out_console().print(line, highlight=False, markup=False),
     )
-    for note in outcome.notes:
-        err_console.print(note, highlight=False, markup=False)
+    for note in outcome.notes:  # soft_wrap: a long path stays whole, to copy and paste
+        err_console.print(note, highlight=False, markup=False, soft_wrap=True)
     click.echo(f"evidence: {evidence}")
     sys.exit(outcome.exit_code)
 

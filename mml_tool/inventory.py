@@ -30,6 +30,7 @@ import yaml
 
 from mml_tool.errors import InventoryError
 from mml_tool.secret import Secret
+from mml_tool.yamlload import load_yaml, show
 
 TRANSPORTS = ("ssh", "ssh-tunnel", "tcp")
 DEFAULT_PORTS = {"ssh": 22, "ssh-tunnel": 6000, "tcp": 6000}
@@ -342,7 +343,7 @@ class _Loader:
 
     def load(self) -> Inventory:
         try:
-            doc = yaml.safe_load(self.path.read_text(encoding="utf-8"))
+            doc = load_yaml(self.path.read_text(encoding="utf-8"), str(self.path), InventoryError)
         except OSError as exc:
             raise InventoryError(
                 f"{self.path}: cannot read the inventory ({exc.strerror}): check the path"
@@ -487,9 +488,13 @@ class _Loader:
 
         transport = get("transport", "ssh")
         if transport not in TRANSPORTS:
-            close = difflib.get_close_matches(str(transport), TRANSPORTS, n=1)
+            # show(), never str()/repr(): the value may be an alias bomb (see yamlload).
+            word = transport if isinstance(transport, str) else ""
+            close = difflib.get_close_matches(word, TRANSPORTS, n=1)
             hint = f"did you mean {close[0]!r}?" if close else f"use one of {', '.join(TRANSPORTS)}"
-            raise self.fail(where, f"field 'transport': unknown transport {transport!r}: {hint}")
+            raise self.fail(
+                where, f"field 'transport': unknown transport {show(transport)}: {hint}"
+            )
         if get("hostname") is None:
             raise self.fail(where, "field 'hostname' is missing: give the address to connect to")
         hostname = self.text(get("hostname"), where, "hostname", _HOSTNAME_RE)

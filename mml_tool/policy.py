@@ -34,6 +34,7 @@ import yaml
 
 from mml_tool.errors import ParseError, PolicyError
 from mml_tool.mml.command import MmlCommand, mask_text
+from mml_tool.yamlload import load_yaml, show
 
 SEVERITIES = ("low", "medium", "high", "critical")
 STATUSES = ("pass", "fail", "error", "waived")
@@ -235,7 +236,9 @@ class _Checker:
         if isinstance(value, date):
             return value
         try:
-            return date.fromisoformat(str(value))
+            if not isinstance(value, str):  # str() of a list may expand an alias bomb
+                raise ValueError(value)
+            return date.fromisoformat(value)
         except ValueError:
             raise self.fail(
                 where, fld, f"is {_show(value)}", "expected a date as YYYY-MM-DD"
@@ -249,8 +252,7 @@ def _kind(value: object) -> str:
 
 
 def _show(value: object) -> str:
-    text = repr(value)
-    return text if len(text) <= 60 else text[:57] + "..."
+    return show(value)  # never repr(): the value may be an alias bomb (see yamlload)
 
 
 def _span(allowed: Sequence[int]) -> str:
@@ -338,7 +340,7 @@ def parse_policy(content: bytes, source: str, path: Path) -> Policy:
     """Validate a policy document (``source`` names it in messages)."""
     check = _Checker(source)
     try:
-        doc = yaml.safe_load(content)
+        doc = load_yaml(content, source, PolicyError)
     except yaml.YAMLError as exc:
         raise PolicyError(f"{source}: not valid YAML: {exc}") from None
     top = check.mapping(doc, "", "", {"policy", "controls"}, {"waivers"})

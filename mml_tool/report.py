@@ -177,6 +177,30 @@ def _x(text: str | None) -> str:
     return _XML_BAD.sub("\ufffd", mask_text(text or ""))
 
 
+def tls_verification(verification: Mapping[str, Any] | None) -> dict[str, bool]:
+    """Gateway name -> whether its TLS certificate was verified, for each gateway result in a
+    report's verification (``verify``: one VerifyResult dict; ``run``: one per gateway)."""
+    if not verification:
+        return {}
+    found = [verification, *(v for v in verification.values() if isinstance(v, Mapping))]
+    return {
+        str(v.get("gateway", "")): v["verify_tls"]
+        for v in found
+        if isinstance(v.get("verify_tls"), bool)
+    }
+
+
+def _tls_off_line(verification: Mapping[str, Any] | None) -> str | None:
+    off = sorted(name for name, ok in tls_verification(verification).items() if not ok)
+    if not off:
+        return None
+    return (
+        f"- **TLS certificate verification OFF** for gateway {', '.join(off)} "
+        "(`verify_tls: false`): anyone on the path could have read the session or forged the "
+        "answers this verdict rests on"
+    )
+
+
 def to_junit(report: Report) -> str:
     s = summary(report)
     suite = ET.Element(
@@ -189,6 +213,12 @@ def to_junit(report: Report) -> str:
         time=f"{_seconds(report.info):.3f}",
         timestamp=report.info.started,
     )
+    tls = tls_verification(report.verification)
+    if tls:  # <properties> comes before the test cases in the JUnit schema
+        props = ET.SubElement(suite, "properties")
+        for name, verified in sorted(tls.items()):
+            value = "true" if verified else "false"
+            ET.SubElement(props, "property", name=_x(f"gateway.{name}.verify_tls"), value=value)
     for f in report.ordered():
         case = ET.SubElement(
             suite, "testcase", classname=_x(f.host), name=_x(f"{f.control_id}: {f.title}")
@@ -271,6 +301,9 @@ def to_markdown(report: Report) -> str:
             out += [head, "", _fenced("\n".join(lines) or "(none)"), ""]
     if report.verification is not None:
         out += ["", "## Verification", ""]
+        tls_off = _tls_off_line(report.verification)
+        if tls_off:
+            out.append(tls_off)
         for key, value in report.verification.items():
             if isinstance(value, (dict, list)):
                 dumped = json.dumps(value, indent=2, default=str)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -71,6 +72,7 @@ class RunOutcome:
     verifications: list[VerifyResult] = field(default_factory=list)
     rolled_back: ApplyRecord | None = None
     notes: list[str] = field(default_factory=list)
+    evidence_errors: list[str] = field(default_factory=list)  # files that could not be written
     exit_code: int = EXIT_OK
 
     @property
@@ -110,7 +112,13 @@ def run_change(
     started = now_iso()
     outcome = RunOutcome(evidence=evidence)
     book = TranscriptBook()
-    evidence.mkdir(parents=True, exist_ok=True)
+    try:
+        evidence.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:  # before anything is read or sent
+        raise ConfigError(
+            f"cannot create the evidence folder {evidence} ({exc.strerror or exc}): choose a "
+            "writable folder with --evidence"
+        ) from None
     try:
         _run(
             inventory,
@@ -139,9 +147,32 @@ def run_change(
                 session_factory=book.session,
             )
     finally:
-        book.write(evidence / "transcripts")
-        _write_bundle(outcome, inventory, policy, change_id, started)
+        _keep_evidence(
+            outcome, evidence / "transcripts", lambda: book.write(evidence / "transcripts")
+        )
+        _keep_evidence(
+            outcome,
+            evidence / "report.json, summary.md",
+            lambda: _write_bundle(outcome, inventory, policy, change_id, started),
+        )
+    if outcome.evidence_errors and outcome.exit_code == EXIT_OK:
+        outcome.exit_code = EXIT_ERROR  # done, but the ticket lacks its proof
     return outcome
+
+
+def _keep_evidence(outcome: RunOutcome, what: Path | str, write: Callable[[], object]) -> bool:
+    """Write one piece of evidence. A failure (folder gone read-only, disk full) becomes a note
+    on stderr, never the end of the run: a change that was sent must still be verified and,
+    when that fails, rolled back."""
+    try:
+        write()
+        return True
+    except (OSError, ConfigError) as exc:
+        cause = exc if isinstance(exc, OSError) else exc.__cause__  # report.py wraps OSError
+        detail = cause.strerror if isinstance(cause, OSError) and cause.strerror else str(exc)
+        outcome.evidence_errors.append(str(what))
+        outcome.notes.append(f"EVIDENCE NOT WRITTEN: {what} ({detail})")
+        return False
 
 
 def _run(
@@ -174,14 +205,19 @@ def _run(
         outcome.exit_code = EXIT_ERROR
         say("check: some hosts could not be decided; nothing is changed (see the report)")
         return
-    outcome.plan = build_plan(
+    outcome.plan = plan = build_plan(
         outcome.findings,
         policy,
         change_id=change_id,
         inventory=inventory.path,
         operator=operator_name(),
     )
-    save_plan(outcome.plan, evidence / "plan.json", signing_key=inventory.plan_signing_key)
+    plan_path = evidence / "plan.json"
+    key = inventory.plan_signing_key
+    if not _keep_evidence(outcome, plan_path, lambda: save_plan(plan, plan_path, signing_key=key)):
+        outcome.notes.append("the plan could not be written to the evidence: nothing was sent")
+        outcome.exit_code = EXIT_ERROR
+        return
     ctx = ChangeContext(
         inventory=inventory,
         audit=audit,
@@ -198,8 +234,9 @@ def _run(
             outcome.exit_code = EXIT_NONCOMPLIANT
             return
         say(f"apply: {len(outcome.plan.steps)} step(s) on {len(outcome.plan.hosts)} host(s)")
-        outcome.applied = apply_plan(outcome.plan, ctx, workers=workers)
-        save_record(outcome.applied, evidence / "apply-record.json")
+        outcome.applied = applied = apply_plan(outcome.plan, ctx, workers=workers)
+        record_path = evidence / "apply-record.json"
+        _keep_evidence(outcome, record_path, lambda: save_record(applied, record_path))
         if not outcome.applied.ok:
             outcome.notes.append("apply did not reach the planned state everywhere; not verified")
             outcome.exit_code = EXIT_ERROR
@@ -210,7 +247,8 @@ def _run(
         say(f"verify: one-way video directions {','.join(map(str, directions))} via {name}")
         result = verify_gateway(inventory.gateways[name], directions=directions)
         outcome.verifications.append(result)
-        write_json_atomic(evidence / f"verify-{name}.json", result.to_dict())
+        verify_path, body = evidence / f"verify-{name}.json", result.to_dict()
+        _keep_evidence(outcome, verify_path, partial(write_json_atomic, verify_path, body))
         say(f"verify: {name}: {result.status}" + (f" ({result.error})" if result.error else ""))
     if outcome.verified:
         return
@@ -218,11 +256,14 @@ def _run(
     outcome.exit_code = EXIT_ERROR if could_not_run else EXIT_VERIFY_FAILED
     if outcome.applied is not None and rollback_on_failure:
         say("rollback: verification failed, restoring the state read before the change")
-        outcome.rolled_back = rollback_record(outcome.applied, ctx, workers=workers)
-        save_record(outcome.rolled_back, evidence / "rollback-record.json")
+        outcome.rolled_back = rolled_back = rollback_record(outcome.applied, ctx, workers=workers)
+        rollback_path = evidence / "rollback-record.json"
+        _keep_evidence(outcome, rollback_path, lambda: save_record(rolled_back, rollback_path))
         if not outcome.rolled_back.ok:
             outcome.notes.append("ROLLBACK INCOMPLETE: check the hosts by hand")
             outcome.exit_code = EXIT_ERROR
+        else:
+            outcome.notes.append("verification failed: the change was rolled back")
 
 
 def _write_bundle(

@@ -18,6 +18,10 @@ timeout, HTTP 5xx, dropped connection, non-JSON answer) raise ``GatewayError`` w
 read in the shapes the vendor documents, wrapped or bare (``gateway/events.py``); one that
 cannot be read raises ``GatewayEventError`` from ``wait_for`` in its place in the event order.
 
+Each request has one deadline, ``timeout`` seconds (``poll_timeout`` for an event poll), for
+connect, TLS handshake, headers and body together, however slowly the gateway trickles bytes;
+answers over ``max_reply_bytes`` (1 MiB) are refused (``mml_tool.gateway.transport``).
+
 The agent password (a ``Secret``) goes on the wire only in the sign-in body; the session GUID
 only in the ``Guid`` header. Neither appears in logs, reprs or exception messages: every text
 that leaves this module passes through ``_scrub``.
@@ -43,6 +47,13 @@ import httpx
 
 from mml_tool.errors import ConfigError, GatewayError, GatewayEventError
 from mml_tool.gateway.events import EventFormatError, GatewayEvent, is_bare_event, parse_event
+from mml_tool.gateway.transport import (
+    BoundedTransport,
+    DeadlineTransport,
+    EncodedReply,
+    ReplyTooLarge,
+    request_deadline,
+)
 from mml_tool.secret import MASK, Secret
 
 logger = logging.getLogger(__name__)
@@ -50,6 +61,8 @@ logger = logging.getLogger(__name__)
 BASE_PATH = "/agentgateway/resource"
 CONTENT_TYPE = "application/json; charset=UTF-8"
 VIDEO_AGENT_TYPE = 11
+#: Answers larger than this are refused: a CC-Gateway answer is a few KiB at most.
+MAX_REPLY_BYTES = 1 << 20
 
 _AGENT_RE = re.compile(r"^[0-9]{3,6}$")
 _CALLED_RE = re.compile(r"^[0-9*#]{1,24}$")
@@ -168,6 +181,11 @@ def validate_media(media_type: int, video_direction: int | None) -> None:
             )
 
 
+def _size(limit: int) -> str:
+    """``1 MiB`` for 1048576; bytes otherwise."""
+    return f"{limit >> 20} MiB" if limit and limit % (1 << 20) == 0 else f"{limit} bytes"
+
+
 def _find_cert_error(exc: BaseException) -> ssl.SSLCertVerificationError | None:
     seen: set[int] = set()
     cur: BaseException | None = exc
@@ -202,6 +220,7 @@ class GatewayClient:
         max_poll_failures: int = 5,
         name: str = "",
         transport: httpx.BaseTransport | None = None,
+        max_reply_bytes: int = MAX_REPLY_BYTES,
     ) -> None:
         self.agent_id = validate_agent_id(agent_id)
         if not _PHONE_RE.match(phone_number):
@@ -210,6 +229,8 @@ class GatewayClient:
             raise ConfigError(f"agent type {agent_type!r} is invalid: use 4 or 11 (video)")
         if timeout <= 0:
             raise ConfigError("timeout must be positive")
+        if max_reply_bytes < 1:
+            raise ConfigError("max_reply_bytes must be positive")
         scheme = url.split("://", 1)[0].lower() if "://" in url else ""
         if scheme != "https" and not (insecure and scheme == "http"):
             raise ConfigError(f"gateway URL {url!r} must start with https://")
@@ -256,11 +277,18 @@ class GatewayClient:
         else:
             verify = True
         _redact_http_library_logs()
+        if transport is None:
+            context = verify if isinstance(verify, ssl.SSLContext) else None
+            transport = DeadlineTransport(context or httpx.create_ssl_context(verify=verify))
+        self.max_reply_bytes = max_reply_bytes
         self._http = httpx.Client(
-            verify=verify,
             timeout=httpx.Timeout(timeout),
-            transport=transport,
-            headers={"Content-Type": CONTENT_TYPE, "Accept": "application/json"},
+            transport=BoundedTransport(transport, max_reply_bytes=max_reply_bytes),
+            headers={
+                "Content-Type": CONTENT_TYPE,
+                "Accept": "application/json",
+                "Accept-Encoding": "identity",
+            },
             follow_redirects=False,
         )
 
@@ -330,10 +358,15 @@ class GatewayClient:
         body: dict[str, Any] | None = None,
         params: dict[str, int] | None = None,
         timeout: httpx.Timeout | float | None = None,
+        budget: float | None = None,
         action: str,
         track: bool = True,
     ) -> GatewayReply:
-        """Send one request; return the reply when retcode is "0", else raise GatewayError."""
+        """Send one request; return the reply when retcode is "0", else raise GatewayError.
+
+        ``budget``: seconds for the whole request, connect to last byte (default: timeout).
+        """
+        budget = budget if budget is not None else self.timeout
         query = "&".join(f"{k}={v}" for k, v in (params or {}).items())
         request_line = f"{method} {path}" + (f"?{query}" if query else "")
         if track:
@@ -347,16 +380,17 @@ class GatewayClient:
             content = json.dumps(body).encode("utf-8") if body is not None else None
             started = time.monotonic()
             try:
-                response = self._http.request(
-                    method,
-                    self.url + path,
-                    params=params,
-                    content=content,
-                    headers=headers,
-                    timeout=timeout if timeout is not None else self.timeout,
-                )
+                with request_deadline(budget):
+                    response = self._http.request(
+                        method,
+                        self.url + path,
+                        params=params,
+                        content=content,
+                        headers=headers,
+                        timeout=timeout if timeout is not None else self.timeout,
+                    )
             except httpx.HTTPError as exc:
-                raise self._transport_error(exc, action, request_line) from None
+                raise self._transport_error(exc, action, request_line, budget) from None
             elapsed = time.monotonic() - started
             self._set_guid(response.headers.get("Set-GUID"))
             reply = self._decode(response, action, request_line, elapsed)
@@ -378,8 +412,21 @@ class GatewayClient:
                 reply.message,
             )
 
-    def _transport_error(self, exc: httpx.HTTPError, action: str, request: str) -> GatewayError:
+    def _transport_error(
+        self, exc: httpx.HTTPError, action: str, request: str, budget: float
+    ) -> GatewayError:
         url = self.url
+        if isinstance(exc, ReplyTooLarge):
+            return self._error(
+                f"{action}: the answer of {url} to {request} is larger than "
+                f"{_size(exc.limit)} ({exc}): refused. A CC-Gateway answer is a few KiB: check "
+                "that the URL points at the AgentGateway and not at a proxy or another service"
+            )
+        if isinstance(exc, EncodedReply):
+            return self._error(
+                f"{action}: {url} answered {request} with a compressed body ({exc}): refused; "
+                "check that the URL points at the AgentGateway and not at a proxy"
+            )
         cert_error = _find_cert_error(exc)
         if cert_error is not None or "CERTIFICATE_VERIFY_FAILED" in str(exc):
             detail = getattr(cert_error, "verify_message", "") or str(exc)
@@ -391,8 +438,9 @@ class GatewayClient:
             )
         if isinstance(exc, httpx.TimeoutException):
             return self._error(
-                f"{action}: no answer from {url} within the timeout ({request}); check that "
-                "the gateway is up and reachable, or raise the timeout"
+                f"{action}: no answer from {url} within {budget:g} s ({request}; one deadline "
+                "for connect, headers and the whole body); check that the gateway is up and "
+                "reachable, or raise the gateway's timeout"
             )
         if isinstance(exc, httpx.ConnectError):
             return self._error(
@@ -576,7 +624,12 @@ class GatewayClient:
         while not stop.is_set():
             try:
                 reply = self._request(
-                    "GET", path, timeout=timeout, action="poll agent events", track=False
+                    "GET",
+                    path,
+                    timeout=timeout,
+                    budget=self.poll_timeout,
+                    action="poll agent events",
+                    track=False,
                 )
             except GatewayEventError as exc:  # the poll itself worked: report it, poll on
                 with self._events.cond:

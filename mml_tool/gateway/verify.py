@@ -102,6 +102,9 @@ class VerifyResult:
     cleanup_error: str | None = None  # release or sign-out failed: check the agent by hand
     started: float = 0.0
     elapsed: float = 0.0
+    # False: the gateway's TLS certificate was not checked (verify_tls: false), so anyone on
+    # the path could have read the session or forged the answers this verdict rests on.
+    verify_tls: bool = True
 
     @property
     def status(self) -> str:
@@ -150,7 +153,7 @@ def verify_gateway(
     on_step: Callable[[VerifyStep], None] | None = None,
 ) -> VerifyResult:
     """Run the scenario against an inventory gateway, with its ``called`` and ``skill_id``."""
-    return verify_video_directions(
+    result = verify_video_directions(
         lambda: client_from_config(gateway),
         called=gateway.called,
         skill_id=gateway.skill_id,
@@ -162,6 +165,8 @@ def verify_gateway(
         on_step=on_step,
         gateway_name=gateway.name,
     )
+    result.verify_tls = gateway.verify_tls  # also when the client could not even be set up
+    return result
 
 
 def verify_video_directions(
@@ -208,7 +213,12 @@ def verify_video_directions(
                 started=started,
                 elapsed=time.monotonic() - t0,
             )
-    result = VerifyResult(gateway=gateway_name or gw.name, agent_id=gw.agent_id, started=started)
+    result = VerifyResult(
+        gateway=gateway_name or gw.name,
+        agent_id=gw.agent_id,
+        started=started,
+        verify_tls=not gw.insecure,
+    )
     scenario = _Scenario(
         gw,
         result,

@@ -69,6 +69,7 @@ from mml_tool.atomic import write_text_atomic
 from mml_tool.errors import ConfigError
 from mml_tool.lab.uap import FaultConfig, NodeConfig, UapNode, UapServer, default_params
 from mml_tool.secret import Secret
+from mml_tool.yamlload import load_yaml, show
 
 PASSWORD_ENV = "MML_LAB_PASSWORD"
 AGENT_PASSWORD_ENV = "CCGW_AGENT_PASSWORD"
@@ -137,7 +138,7 @@ def make_nodes(
 def load_lab_config(path: Path) -> list[NodeConfig]:
     """Read a LAB.yaml (format in the module docstring)."""
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data = load_yaml(path.read_text(encoding="utf-8"), str(path), ConfigError)
     except (OSError, yaml.YAMLError) as exc:
         raise ConfigError(f"{path}: cannot read the lab config: {exc}") from exc
     if not isinstance(data, dict):
@@ -188,7 +189,7 @@ def _gateway_settings(path: Path, section: Any) -> EventShape:
         if shape == known:
             return known
     raise ConfigError(
-        f"{path}: gateway.event_shape is {shape!r}: use documented (as the vendor's pages "
+        f"{path}: gateway.event_shape is {show(shape)}: use documented (as the vendor's pages "
         "print events) or wrapped (every event in the envelope)"
     )
 
@@ -216,6 +217,8 @@ def _node_from(path: Path, name: str, index: int, s: dict[str, Any]) -> NodeConf
     params.update({str(k).upper(): v for k, v in params_in.items()})
     faults_in = s.pop("faults", None) or {}
     state = s.pop("state_file", None)
+    if state is not None and not isinstance(state, str):  # never str() it: maybe an alias bomb
+        raise ConfigError(f"{where}: 'state_file' must be a path (text)")
     try:
         return NodeConfig(
             name,

@@ -354,7 +354,7 @@ class SfpStore:
             if not isinstance(values, dict):
                 raise TypeError("params is not a mapping")
             return {str(k): int(v) for k, v in values.items()}
-        except (OSError, ValueError, KeyError, TypeError) as exc:
+        except (OSError, ValueError, KeyError, TypeError, RecursionError) as exc:
             raise ConfigError(
                 f"{path}: not a lab state file ({exc}); delete it to start from the defaults"
             ) from exc

@@ -39,7 +39,7 @@ PASSPHRASE_SOURCES = ("key_passphrase", "key_passphrase_file", "key_passphrase_p
 HOST_KEYS = (
     "transport", "hostname", "port", "username", *PASSWORD_SOURCES, "key_file",
     *PASSPHRASE_SOURCES, "known_hosts", "trust_on_first_use", "connect_timeout", "timeout",
-    "platform", "groups", "ne_name", "meid", "gateway", "jump",
+    "platform", "groups", "ne_name", "meid", "gateway", "jump", "encoding",
 )  # fmt: skip
 JUMP_KEYS = (
     "hostname", "port", "username", *PASSWORD_SOURCES, "key_file", *PASSPHRASE_SOURCES,
@@ -96,6 +96,8 @@ class HostConfig:
     gateway: str | None
     jump: JumpConfig | None
     key_passphrase: Secret | None = None  # for an encrypted key_file
+    # auto: UTF-8, or GB18030 when the bytes are not valid UTF-8 (Chinese-language elements)
+    encoding: str = "auto"
 
     @property
     def address(self) -> str:
@@ -288,6 +290,14 @@ class _Loader:
         if not isinstance(value, bool):
             raise self.fail(where, f"field {name!r} must be true or false, not {_kind(value)}")
         return value
+
+    def encoding(self, value: Any, where: str) -> str:
+        from mml_tool.mml.encoding import check_encoding  # lazy: mml imports this module
+
+        try:
+            return check_encoding(self.text(value, where, "encoding"))
+        except ValueError as exc:
+            raise self.fail(where, f"field 'encoding': {exc}") from None
 
     def file(self, value: Any, where: str, name: str) -> Path:
         text = self.text(value, where, name)
@@ -564,6 +574,7 @@ class _Loader:
             gateway=gateway,
             jump=jump,
             key_passphrase=passphrase,
+            encoding=self.encoding(get("encoding", "auto"), where),
         )
 
     def jump(

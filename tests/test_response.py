@@ -245,7 +245,7 @@ def test_autonomous_report_set_aside() -> None:
     assert (block.title, block.layout, block.count) == ("", "vertical", None)
     assert block.records == [{"Alarm name": "Board fault", "Location": "Slot=3, Port=1"}]
     event = parse_report("+++    X        2024-03-01 10:00:01\nEVENT\n---    END\n")
-    assert (event.kind, event.serial, event.blocks) == ("EVENT", 0, [])
+    assert (event.kind, event.serial, event.serial_text, event.blocks) == ("EVENT", None, "", [])
 
 
 def test_empty_results_and_blocks_without_count() -> None:
@@ -280,7 +280,6 @@ def test_empty_results_and_blocks_without_count() -> None:
         (MSOFTX.replace("2026-02-11 20:27:39", "yesterday"), "+++"),
         (MSOFTX.replace("---------------\n", "----\n", 1), "dashes under the title"),
         (UNC_TABLE.replace("000999  ", "", 1), "6 columns"),
-        (frame(SFP_VERTICAL.replace("Bit  =  0", "Bit: 0")), "'Name  =  Value'"),
         (MSOFTX + MSOFTX.replace("---    END\n", ""), "'---    END'"),
         (MSOFTX.replace("---    END", "") + MSOFTX, "before the next report"),
     ],

@@ -1,19 +1,25 @@
 """Parse MML reply frames: header, RETCODE, titled blocks (vertical or table), paging.
 
-    +++    <NE>        <YYYY-MM-DD HH:MM:SS[+TZ| DST]>
+    +++    <NE>        <YYYY-MM-DD HH:MM:SS[+TZ| DST]>       (the time may be missing)
     O&M    #<serial>                 (or ALARM/EVENT ... for autonomous reports)
-    %%<echo>%%
+    %%<echo>%%                       (may wrap over several lines)
     RETCODE = <n>  <text>
 
     <title>
     -------
-    <vertical "Name  =  Value" lines, or a table: header, blank line, rows>
-    (Number of results = N)
+    <vertical "Name  =  Value" lines, or a table: header, [blank line,] rows>
+    (Number of results = N)          (or "(结果个数 = N)", also in full-width parentheses)
 
-    To be continued...               (every page but the last)
+    To be continued...               (every page but the last; "仍有后续报告输出" in Chinese)
     ---    END
 
-Anything else raises ``ParseError`` (and only that), naming what was expected and the line.
+Strict about meaning, liberal about layout (reference/mml-protocol.md, "Variants seen in real
+replies"): a header without a time, an NMS header pair before the element's, a serial that is
+not a number, replies that start at the echo or at RETCODE, uniformly indented manual excerpts,
+a terminal's typed command and NE name before the first report, later pages without header or
+echo, blocks without a title, free text lines. A reply must still carry a RETCODE, values are
+never guessed, and anything ambiguous raises ``ParseError`` (and only that), naming what was
+expected and the line.
 """
 
 from __future__ import annotations
@@ -26,19 +32,29 @@ from mml_tool.errors import ParseError, RetcodeError
 from mml_tool.mml.command import mask_text
 from mml_tool.secret import MASK
 
-END_RE = re.compile(r"^---\s+END\s*$", re.M)
+END_RE = re.compile(r"^[ \t]*---[ \t]+END[ \t\r]*$", re.M)
 _TS = r"\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}(?:[+-]\d{1,2}(?::?\d{2})?| DST)?"
-HEADER_RE = re.compile(rf"^\+\+\+\s+(\S.*?)\s+({_TS})$")
-KIND_RE = re.compile(r"^(\S+)(?:\s+#?([0-9]{1,20}))?(?:\s.*)?$")
+# The NE name holds single spaces at most: a wider gap must be followed by the time.
+HEADER_RE = re.compile(rf"^\+\+\+\s+(\S+(?: \S+)*?)(?:\s{{2,}}({_TS}))?$")
+KIND_RE = re.compile(r"^(\S+)(?:\s+(?:#(\S+)|([0-9]{1,20})))?(?:\s.*)?$")
 ECHO_RE = re.compile(r"^%%(.*)%%$")
 RETCODE_RE = re.compile(r"^RETCODE\s*=\s*(\S+)(?:\s+(.*))?$")
-COUNT_RE = re.compile(r"^\((?:Number of results|结果个数)\s*=\s*([0-9]{1,20})\)$")
+COUNT_RE = re.compile(r"^[(（](?:Number of results|结果个数)\s*=\s*([0-9]{1,20})[)）]$")
 DASHES_RE = re.compile(r"^-+$")
 FIELD_RE = re.compile(r"^\s*(\S.*?)\s+=(?:\s+(.*))?$")
+CONTINUED_RE = re.compile(
+    r"^(?:to\s+be\s+continued|more\s+reports?\s+continuing|仍有后续报告输出)\s*[.。…]*$", re.I
+)
+TOTAL_RE = re.compile(
+    r"^(?:.*?\b(?:(\d{1,9})\s+)?reports?\s+in\s+total\.?|共有\s*(\d{1,9})\s*个报告)$", re.I
+)
 _CELL_SEP = re.compile(r"\s{2,}")
 _ECHO_PREFIX = re.compile(r"^(?:\s*(?:[0-9]+|/\*.*?\*/))*")  # "241299", "/*1879 MEID=5*/"
 _QUOTED = re.compile(r'("[^"]*")')
 CONTINUED = "To be continued..."
+PROGRESS_RETCODE = 99999  # "实时上报成功": an intermediate report, the final one follows
+MAX_ECHO_LINES = 20  # a wrapped echo longer than this is not an echo
+MAX_PREAMBLE_LINES = 10  # a terminal's typed command and NE name before the first report
 
 Lines = list[tuple[int, str]]  # (1-based line number, text without trailing whitespace)
 
@@ -53,21 +69,34 @@ class MmlBlock:
 
 @dataclass(frozen=True)
 class MmlReport:
-    ne: str
-    timestamp: str
+    ne: str  # "" when the reply carries no header line
+    timestamp: str  # "" when the header carries no time
     kind: str  # "O&M" answers a command; anything else (ALARM, EVENT, ...) is autonomous
-    serial: int
+    serial: int | None  # None when the serial is missing or not a number (#HWHandle=174)
     echo: str
     retcode: int | None
     message: str
     blocks: list[MmlBlock]
-    continued: bool
-    empty_text: str
+    continued: bool  # a paging marker says another page follows
+    empty_text: str  # free text lines of the body ("No matching result is found", a ping's)
     raw: str
+    serial_text: str = ""  # the serial as printed, "" when there is none
+    total: int | None = None  # "共有N个报告" / "N reports in total" on the last page
+    nms: str = ""  # an NMS front end's own header before the element's: "<NE> #<serial>"
 
     @property
     def autonomous(self) -> bool:
         return self.kind != "O&M"
+
+    @property
+    def progress(self) -> bool:
+        """An intermediate progress report (RETCODE 99999): the final report follows."""
+        return self.retcode == PROGRESS_RETCODE
+
+    @property
+    def pending(self) -> bool:
+        """Whether more reports answer the same command (another page, or the final report)."""
+        return self.continued or self.progress
 
 
 @dataclass
@@ -83,16 +112,22 @@ class MmlResponse:
         return [r for r in self.reports if not r.autonomous]
 
     @property
+    def complete(self) -> bool:
+        """The last answer is final: no page and no progress report is still to come."""
+        return bool(self._om) and not self._om[-1].pending
+
+    @property
     def retcode(self) -> int | None:
-        return self._om[0].retcode if self._om else None
+        """The final report's RETCODE: it decides (progress reports come before it)."""
+        return self._om[-1].retcode if self._om else None
 
     @property
     def message(self) -> str:
-        return self._om[0].message if self._om else ""
+        return self._om[-1].message if self._om else ""
 
     @property
     def ok(self) -> bool:
-        return self.retcode == 0
+        return self.complete and self.retcode == 0
 
     @property
     def failed(self) -> bool:
@@ -100,18 +135,32 @@ class MmlResponse:
 
     @property
     def blocks(self) -> list[MmlBlock]:
-        return [b for r in self._om for b in r.blocks]
+        return [b for r in self._om if not r.progress for b in r.blocks]
 
     @property
     def records(self) -> list[dict[str, str]]:
         return [rec for b in self.blocks for rec in b.records]
 
-    def raise_for_retcode(self) -> None:
-        """Raise ``RetcodeError`` unless the element answered RETCODE = 0."""
+    @property
+    def text(self) -> str:
+        """The reports as received, without what came before the first one."""
+        return "".join(r.raw for r in self.reports)
+
+    def raise_for_retcode(self) -> MmlResponse:
+        """Raise ``RetcodeError`` unless the element answered RETCODE = 0; return self."""
+        where = self.host or "the element"
         if not self._om:
-            raise ParseError(f"{self.host or 'the element'}: no O&M report answers {self.command}")
+            raise ParseError(f"{where}: no O&M report answers {self.command}")
+        last = self._om[-1]
+        if last.pending:
+            what = "another page" if last.continued else "the final report after RETCODE 99999"
+            raise ParseError(
+                f"{where}: the reply to {self.command or 'the command'} is incomplete: it ends "
+                f"where {what} should follow; capture the whole reply"
+            )
         if self.retcode != 0:
             raise RetcodeError(self.retcode or 0, self.message, self.command, self.host)
+        return self
 
 
 def echo_matches(echo: str, command: str) -> bool:
@@ -129,6 +178,11 @@ def echo_matches(echo: str, command: str) -> bool:
     return norm(_ECHO_PREFIX.sub("", echo, count=1)) == norm(command)
 
 
+def command_from_echo(echo: str) -> str:
+    """The command an echo shows, without the element's prefix (``241299``, ``/*...*/``)."""
+    return _ECHO_PREFIX.sub("", echo, count=1).strip()
+
+
 def _fail(expected: str, line: tuple[int, str]) -> ParseError:
     shown = mask_text(line[1])
     shown = shown if len(shown) <= 120 else shown[:117] + "..."
@@ -140,15 +194,34 @@ def _width(text: str) -> int:
 
 
 def _is_title(body: Lines, k: int) -> bool:
-    """A non-blank line underlined by dashes of its own length (or display width)."""
+    """A non-blank line underlined by dashes at least as long as its characters."""
     if k + 1 >= len(body):
         return False
     title, dashes = body[k][1].strip(), body[k + 1][1].strip()
     if not title or DASHES_RE.match(title) or not DASHES_RE.match(dashes):
         return False
-    if len(dashes) not in (len(title), _width(title), len(body[k][1]), _width(body[k][1])):
+    if len(dashes) < len(title):  # longer rules occur; a shorter one is a mangled line
         raise _fail(f"{len(title)} dashes under the title {title!r}", body[k + 1])
     return True
+
+
+def _is_colon_title(body: Lines, k: int) -> bool:
+    """A title ending in a full-width colon with no rule, straight above its fields."""
+    text = body[k][1].strip()
+    return (
+        text.endswith("：")
+        and FIELD_RE.match(text) is None
+        and k + 1 < len(body)
+        and FIELD_RE.match(body[k + 1][1]) is not None
+    )
+
+
+def _is_rule(body: Lines, k: int) -> bool:
+    return k < len(body) and DASHES_RE.match(body[k][1].strip()) is not None
+
+
+def _starts_block(body: Lines, k: int) -> bool:
+    return _is_title(body, k) or _is_rule(body, k) or _is_colon_title(body, k)
 
 
 def _skip_blank(body: Lines, k: int) -> int:
@@ -162,23 +235,27 @@ def _count_at(body: Lines, k: int) -> int | None:
     return int(m.group(1)) if m else None
 
 
-def _vertical(body: Lines, k: int) -> tuple[list[dict[str, str]], int | None, int]:
+def _vertical(
+    body: Lines, k: int, texts: list[str]
+) -> tuple[list[dict[str, str]], int | None, int]:
     records: list[dict[str, str]] = [{}]
     while k < len(body):
         if not body[k][1].strip():  # a blank line ends the block or separates two records
             k = _skip_blank(body, k)
-            if _count_at(body, k) is not None or k >= len(body) or _is_title(body, k):
+            if _count_at(body, k) is not None or k >= len(body) or _starts_block(body, k):
                 continue
             if not FIELD_RE.match(body[k][1]):
                 break
             records.append({})
         if (count := _count_at(body, k)) is not None:
             return [r for r in records if r], count, k + 1
-        if _is_title(body, k):
+        if _starts_block(body, k):
             break
         m = FIELD_RE.match(body[k][1])
-        if m is None:
-            raise _fail("'Name  =  Value' or '(Number of results = N)'", body[k])
+        if m is None:  # free text amid the fields (progress lines): the report's text
+            texts.append(body[k][1].strip())
+            k += 1
+            continue
         name, value = m.group(1).strip(), (m.group(2) or "").strip()
         if name in records[-1]:  # the same name again: the next record has begun
             records.append({})
@@ -198,10 +275,10 @@ def _table(body: Lines, k: int) -> tuple[list[dict[str, str]], int | None, int]:
                 break
         if (count := _count_at(body, k)) is not None:
             return rows, count, k + 1
-        if _is_title(body, k):
+        if _starts_block(body, k):
             break
         cells = _CELL_SEP.split(body[k][1].strip())
-        if len(cells) != len(header):
+        if len(cells) != len(header):  # an empty cell or a stray line: which column is it?
             raise _fail(f"{len(header)} columns separated by 2+ spaces as in the header", body[k])
         rows.append(dict(zip(header, cells, strict=True)))
         k += 1
@@ -216,17 +293,21 @@ def _parse_body(body: Lines) -> tuple[list[MmlBlock], str]:
         title = ""
         if _is_title(body, k):
             title, k = body[k][1].strip(), _skip_blank(body, k + 2)
-        elif not FIELD_RE.match(body[k][1]):  # untitled "Name  =  Value" lines (alarms) pass
+        elif _is_rule(body, k):  # a block without a title: its rule alone
+            k = _skip_blank(body, k + 1)
+        elif _is_colon_title(body, k):
+            title, k = body[k][1].strip(), k + 1
+        elif not FIELD_RE.match(body[k][1]) and _count_at(body, k) is None:
             texts.append(body[k][1].strip())  # e.g. "No matching result is found"
             k = _skip_blank(body, k + 1)
             continue
         count = _count_at(body, k)
-        if k >= len(body) or count is not None or _is_title(body, k):
+        if k >= len(body) or count is not None or _starts_block(body, k):
             blocks.append(MmlBlock(title, [], count, "empty"))
             k = _skip_blank(body, k if count is None else k + 1)
             continue
         if FIELD_RE.match(body[k][1]):
-            layout, (records, count, end) = "vertical", _vertical(body, k)
+            layout, (records, count, end) = "vertical", _vertical(body, k, texts)
         else:
             layout, (records, count, end) = "table", _table(body, k)
             if not records and count is None and len(_CELL_SEP.split(body[k][1].strip())) == 1:
@@ -237,29 +318,73 @@ def _parse_body(body: Lines) -> tuple[list[MmlBlock], str]:
     return blocks, "\n".join(texts)
 
 
-def _parse_report(lines: Lines, raw: str) -> MmlReport:
-    """``lines`` runs from the ``+++`` line to the ``---    END`` line, both included."""
-    head = HEADER_RE.match(lines[0][1])
+def _header_at(lines: Lines, i: int) -> tuple[re.Match[str], re.Match[str] | None] | None:
+    """The header and kind lines at ``i`` (the kind line may be absent at the end)."""
+    head = HEADER_RE.match(lines[i][1]) if i < len(lines) else None
     if head is None:
-        raise _fail("'+++    <NE name>        <YYYY-MM-DD HH:MM:SS>'", lines[0])
-    kind_m = KIND_RE.match(lines[1][1]) if len(lines) > 2 else None
-    if kind_m is None or (kind_m.group(1) == "O&M" and kind_m.group(2) is None):
-        raise _fail("'O&M    #<serial>' or an autonomous report kind", lines[1])
-    kind, i = kind_m.group(1), 2
+        return None
+    kind = KIND_RE.match(lines[i + 1][1]) if i + 1 < len(lines) else None
+    return head, kind
+
+
+def _parse_report(lines: Lines, raw: str, previous: MmlReport | None = None) -> MmlReport:
+    """``lines`` runs from the report's first line to its ``---    END`` line, both included.
+
+    ``previous`` is the page before, when it said another page follows: this page may then
+    repeat neither header nor echo nor RETCODE, and inherits them.
+    """
+    i, ne, timestamp, kind, serial_text, nms = 0, "", "", "O&M", "", ""
+    if lines[0][1].startswith("+++"):
+        found = _header_at(lines, 0)
+        if found is None:
+            raise _fail("'+++    <NE name>        [<YYYY-MM-DD HH:MM:SS>]'", lines[0])
+        head, kind_m = found
+        if kind_m is None or len(lines) <= 2 or END_RE.match(lines[1][1]):
+            raise _fail(
+                "'O&M    #<serial>' or an autonomous report kind", lines[min(1, len(lines) - 1)]
+            )
+        if lines[2][1].startswith("+++") and kind_m.group(1) == "O&M":  # an NMS's own pair first
+            nms = f"{head.group(1)} #{kind_m.group(2) or kind_m.group(3) or ''}".strip()
+            found = _header_at(lines, 2)
+            if found is None:
+                raise _fail("'+++    <NE name>        [<YYYY-MM-DD HH:MM:SS>]'", lines[2])
+            head, kind_m = found
+            i = 2
+            if kind_m is None or len(lines) <= i + 2:
+                raise _fail("'O&M    #<serial>' or an autonomous report kind", lines[i + 1])
+        kind = kind_m.group(1)
+        serial_text = kind_m.group(2) or kind_m.group(3) or ""
+        if kind == "O&M" and not serial_text:
+            raise _fail("'O&M    #<serial>' or an autonomous report kind", lines[i + 1])
+        ne, timestamp, i = head.group(1), head.group(2) or "", i + 2
+    elif previous is not None:
+        ne, timestamp, serial_text = previous.ne, previous.timestamp, previous.serial_text
     echo, retcode, message = "", None, ""
-    if (m := ECHO_RE.match(lines[i][1])) is not None:
-        echo, i = m.group(1), i + 1
-    elif kind == "O&M":
+    if lines[i][1].startswith("%%"):
+        echo, i = _echo(lines, i)
+    elif kind == "O&M" and (ne or lines[i][1].startswith("+++")) and previous is None:
         raise _fail("the command echo '%%<command>%%'", lines[i])
+    elif previous is not None:
+        echo = previous.echo
     if (m := RETCODE_RE.match(lines[i][1])) is not None:
         if not re.fullmatch(r"-?[0-9]{1,20}", m.group(1)):  # int() of 5000 digits fails
             raise _fail("a number after 'RETCODE ='", lines[i])
         retcode, message, i = int(m.group(1)), (m.group(2) or "").strip(), i + 1
+    elif previous is not None and kind == "O&M":
+        retcode, message = previous.retcode, previous.message
     elif kind == "O&M":
         raise _fail("'RETCODE = <n>  <text>'", lines[i])
-    body = [ln for ln in lines[i:-1] if not ln[1].strip().endswith(" reports in total")]
-    continued = any(ln[1].strip() == CONTINUED for ln in body)
-    body = [ln for ln in body if ln[1].strip() != CONTINUED]
+    body: Lines = []
+    continued, total = False, None
+    for ln in lines[i:-1]:
+        text = ln[1].strip()
+        if CONTINUED_RE.match(text):
+            continued = True
+        elif (t := TOTAL_RE.match(text)) is not None:
+            number = t.group(1) or t.group(2)
+            total = int(number) if number else total
+        else:
+            body.append(ln)
     try:
         blocks, empty_text = _parse_body(body)
     except ParseError:
@@ -267,10 +392,10 @@ def _parse_report(lines: Lines, raw: str) -> MmlReport:
             raise
         blocks, empty_text = [], ""  # autonomous reports: best effort, the raw text is kept
     return MmlReport(
-        ne=head.group(1),
-        timestamp=head.group(2),
+        ne=ne,
+        timestamp=timestamp,
         kind=kind,
-        serial=int(kind_m.group(2) or 0),
+        serial=int(serial_text) if serial_text.isdigit() and len(serial_text) <= 20 else None,
         echo=echo,
         retcode=retcode,
         message=message,
@@ -278,39 +403,119 @@ def _parse_report(lines: Lines, raw: str) -> MmlReport:
         continued=continued,
         empty_text=empty_text,
         raw=raw,
+        serial_text=serial_text,
+        total=total,
+        nms=nms,
     )
 
 
-def parse_response(text: str) -> MmlResponse:
-    """Parse one or more reports (pages, autonomous reports) that follow each other."""
-    norm = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
-    lines: Lines = [(n, line.rstrip()) for n, line in enumerate(norm, start=1)]
+def _echo(lines: Lines, i: int) -> tuple[str, int]:
+    """The echo starting at line ``i`` (``%%...%%``, possibly wrapped) and the next index."""
+    if (m := ECHO_RE.match(lines[i][1])) is not None:
+        return m.group(1), i + 1
+    parts = [lines[i][1][2:]]
+    for j in range(i + 1, min(len(lines) - 1, i + MAX_ECHO_LINES)):
+        text = lines[j][1]
+        if RETCODE_RE.match(text) or END_RE.match(text):
+            break
+        if text.endswith("%%"):
+            parts.append(text[:-2])
+            return "".join(parts), j + 1
+        parts.append(text)
+    raise _fail("the end of the command echo '...%%'", lines[i])
+
+
+def _dedent(lines: Lines) -> Lines:
+    """Manual excerpts indent every line alike: remove that common indentation."""
+    indents = [len(t) - len(t.lstrip(" ")) for _, t in lines if t.strip()]
+    cut = min(indents, default=0)
+    return [(n, t[cut:]) for n, t in lines] if cut else lines
+
+
+def _is_start(text: str) -> bool:
+    return text.startswith(("+++", "%%")) or RETCODE_RE.match(text) is not None
+
+
+def _structural(text: str) -> bool:
+    return bool(
+        END_RE.match(text)
+        or COUNT_RE.match(text.strip())
+        or DASHES_RE.match(text.strip())
+        or CONTINUED_RE.match(text.strip())
+    )
+
+
+def _lines(text: str) -> Lines:
+    norm = re.sub(r"\r+\n", "\n", text).replace("\r", "\n").split("\n")
+    return _dedent([(n, line.rstrip()) for n, line in enumerate(norm, start=1)])
+
+
+def _report_end(lines: Lines, i: int) -> int:
+    """The index of the ``---    END`` line that closes the report starting at ``i``."""
+    end = i + 1
+    while end < len(lines) and not END_RE.match(lines[end][1]):
+        if lines[end][1].startswith("+++") and not (end == i + 2 and lines[i][1].startswith("+++")):
+            raise _fail("'---    END' before the next report", lines[end])
+        end += 1
+    if end == len(lines):
+        raise _fail("'---    END' to close the report that starts", lines[i])
+    return end
+
+
+def _parse_lines(lines: Lines, previous: MmlReport | None = None) -> list[MmlReport]:
     reports: list[MmlReport] = []
+    pending = previous if previous is not None and previous.continued else None
+    pages = 1
+    preamble: Lines = []
     i = 0
     while i < len(lines):
-        if not lines[i][1].strip() or lines[i][1].endswith(" reports in total"):
+        text = lines[i][1]
+        if not text.strip() or (TOTAL_RE.match(text.strip()) and reports):
             i += 1
             continue
-        if not lines[i][1].startswith("+++"):
-            raise _fail("a report header '+++    <NE name>        <time>'", lines[i])
-        end = i + 1
-        while end < len(lines) and not END_RE.match(lines[end][1]):
-            if lines[end][1].startswith("+++"):
-                raise _fail("'---    END' before the next report", lines[end])
-            end += 1
-        if end == len(lines):
-            raise _fail("'---    END' to close the report that starts", lines[i])
+        if not _is_start(text) and pending is None:
+            if reports or _structural(text) or len(preamble) >= MAX_PREAMBLE_LINES:
+                raise _fail(
+                    "a report header '+++    <NE name>        <time>' (or the echo "
+                    "'%%<command>%%', or 'RETCODE = <n>')",
+                    lines[i],
+                )
+            preamble.append(lines[i])  # a terminal's typed command and the NE name
+            i += 1
+            continue
+        end = _report_end(lines, i)
         chunk = lines[i : end + 1]
-        reports.append(_parse_report(chunk, "\n".join(line for _, line in chunk) + "\n"))
+        raw = "\n".join(line for _, line in chunk) + "\n"
+        report = _parse_report(chunk, raw, pending)
+        if not report.autonomous:
+            if report.continued:
+                pages += 1
+            elif pending is not None or report.total is not None:
+                if report.total is not None and report.total != pages:
+                    raise _fail(f"{pages} report(s) as counted, not {report.total}", chunk[-2])
+                pages = 1
+            pending = report if report.continued else None
+        reports.append(report)
         i = end + 1
     if not reports:
-        raise ParseError(f"MML reply: expected a report starting with '+++', got {text[:40]!r}")
-    return MmlResponse(reports, text)
+        first = next((ln for ln in lines if ln[1].strip()), None)
+        if first is not None:
+            raise _fail("a report header '+++    <NE name>        <time>'", first)
+        raise ParseError("MML reply: expected a report starting with '+++', got nothing")
+    return reports
 
 
-def parse_report(text: str) -> MmlReport:
-    """Parse exactly one report."""
-    reports = parse_response(text).reports
+def parse_response(text: str) -> MmlResponse:
+    """Parse one or more reports (pages, progress and autonomous reports) that follow each
+    other; text a terminal prints before the first report (the typed command, the NE name) is
+    skipped."""
+    return MmlResponse(_parse_lines(_lines(text)), text)
+
+
+def parse_report(text: str, continuation_of: MmlReport | None = None) -> MmlReport:
+    """Parse exactly one report; ``continuation_of`` is the page before it, when that page
+    said another follows (this page may then lack header, echo and RETCODE)."""
+    reports = _parse_lines(_lines(text), continuation_of)
     if len(reports) != 1:
         raise ParseError(f"MML reply: expected one report, found {len(reports)}")
     return reports[0]

@@ -1,7 +1,9 @@
 """An MML session: log in, select the element, run commands, log out.
 
-``MmlSession`` frames the byte stream on ``---    END`` lines, parses each report, matches the
-O&M answer to the command by its echo, follows ``To be continued...`` pages, and sets
+``MmlSession`` frames the byte stream on ``---    END`` lines, decodes each frame (the host's
+``encoding``: UTF-8, GB18030, or ``auto``), parses each report, matches the O&M answer to the
+command by its echo, follows pages (``To be continued...``, ``仍有后续报告输出``, later pages
+without header or echo) and progress reports (RETCODE 99999) to the final report, and sets
 autonomous reports (alarms) and stale answers aside. Every deadline is a read deadline: nothing
 sleeps. After a timeout, a lost connection or an unreadable reply the stream can no longer be
 trusted, so the session closes itself and refuses further commands.
@@ -21,7 +23,6 @@ without waiting; what comes later is caught by the next command or the logout.
 
 from __future__ import annotations
 
-import codecs
 import logging
 import re
 import time
@@ -42,8 +43,9 @@ from mml_tool.errors import (
 )
 from mml_tool.inventory import HostConfig
 from mml_tool.mml.command import MmlCommand, mask_text, quoted
+from mml_tool.mml.encoding import decode, encode
 from mml_tool.mml.lineends import LineEnds
-from mml_tool.mml.response import END_RE, MmlReport, MmlResponse, echo_matches, parse_report
+from mml_tool.mml.response import MmlReport, MmlResponse, echo_matches, parse_report
 from mml_tool.mml.transport import Transport, make_transport
 from mml_tool.secret import scrub
 
@@ -52,7 +54,9 @@ LOGOUT_TIMEOUT = 2.0
 TAIL_BYTES = 300
 # One report without its "---    END" line: far above any real page (long replies are paged), low
 # enough that a peer streaming endless bytes cannot exhaust memory before the deadline.
-MAX_FRAME_CHARS = 8 * 1024 * 1024
+MAX_FRAME_CHARS = 8 * 1024 * 1024  # bytes, in fact
+# Framing on bytes: "---", spaces and "END" after a line start are ASCII in UTF-8 and GB18030.
+_END_BYTES = re.compile(rb"^[ \t]*---[ \t]+END[ \t\r]*$", re.M)
 MAX_SET_ASIDE = 1000  # autonomous and stale reports kept per session (the newest)
 _ERASE_RE = re.compile(r".?\x08 \x08")  # a terminal's echo of backspace erases one character
 _HEAD_RE = re.compile(
@@ -106,8 +110,9 @@ class MmlSession:
         self.transcript = transcript
         self.autonomous: list[MmlReport] = []  # alarms and events received meanwhile
         self.stale: list[MmlReport] = []  # O&M answers to some other command
-        self._buffer = ""
-        self._decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        self._buffer = b""
+        # "auto" becomes "gb18030" for good once a frame is not valid UTF-8 (sending too).
+        self._encoding = getattr(host, "encoding", "auto")
         self._line_ends = LineEnds()  # a cooked pty's CR CR LF -> CR LF
         self._sent: deque[str] = deque(maxlen=4)  # masked commands, to skip a terminal's echo
         self._opened = False
@@ -201,6 +206,11 @@ class MmlSession:
             log.debug("%s: closing the transport: %s", self.host.name, exc)
 
     @property
+    def encoding(self) -> str:
+        """The encoding replies are read in: the host's, or GB18030 once ``auto`` met it."""
+        return self._encoding
+
+    @property
     def healthy(self) -> bool:
         return self._opened and not self._closed and self._broken is None
 
@@ -253,7 +263,7 @@ class MmlSession:
         deadline = start + timeout
         self._sent.append(masked)
         try:
-            self.transport.write((cmd.render() + "\r\n").encode("utf-8"))
+            self.transport.write(encode(cmd.render() + "\r\n", self._encoding))
         except TransportError as exc:
             raise TransportError(f"{self.host.name}: sending {masked}: {exc}") from None
         self._sends[masked] = self._sends.get(masked, 0) + 1
@@ -261,24 +271,28 @@ class MmlSession:
         frames: list[str] = []
         while True:
             frame = self._skip_noise(self._read_frame(masked, deadline, timeout))
-            report = self._take(frame, masked, masked)
+            previous = reports[-1] if reports and reports[-1].continued else None
+            report = self._take(frame, masked, masked, previous)
             if report is None:
                 continue
             reports.append(report)
             frames.append(frame)
-            if not report.continued:
+            if not report.pending:  # the last page, and not a progress report
                 break
         self._answers[masked] = self._answers.get(masked, 0) + 1
         self._drain()
         elapsed = time.monotonic() - start
-        log.debug("%s <<< RETCODE = %s (%.3f s)", self.host.name, reports[0].retcode, elapsed)
+        log.debug("%s <<< RETCODE = %s (%.3f s)", self.host.name, reports[-1].retcode, elapsed)
         return MmlResponse(reports, "".join(frames), masked, self.host.name, elapsed)
 
-    def _take(self, frame: str, current: str | None, masked: str) -> MmlReport | None:
+    def _take(
+        self, frame: str, current: str | None, masked: str, previous: MmlReport | None = None
+    ) -> MmlReport | None:
         """Parse one frame and vet it: the report if it answers ``current``; None if it was
-        set aside (autonomous, or stale); AnswerError if no honest element would send it."""
+        set aside (autonomous, or stale); AnswerError if no honest element would send it.
+        ``previous``: the page before, when it said another follows (this one may be bare)."""
         try:
-            report = parse_report(frame)
+            report = parse_report(frame, continuation_of=previous)
         except ParseError as exc:
             raise ParseError(f"{self.host.name}: reply to {masked}: {exc}") from None
         if report.autonomous:
@@ -358,10 +372,10 @@ class MmlSession:
             data = self.transport.read(time.monotonic())
         except TransportError:
             data = b""  # a closed connection shows at the next command
-        self._buffer += self._decoder.decode(data)
+        self._buffer += self._line_ends.feed(data)
         start = 0
-        while (m := END_RE.search(self._buffer, start)) is not None:
-            frame = self._clean(self._buffer[start : m.end()])
+        while (m := _END_BYTES.search(self._buffer, start)) is not None:
+            frame = self._clean(decode(self._buffer[start : m.end()], self._encoding)[0])
             start = m.end()
             try:
                 report = parse_report(self._skip_noise(frame))
@@ -378,18 +392,22 @@ class MmlSession:
     def _read_frame(self, masked: str, deadline: float, timeout: float) -> str:
         """The next text up to and including a ``---    END`` line, masked."""
         while True:
-            m = END_RE.search(self._buffer)
+            m = _END_BYTES.search(self._buffer)
             if m is not None:
-                end = m.end() + (self._buffer[m.end() : m.end() + 1] == "\n")  # the line's LF
-                frame, self._buffer = self._buffer[:end], self._buffer[end:]
-                frame = self._clean(frame)
+                end = m.end() + (self._buffer[m.end() : m.end() + 1] == b"\n")  # the line's LF
+                data, self._buffer = self._buffer[:end], self._buffer[end:]
+                text, used = decode(data, self._encoding)
+                if used != self._encoding:
+                    log.debug("%s: not UTF-8, reading GB18030 from now on", self.host.name)
+                    self._encoding = used
+                frame = self._clean(text)
                 if self.transcript is not None:
                     self.transcript.add("<<<", frame)
                 return frame
             if time.monotonic() >= deadline:
-                tail = self._clean(self._buffer)[-TAIL_BYTES:]
+                tail = self._clean(self._pending())[-TAIL_BYTES:]
                 if self.transcript is not None and self._buffer:
-                    self.transcript.add("<<<", self._clean(self._buffer))
+                    self.transcript.add("<<<", self._clean(self._pending()))
                 raise MmlTimeout(
                     f"{self.host.name} ({self.host.address}): no complete reply to {masked} "
                     f"within {timeout:g} s; last bytes received: {tail!r}: check the element's "
@@ -399,19 +417,24 @@ class MmlSession:
                 data = self.transport.read(deadline)
             except TransportError as exc:
                 if self.transcript is not None and self._buffer:
-                    self.transcript.add("<<<", self._clean(self._buffer))
+                    self.transcript.add("<<<", self._clean(self._pending()))
                 raise TransportError(
                     f"{self.host.name}: connection lost while waiting for the reply to "
                     f"{masked}: {exc}"
                 ) from None
-            self._buffer += self._decoder.decode(self._line_ends.feed(data))
+            self._buffer += self._line_ends.feed(data)
             if len(self._buffer) > MAX_FRAME_CHARS:
-                tail = self._clean(self._buffer)[-TAIL_BYTES:]  # clean first: a cut splits names
+                tail = self._clean(self._pending())[-TAIL_BYTES:]  # clean first: a cut splits names
                 raise ParseError(
                     f"{self.host.name} ({self.host.address}): more than {MAX_FRAME_CHARS} "
                     f"characters in reply to {masked} without a '---    END' line; last bytes "
                     f"received: {tail!r}: check that the port speaks MML"
                 )
+
+    def _pending(self) -> str:
+        """The bytes received after the last frame, as text (for messages and transcripts)."""
+        partial = "utf-8" if self._encoding == "auto" else self._encoding  # may end mid-character
+        return decode(self._buffer, partial)[0]
 
     def _skip_noise(self, frame: str) -> str:
         """Drop what a terminal prints before a report: blank lines and the echo of a command

@@ -232,7 +232,30 @@ def parse_with_template(template: Path, raw: str) -> list[dict[str, str]]:
             record[name] = value
         records.append(record)
     _refuse_foreign_digits(template, raw, records)
+    _check_hex_agrees(template, raw, records)
     return records
+
+
+def _check_hex_agrees(template: Path, raw: str, records: list[dict[str, str]]) -> None:
+    """A value printed both in decimal (VALUE) and in hex (HEX) must be the same number."""
+    lines = raw.splitlines()
+    start = 0
+    for record in records:
+        hex_text, value = record.get("HEX", "").strip(), record.get("VALUE", "").strip()
+        if not hex_text:
+            continue
+        number = next((n for n in range(start, len(lines)) if hex_text in lines[n]), start)
+        start = number + 1
+        digits = hex_text.removeprefix("0x").removeprefix("0X").removesuffix("h").removesuffix("H")
+        hex_ok = re.fullmatch(r"[0-9A-Fa-f]{1,16}", digits) is not None
+        dec_ok = re.fullmatch(r"[0-9]{1,20}", value) is not None
+        if value and not (hex_ok and dec_ok and int(digits, 16) == int(value)):
+            shown = mask_text(lines[number]) if number < len(lines) else ""
+            raise ParseError(
+                f"{template.name}: line {number + 1} of the reply: {record.get('ID', '')} is "
+                f"{value} in decimal but {hex_text} in hex: {shown!r}. The two must agree; "
+                "check the capture or the template"
+            )
 
 
 def _is_foreign_number(value: str) -> bool:

@@ -411,6 +411,22 @@ def _number(text: str, what: str) -> int:
     return int(text)
 
 
+def _bit_index(record: dict[str, str], parameter: str) -> int | None:
+    """The 0-based bit a per-bit record names: ``BIT`` counts from 0 (as ``MOD SFP``'s BIT
+    does); ``BIT_FROM_1`` is a position counted from 1, for templates of elements that print
+    it so (UDG's 软参BIT位位置). Which one a template fills is how it states its base."""
+    zero = record.get("BIT", "").strip()
+    one = record.get("BIT_FROM_1", "").strip()
+    if zero and one:
+        raise ParseError(f"{parameter}: a record gives both BIT and BIT_FROM_1; fill only one")
+    if one:
+        position = _number(one, f"{parameter} bit position (from 1)")
+        if position < 1:
+            raise ParseError(f"{parameter} bit position {position}: positions start at 1")
+        return position - 1
+    return _number(zero, f"{parameter} bit index") if zero else None
+
+
 def bit_from_records(records: Sequence[dict[str, str]], parameter: str, bit: int) -> int:
     """The value (0/1) of ``bit`` of ``parameter`` from per-bit or whole-value records.
 
@@ -423,14 +439,15 @@ def bit_from_records(records: Sequence[dict[str, str]], parameter: str, bit: int
         if record.get("ID", "").strip().upper() != parameter.upper():
             continue
         found_parameter = True
-        bit_text = record.get("BIT", "").strip()
+        index = _bit_index(record, parameter)
+        bit_text = "" if index is None else str(index)
         bit_value = record.get("BIT_VALUE", "").strip()
         whole = record.get("VALUE", "").strip()
-        if bit_text and bit_value:
+        if index is not None and bit_value:
             value = _number(bit_value, f"{parameter} bit {bit_text} value")
             if value not in (0, 1):
                 raise ParseError(f"{parameter} bit {bit_text} has value {value}, not 0 or 1")
-            if _number(bit_text, f"{parameter} bit index") == bit:
+            if index == bit:
                 seen.add(value)
         if whole:
             seen.add((_number(whole, f"{parameter} value") >> bit) & 1)
@@ -454,9 +471,9 @@ def parameter_state(records: Sequence[dict[str, str]], parameter: str) -> str:
             continue
         if record.get("VALUE", "").strip():
             values.add(str(_number(record["VALUE"].strip(), f"{parameter} value")))
-        bit_text, bit_value = record.get("BIT", "").strip(), record.get("BIT_VALUE", "").strip()
-        if bit_text and bit_value:
-            bits[_number(bit_text, f"{parameter} bit index")] = bit_value
+        index, bit_value = _bit_index(record, parameter), record.get("BIT_VALUE", "").strip()
+        if index is not None and bit_value:
+            bits[index] = bit_value
     parts = [f"value={v}" for v in sorted(values)]
     parts += [f"{bit}={bits[bit]}" for bit in sorted(bits)]
     return ",".join(parts)

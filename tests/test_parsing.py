@@ -82,7 +82,7 @@ def test_user_template_dir_wins(tmp_path: Path) -> None:
 def test_user_dir_without_a_matching_row_falls_back_to_builtin(tmp_path: Path) -> None:
     user = _user_dir(tmp_path, command="DSP OTHER")
     records = parse_output("LST SFP: ID=P978;", _sample("value_zh"), template_dirs=[user])
-    assert records == [{"ID": "P978", "BIT": "", "BIT_VALUE": "", "VALUE": "0"}]
+    assert records == [{"ID": "P978", "BIT": "", "BIT_VALUE": "", "VALUE": "0", "HEX": ""}]
 
 
 def test_user_dir_without_index_is_an_error(tmp_path: Path) -> None:

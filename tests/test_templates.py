@@ -14,6 +14,7 @@ import textfsm
 import yaml
 from textfsm import clitable
 
+from mml_tool.mml.encoding import decode
 from mml_tool.parsing import builtin_templates_dir, parse_output, read_index
 
 SAMPLES = Path(__file__).parent / "templates"
@@ -22,9 +23,8 @@ RAW_FILES = sorted(SAMPLES.glob("*/*/*.raw"))
 
 
 def _read(path: Path) -> str:
-    # newline="" keeps CRLF samples as they are on the wire
-    with path.open(encoding="utf-8", newline="") as handle:
-        return handle.read()
+    # Bytes as on the wire (CRLF kept), decoded as mml-tool does: UTF-8, else GB18030.
+    return decode(path.read_bytes(), "auto")[0]
 
 
 def _command(raw_file: Path) -> str:
@@ -60,6 +60,17 @@ def test_every_raw_has_yml_and_every_yml_has_raw() -> None:
     raws = {p.with_suffix("") for p in RAW_FILES}
     ymls = {p.with_suffix("") for p in SAMPLES.glob("*/*/*.yml")}
     assert raws == ymls
+
+
+@pytest.mark.parametrize("raw_file", RAW_FILES, ids=lambda p: f"{p.parent.name}/{p.stem}")
+def test_every_sample_states_its_provenance(raw_file: Path) -> None:
+    readme = raw_file.parent / "README.md"
+    assert readme.is_file(), (
+        f"{raw_file.parent}: add a README.md saying where the samples come from"
+    )
+    assert f"`{raw_file.stem}" in readme.read_text(encoding="utf-8"), (
+        f"{raw_file.name}: not in README"
+    )
 
 
 def test_every_index_entry_has_samples() -> None:
@@ -98,9 +109,9 @@ def test_clitable_reads_the_index_as_it_is() -> None:
     raw = _read(SAMPLES / "huawei_uap9600" / "lst_sfp" / "table_en.raw")
     table = clitable.CliTable("index", str(TEMPLATES))
     table.ParseCmd(raw, {"Command": "LST SFP: ID=P978;", "Platform": "huawei_uap9600"})
-    assert list(table.header) == ["ID", "BIT", "BIT_VALUE", "VALUE"]
+    assert list(table.header) == ["ID", "BIT", "BIT_VALUE", "VALUE", "HEX"]
     rows = [list(row.values) for row in table]
-    assert rows[0] == ["P978", "0", "1", ""]
+    assert rows[0] == ["P978", "0", "1", "", ""]
     assert len(rows) == 4
 
 

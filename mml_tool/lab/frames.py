@@ -16,6 +16,13 @@ Every line ends with ``\\r\\n``. An O&M report::
     <blank>                         only with "To be continued..."
     ---    END
 
+Chinese paging (``Report.more_text`` = ``仍有后续报告输出``, reference/mml-protocol.md "Variants
+seen in real replies", as in the UNC DSP OFFLOAD manual example): the marker ends every page
+but the last with no blank line before ``---    END``; the last page prints ``共有N个报告``
+(``Report.total``) there instead. Only the last page's last block prints a count line, and it
+counts the records of all pages (``Block.count``/``Block.show_count``). A ``bare`` page (a
+later page) repeats neither the header lines, nor the echo, nor RETCODE.
+
 Widths are display widths (a CJK character counts two columns), so a Chinese title's dash line
 is twice as long as its character count, as on a terminal (inference). An empty successful
 query prints ``No matching result is found`` (``没有查到相应的结果``) and a
@@ -58,6 +65,8 @@ class Block:
     records: Sequence[Sequence[tuple[str, str]]]
     layout: str = "vertical"
     count_label: str = "Number of results"
+    count: int | None = None  # None: the number of records
+    show_count: bool = True
 
 
 @dataclass(frozen=True)
@@ -77,6 +86,9 @@ class Report:
     empty_text: str = ""
     continued: bool = False
     timestamp: str = ""
+    more_text: str = CONTINUED_LINE  # what a continued page prints before its end
+    total: int | None = None  # the last page of Chinese paging: "共有N个报告"
+    bare: bool = False  # a later page without header, echo and RETCODE
 
 
 def timestamp(now: float | None = None) -> str:
@@ -108,7 +120,9 @@ def render_block(block: Block) -> list[str]:
     else:
         for record in block.records:
             lines.extend(_vertical(record))
-    lines.append(f"({block.count_label} = {len(block.records)})")
+    if block.show_count:
+        count = len(block.records) if block.count is None else block.count
+        lines.append(f"({block.count_label} = {count})")
     return lines
 
 
@@ -136,20 +150,29 @@ def _table(records: Sequence[Sequence[tuple[str, str]]]) -> list[str]:
 
 def render_report(report: Report) -> str:
     """One complete report, ``---    END`` line included, CRLF line endings."""
-    lines = [
-        header_line(report.ne, report.timestamp or timestamp()),
-        f"O&M    #{report.serial}",
-        f"%%{report.echo}%%",
-        f"RETCODE = {report.retcode}  {report.message}",
-        "",
-    ]
+    lines = (
+        []
+        if report.bare
+        else [
+            header_line(report.ne, report.timestamp or timestamp()),
+            f"O&M    #{report.serial}",
+            f"%%{report.echo}%%",
+            f"RETCODE = {report.retcode}  {report.message}",
+        ]
+    )
+    lines.append("")
     for block in report.blocks:
         lines.extend(render_block(block))
         lines.append("")
     if report.empty_text and not report.blocks:
         lines.extend([report.empty_text, ""])
+    chinese = report.more_text != CONTINUED_LINE
+    if chinese and lines[-1] == "" and (report.continued or report.total is not None):
+        lines.pop()  # the Chinese markers follow the last block directly
     if report.continued:
-        lines.extend([CONTINUED_LINE, ""])
+        lines.extend([report.more_text] if chinese else [CONTINUED_LINE, ""])
+    elif report.total is not None:
+        lines.append(f"共有{report.total}个报告")
     lines.append(END_LINE)
     return CRLF.join(lines) + CRLF
 

@@ -25,6 +25,9 @@ LAB.yaml (``load_lab_config``)::
                               # "/*1879106888 MEID=005*/", and/or the token "{serial}", a
                               # running number per connection (%%241299LST SFP: ID=P978;%%);
                               # quote it: unquoted, YAML reads {serial} as a mapping
+        encoding: utf-8       # utf-8 | gb18030 (replies and commands, as Chinese elements)
+        paging: en            # en (To be continued...) | zh (仍有后续报告输出, 共有N个报告) |
+                              # zh-bare (zh, later pages without header, echo, RETCODE)
         state_file: state/uap-1.json   # relative to the LAB.yaml folder
         params: {P978: 1, P001: 0}     # merged over the default parameter set
         replace_params: false          # true: params replace the default set
@@ -90,6 +93,8 @@ _NODE_KEYS = frozenset(
         "serial_start",
         "authorized_keys",
         "echo_prefix",
+        "encoding",
+        "paging",
         "state_file",
         "params",
         "replace_params",

@@ -8,7 +8,9 @@ connection).
 Wire protocol (reference/mml-protocol.md): the client sends ``VERB OBJECT: NAME=value, ...;``
 followed by ``\\r\\n`` (a bare LF or CR is accepted too); partial lines are buffered and one
 packet may carry several commands. A line that ends without ``;`` is answered with RETCODE 1002.
-Every reply is a report rendered by ``mml_tool.lab.frames`` (CRLF line endings, UTF-8). The
+Every reply is a report rendered by ``mml_tool.lab.frames`` (CRLF line endings, UTF-8, or
+GB18030 on a node with ``encoding="gb18030"``, as Chinese-language elements send; commands are
+read in the node's encoding too). The
 ``O&M`` serial starts at ``NodeConfig.serial_start`` (random in 1000..60000 when None) on each
 connection and increases by one per reply; the pages of one paged reply share the serial
 (inference: the reference says the serial counts responses).
@@ -69,7 +71,11 @@ RETCODE numbers and texts (English; Chinese nodes print the ``RETCODES_ZH`` text
 
 A parameter is 16 bits wide (inference: the width is not public; MSOFTX3000 documents
 ``BIT=13``). ``LST SFP:;`` pages ``page_size`` parameters per report (default 20): every page
-but the last prints ``To be continued...``. An unknown ``ID`` answers RETCODE 1006 or, with
+but the last prints ``To be continued...`` (``NodeConfig.paging="en"``). With ``paging="zh"``
+pages end as on Chinese-language elements: ``仍有后续报告输出`` on every page but the last,
+``共有N个报告`` on the last, and a single count line, the total, on the last page (see
+``frames``); ``paging="zh-bare"`` also drops header, echo and RETCODE from later pages, as in
+the UNC manual's DSP OFFLOAD example. An unknown ``ID`` answers RETCODE 1006 or, with
 ``unknown_param="empty"``, RETCODE 0 and ``No matching result is found``.
 
 Faults (``FaultConfig``, per node). A *prefix* selects the commands a fault hits: the command's
@@ -143,6 +149,9 @@ SSH_LOG_NAME = "mml_tool.lab.uap.ssh"
 logging.getLogger(SSH_LOG_NAME).setLevel(logging.CRITICAL)
 LAYOUTS = ("table", "vertical", "value")
 LANGUAGES = ("en", "zh")
+ENCODINGS = ("utf-8", "gb18030")
+PAGINGS = ("en", "zh", "zh-bare")
+ZH_MORE_LINE = "仍有后续报告输出"
 PID_RE = re.compile(r"P[0-9]{1,5}")
 ECHO_SERIAL_TOKEN = "{serial}"
 _ECHO_TOKEN_RE = re.compile(r"\{[^{}]*\}")
@@ -267,6 +276,8 @@ class NodeConfig:
     serial_start: int | None = None
     echo_prefix: str = ""  # before the echoed command; "{serial}" -> a running number
     authorized_keys: Sequence[str] = ()  # OpenSSH public key lines accepted for SSH
+    encoding: str = "utf-8"  # utf-8 | gb18030 (what Chinese-language elements send)
+    paging: str = "en"  # en | zh | zh-bare (markers and later pages of LST SFP:;)
 
     def __post_init__(self) -> None:
         if not self.ne_name:
@@ -278,6 +289,10 @@ class NodeConfig:
             raise ConfigError(f"node {self.name}: layout must be one of {', '.join(LAYOUTS)}")
         if self.language not in LANGUAGES:
             raise ConfigError(f"node {self.name}: language must be one of {', '.join(LANGUAGES)}")
+        if self.encoding not in ENCODINGS:
+            raise ConfigError(f"node {self.name}: encoding must be one of {', '.join(ENCODINGS)}")
+        if self.paging not in PAGINGS:
+            raise ConfigError(f"node {self.name}: paging must be one of {', '.join(PAGINGS)}")
         if self.unknown_param not in ("error", "empty"):
             raise ConfigError(f"node {self.name}: unknown_param must be 'error' or 'empty'")
         if self.page_size < 1:
@@ -515,8 +530,8 @@ class CommandSplitter:
     Ctrl-C drops the pending line.
     """
 
-    def __init__(self) -> None:
-        self._decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+    def __init__(self, encoding: str = "utf-8") -> None:
+        self._decoder = codecs.getincrementaldecoder(encoding)(errors="replace")
         self._current: list[str] = []
         self._quoted = False
         self._last_cr = False
@@ -611,7 +626,8 @@ class MmlConnection:
         self.logged_in = logged_in
         self.count = 0
         self.stalled = False
-        self.splitter = CommandSplitter()
+        self.encoding = node.config.encoding
+        self.splitter = CommandSplitter(self.encoding)
         lang = node.config.language
         self.codes = RETCODES_ZH if lang == "zh" else RETCODES_EN
         self.labels = _LABELS[lang]
@@ -626,7 +642,7 @@ class MmlConnection:
                 if self.stalled:
                     continue
                 if self.echo and echo:
-                    self.conn.sendall(echo.encode("utf-8"))
+                    self.conn.sendall(echo.encode(self.encoding))
                 for text in commands:
                     if not self._process(text):
                         return
@@ -660,17 +676,17 @@ class MmlConnection:
         payload = "".join(
             render_report(dataclasses.replace(r, serial=self.serial)) for r in outcome.reports
         )
-        data = payload.encode("utf-8")
+        data = payload.encode(self.encoding)
         key = cmd.key if cmd is not None else ""
         if self._hits(faults.garbage_reply, key):
-            self.conn.sendall(_garbage().encode("utf-8"))
+            self.conn.sendall(_garbage().encode(self.encoding))
         elif self._hits(faults.drop_mid_response, key):
             self.conn.sendall(data[: len(data) // 2])
             self.drop()
             return False
         elif self._hits(faults.never_end, key):
             cut = payload.rfind(END_LINE)
-            self.conn.sendall(payload[:cut].encode("utf-8"))
+            self.conn.sendall(payload[:cut].encode(self.encoding))
             self.stalled = True
             return True
         else:
@@ -711,7 +727,7 @@ class MmlConnection:
                 alarm_id=2010,
                 name="Link between UAP and CC-Gateway interrupted",
                 location=f"NE={ne}, Link No.=1",
-            ).encode("utf-8")
+            ).encode(self.encoding)
         )
 
     def _ok(self, echo: str, blocks: Sequence[Block] = (), empty: str = "") -> Report:
@@ -839,6 +855,8 @@ class MmlConnection:
         for i, page in enumerate(pages):
             report = self._ok(echo, self._sfp_blocks(page, bit))
             reports.append(dataclasses.replace(report, continued=i < len(pages) - 1))
+        if self.node.config.paging != "en":
+            reports = _chinese_paging(reports, bare=self.node.config.paging == "zh-bare")
         return _Outcome(reports)
 
     def _sfp_blocks(self, items: Sequence[tuple[str, int]], bit: int | None) -> list[Block]:
@@ -893,6 +911,28 @@ class MmlConnection:
         if self.node.config.faults.drop_after_mod and self.node.take_fault():
             return _Outcome([], drop_now=True)
         return _Outcome([self._ok(echo)])
+
+
+def _chinese_paging(reports: list[Report], *, bare: bool) -> list[Report]:
+    """Pages as Chinese-language elements print them (module docstring of ``frames``)."""
+    total = sum(len(b.records) for r in reports for b in r.blocks)
+    out = []
+    for i, report in enumerate(reports):
+        last = i == len(reports) - 1
+        blocks = [
+            dataclasses.replace(b, show_count=last and j == len(report.blocks) - 1, count=total)
+            for j, b in enumerate(report.blocks)
+        ]
+        out.append(
+            dataclasses.replace(
+                report,
+                blocks=tuple(blocks),
+                more_text=ZH_MORE_LINE,
+                total=len(reports) if last else None,
+                bare=bare and i > 0,
+            )
+        )
+    return out
 
 
 def _garbage() -> str:

@@ -83,6 +83,7 @@ class MmlReport:
     serial_text: str = ""  # the serial as printed, "" when there is none
     total: int | None = None  # "共有N个报告" / "N reports in total" on the last page
     nms: str = ""  # an NMS front end's own header before the element's: "<NE> #<serial>"
+    page: int = 1  # the page's number in a paged reply
 
     @property
     def autonomous(self) -> bool:
@@ -406,6 +407,7 @@ def _parse_report(lines: Lines, raw: str, previous: MmlReport | None = None) -> 
         serial_text=serial_text,
         total=total,
         nms=nms,
+        page=previous.page + 1 if previous is not None else 1,
     )
 
 
@@ -465,7 +467,6 @@ def _report_end(lines: Lines, i: int) -> int:
 def _parse_lines(lines: Lines, previous: MmlReport | None = None) -> list[MmlReport]:
     reports: list[MmlReport] = []
     pending = previous if previous is not None and previous.continued else None
-    pages = 1
     preamble: Lines = []
     i = 0
     while i < len(lines):
@@ -488,12 +489,8 @@ def _parse_lines(lines: Lines, previous: MmlReport | None = None) -> list[MmlRep
         raw = "\n".join(line for _, line in chunk) + "\n"
         report = _parse_report(chunk, raw, pending)
         if not report.autonomous:
-            if report.continued:
-                pages += 1
-            elif pending is not None or report.total is not None:
-                if report.total is not None and report.total != pages:
-                    raise _fail(f"{pages} report(s) as counted, not {report.total}", chunk[-2])
-                pages = 1
+            if report.total is not None and report.total != report.page:
+                raise _fail(f"{report.page} report(s) as counted, not {report.total}", chunk[-2])
             pending = report if report.continued else None
         reports.append(report)
         i = end + 1

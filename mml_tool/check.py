@@ -42,8 +42,8 @@ def read_bit(
     """
     response = session.run(command)
     response.raise_for_retcode()
-    records = parse_output(
-        command.render(), response.raw, session.host.platform, template_dirs=template_dirs
+    records = parse_output(  # the reports only: not what a terminal printed before them
+        command.render(), response.text, session.host.platform, template_dirs=template_dirs
     )
     return Reading(records, response.raw, bit_from_records(records, parameter, bit))
 

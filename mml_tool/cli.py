@@ -647,28 +647,61 @@ def _response_json(response: Any) -> dict[str, Any]:
     }
 
 
+encoding_option = click.option(
+    "--encoding",
+    type=click.Choice(["auto", "utf-8", "gb18030"], case_sensitive=False),
+    default="auto",
+    show_default=True,
+    help="Text encoding of the reply: auto reads UTF-8, or GB18030 (Chinese-language elements) "
+    "when the bytes are not valid UTF-8.",
+)
+
+
 @cli.command()
 @click.option(
     "--command",
     "command_text",
-    required=True,
-    help='The command the reply answers, e.g. "LST SFP: ID=P978;" (picks the template).',
+    default=None,
+    help='The command the reply answers, e.g. "LST SFP: ID=P978;" (picks the template). '
+    "Only needed when the reply has no %%echo%% line.",
 )
 @click.option("--platform", default="huawei_uap9600", show_default=True)
+@encoding_option
 @click.option("--json", "as_json", is_flag=True, help="Print records as JSON.")
-@click.argument("file", type=click.File("r", encoding="utf-8"))
+@click.argument("file", type=click.File("rb"))
 @click.pass_context
-def parse(ctx: click.Context, command_text: str, platform: str, as_json: bool, file: Any) -> None:
+def parse(
+    ctx: click.Context,
+    command_text: str | None,
+    platform: str,
+    encoding: str,
+    as_json: bool,
+    file: Any,
+) -> None:
     """Parse a captured reply offline with the TextFSM templates (FILE may be - for stdin).
 
-    The way to develop and check a template: capture what your UAP9600 prints, run this, and
-    when it fails it names the template and the first line it could not read.
+    \b
+    Example:  mml-tool parse lst_sfp.raw
+              mml-tool --templates my-templates parse --encoding gb18030 reply.txt
+    The way to develop and check a template: capture what your UAP9600 prints (mml-tool
+    capture), run this, and when it fails it names the template and the first line it could
+    not read. The command comes from the reply's echo (%%LST SFP: ID=P978;%%).
+    Exit: 0 read, 1 the reply failed (RETCODE != 0) or could not be read, 2 usage.
     """
-    from mml_tool.mml.command import MmlCommand
-    from mml_tool.parsing import parse_output
+    from mml_tool.capture import parse_capture, read_capture
 
-    command = MmlCommand.parse(command_text)
-    records = parse_output(command.render(), file.read(), platform, template_dirs=_templates(ctx))
+    name = getattr(file, "name", "-")
+    try:
+        text, _ = read_capture(file, name, encoding.lower())
+    except ConfigError as exc:
+        fail(str(exc), EXIT_USAGE)
+    try:
+        parsed = parse_capture(text, command_text, platform, _templates(ctx))
+    except ConfigError as exc:  # no echo and no --command, or the two disagree
+        fail(f"{name}: {exc}", EXIT_USAGE)
+    except MmlToolError as exc:
+        fail(f"{name}: {exc}", EXIT_ERROR)
+    records = parsed.records
     if as_json:
         _print_json(records)
         return
@@ -678,6 +711,73 @@ def parse(ctx: click.Context, command_text: str, platform: str, as_json: bool, f
     for record in records:
         table.add_row(*record.values())
     out_console().print(table)
+
+
+@cli.command()
+@inventory_option
+@click.argument("host_name", metavar="HOST")
+@click.argument("command_text", metavar="COMMAND")
+@click.option(
+    "-o",
+    "--output",
+    "out_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("captures"),
+    show_default=True,
+    help="Folder for the sample: <platform>/<verb>_<object>/<host>_<time>.raw and .yml.",
+)
+@click.option(
+    "--anonymize",
+    is_flag=True,
+    help="Replace host and element names and IP addresses in the sample.",
+)
+@click.pass_context
+def capture(
+    ctx: click.Context,
+    inventory_path: Path,
+    host_name: str,
+    command_text: str,
+    out_dir: Path,
+    anonymize: bool,
+) -> None:
+    """Run one read-only command and save its reply as a template test sample.
+
+    \b
+    Example:  mml-tool capture -i inv.yaml uap-1 "LST SFP: ID=P978;" -o captures --anonymize
+    Writes the reply's bytes (.raw, passwords masked), what the current templates make of it
+    (.yml: the records, or the parse error and its line) and the command and platform, laid
+    out like tests/templates. Then write or adjust a template in your own folder (with its
+    own index), check it with `mml-tool --templates DIR parse FILE.raw`, and run with
+    --templates DIR. Exit: 0 read by the templates, 1 written but not read (or no reply).
+    """
+    from mml_tool.capture import capture as run_capture
+    from mml_tool.mml.command import MmlCommand
+
+    try:
+        command = MmlCommand.parse(command_text)
+        if not command.is_read_only:
+            raise ConfigError(
+                f"capture runs read-only commands only (LST, DSP), not {command.verb}: "
+                "nothing was sent"
+            )
+    except ConfigError as exc:
+        fail(str(exc), EXIT_USAGE)
+    inventory = _load_inventory(inventory_path)
+    hosts = inventory.select(host_name)
+    if len(hosts) != 1:
+        raise click.UsageError(f"HOST must name one host; {host_name!r} matches {len(hosts)}")
+    result = run_capture(
+        hosts[0], command, out_dir, anonymized=anonymize, template_dirs=_templates(ctx)
+    )
+    click.echo(f"reply:   {result.raw_path}")
+    click.echo(f"records: {result.yml_path}")
+    if result.error is not None:
+        fail(
+            f"the templates could not read the reply: {result.error}. The sample is written: "
+            "copy it into your template folder and adapt the template (see README, "
+            '"When the device prints something new").'
+        )
+    click.echo(f"{len(result.records or [])} record(s) read by the current templates")
 
 
 @cli.command(name="exec")

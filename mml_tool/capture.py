@@ -7,6 +7,11 @@ current templates make of it, or the parse error and its line) land in
 ``DIR/<platform>/<verb>_<object>/`` as in ``tests/templates``; write or adjust a template in
 your own folder with its own ``index``; check it with ``mml-tool parse``; run with
 ``--templates``.
+
+The ``.raw`` holds the reports as the session framed them (from the first report's first line
+to the last ``---    END``, CR/LF as received), re-encoded in the encoding the element used:
+what a terminal printed before a report (blank lines, the echo of the typed command) is not in
+it.
 """
 
 from __future__ import annotations

@@ -179,3 +179,72 @@ def test_bit_from_1_is_read_only_where_a_template_states_it() -> None:
         bit_from_records([{"ID": "1", "BIT": "0", "BIT_FROM_1": "1", "BIT_VALUE": "0"}], "1", 0)
     with pytest.raises(ParseError, match="positions start at 1"):
         bit_from_records([{"ID": "1", "BIT_FROM_1": "0", "BIT_VALUE": "0"}], "1", 0)
+
+
+# -- the session on real replies that the simulator does not print ------------------------------
+
+
+class ScriptedTransport:
+    """Replays canned bytes in small chunks: the public samples as an element would send them
+    (the simulator prints neither progress reports nor manual layouts)."""
+
+    def __init__(self, replies: list[bytes], chunk: int = 7) -> None:
+        self.data = [r[i : i + chunk] for r in replies for i in range(0, len(r), chunk)]
+        self.written: list[bytes] = []
+
+    def open(self) -> None: ...
+
+    def write(self, data: bytes) -> None:
+        self.written.append(data)
+
+    def read(self, deadline: float) -> bytes:
+        return self.data.pop(0) if self.data else b""
+
+    def close(self) -> None: ...
+
+
+def _ok(echo: str = 'LGI: OP="admin", PWD="x";') -> bytes:
+    return (
+        f"+++    CSP        2026-01-01 00:00:00\r\nO&M    #1\r\n%%{echo}%%\r\n"
+        "RETCODE = 0  操作成功\r\n\r\n---    END\r\n"
+    ).encode("gb18030")
+
+
+@pytest.mark.parametrize(
+    ("sample", "command", "records"),
+    [
+        ("csp_clr_activealarm_progress_reports.txt", "CLR ACTIVEALARM: MEID=0, SNO=663;", 1),
+        ("unc_dsp_offload_3reports_3space_end.txt", "DSP OFFLOAD:;", 3),
+    ],
+)
+def test_session_reads_progress_reports_and_headerless_pages(
+    zh: RunningLab, sample: str, command: str, records: int
+) -> None:
+    text = (Path(__file__).parent / "samples" / "mml" / sample).read_text(encoding="utf-8")
+    host = zh.host("gb-bare", "tcp", ne_name=None, timeout=5)
+    transport = ScriptedTransport(
+        [_ok(), text.replace("\n", "\r\n").encode("gb18030"), _ok("LGO:;")]
+    )
+    with MmlSession(host, transport=transport) as session:
+        response = session.run(command).raise_for_retcode()
+        assert session.encoding == "gb18030" and not session.stale
+    assert response.complete and len(response.records) == records
+    assert len(response.reports) == 3
+
+
+def test_session_waits_for_the_final_report_after_99999(zh: RunningLab) -> None:
+    def rep(retcode: str, body: str) -> bytes:
+        return (
+            "+++    CSP        2026-01-01 00:00:00\r\nO&M    #2\r\n%%DSP TASK:;%%\r\n"
+            f"RETCODE = {retcode}\r\n\r\n{body}---    END\r\n"
+        ).encode("gb18030")
+
+    progress = rep("99999  实时上报成功", "进度报告\r\n--------\r\n已完成 = 50%\r\n\r\n")
+    final = rep("0  执行成功", "结果\r\n----\r\n状态  =  完成\r\n(结果个数 = 1)\r\n\r\n")
+    host = zh.host("gb-bare", "tcp", ne_name=None, timeout=5)
+    with MmlSession(
+        host, transport=ScriptedTransport([_ok(), progress, final, _ok("LGO:;")])
+    ) as session:
+        response = session.run("DSP TASK:;").raise_for_retcode()
+    assert [r.retcode for r in response.reports] == [99999, 0]
+    assert response.records == [{"状态": "完成"}]

@@ -46,8 +46,11 @@ def test_csp_progress_reports_with_one_serial() -> None:
     response = parse_response(sample("csp_clr_activealarm_progress_reports.txt"))
     assert [r.serial for r in response.reports] == [3883, 3883, 3883]
     assert [r.ne for r in response.reports] == ["CSP/*MEID:0 MENAME:superom07-v4*/"] * 3
-    assert [rec["已完成"] for rec in response.records] == ["0%", "99%", "100%"]
+    assert [r.progress for r in response.reports] == [True, True, False]
+    assert response.records == [{"已完成": "100%"}]  # the final report's; progress aside
     assert response.blocks[0].title == "进度报告" and response.message == "操作成功"
+    first = sample("csp_clr_activealarm_progress_reports.txt").split("\n\n+++")[0]
+    assert not parse_response(first).complete  # 0% done: the final report is still to come
     assert echo_matches(response.reports[0].echo, "CLR ACTIVEALARM: MEID=0, SNO=663;")
 
 

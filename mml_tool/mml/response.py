@@ -53,6 +53,7 @@ _ECHO_PREFIX = re.compile(r"^(?:\s*(?:[0-9]+|/\*.*?\*/))*")  # "241299", "/*1879
 _QUOTED = re.compile(r'("[^"]*")')
 CONTINUED = "To be continued..."
 PROGRESS_RETCODE = 99999  # "实时上报成功": an intermediate report, the final one follows
+_DONE_RE = re.compile(r"([0-9]{1,3})\s*%")
 MAX_ECHO_LINES = 20  # a wrapped echo longer than this is not an echo
 MAX_PREAMBLE_LINES = 10  # a terminal's typed command and NE name before the first report
 
@@ -91,8 +92,16 @@ class MmlReport:
 
     @property
     def progress(self) -> bool:
-        """An intermediate progress report (RETCODE 99999): the final report follows."""
-        return self.retcode == PROGRESS_RETCODE
+        """An intermediate progress report, the final report follows: RETCODE 99999, or a
+        "进度报告" block that says it is not complete yet (``已完成 = 99%``)."""
+        if self.retcode == PROGRESS_RETCODE:
+            return True
+        return self.retcode == 0 and any(
+            (m := _DONE_RE.fullmatch(record.get("已完成", ""))) is not None and int(m[1]) < 100
+            for block in self.blocks
+            if block.title == "进度报告"
+            for record in block.records
+        )
 
     @property
     def pending(self) -> bool:

@@ -188,6 +188,12 @@ def test_nms_header_pair_before_the_elements() -> None:
     )
 
 
+def test_an_alarm_never_swallows_the_next_report() -> None:
+    alarm = "+++    UAP-1        2024-03-01 10:00:00\nALARM  #5  Major  Fault\n"
+    with pytest.raises(ParseError, match="before the next report"):
+        parse_response(alarm + report())
+
+
 def test_replies_starting_at_the_echo_or_at_retcode() -> None:
     at_echo = parse_response(report(header=""))
     assert (at_echo.reports[0].ne, at_echo.reports[0].echo) == ("", "LST SFP: ID=P978;")
@@ -247,6 +253,18 @@ def test_later_pages_without_header_or_echo_and_no_blank_between_pages() -> None
     assert [r["Parameter ID"] for r in response.records] == ["P978", "P979", "P980"]
     assert [r.serial for r in response.reports] == [7, 7, 7]
     assert response.ok and response.message == "Operation succeeded"
+
+
+def test_an_alarm_between_pages_is_set_aside() -> None:
+    alarm = "+++    UAP-1        2024-03-01 10:00:00\nALARM  #5  Major\n  Name  =  x\n---    END\n"
+    last = BODY + "共有2个报告\n---    END\n"
+    response = parse_response(report(tail="仍有后续报告输出\n") + alarm + last)
+    assert [(r.kind, r.echo, r.page) for r in response.reports] == [
+        ("O&M", "LST SFP: ID=P978;", 1),
+        ("ALARM", "", 1),
+        ("O&M", "LST SFP: ID=P978;", 2),
+    ]
+    assert response.complete and len(response.records) == 2
 
 
 def test_a_total_that_disagrees_with_the_pages_is_refused() -> None:

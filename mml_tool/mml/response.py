@@ -374,7 +374,7 @@ def _parse_report(lines: Lines, raw: str, previous: MmlReport | None = None) -> 
         echo, i = _echo(lines, i)
     elif kind == "O&M" and (ne or lines[i][1].startswith("+++")) and previous is None:
         raise _fail("the command echo '%%<command>%%'", lines[i])
-    elif previous is not None:
+    elif previous is not None and kind == "O&M":
         echo = previous.echo
     if (m := RETCODE_RE.match(lines[i][1])) is not None:
         if not re.fullmatch(r"-?[0-9]{1,20}", m.group(1)):  # int() of 5000 digits fails
@@ -416,7 +416,7 @@ def _parse_report(lines: Lines, raw: str, previous: MmlReport | None = None) -> 
         serial_text=serial_text,
         total=total,
         nms=nms,
-        page=previous.page + 1 if previous is not None else 1,
+        page=previous.page + 1 if previous is not None and kind == "O&M" else 1,
     )
 
 
@@ -461,11 +461,17 @@ def _lines(text: str) -> Lines:
     return _dedent([(n, line.rstrip()) for n, line in enumerate(norm, start=1)])
 
 
+def _is_om(text: str) -> bool:
+    m = KIND_RE.match(text)
+    return m is not None and m.group(1) == "O&M"
+
+
 def _report_end(lines: Lines, i: int) -> int:
     """The index of the ``---    END`` line that closes the report starting at ``i``."""
     end = i + 1
     while end < len(lines) and not END_RE.match(lines[end][1]):
-        if lines[end][1].startswith("+++") and not (end == i + 2 and lines[i][1].startswith("+++")):
+        nms_pair = end == i + 2 and lines[i][1].startswith("+++") and _is_om(lines[i + 1][1])
+        if lines[end][1].startswith("+++") and not nms_pair:  # an NMS's own header pair first
             raise _fail("'---    END' before the next report", lines[end])
         end += 1
     if end == len(lines):

@@ -248,3 +248,36 @@ def test_session_waits_for_the_final_report_after_99999(zh: RunningLab) -> None:
         response = session.run("DSP TASK:;").raise_for_retcode()
     assert [r.retcode for r in response.reports] == [99999, 0]
     assert response.records == [{"状态": "完成"}]
+
+
+SINGLE = (TEMPLATES / "huawei_uap9600" / "lst_sfp" / "vertical_single_bit.raw").read_text(
+    encoding="utf-8"
+)
+HEAD = "+++    UAP/*MEID:5 MENAME:UAP-3*/        2026-03-02 10:19:30+08:00\nO&M    #5021\n"
+PROGRESS = (
+    "+++    UAP-3\nO&M    #5021\n%%LST SFP: ID=P978, BIT=0;%%\nRETCODE = 99999  实时上报成功\n\n"
+    "进度报告\n--------\n已完成 = 50%\n(结果个数 = 1)\n\n---    END\n"
+)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        SINGLE.replace(HEAD, "+++    UAP-3\nO&M   #HWHandle=174\n"),
+        SINGLE.replace(
+            HEAD, "+++     NMS SERVER        2026-03-02 10:19:30\nO&M     #2304\n" + HEAD
+        ),
+        SINGLE.replace("LST SFP: ID=P978, BIT=0;%%", "LST SFP: ID=P978,\n BIT=0;%%"),
+        SINGLE.replace(HEAD, "").replace("(Number of results = 1)", "（结果个数 = 1）"),
+        "".join("  " + line for line in SINGLE.replace("---    END", "---   END").splitlines(True)),
+        PROGRESS + SINGLE,
+        "LST SFP: ID=P978, BIT=0;\nUAP-3\n" + SINGLE,
+    ],
+    ids=["no-time", "nms-pair", "wrapped-echo", "no-header", "manual", "progress", "terminal"],
+)
+def test_the_builtin_template_reads_the_frame_variants(text: str) -> None:
+    from mml_tool.capture import parse_capture
+
+    parsed = parse_capture(text)
+    assert parsed.command == "LST SFP: ID=P978, BIT=0;"  # from the echo, prefix dropped
+    assert parsed.records == [{"ID": "P978", "BIT": "0", "BIT_VALUE": "0", "VALUE": "", "HEX": ""}]

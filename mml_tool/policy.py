@@ -411,6 +411,21 @@ def _number(text: str, what: str) -> int:
     return int(text)
 
 
+def _whole_value(record: dict[str, str], parameter: str) -> int | None:
+    """The whole value: ``VALUE`` in decimal, or ``HEX`` alone (``0x0005``; when both are
+    printed the parser has checked that they agree)."""
+    whole, hex_text = record.get("VALUE", "").strip(), record.get("HEX", "").strip()
+    if whole:
+        return _number(whole, f"{parameter} value")
+    if not hex_text:
+        return None
+    digits = hex_text.removeprefix("0x").removeprefix("0X").removesuffix("h").removesuffix("H")
+    try:
+        return int(digits, 16)
+    except ValueError:
+        raise ParseError(f"{parameter} value {hex_text!r} is not a hexadecimal number") from None
+
+
 def _bit_index(record: dict[str, str], parameter: str) -> int | None:
     """The 0-based bit a per-bit record names: ``BIT`` counts from 0 (as ``MOD SFP``'s BIT
     does); ``BIT_FROM_1`` is a position counted from 1, for templates of elements that print
@@ -442,15 +457,15 @@ def bit_from_records(records: Sequence[dict[str, str]], parameter: str, bit: int
         index = _bit_index(record, parameter)
         bit_text = "" if index is None else str(index)
         bit_value = record.get("BIT_VALUE", "").strip()
-        whole = record.get("VALUE", "").strip()
+        whole = _whole_value(record, parameter)
         if index is not None and bit_value:
             value = _number(bit_value, f"{parameter} bit {bit_text} value")
             if value not in (0, 1):
                 raise ParseError(f"{parameter} bit {bit_text} has value {value}, not 0 or 1")
             if index == bit:
                 seen.add(value)
-        if whole:
-            seen.add((_number(whole, f"{parameter} value") >> bit) & 1)
+        if whole is not None:
+            seen.add((whole >> bit) & 1)
     if not found_parameter:
         raise ParseError(f"{parameter} is not in the reply")
     if not seen:
@@ -469,8 +484,8 @@ def parameter_state(records: Sequence[dict[str, str]], parameter: str) -> str:
     for record in records:
         if record.get("ID", "").strip().upper() != parameter.upper():
             continue
-        if record.get("VALUE", "").strip():
-            values.add(str(_number(record["VALUE"].strip(), f"{parameter} value")))
+        if (whole := _whole_value(record, parameter)) is not None:
+            values.add(str(whole))
         index, bit_value = _bit_index(record, parameter), record.get("BIT_VALUE", "").strip()
         if index is not None and bit_value:
             bits[index] = bit_value

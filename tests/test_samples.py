@@ -7,6 +7,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from mml_tool.errors import ParseError, RetcodeError
 from mml_tool.mml.encoding import decode
@@ -348,3 +350,34 @@ def test_a_reply_must_still_carry_a_retcode() -> None:
         parse_response(report(retcode=""))
     with pytest.raises(ParseError, match="report header"):
         parse_response(BODY + "---    END\n")  # no header, echo or RETCODE: whose reply?
+
+
+TEXTS = [p.read_text(encoding="utf-8") for p in FILES]
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    st.sampled_from(TEXTS),
+    st.lists(
+        st.tuples(
+            st.floats(0, 1),
+            st.integers(0, 12),
+            st.sampled_from(
+                ["", " ", "  ", "\n", "\t", "-", "=", "%%", "（", "）", "仍有后续报告输出\n"]
+            )
+            | st.text(max_size=6),
+        ),
+        max_size=6,
+    ),
+)
+def test_mutated_public_samples_raise_only_parse_error(
+    text: str, edits: list[tuple[float, int, str]]
+) -> None:
+    for where, cut, insert in edits:
+        pos = int(where * len(text))
+        text = text[:pos] + insert + text[pos + cut :]
+    try:
+        response = parse_response(text)
+        response.raise_for_retcode()
+    except (ParseError, RetcodeError) as exc:
+        assert len(str(exc)) < 600

@@ -402,10 +402,11 @@ def load_policy(path: Path | None = None) -> Policy:
 
 def _number(text: str, what: str) -> int:
     # Decimal ASCII only: the reply prints decimal; anything else is a format we do not know.
-    # (str.isdigit() and int() also take '²', '٠', '０': a crash or a silent 0.)
-    if not (text.isascii() and text.isdigit()):
+    # (str.isdigit() and int() also take '²', '٠', '０': a crash or a silent 0; 20 digits
+    # bound int().)
+    if not re.fullmatch(r"[0-9]{1,20}", text):
         raise ParseError(
-            f"{what} is {text!r}, not a decimal number in ASCII digits (0-9): "
+            f"{what} is {text[:40]!r}, not a decimal number in ASCII digits (0-9): "
             "the reply cannot be judged"
         )
     return int(text)
@@ -421,6 +422,8 @@ def _whole_value(record: dict[str, str], parameter: str) -> int | None:
         return None
     digits = hex_text.removeprefix("0x").removeprefix("0X").removesuffix("h").removesuffix("H")
     try:
+        if len(digits) > 16:
+            raise ValueError(digits)
         return int(digits, 16)
     except ValueError:
         raise ParseError(f"{parameter} value {hex_text!r} is not a hexadecimal number") from None

@@ -292,3 +292,33 @@ def test_a_value_printed_in_hex_alone_is_read_as_hex() -> None:
         bit_from_records(
             parse_output("LST SFP: ID=P978;", VALUE.format(value="0005h", extra="")), "P978", 0
         )
+
+
+@pytest.mark.parametrize(
+    ("record", "error"),
+    [
+        ({"ID": "P978", "VALUE": "²"}, "not a decimal number"),
+        ({"ID": "P978", "VALUE": "9" * 30}, "not a decimal number"),
+        ({"ID": "P978", "HEX": "0xZZ"}, "not a hexadecimal number"),
+        ({"ID": "P978", "BIT": "٣", "BIT_VALUE": "1"}, "not a decimal number"),
+    ],
+)
+def test_odd_digits_are_parse_errors(record: dict[str, str], error: str) -> None:
+    with pytest.raises(ParseError, match=error):
+        bit_from_records([record], "P978", 0)
+
+
+def test_a_user_templates_hex_that_is_no_number_is_a_parse_error(tmp_path: Path) -> None:
+    (tmp_path / "index").write_text(
+        "Template, Hostname, Platform, Command\n\nt.textfsm, .*, huawei_uap9600, LST SFP\n",
+        encoding="utf-8",
+    )
+    (tmp_path / "t.textfsm").write_text(
+        "Value VALUE (\\S+)\nValue HEX (\\S+)\n\nStart\n"
+        "  ^\\s*Parameter value\\s*=\\s*${VALUE}\\s*$$\n  ^\\s*Hex value\\s*=\\s*${HEX}\\s*$$\n"
+        "  ^.*\n",
+        encoding="utf-8",
+    )
+    text = VALUE.format(value="5", extra="      Hex value  =  0xGG\n")
+    with pytest.raises(ParseError, match=r"line 10 .* must agree"):
+        parse_output("LST SFP: ID=P978;", text, template_dirs=[tmp_path])

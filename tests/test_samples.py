@@ -177,6 +177,12 @@ def test_header_without_time_and_non_numeric_serial() -> None:
     assert parse_response(text).records == [{"Parameter ID": "P978", "Bit value": "1"}]
 
 
+@pytest.mark.parametrize("serial", ["²", "١٢", "9" * 21, "HWHandle=174"])
+def test_serials_that_are_not_plain_numbers_are_kept_as_text(serial: str) -> None:
+    (rep,) = parse_response(report(header=f"+++    UAP-1\nO&M    #{serial}\n")).reports
+    assert (rep.serial, rep.serial_text) == (None, serial)
+
+
 def test_nms_header_pair_before_the_elements() -> None:
     nms = "+++     NMS SERVER        2024-03-01 10:00:00\nO&M     #2304\n"
     (rep,) = parse_response(

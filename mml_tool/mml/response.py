@@ -405,7 +405,7 @@ def _parse_report(lines: Lines, raw: str, previous: MmlReport | None = None) -> 
         ne=ne,
         timestamp=timestamp,
         kind=kind,
-        serial=int(serial_text) if serial_text.isdigit() and len(serial_text) <= 20 else None,
+        serial=int(serial_text) if re.fullmatch(r"[0-9]{1,20}", serial_text) else None,
         echo=echo,
         retcode=retcode,
         message=message,

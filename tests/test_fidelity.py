@@ -322,3 +322,27 @@ def test_a_user_templates_hex_that_is_no_number_is_a_parse_error(tmp_path: Path)
     text = VALUE.format(value="5", extra="      Hex value  =  0xGG\n")
     with pytest.raises(ParseError, match=r"line 10 .* must agree"):
         parse_output("LST SFP: ID=P978;", text, template_dirs=[tmp_path])
+
+
+def test_session_reads_nms_pair_handle_serial_and_terminal_preamble(zh: RunningLab) -> None:
+    reply = (
+        b"UAP-3\r\n"  # the element's name, printed by a terminal before the report
+        b"+++     NMS SERVER        2026-03-02 10:19:30\r\nO&M     #2304\r\n"
+        b"+++    UAP-3\r\nO&M   #HWHandle=174\r\n%%LST SFP: ID=P978, BIT=0;%%\r\n"
+        b"RETCODE = 0  Operation succeeded\r\n\r\nSoftware parameter\r\n------------------\r\n"
+        b"Parameter ID  =  P978\r\n         Bit  =  0\r\n   Bit value  =  1\r\n"
+        b"(Number of results = 1)\r\n\r\n---    END\r\n"
+    )
+    host = zh.host("gb-bare", "tcp", ne_name=None, timeout=5)
+    transport = ScriptedTransport([_ok(), reply, _ok("LGO:;")])
+    with MmlSession(host, transport=transport) as session:
+        response = session.run("LST SFP: ID=P978, BIT=0;").raise_for_retcode()
+    (report,) = response.reports
+    assert (report.ne, report.nms, report.serial, report.serial_text) == (
+        "UAP-3",
+        "NMS SERVER #2304",
+        None,
+        "HWHandle=174",
+    )
+    records = parse_output("LST SFP: ID=P978, BIT=0;", response.text)
+    assert bit_from_records(records, "P978", 0) == 1

@@ -68,6 +68,13 @@ def reply_command(response: MmlResponse, given: str | None) -> str:
     ConfigError when neither says, or when they disagree (which template would be right?).
     """
     echoes = [r.echo for r in response.reports if not r.autonomous and r.echo]
+    others = [e for e in echoes if not echo_matches(e, command_from_echo(echoes[0]))]
+    if others:  # a whole session pasted: which reply is meant?
+        shown = ", ".join(repr(mask_text(command_from_echo(e))) for e in (echoes[0], others[0]))
+        raise ConfigError(
+            f"the capture holds replies to several commands ({shown}, ...): keep the reply "
+            "to one command in the file"
+        )
     if given is not None:
         command = MmlCommand.parse(given).render()
         if echoes and not echo_matches(echoes[0], command):

@@ -188,3 +188,15 @@ def test_from_capture_to_a_users_template(cap: RunningLab, tmp_path: Path) -> No
         "--templates", mine, "check", "-i", cap.inventory_path, "--limit", "uap-en", env=env
     )
     assert check.exit_code == 100, check.output  # P978 bit 0 is 1: non-compliant, read by mine
+
+
+def test_parse_refuses_a_capture_of_several_commands(tmp_path: Path) -> None:
+    login = (
+        '+++    UAP-1        2026-03-02 10:20:40\nO&M    #1\n%%LGI: OP="admin", PWD="*****";%%\n'
+        "RETCODE = 0  Operation succeeded\n\n---    END\n"
+    )
+    session = tmp_path / "session.txt"
+    session.write_text(login + (UAP / "value_en.raw").read_text(encoding="utf-8"), encoding="utf-8")
+    result = invoke("parse", session)
+    assert result.exit_code == 2
+    assert "several commands" in result.output and "LST SFP: ID=P978;" in result.output

@@ -34,6 +34,7 @@ from mml_tool.mml.encoding import decode
 from mml_tool.mml.response import MmlResponse, command_from_echo, echo_matches, parse_response
 from mml_tool.mml.session import MmlSession
 from mml_tool.parsing import parse_output
+from mml_tool.secret import scrub
 
 # A real reply is kilobytes; a 50 MB file once took minutes and gigabytes to refuse.
 MAX_CAPTURE_BYTES = 16 * 1024 * 1024
@@ -151,12 +152,8 @@ def anonymize(text: str, pairs: Sequence[tuple[str, str]]) -> str:
 
 
 def _scrub(text: str, host: HostConfig) -> str:
-    """Masked password parameters, and any password of the host wherever it appears."""
-    text = mask_text(text)
-    for secret in (host.password, host.jump.password if host.jump else None):
-        if secret is not None and len(secret.reveal()) >= 4:
-            text = text.replace(secret.reveal(), "*****")
-    return text
+    """Masked password parameters, and any secret of the host wherever it appears."""
+    return scrub(mask_text(text), host.secrets())
 
 
 def sample_dir(out: Path, platform: str, command: str) -> Path:

@@ -209,8 +209,9 @@ def test_replies_starting_at_the_echo_or_at_retcode() -> None:
     assert at_retcode.ok and at_retcode.records[0]["Bit value"] == "1"
 
 
-def test_manual_excerpt_indented_uniformly() -> None:
-    text = "".join("  " + line if line.strip() else line for line in report().splitlines(True))
+@pytest.mark.parametrize("indent", ["  ", "    ", "\t"])
+def test_manual_excerpt_indented_uniformly(indent: str) -> None:
+    text = "".join(indent + line if line.strip() else line for line in report().splitlines(True))
     assert parse_response(text).records == parse_response(report()).records
 
 

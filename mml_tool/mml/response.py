@@ -438,8 +438,9 @@ def _echo(lines: Lines, i: int) -> tuple[str, int]:
 
 def _dedent(lines: Lines) -> Lines:
     """Manual excerpts indent every line alike: remove that common indentation."""
-    indents = [len(t) - len(t.lstrip(" ")) for _, t in lines if t.strip()]
-    cut = min(indents, default=0)
+    indents = [t[: len(t) - len(t.lstrip())] for _, t in lines if t.strip()]
+    first, last = min(indents, default=""), max(indents, default="")  # spaces or tabs
+    cut = next((k for k, (a, b) in enumerate(zip(first, last, strict=False)) if a != b), len(first))
     return [(n, t[cut:]) for n, t in lines] if cut else lines
 
 

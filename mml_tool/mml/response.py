@@ -46,7 +46,7 @@ CONTINUED_RE = re.compile(
     r"^(?:to\s+be\s+continued|more\s+reports?\s+continuing|仍有后续报告输出)\s*[.。…]*$", re.I
 )
 TOTAL_RE = re.compile(
-    r"^(?:.*?\b(?:(\d{1,9})\s+)?reports?\s+in\s+total\.?|共有\s*(\d{1,9})\s*个报告)$", re.I
+    r"^(?:.*?\b(?:([0-9]{1,9})\s+)?reports?\s+in\s+total\.?|共有\s*([0-9]{1,9})\s*个报告)$", re.I
 )
 _CELL_SEP = re.compile(r"\s{2,}")
 _ECHO_PREFIX = re.compile(r"^(?:\s*(?:[0-9]+|/\*.*?\*/))*")  # "241299", "/*1879 MEID=5*/"

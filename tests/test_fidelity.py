@@ -23,12 +23,17 @@ PARAMS = {f"P{i:03d}": i for i in range(1, 8)} | {"P978": 0b101}
 
 @pytest.fixture(scope="module")
 def zh(start_lab: StartLab) -> RunningLab:
-    common = {"language": "zh", "params": PARAMS, "page_size": 3}
+    def node(name: str, encoding: str, paging: str, layout: str) -> NodeConfig:
+        return NodeConfig(
+            name, language="zh", params=PARAMS, page_size=3, encoding=encoding, paging=paging,
+            layout=layout,
+        )  # fmt: skip
+
     return start_lab(
         [
-            NodeConfig("gb-bare", encoding="gb18030", paging="zh-bare", **common),  # type: ignore[arg-type]
-            NodeConfig("gb-value", encoding="gb18030", paging="zh", layout="value", **common),  # type: ignore[arg-type]
-            NodeConfig("utf-zh", paging="zh", layout="vertical", **common),  # type: ignore[arg-type]
+            node("gb-bare", "gb18030", "zh-bare", "table"),
+            node("gb-value", "gb18030", "zh", "value"),
+            node("utf-zh", "utf-8", "zh", "vertical"),
             NodeConfig("gb-name", ne_name="华为-UAP", encoding="gb18030", language="zh"),
         ]
     )

@@ -1,8 +1,8 @@
 """The `mml-tool` command line: thin click commands over the library.
 
-Exit codes (stable, for schedulers and scripts):
-  0 compliant / done, 1 error (could not decide), 2 usage error,
-  100 non-compliant found, 101 end-to-end verification failed.
+Exit codes (stable, for schedulers and scripts; the same for every command):
+  0 compliant / done, 1 could not decide (or nothing was checked), 2 usage error (found before
+  anything is connected to or sent), 100 non-compliant found, 101 end-to-end verification failed.
 """
 
 from __future__ import annotations
@@ -11,7 +11,8 @@ import json
 import logging
 import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 from typing import Any, NoReturn
@@ -29,13 +30,76 @@ from mml_tool.exitcodes import ExitCode
 EXIT_OK, EXIT_ERROR, EXIT_USAGE = ExitCode.OK, ExitCode.ERROR, ExitCode.USAGE
 EXIT_VERIFY_FAILED = ExitCode.VERIFY_FAILED
 
-err_console = Console(stderr=True)
+# soft_wrap: messages (paths, `export VAR=...` hints, commands) are never broken into lines at
+# the terminal width, so a log grep finds them whole; tables still fit the width.
+err_console = Console(stderr=True, soft_wrap=True)
 
 
 def out_console() -> Console:
-    """stdout; wide when piped so tables in logs and CI output are not folded to 80 columns."""
-    console = Console()
-    return console if console.is_terminal else Console(width=160)
+    """stdout; wide when piped so tables in logs and CI output are not folded to 80 columns.
+    stderr when a report goes to stdout (`--report json:-`): then nothing else may go there."""
+    ctx = click.get_current_context(silent=True)
+    stderr = bool(ctx is not None and ctx.find_root().meta.get(_STDOUT_TAKEN))
+    console = Console(stderr=stderr, soft_wrap=True)
+    return console if console.is_terminal else Console(stderr=stderr, soft_wrap=True, width=160)
+
+
+_STDOUT_TAKEN = "mml_tool.stdout_taken"
+
+
+def _echo(text: str) -> None:
+    """A line for the operator: stdout, unless a report goes there."""
+    ctx = click.get_current_context(silent=True)
+    click.echo(text, err=bool(ctx is not None and ctx.find_root().meta.get(_STDOUT_TAKEN)))
+
+
+def _report_targets(spec: str | None) -> list[tuple[str, Path]]:
+    """Parse --report before anything is connected to or sent: a bad spec is a usage error."""
+    from mml_tool.report import parse_report_targets, to_stdout
+
+    if spec is None:
+        return []
+    try:
+        targets = parse_report_targets(spec)
+    except ConfigError as exc:
+        fail(str(exc), EXIT_USAGE)
+    if to_stdout(targets):
+        click.get_current_context().find_root().meta[_STDOUT_TAKEN] = True
+    return targets
+
+
+def _select(inventory: Any, limit: str | None) -> list[Any]:
+    """The hosts --limit names; one it names that does not exist is a usage error."""
+    from mml_tool.errors import InventoryError
+
+    try:
+        return list(inventory.select(limit))
+    except InventoryError as exc:
+        fail(str(exc), EXIT_USAGE)
+
+
+def _nothing_checked(inventory: Any, policy: Any, hosts: list[Any], limit: str | None) -> str:
+    """Why no control would be evaluated on ``hosts``, or "" when some would."""
+    if not inventory.hosts:
+        return f"the inventory {inventory.path} has no hosts"
+    if not hosts:
+        return f"--limit {limit!r} selects no host"
+    if not any(policy.controls_for(h) for h in hosts):
+        return f"no control of policy {policy.name!r} targets the selected host(s)"
+    return ""
+
+
+def _waiver_warnings(inventory: Any, policy: Any) -> list[str]:
+    """A waiver for a host the inventory does not have waives nothing: say so, naming it."""
+    warnings = [
+        f"policy {policy.name!r}: the waiver of control {w.control} names host {w.host!r}, "
+        f"which is not in {inventory.path}: it waives nothing (a typo?)"
+        for w in policy.waivers
+        if w.host not in inventory.hosts
+    ]
+    for warning in warnings:
+        err_console.print(f"[yellow]warning:[/] {escape(warning)}", highlight=False)
+    return warnings
 
 
 class BarProgress:
@@ -161,18 +225,30 @@ def cli(ctx: click.Context, verbose: int, template_dirs: tuple[Path, ...]) -> No
     ctx.obj = {"template_dirs": [*template_dirs, *template_dirs_from_env()]}
 
 
+class _OurHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """The stderr handler `mml-tool` installs (so -v after the subcommand can adjust it)."""
+
+
 def _setup_logging(verbose: int) -> None:
-    """Log to stderr unless the host program (a test runner, a script) already set logging up."""
+    """Log to stderr unless the host program (a test runner, a script) already set logging up.
+    Called again by a subcommand's own -v/-vv: the higher count wins."""
     root = logging.getLogger()
-    if root.handlers:
+    ours = [h for h in root.handlers if isinstance(h, _OurHandler)]
+    if root.handlers and not ours:
         return
-    handler = logging.StreamHandler()
-    handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+    handler = ours[0] if ours else _OurHandler()
+    if not ours:
+        handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+        root.addHandler(handler)
+    level = max(logging.WARNING - 10 * verbose, logging.DEBUG)
+    if ours and level >= root.level:
+        return
+    for old in handler.filters[:]:
+        handler.removeFilter(old)
     if verbose < 2:
         # paramiko logs routine disconnects (the element closes after LGO) at ERROR.
         handler.addFilter(lambda record: not record.name.startswith("paramiko"))
-    root.addHandler(handler)
-    root.setLevel(max(logging.WARNING - 10 * verbose, logging.DEBUG))
+    root.setLevel(level)
 
 
 def _templates(ctx: click.Context) -> list[Path]:
@@ -180,9 +256,11 @@ def _templates(ctx: click.Context) -> list[Path]:
 
 
 def _load_inventory(path: Path) -> Any:
+    """The inventory with no secret read yet: each command reads only those it uses
+    (``Inventory.with_secrets``), so `check` never asks for the gateway's password."""
     from mml_tool.inventory import load_inventory
 
-    return load_inventory(path, prompt=_prompt_secret)
+    return load_inventory(path, prompt=_prompt_secret, resolve_secrets=False)
 
 
 def _prompt_secret(label: str) -> str:
@@ -246,7 +324,7 @@ def _check(
     limit: str | None,
     workers: int,
     signing: bool = False,
-) -> tuple[Any, Any, list[Any], str]:
+) -> _Checked:
     from mml_tool.change import now_iso
     from mml_tool.check import check_fleet
     from mml_tool.policy import load_policy
@@ -255,8 +333,14 @@ def _check(
     inventory = _load_inventory(inventory_path)
     if signing:
         _ = inventory.plan_signing_key  # a key set but unreadable: refused before connecting
-    hosts = inventory.select(limit)
+    hosts = _select(inventory, limit)
+    warnings = _waiver_warnings(inventory, policy)
     started = now_iso()
+    nothing = _nothing_checked(inventory, policy, hosts, limit)
+    if nothing:
+        return _Checked(inventory, policy, [], started, warnings, f"nothing was checked: {nothing}")
+    inventory = inventory.with_secrets(hosts=[h.name for h in hosts if policy.controls_for(h)])
+    hosts = [inventory.hosts[h.name] for h in hosts]
     findings = check_fleet(
         hosts,
         policy,
@@ -264,12 +348,23 @@ def _check(
         workers=workers,
         progress=BarProgress(f"checking {len(hosts)} host(s)"),
     )
-    return inventory, policy, findings, started
+    return _Checked(inventory, policy, findings, started, warnings)
+
+
+@dataclass
+class _Checked:
+    inventory: Any
+    policy: Any
+    findings: list[Any]
+    started: str
+    warnings: list[str]
+    nothing: str = ""  # why nothing was checked
 
 
 def _run_info(
     command: str, policy: Any, inventory_path: Path, started: str, change_id: str | None = None
 ) -> Any:
+    from mml_tool.audit import operator_name
     from mml_tool.change import now_iso
     from mml_tool.report import RunInfo
 
@@ -282,6 +377,7 @@ def _run_info(
         inventory=str(inventory_path),
         started=started,
         finished=now_iso(),
+        operator=operator_name(),
     )
 
 
@@ -304,24 +400,34 @@ def check(
 
     Connects to each host (concurrently), runs each control's read command (e.g.
     `LST SFP: ID=P978;`), parses the reply with the TextFSM templates and judges it.
-    A host that cannot be read is an error, never compliant.
+    A host that cannot be read is an error, never compliant; nothing checked (no host, no
+    control targets the selection) is never compliant either.
 
-    Exit: 0 all pass (or waived), 100 some non-compliant, 1 some could not be decided.
+    \b
+    Examples:
+      mml-tool check -i inv.yaml
+      mml-tool check -i inv.yaml --limit 'uap-1*,core' --report json:-
+      mml-tool check -i inv.yaml -p policy.yaml --report junit:out/junit.xml,md:out/ticket.md
+
+    Exit: 0 all pass (or waived), 100 some non-compliant, 1 some could not be decided or
+    nothing was checked, 2 usage error.
     """
-    from mml_tool.report import (
-        Report,
-        exit_code_for,
-        parse_report_targets,
-        render_table,
-        write_reports,
-    )
+    from mml_tool.report import Outcome, Report, render_table, write_reports
 
-    targets = parse_report_targets(report_spec) if report_spec else []
-    _, policy, findings, started = _check(ctx, inventory_path, policy_path, limit, workers)
-    report = Report(_run_info("check", policy, inventory_path, started), findings)
+    targets = _report_targets(report_spec)
+    done = _check(ctx, inventory_path, policy_path, limit, workers)
+    outcome = Outcome("nothing checked", EXIT_ERROR, done.nothing) if done.nothing else None
+    report = Report(
+        _run_info("check", done.policy, inventory_path, done.started),
+        done.findings,
+        warnings=done.warnings,
+        outcome=outcome,
+    )
     render_table(report, out_console())
     write_reports(report, targets)
-    sys.exit(exit_code_for(findings))
+    if done.nothing:
+        fail(done.nothing, EXIT_ERROR)
+    sys.exit(report.decide().exit_code)
 
 
 @cli.command()
@@ -374,6 +480,13 @@ def plan(
     the rollback commands, who made it and when, and a sha256 over its content; with
     `plan_signing_key` in the inventory also an HMAC-SHA256 signature. Review it with
     `mml-tool plan --show PLAN.json`; apply it with `mml-tool apply PLAN.json`.
+
+    \b
+    Examples:
+      mml-tool plan -i inv.yaml --change-id CHG42 -o plan.json
+      mml-tool plan --show plan.json
+
+    Exit: 0 plan written, 1 some host could not be decided or nothing was checked, 2 usage.
     """
     from mml_tool.audit import operator_name
     from mml_tool.change import build_plan, load_plan, save_plan
@@ -383,9 +496,10 @@ def plan(
         return
     if output is None or inventory_path is None:
         raise click.UsageError("to make a plan give -i INVENTORY and -o PLAN.json")
-    inventory, policy, findings, _ = _check(
-        ctx, inventory_path, policy_path, limit, workers, signing=True
-    )
+    done = _check(ctx, inventory_path, policy_path, limit, workers, signing=True)
+    if done.nothing:
+        fail(done.nothing, EXIT_ERROR)
+    inventory, policy, findings = done.inventory, done.policy, done.findings
     undecided = [f for f in findings if f.status == "error"]
     new_plan = build_plan(
         findings,
@@ -398,7 +512,7 @@ def plan(
     digest = save_plan(new_plan, output, signing_key=key)
     _show_plan(new_plan, output)
     signed = f", signed with the plan_signing_key of {inventory_path}" if key else ""
-    click.echo(f"plan written: {output} (sha256 {digest[:16]}...{signed})")
+    _echo(f"plan written: {output} (sha256 {digest[:16]}...{signed})")
     for finding in undecided:
         what = f"{finding.host} {finding.control_id}: {finding.error}"
         err_console.print(
@@ -432,13 +546,19 @@ def _show_plan(the_plan: Any, path: Path) -> None:
 
 
 def _change_context(
-    ctx: click.Context, inventory: Any, change_id: str, audit_path: Path | None, policy: Any
+    ctx: click.Context,
+    inventory: Any,
+    change_id: str,
+    audit_path: Path | None,
+    policy: Any,
+    hosts: Iterable[str] = (),
 ) -> Any:
+    """What apply and rollback need; only the secrets of ``hosts`` are read."""
     from mml_tool.audit import AuditTrail, default_audit_path, operator_name
     from mml_tool.change import ChangeContext, default_lock_dir
 
     return ChangeContext(
-        inventory=inventory,
+        inventory=inventory.with_secrets(hosts=hosts),
         audit=AuditTrail(audit_path or default_audit_path()),
         operator=operator_name(),
         change_id=change_id,
@@ -515,11 +635,17 @@ def apply(
     written to the audit trail before and after it is sent. The apply record (default:
     PLAN.record.json) is what `mml-tool rollback` takes.
 
-    Exit: 0 every host reached the planned state, 1 otherwise.
+    \b
+    Examples:
+      mml-tool apply plan.json -i inv.yaml
+      mml-tool apply plan.json -i inv.yaml --yes --report junit:out/apply.xml,md:out/apply.md
+
+    Exit: 0 every host reached the planned state, 1 otherwise, 2 usage error (nothing sent).
     """
     from mml_tool.change import apply_plan, check_plan, load_plan, save_record
     from mml_tool.policy import load_policy
 
+    targets = _report_targets(report_spec)
     inventory = _load_inventory(inventory_path)
     policy = load_policy(policy_path)
     the_plan = load_plan(
@@ -528,9 +654,12 @@ def apply(
     check_plan(the_plan, policy, inventory, str(plan_path))  # before the operator is asked
     _show_plan(the_plan, plan_path)
     if not the_plan.steps:
+        _write_change_reports(targets, "apply", None, inventory_path, the_plan)
         return
+    context = _change_context(
+        ctx, inventory, the_plan.change_id, audit_path, policy, hosts=the_plan.hosts
+    )
     _confirm(f"Apply these commands to {len(the_plan.hosts)} host(s)?", yes)
-    context = _change_context(ctx, inventory, the_plan.change_id, audit_path, policy)
     record = apply_plan(
         the_plan,
         context,
@@ -540,32 +669,43 @@ def apply(
     record_path = record_path or plan_path.with_suffix(".record.json")
     save_record(record, record_path)
     _print_record(record)
-    click.echo(f"apply record: {record_path}")
-    _write_change_reports(report_spec, "apply", record, inventory_path, the_plan)
+    _echo(f"apply record: {record_path}")
+    _write_change_reports(targets, "apply", record, inventory_path, the_plan)
     sys.exit(EXIT_OK if record.ok else EXIT_ERROR)
 
 
 def _write_change_reports(
-    report_spec: str | None, command: str, record: Any, inventory_path: Path, the_plan: Any
+    targets: list[tuple[str, Path]],
+    command: str,
+    record: Any,
+    inventory_path: Path,
+    the_plan: Any,
 ) -> None:
-    if not report_spec:
+    """One report entry (and JUnit testcase) per (host, step) of the record; with no record
+    (nothing to do) a report that says so, never an empty success."""
+    if not targets:
         return
-    from mml_tool.report import Report, RunInfo, parse_report_targets, write_reports
+    from mml_tool.audit import operator_name
+    from mml_tool.change import now_iso
+    from mml_tool.report import Outcome, Report, RunInfo, write_reports
 
+    now = now_iso()
     info = RunInfo(
         command=command,
         tool_version=__version__,
-        policy_name=getattr(the_plan, "policy_name", ""),
-        policy_sha256=getattr(the_plan, "policy_sha256", ""),
-        change_id=record.change_id,
+        policy_name=getattr(the_plan, "policy_name", "") or "",
+        policy_sha256=getattr(the_plan, "policy_sha256", "") or "",
+        change_id=getattr(record or the_plan, "change_id", None) or None,
         inventory=str(inventory_path),
-        started=record.started,
-        finished=record.finished,
+        started=record.started if record is not None else now,
+        finished=record.finished if record is not None else now,
+        operator=operator_name(),
     )
-    write_reports(
-        Report(info, [], changes=[r.to_dict() for r in record.results]),
-        parse_report_targets(report_spec),
-    )
+    if record is None:
+        done = Outcome("done", EXIT_OK, f"nothing to {command}: the input holds no step")
+        write_reports(Report(info, [], outcome=done), targets)
+        return
+    write_reports(Report(info, [], changes=[r.to_dict() for r in record.results]), targets)
 
 
 @cli.command()
@@ -576,6 +716,7 @@ def _write_change_reports(
 @audit_option
 @record_option
 @workers_option
+@report_option
 @click.pass_context
 def rollback(
     ctx: click.Context,
@@ -586,36 +727,50 @@ def rollback(
     audit_path: Path | None,
     record_path: Path | None,
     workers: int,
+    report_spec: str | None,
 ) -> None:
     """Undo what an apply changed, with the same care (lock, re-read, drift refusal, audit).
 
     Only steps the apply record shows as changed (or unknown) are rolled back, to the value
     read before the change, and only with the command derived from the rule of the policy the
-    plan was made with (-p, default the built-in one).
+    plan was made with (-p, default the built-in one). It shows the commands and asks first,
+    like apply (--yes to skip).
+
+    \b
+    Examples:
+      mml-tool rollback plan.record.json -i inv.yaml
+      mml-tool rollback plan.record.json -i inv.yaml --yes --report junit:out/rollback.xml
+
+    Exit: 0 every step rolled back, 1 otherwise, 2 usage error (nothing sent).
     """
     from mml_tool.change import check_record, load_record, rollback_record, save_record
     from mml_tool.policy import load_policy
 
+    targets = _report_targets(report_spec)
     inventory = _load_inventory(inventory_path)
     policy = load_policy(policy_path)
     record = load_record(record_path_in)
     check_record(record, policy, inventory, str(record_path_in))
     steps = [r.step.reversed() for r in record.results if r.status in ("changed", "unknown")]
     if not steps:
-        click.echo("Nothing to roll back: the record shows no change.")
+        _echo("Nothing to roll back: the record shows no change.")
+        _write_change_reports(targets, "rollback", None, inventory_path, None)
         return
     for step in steps:
-        click.echo(
+        _echo(
             f"{step.host}  {step.parameter} bit {step.bit} {step.start_value} -> "
             f"{step.target_value}:  {' '.join(step.commands)}"
         )
+    context = _change_context(
+        ctx, inventory, record.change_id, audit_path, policy, hosts=[s.host for s in steps]
+    )
     _confirm(f"Roll back {len(steps)} step(s)?", yes)
-    context = _change_context(ctx, inventory, record.change_id, audit_path, policy)
     result = rollback_record(record, context, workers=workers)
     out = record_path or record_path_in.with_name(record_path_in.stem + ".rollback.json")
     save_record(result, out)
     _print_record(result)
-    click.echo(f"rollback record: {out}")
+    _echo(f"rollback record: {out}")
+    _write_change_reports(targets, "rollback", result, inventory_path, None)
     sys.exit(EXIT_OK if result.ok else EXIT_ERROR)
 
 
@@ -831,9 +986,10 @@ def exec_command(
 
     command = MmlCommand.parse(command_text)
     inventory = _load_inventory(inventory_path)
-    host = inventory.select(host_name)
+    host = _select(inventory, host_name)
     if len(host) != 1:
         raise click.UsageError(f"HOST must name one host; {host_name!r} matches {len(host)}")
+    host = [inventory.with_secrets(hosts=[host[0].name]).hosts[host[0].name]]
     trail = None
     if not command.is_read_only:
         if not allow_write:
@@ -981,12 +1137,20 @@ def verify(
     and an AgentEvent_MediaSwith with reason 0, switches back to audio, then releases the call
     and signs out, whatever failed.
 
-    Exit: 0 pass, 101 verification failed, 1 could not run.
+    \b
+    Examples:
+      mml-tool verify -i inv.yaml --host uap-1
+      mml-tool verify -i inv.yaml --gateway gw-1 --directions 1,2 --report junit:out/verify.xml
+
+    Exit: 0 pass, 101 verification failed, 1 could not run, 2 usage error.
     """
     from dataclasses import replace
 
+    from mml_tool.audit import operator_name
+    from mml_tool.change import now_iso
     from mml_tool.gateway.verify import verify_gateway
 
+    targets = _report_targets(report_spec)
     inventory = _load_inventory(inventory_path)
     if host_name is not None:
         if gateway_name is not None:
@@ -1006,7 +1170,7 @@ def verify(
         gateway_name = next(iter(inventory.gateways))
     if gateway_name not in inventory.gateways:
         raise click.UsageError(f"no gateway {gateway_name!r} in {inventory_path}")
-    gateway = inventory.gateways[gateway_name]
+    gateway = inventory.with_secrets(gateways=[gateway_name]).gateways[gateway_name]
     overrides = {k: v for k, v in (("agent_id", agent_id), ("called", called)) if v}
     gateway = replace(gateway, **overrides)
     console = out_console()
@@ -1015,6 +1179,7 @@ def verify(
         mark = "[green]ok[/]" if step.ok else "[red]FAILED[/]"
         console.print(f"{mark:<16} {step.name}  ({step.elapsed:.2f} s)", highlight=False)
 
+    started = now_iso()
     result = verify_gateway(
         gateway,
         directions=directions,
@@ -1035,16 +1200,21 @@ def verify(
     if result.cleanup_error:
         err_console.print(f"cleanup: {result.cleanup_error}", highlight=False, markup=False)
     console.print(f"verification: [bold]{result.status}[/]")
-    if report_spec:
-        from mml_tool.change import now_iso
-        from mml_tool.report import Report, RunInfo, parse_report_targets, write_reports
+    if targets:
+        from mml_tool.report import Report, RunInfo, write_reports
 
         info = RunInfo(
-            "verify", __version__, "", "", None, str(inventory_path), now_iso(), now_iso()
+            "verify",
+            __version__,
+            "",
+            "",
+            None,
+            str(inventory_path),
+            started,
+            now_iso(),
+            operator=operator_name(),
         )
-        write_reports(
-            Report(info, [], verification=result.to_dict()), parse_report_targets(report_spec)
-        )
+        write_reports(Report(info, [], verification=result.to_dict()), targets)
     sys.exit({"pass": EXIT_OK, "fail": EXIT_VERIFY_FAILED}.get(result.status, EXIT_ERROR))
 
 
@@ -1094,20 +1264,34 @@ def run(
     verified and the hosts that did change keep the change (they are compliant); undo them with
     `mml-tool rollback EVIDENCE/CHANGE-ID/apply-record.json` if needed.
 
-    Exit: 0 done and verified, 1 error, 100 plan not approved, 101 verification failed
-    (rolled back unless --no-rollback).
+    \b
+    Examples:
+      mml-tool run -i inv.yaml --change-id CHG42 --limit uap-1 --evidence evidence/
+      mml-tool run -i inv.yaml --change-id CHG43 --yes --directions 1,2
+
+    Exit: 0 done and verified, 1 could not decide, not approved or nothing checked,
+    2 usage error, 101 verification failed (rolled back unless --no-rollback).
     """
     from mml_tool.audit import AuditTrail, default_audit_path
     from mml_tool.change import default_lock_dir
     from mml_tool.change_id import evidence_folder
     from mml_tool.policy import load_policy
-    from mml_tool.workflow import run_change
+    from mml_tool.workflow import gateways_for, run_change
 
     evidence = evidence_folder(evidence_root, change_id)
     policy = load_policy(policy_path)
     inventory = _load_inventory(inventory_path)
     _ = inventory.plan_signing_key  # a key set but unreadable: refused before connecting
-    hosts = inventory.select(limit)
+    hosts = _select(inventory, limit)
+    _waiver_warnings(inventory, policy)
+    nothing = _nothing_checked(inventory, policy, hosts, limit)
+    if nothing:
+        fail(f"nothing was checked: {nothing}", EXIT_ERROR)
+    # Both kinds of secret, for the selection only, all missing ones named at once.
+    inventory = inventory.with_secrets(
+        hosts=[h.name for h in hosts], gateways=gateways_for(inventory, hosts)
+    )
+    hosts = [inventory.hosts[h.name] for h in hosts]
 
     def approve(the_plan: Any) -> bool:
         _show_plan(the_plan, evidence / "plan.json")
@@ -1134,7 +1318,7 @@ def run(
     )
     for note in outcome.notes:  # soft_wrap: a long path stays whole, to copy and paste
         err_console.print(note, highlight=False, markup=False, soft_wrap=True)
-    click.echo(f"evidence: {evidence}")
+    _echo(f"evidence: {evidence}")
     sys.exit(outcome.exit_code)
 
 
@@ -1152,6 +1336,10 @@ def demo(workdir: Path | None, nodes: int) -> None:
     Starts UAP9600 simulators (P978 bit 0 = 1, so one-way video is refused) and a CC-Gateway,
     shows verification failing, runs the change, shows verification passing, and prints where
     the evidence bundle is.
+
+    \b
+    Example:
+      mml-tool demo --workdir /tmp/mml-demo
     """
     from mml_tool.demo import run_demo
 
@@ -1199,7 +1387,12 @@ def lab(
     """Run the simulators in the foreground until Ctrl-C: UAP9600 nodes + a CC-Gateway.
 
     Prints one line when ready, with the ports and the inventory path; `source lab.env` (beside
-    the inventory) sets the lab credentials for the other commands.
+    the inventory) sets the lab credentials for the other commands. Stop it with Ctrl-C (or
+    `kill %1` when started in the background with `&`).
+
+    \b
+    Example:
+      mml-tool lab --config inventories/lab-config.yaml --write-inventory lab/inventory.yaml
     """
     from mml_tool.lab.lab import run_lab_foreground
 
@@ -1210,5 +1403,23 @@ def lab(
             base_port=base_port,
             inventory=inventory_path,
             with_gateway=not no_gateway,
+        )
+    )
+
+
+def _verbose_after_subcommand(ctx: click.Context, param: click.Parameter, value: int) -> None:
+    if value:
+        _setup_logging(value)
+
+
+# `mml-tool check -v ...` as well as `mml-tool -v check ...`: people add -v at the end.
+for _command in cli.commands.values():
+    _command.params.append(
+        click.Option(
+            ["-v", "--verbose"],
+            count=True,
+            expose_value=False,
+            callback=_verbose_after_subcommand,
+            help="More logging on stderr (-vv: debug); also accepted before the command.",
         )
     )

@@ -11,6 +11,10 @@ Relative paths are relative to the inventory file's folder.
 
 Every error is an ``InventoryError`` that names the file, the host (or group, gateway) and the
 field, and says what to do. No error message ever carries a secret value.
+
+``load_inventory(..., resolve_secrets=False)`` checks everything but reads no secret (no
+variable, file or prompt); ``Inventory.with_secrets(hosts, gateways)`` then resolves only those
+a command uses, and names every missing one at once.
 """
 
 from __future__ import annotations
@@ -18,11 +22,12 @@ from __future__ import annotations
 import contextlib
 import difflib
 import fnmatch
+import functools
 import math
 import os
 import re
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -59,6 +64,8 @@ _VAR_RE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 _HOSTNAME_RE = re.compile(r"[A-Za-z0-9]([A-Za-z0-9._:-]*[A-Za-z0-9])?")
 _NAME_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*")
 Prompt = Callable[[str], str]
+# Stands in for a password whose source is set but not read yet (resolve_secrets=False).
+_DEFERRED = Secret("")
 
 
 @dataclass(frozen=True)
@@ -150,6 +157,37 @@ class Inventory:
             raise InventoryError(self.signing_key_problem)
         return self.signing_key
 
+    # Rebuilds one host or gateway with its secrets read; set when loaded without them.
+    resolver: Callable[[str, str], HostConfig | GatewayConfig] | None = field(
+        default=None, repr=False, compare=False
+    )
+
+    def with_secrets(self, hosts: Iterable[str] = (), gateways: Iterable[str] = ()) -> Inventory:
+        """This inventory with the secrets of ``hosts`` and ``gateways`` read (variables, files,
+        prompts); every one that cannot be read is named in one ``InventoryError``."""
+        if self.resolver is None:
+            return self
+        new_hosts, new_gateways = dict(self.hosts), dict(self.gateways)
+        problems: dict[str, list[str]] = {}  # problem -> the hosts/gateways that have it
+        for kind, names, target in (
+            ("host", hosts, new_hosts),
+            ("gateway", gateways, new_gateways),
+        ):
+            for name in dict.fromkeys(names):
+                try:
+                    target[name] = self.resolver(kind, name)  # type: ignore[assignment]
+                except InventoryError as exc:
+                    where = f"{kind} {name!r}"
+                    problem = str(exc).replace(f"{self.path}: {where}: ", "", 1)
+                    problems.setdefault(problem, []).append(where)
+        if problems:
+            # One whole line per problem (greppable in a log), naming every host it hits.
+            lines = [f"{self.path}: {', '.join(w)}: {p}" for p, w in problems.items()]
+            if len(lines) == 1:
+                raise InventoryError(lines[0])
+            raise InventoryError(f"{len(lines)} secrets cannot be read:\n" + "\n".join(lines))
+        return replace(self, hosts=new_hosts, gateways=new_gateways)
+
     def select(self, limit: str | None) -> list[HostConfig]:
         """Hosts named by ``limit``: comma-separated host names, group names or fnmatch patterns
         over host names (``None``, ``""`` or ``all``: every host), in inventory order."""
@@ -160,7 +198,7 @@ class Inventory:
             if not token:
                 continue
             names = set(fnmatch.filter(self.hosts, token)) | set(self.groups.get(token, ()))
-            if not names:
+            if not names and token not in self.groups:  # an empty group is not a typo
                 known = sorted(self.hosts) + sorted(self.groups)
                 hint = difflib.get_close_matches(token, known, n=1)
                 raise InventoryError(
@@ -181,12 +219,24 @@ class _Value:
 
 
 class _Loader:
-    def __init__(self, path: Path, env: Mapping[str, str], prompt: Prompt | None) -> None:
+    def __init__(
+        self, path: Path, env: Mapping[str, str], prompt: Prompt | None, defer: bool = False
+    ) -> None:
         self.path = path
         self.base = path.parent
         self.env = env
         self.prompt = prompt
+        self.defer = defer  # check where each secret comes from, but read none
         self._prompted: dict[str, Secret] = {}  # one prompt per place it is asked for
+        self._builders: dict[tuple[str, str], Callable[[], HostConfig | GatewayConfig]] = {}
+
+    def resolve(self, kind: str, name: str) -> HostConfig | GatewayConfig:
+        """Build host or gateway ``name`` again, this time reading its secrets."""
+        self.defer = False
+        try:
+            return self._builders[(kind, name)]()
+        finally:
+            self.defer = True
 
     def fail(self, where: str, what: str) -> InventoryError:
         return InventoryError(f"{self.path}: {where}: {what}")
@@ -315,6 +365,10 @@ class _Loader:
         """The secret set by ``{prefix}{base}``, ``..._file`` or ``..._prompt``."""
         name = f"{prefix}{base}"
         file_field, prompt_field = f"{name}_file", f"{name}_prompt"
+        if self.defer:
+            given = [data[k].value for k in (name, file_field, prompt_field) if k in data]
+            off = (None, False, "false", "no", "0")
+            return _DEFERRED if any(v not in off for v in given) else None
         if name in data and data[name].value is not None:
             value = self.expand(data[name], where, name)
             if isinstance(value, (int, float)) and not isinstance(value, bool):
@@ -379,10 +433,11 @@ class _Loader:
             self.check_keys(gvars, tuple(k for k in HOST_KEYS if k != "groups"), where)
             self.password_level(gvars, where)
             groups[gname] = gvars
-        gateways = {
-            name: self.gateway(name, self.mapping(data, f"gateway {name!r}"))
-            for name, data in self.mapping(top.get("gateways"), "gateways").items()
-        }
+        gateways: dict[str, GatewayConfig] = {}
+        for name, data in self.mapping(top.get("gateways"), "gateways").items():
+            gmap = self.mapping(data, f"gateway {name!r}")
+            gateways[name] = self.gateway(name, gmap)
+            self._builders[("gateway", name)] = functools.partial(self.gateway, name, gmap)
         hosts: dict[str, HostConfig] = {}
         for hname, hdata in self.mapping(top.get("hosts"), "hosts").items():
             if not _NAME_RE.fullmatch(hname):
@@ -391,6 +446,9 @@ class _Loader:
                 )
             hmap = self.mapping(hdata, f"host {hname!r}")
             hosts[hname] = self.host(hname, hmap, defaults, groups, gateways)
+            self._builders[("host", hname)] = functools.partial(
+                self.host, hname, hmap, defaults, groups, gateways
+            )
         members = {g: tuple(h for h in hosts if g in hosts[h].groups) for g in groups}
         lock_dir = top.get("lock_dir")
         key, key_problem = None, None
@@ -412,6 +470,7 @@ class _Loader:
             ),
             signing_key=key,
             signing_key_problem=key_problem,
+            resolver=self.resolve if self.defer else None,
         )
 
     def signing_key(self, top: Mapping[str, Any]) -> Secret | None:
@@ -675,8 +734,12 @@ def load_inventory(
     *,
     prompt: Prompt | None = None,
     env: Mapping[str, str] | None = None,
+    resolve_secrets: bool = True,
 ) -> Inventory:
     """Read and check the inventory at ``path``; ``prompt`` asks for ``password_prompt``
-    passwords (None: refuse them); ``env`` defaults to ``os.environ``."""
-    loader = _Loader(Path(path), os.environ if env is None else env, prompt)
+    passwords (None: refuse them); ``env`` defaults to ``os.environ``.
+
+    ``resolve_secrets=False``: read no secret now; call ``with_secrets`` for the hosts and
+    gateways a command uses (the others may lack theirs)."""
+    loader = _Loader(Path(path), os.environ if env is None else env, prompt, not resolve_secrets)
     return loader.load()

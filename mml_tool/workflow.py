@@ -36,7 +36,7 @@ from mml_tool.gateway.verify import VerifyResult, verify_gateway
 from mml_tool.inventory import HostConfig, Inventory
 from mml_tool.mml.session import MmlSession, Transcript
 from mml_tool.policy import Finding, Policy
-from mml_tool.report import Report, RunInfo, write_reports
+from mml_tool.report import Outcome, Report, RunInfo, write_reports
 
 EXIT_OK, EXIT_ERROR = ExitCode.OK, ExitCode.ERROR
 EXIT_NONCOMPLIANT, EXIT_VERIFY_FAILED = ExitCode.NONCOMPLIANT, ExitCode.VERIFY_FAILED
@@ -74,6 +74,7 @@ class RunOutcome:
     notes: list[str] = field(default_factory=list)
     evidence_errors: list[str] = field(default_factory=list)  # files that could not be written
     exit_code: int = EXIT_OK
+    result: str = ""  # the outcome in words when exit_code alone does not say it
 
     @property
     def verified(self) -> bool:
@@ -231,7 +232,8 @@ def _run(
     if outcome.plan.steps:
         if not approve(outcome.plan):
             outcome.notes.append("plan not approved: nothing was sent")
-            outcome.exit_code = EXIT_NONCOMPLIANT
+            # 1, not 100: the hosts were not judged again, the change was not done.
+            outcome.exit_code, outcome.result = EXIT_ERROR, "not approved"
             return
         say(f"apply: {len(outcome.plan.steps)} step(s) on {len(outcome.plan.hosts)} host(s)")
         outcome.applied = applied = apply_plan(outcome.plan, ctx, workers=workers)
@@ -285,15 +287,22 @@ def _write_bundle(
         if record is not None:
             changes += [{**r.to_dict(), "action": record.action} for r in record.results]
     verification: dict[str, Any] | None = None
-    if outcome.verifications:
+    if outcome.verifications or outcome.notes:
+        statuses = {v.status for v in outcome.verifications}
+        status = "error" if "error" in statuses else "fail" if "fail" in statuses else "pass"
         verification = {
-            "status": "pass" if outcome.verified else "fail",
-            **{f"gateway {v.gateway}": v.to_dict() for v in outcome.verifications},
+            "status": status if outcome.verifications else "not run",
+            "gateways": [v.to_dict() for v in outcome.verifications],
+            "notes": list(outcome.notes),
         }
-    if outcome.notes:
-        verification = {**(verification or {}), "notes": outcome.notes}
     final = outcome.findings if outcome.findings_after is None else outcome.findings_after
     report = Report(info, final, changes=changes, verification=verification)
+    decided = report.decide()
+    if outcome.result or outcome.exit_code != decided.exit_code:
+        # run knows what it did (not approved, rolled back...): the report says the same.
+        words = {0: "done", 1: "incomplete", 101: "verification failed"}
+        result = outcome.result or words.get(int(outcome.exit_code), decided.result)
+        report.outcome = Outcome(result, outcome.exit_code, "; ".join(outcome.notes))
     write_reports(
         report,
         [("json", outcome.evidence / "report.json"), ("md", outcome.evidence / "summary.md")],

@@ -8,11 +8,14 @@
 - ``lab_hosts``: a ``RunningLab`` for ``lab`` whose ``host(name, transport)`` gives the
   ``HostConfig`` of a node over ssh, ssh-tunnel (the lab's SSH server as the jump host) or tcp.
 - ``start_lab``: a factory for extra labs (own nodes, faults, password), stopped at session end.
+- every JSON report any test writes (``--report json:...``, ``run``'s report.json) is validated
+  against the JSON Schema shipped in the package (``mml_tool/schemas/report.schema.json``).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import json
 import re
 import secrets
 from collections.abc import Callable, Iterator, Sequence
@@ -21,9 +24,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import jsonschema
 import pytest
 import yaml
 
+from mml_tool import report as report_module
 from mml_tool.inventory import HostConfig, Inventory, JumpConfig, load_inventory
 from mml_tool.lab.lab import PASSWORD_ENV, Lab, make_nodes
 from mml_tool.lab.uap import NodeConfig
@@ -62,6 +67,29 @@ class RunningLab:
 
 
 StartLab = Callable[..., RunningLab]
+
+
+@pytest.fixture(scope="session")
+def report_validator() -> jsonschema.protocols.Validator:
+    schema = report_module.json_schema()
+    validator_class = jsonschema.validators.validator_for(schema)
+    validator_class.check_schema(schema)
+    return validator_class(schema)
+
+
+@pytest.fixture(autouse=True)
+def _validate_json_reports(
+    monkeypatch: pytest.MonkeyPatch, report_validator: jsonschema.protocols.Validator
+) -> None:
+    """Every JSON report written during a test must match the published schema."""
+    render = report_module.RENDERERS["json"]
+
+    def validated(report: report_module.Report) -> str:
+        text = render(report)
+        report_validator.validate(json.loads(text))
+        return text
+
+    monkeypatch.setitem(report_module.RENDERERS, "json", validated)  # type: ignore[arg-type]
 
 
 @pytest.fixture(scope="session")

@@ -77,7 +77,11 @@ def make(**kw: Any) -> Report:
 def test_json_schema() -> None:
     data = json.loads(rpt.to_json(make(changes=[{"host": "uap-2"}], verification={"ok": True})))
     assert data["schema_version"] == 1
-    assert set(data) == {"schema_version", "run", "summary", "results", "changes", "verification"}
+    assert set(data) == {
+        "schema_version", "outcome", "run", "summary", "results", "changes", "verification",
+        "warnings",
+    }  # fmt: skip
+    assert data["outcome"] == {"result": "not decided", "exit_code": 1, "message": ""}
     assert data["run"] == {
         "tool_version": "0.1.0",
         "command": "check",
@@ -100,7 +104,7 @@ def test_json_schema() -> None:
     fail = data["results"][1]
     assert set(fail) == {
         "host", "control", "title", "severity", "status", "expected", "actual", "evidence",
-        "remediation", "rollback", "error", "waiver_reason",
+        "remediation", "rollback", "error", "waiver_reason", "notes",
     }  # fmt: skip
     assert fail["status"] == "fail" and fail["actual"] == "bit 0 = 1"
     assert fail["remediation"] == ["MOD SFP: ID=P978, MODTYPE=P1, BIT=0, BITVAL=0;"]
@@ -149,7 +153,9 @@ def test_markdown() -> None:
          "commands": ["MOD SFP: ID=P978;"]},
     ]  # fmt: skip
     md = to_markdown(make(changes=changes, verification={"verdict": "pass", "calls": [1, 2]}))
-    assert md.startswith("# Change CHG-42")
+    assert md.startswith(
+        "# Change CHG-42: mml-tool check\n\n**Outcome: NOT DECIDED** (exit code 1)"
+    )
     assert "| host | control | status | expected | actual |" in md
     assert "| uap-2 | P978-VIDEO | fail | bit 0 = 0 | bit 0 = 1 |" in md
     assert "builtin-p978" in md and "alice" in md and "1 pass, 1 fail, 1 error, 1 waived" in md
@@ -187,27 +193,37 @@ def test_render_table() -> None:
 
 
 def test_parse_report_targets(tmp_path: Path) -> None:
-    spec = f"json:{tmp_path}/r.json, junit:{tmp_path}/j.xml,md:{tmp_path}/t.md,"
+    spec = f"json:{tmp_path}/r.json,junit:{tmp_path}/j.xml,md:-"
     assert parse_report_targets(spec) == [
         ("json", tmp_path / "r.json"),
         ("junit", tmp_path / "j.xml"),
-        ("md", tmp_path / "t.md"),
+        ("md", Path("-")),
     ]
 
 
 @pytest.mark.parametrize(
     ("spec", "bad"),
-    [("html:out.html", "html:out.html"), ("json", "'json'"), ("json:", "'json:'"), ("", "empty")],
+    [
+        ("html:out.html", "html:out.html"),
+        ("json", "'json'"),
+        ("json:", "'json:'"),
+        ("", "empty"),
+        ("json:a.json, md:b.md", "space"),
+        ("json:a.json,", "stray"),
+        ("json:a.json,,md:b.md", "stray"),
+    ],
 )
 def test_parse_report_targets_errors(spec: str, bad: str) -> None:
     with pytest.raises(ConfigError, match=bad) as info:
         parse_report_targets(spec)
-    assert "json, junit, md" in str(info.value)
+    assert "json, junit, md" in str(info.value) or "FORMAT:PATH" in str(info.value)
 
 
 def test_parse_report_targets_same_path_twice() -> None:
     with pytest.raises(ConfigError, match="twice"):
         parse_report_targets("json:a.out,md:a.out")
+    with pytest.raises(ConfigError, match="standard output twice"):
+        parse_report_targets("json:-,md:-")
 
 
 def test_write_reports(tmp_path: Path) -> None:
@@ -254,7 +270,7 @@ def test_write_failure_mid_write_leaves_no_temp(
 @pytest.mark.parametrize(
     ("statuses", "code"),
     [
-        ([], 0),
+        ([], 1),  # nothing evaluated is never compliant
         (["pass"], 0),
         (["pass", "waived"], 0),
         (["pass", "fail", "waived"], 100),

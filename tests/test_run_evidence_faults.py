@@ -227,5 +227,6 @@ def test_verify_tls_false_is_recorded_in_the_run_evidence(
     bundle = tmp_path / "ev" / "CHG-TLS"
     assert json.loads((bundle / "verify-gw-uap-3.json").read_text())["verify_tls"] is False
     report = json.loads((bundle / "report.json").read_text())
-    assert report["verification"]["gateway gw-uap-3"]["verify_tls"] is False
+    (gateway,) = report["verification"]["gateways"]
+    assert gateway["gateway"] == "gw-uap-3" and gateway["verify_tls"] is False
     assert "TLS certificate verification OFF" in (bundle / "summary.md").read_text()

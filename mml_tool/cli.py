@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import signal
 import sys
+import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
@@ -103,13 +105,21 @@ def _waiver_warnings(inventory: Any, policy: Any) -> list[str]:
 
 
 class BarProgress:
-    """A rich progress bar on a terminal; nothing when output is piped or scheduled."""
+    """A rich progress bar on a terminal; nothing when output is piped or scheduled.
 
-    def __init__(self, label: str, console: Console | None = None) -> None:
+    Interrupted, it says at once what it waits for; with ``exit_on_second_interrupt`` (a
+    read-only run) a second Ctrl-C or SIGTERM ends the process at once, without waiting for
+    a host that hangs in its handshake."""
+
+    def __init__(
+        self, label: str, console: Console | None = None, exit_on_second_interrupt: bool = False
+    ) -> None:
         self.console = console or err_console
         self.label = label
         self.bar: RichBar | None = None
         self.task: Any = None
+        self.exit_on_second_interrupt = exit_on_second_interrupt
+        self._saved: dict[int, Any] = {}
 
     def started(self, total: int) -> None:
         if not self.console.is_terminal or total == 0:
@@ -132,6 +142,24 @@ class BarProgress:
     def finished(self) -> None:
         if self.bar is not None:
             self.bar.stop()
+            self.bar = None
+        for signum, handler in self._saved.items():
+            signal.signal(signum, handler)
+        self._saved.clear()
+
+    def stopping(self, running: int) -> None:
+        if self.bar is not None:
+            self.bar.stop()
+            self.bar = None
+        again = ", Ctrl-C again to exit now" if self.exit_on_second_interrupt else ""
+        self.console.print(
+            f"stopping: waiting for {running} host(s) to close{again}",
+            highlight=False,
+            markup=False,
+        )
+        if self.exit_on_second_interrupt and threading.current_thread() is threading.main_thread():
+            for signum in (signal.SIGINT, signal.SIGTERM):
+                self._saved[signum] = signal.signal(signum, _exit_now)
 
 
 def fail(message: str, code: int = EXIT_ERROR) -> NoReturn:
@@ -278,6 +306,14 @@ def _confirm(question: str, yes: bool) -> None:
         fail("not approved; nothing was sent.")
 
 
+def _exit_now(signum: int, frame: object) -> NoReturn:
+    """A second interrupt: nothing is being written, so leave without waiting for threads
+    (an SSH handshake can hold one for connect_timeout; the interpreter would join it)."""
+    sys.stderr.write("interrupted again: exiting now\n")
+    sys.stderr.flush()
+    os._exit(130)
+
+
 def _terminate(signum: int, frame: object) -> NoReturn:
     raise KeyboardInterrupt
 
@@ -346,7 +382,7 @@ def _check(
         policy,
         template_dirs=_templates(ctx),
         workers=workers,
-        progress=BarProgress(f"checking {len(hosts)} host(s)"),
+        progress=BarProgress(f"checking {len(hosts)} host(s)", exit_on_second_interrupt=True),
     )
     return _Checked(inventory, policy, findings, started, warnings)
 

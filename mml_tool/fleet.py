@@ -39,6 +39,9 @@ class Progress(Protocol):
 
     def finished(self) -> None: ...
 
+    # Optional: ``stopping(running: int)`` is called when the run is interrupted, before it
+    # waits for the ``running`` hosts to close (not part of the Protocol, so older sinks work).
+
 
 class NoProgress:
     """Progress sink for scripts and non-terminals: reports nothing."""
@@ -125,6 +128,11 @@ def run_fleet(
                     future.cancel()
                 if stop is not None:
                     stop.set()
+                # Say so now: leaving the pool waits for the running hosts (each bounded by
+                # its own timeouts), which may take a while when one hangs in a handshake.
+                stopping = getattr(sink, "stopping", None)
+                if callable(stopping):
+                    stopping(sum(not f.done() for f in futures))
                 raise
     finally:
         sink.finished()

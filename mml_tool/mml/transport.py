@@ -285,6 +285,19 @@ def _ssh_error(
     return _connect_error(where, exc, timeout)
 
 
+def _closed_by_peer(exc: BaseException) -> bool:
+    """Whether the peer hung up (EOF, reset), possibly under paramiko's "Error reading SSH
+    protocol banner" (raised while handling the EOFError, which stays its context)."""
+    seen: BaseException | None = exc
+    for _ in range(5):
+        if seen is None:
+            return False
+        if isinstance(seen, (EOFError, ConnectionResetError, BrokenPipeError)):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
 def _connect_error(where: str, exc: BaseException, timeout: float) -> TransportError:
     if isinstance(exc, socket.gaierror):
         return TransportError(f"{where}: cannot resolve the host name: check 'hostname'")
@@ -296,6 +309,11 @@ def _connect_error(where: str, exc: BaseException, timeout: float) -> TransportE
     if isinstance(exc, (ConnectionRefusedError, paramiko.ssh_exception.NoValidConnectionsError)):
         return TransportError(
             f"{where}: connection refused: check the port and that the service runs"
+        )
+    if _closed_by_peer(exc):  # not a slow server: waiting longer would not help
+        return TransportError(
+            f"{where}: the server closed the connection before the SSH handshake: check that "
+            "the port is the SSH port and that the server accepts connections from this host"
         )
     if isinstance(exc, paramiko.SSHException) and any(
         text in str(exc) for text in ("banner", "No existing session")

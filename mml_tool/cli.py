@@ -37,11 +37,16 @@ EXIT_VERIFY_FAILED = ExitCode.VERIFY_FAILED
 err_console = Console(stderr=True, soft_wrap=True)
 
 
+def _stdout_taken() -> bool:
+    """Whether a report goes to stdout (`--report json:-`): then nothing else may go there."""
+    ctx = click.get_current_context(silent=True)
+    return bool(ctx is not None and ctx.find_root().meta.get(_STDOUT_TAKEN))
+
+
 def out_console() -> Console:
     """stdout; wide when piped so tables in logs and CI output are not folded to 80 columns.
-    stderr when a report goes to stdout (`--report json:-`): then nothing else may go there."""
-    ctx = click.get_current_context(silent=True)
-    stderr = bool(ctx is not None and ctx.find_root().meta.get(_STDOUT_TAKEN))
+    stderr when a report goes to stdout (`--report json:-`)."""
+    stderr = _stdout_taken()
     console = Console(stderr=stderr, soft_wrap=True)
     return console if console.is_terminal else Console(stderr=stderr, soft_wrap=True, width=160)
 
@@ -51,8 +56,7 @@ _STDOUT_TAKEN = "mml_tool.stdout_taken"
 
 def _echo(text: str) -> None:
     """A line for the operator: stdout, unless a report goes there."""
-    ctx = click.get_current_context(silent=True)
-    click.echo(text, err=bool(ctx is not None and ctx.find_root().meta.get(_STDOUT_TAKEN)))
+    click.echo(text, err=_stdout_taken())
 
 
 def _report_targets(spec: str | None) -> list[tuple[str, Path]]:
@@ -294,7 +298,7 @@ def _load_inventory(path: Path) -> Any:
 def _prompt_secret(label: str) -> str:
     if not sys.stdin.isatty():
         raise ConfigError(f"{label}: no terminal to prompt on; set the variable or use a file.")
-    return str(click.prompt(label, hide_input=True))
+    return str(click.prompt(label, hide_input=True, err=_stdout_taken()))
 
 
 def _confirm(question: str, yes: bool) -> None:
@@ -302,7 +306,7 @@ def _confirm(question: str, yes: bool) -> None:
         return
     if not sys.stdin.isatty():
         fail(f"{question} Refusing without a terminal: re-run with --yes to approve.")
-    if not click.confirm(question, default=False):
+    if not click.confirm(question, default=False, err=_stdout_taken()):
         fail("not approved; nothing was sent.")
 
 
@@ -560,6 +564,8 @@ def plan(
 
 
 def _show_plan(the_plan: Any, path: Path) -> None:
+    from mml_tool.report import natural_key
+
     console = out_console()
     console.print(
         f"[bold]Plan[/] {path}  change {the_plan.change_id or '-'}  made by "
@@ -569,7 +575,7 @@ def _show_plan(the_plan: Any, path: Path) -> None:
     if not the_plan.steps:
         console.print("Nothing to change: every host checked is compliant.")
         return
-    for step in the_plan.steps:
+    for step in sorted(the_plan.steps, key=lambda s: natural_key(s.host)):
         console.print(
             f"\n[bold]{step.host}[/]  {step.control_id}: {step.parameter} bit "
             f"{step.bit} {step.start_value} -> {step.target_value}",
@@ -622,9 +628,11 @@ record_option = click.option(
 
 
 def _print_record(record: Any) -> None:
+    from mml_tool.report import natural_key
+
     console = out_console()
     styles = {"changed": "green", "already-compliant": "green", "skipped": "yellow"}
-    for result in record.results:
+    for result in sorted(record.results, key=lambda r: natural_key(r.step.host)):
         style = styles.get(result.status, "red")
         line = (
             f"[{style}]{result.status:<17}[/] {result.step.host}  {result.step.control_id}  "

@@ -366,3 +366,91 @@ def test_every_help_has_an_example(command: str) -> None:
     result = invoke(command, "--help")
     assert result.exit_code == 0
     assert "mml-tool " + command in result.output.split("Example", 1)[-1]
+
+
+# -- units: secrets on demand, report structure -------------------------------------------------
+
+
+def test_with_secrets_reads_and_prompts_only_for_the_selection(tmp_path: Path) -> None:
+    path = tmp_path / "inv.yaml"
+    doc = {
+        "defaults": {"username": "u", "password": "${PW_ALL}"},
+        "hosts": {
+            "a": {"hostname": "127.0.0.1"},
+            "b": {"hostname": "127.0.0.1", "password": None, "password_prompt": True},
+            "c": {"hostname": "127.0.0.1", "password": "${PW_C}"},
+        },
+        "gateways": {
+            "gw": {"url": "https://127.0.0.1:1", "agent_id": "1", "agent_password": "${GW_PW}",
+                   "phone_number": "1", "called": "2", "skill_id": 1},
+        },
+    }  # fmt: skip
+    path.write_text(yaml.safe_dump(doc), encoding="utf-8")
+    asked: list[str] = []
+
+    def prompt(label: str) -> str:
+        asked.append(label)
+        return "typed"
+
+    inv = load_inventory(path, env={}, prompt=prompt, resolve_secrets=False)  # nothing read yet
+    assert asked == []
+    with pytest.raises(Exception) as info:
+        inv.with_secrets(hosts=["a", "c"], gateways=["gw"])
+    message = str(info.value)  # every missing secret, at once, one whole line each
+    for name in ("PW_ALL", "PW_C", "GW_PW", "host 'a'", "host 'c'", "gateway 'gw'"):
+        assert name in message
+    assert asked == []
+    resolved = inv.with_secrets(hosts=["b"])
+    password = resolved.hosts["b"].password
+    assert password is not None and password.reveal() == "typed" and len(asked) == 1
+    env = {"PW_ALL": "x", "GW_PW": "y"}
+    full = load_inventory(path, env=env, prompt=prompt, resolve_secrets=False)
+    gw = full.with_secrets(gateways=["gw"]).gateways["gw"]
+    assert gw.agent_password.reveal() == "y"
+
+
+def test_junit_and_markdown_of_changes_and_directions() -> None:
+    from mml_tool.report import Report, RunInfo, to_dict, to_junit, to_markdown
+
+    info = RunInfo("run", "0", "p", "ab" * 32, "C1", "inv.yaml",
+                   "2024-05-01T10:00:00+00:00", "2024-05-01T10:00:01+00:00", "op")  # fmt: skip
+    changes = [
+        {"host": "uap-10", "control": "C", "status": "changed", "before": 1, "after": 0,
+         "commands": [], "rollback": [], "error": None, "action": "apply"},
+        {"host": "uap-2", "control": "C", "status": "drifted", "before": 0, "after": None,
+         "commands": [], "rollback": [], "error": "P978 changed since the plan",
+         "action": "apply"},
+    ]  # fmt: skip
+    gateway = {"gateway": "gw-1", "agent_id": "101", "steps": [], "passed": False,
+               "directions": [{"direction": 1, "ok": True, "reason": "reason 0"},
+                              {"direction": 2, "ok": False, "reason": "retcode 1, not 0"}],
+               "error": None, "cleanup_error": None, "status": "fail"}  # fmt: skip
+    verification = {"status": "fail", "gateways": [gateway], "notes": ["n1"]}
+    report = Report(info, [], changes=changes, verification=verification)
+    suite = ET.fromstring(to_junit(report))
+    cases = [(c.get("classname"), c.get("name")) for c in suite.iter("testcase")]
+    assert cases == [
+        ("uap-2", "apply C"), ("uap-10", "apply C"),
+        ("gw-1", "videoDirection 1"), ("gw-1", "videoDirection 2"),
+    ]  # fmt: skip
+    assert (suite.get("tests"), suite.get("failures")) == ("4", "2")
+    md = to_markdown(report)
+    assert md.splitlines()[2].startswith("**Outcome: INCOMPLETE** (exit code 1)")
+    assert "P978 changed since the plan" in md.split("<details>")[0]
+    assert "retcode 1, not 0" in md.split("<details>")[0]
+    assert to_dict(report)["outcome"]["exit_code"] == 1
+
+
+def test_junit_of_nothing_is_an_error_not_a_success() -> None:
+    from mml_tool.report import Report, RunInfo, to_junit
+
+    info = RunInfo("check", "0", "p", "", None, None, "t", "t")
+    suite = ET.fromstring(to_junit(Report(info, [])))
+    assert (suite.get("tests"), suite.get("errors")) == ("1", "1")
+
+
+def test_natural_key() -> None:
+    from mml_tool.report import natural_key
+
+    names = ["uap-10", "uap-2", "uap-1b", "core", "uap-1", "uap-²"]
+    assert sorted(names, key=natural_key) == ["core", "uap-1", "uap-1b", "uap-2", "uap-10", "uap-²"]

@@ -1028,7 +1028,10 @@ def exec_command(
     from mml_tool.mml.command import MmlCommand
     from mml_tool.mml.session import MmlSession, Transcript
 
-    command = MmlCommand.parse(command_text)
+    try:
+        command = MmlCommand.parse(command_text)
+    except ConfigError as exc:  # the COMMAND argument is a bad value: usage, nothing sent
+        fail(str(exc), EXIT_USAGE)
     inventory = _load_inventory(inventory_path)
     host = _select(inventory, host_name)
     if len(host) != 1:

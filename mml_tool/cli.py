@@ -155,15 +155,17 @@ class BarProgress:
         if self.bar is not None:
             self.bar.stop()
             self.bar = None
-        again = ", Ctrl-C again to exit now" if self.exit_on_second_interrupt else ""
+        again = ""
+        if self.exit_on_second_interrupt and threading.current_thread() is threading.main_thread():
+            # Before saying so: a second Ctrl-C right after the message must find it in place.
+            for signum in (signal.SIGINT, signal.SIGTERM):
+                self._saved[signum] = signal.signal(signum, _exit_now)
+            again = ", Ctrl-C again to exit now"
         self.console.print(
             f"stopping: waiting for {running} host(s) to close{again}",
             highlight=False,
             markup=False,
         )
-        if self.exit_on_second_interrupt and threading.current_thread() is threading.main_thread():
-            for signum in (signal.SIGINT, signal.SIGTERM):
-                self._saved[signum] = signal.signal(signum, _exit_now)
 
 
 def fail(message: str, code: int = EXIT_ERROR) -> NoReturn:

@@ -11,11 +11,12 @@ the host's secrets scrubbed from it. Only KeyboardInterrupt and SystemExit stop 
 from __future__ import annotations
 
 import logging
+import signal
 import threading
 import time
 import traceback
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor, as_completed
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Generic, Protocol, TypeVar
@@ -28,6 +29,14 @@ T = TypeVar("T")
 log = logging.getLogger("mml_tool.fleet")
 
 DEFAULT_WORKERS = 32
+_POLL = 0.2  # seconds: the longest the main thread waits before it can take a Ctrl-C
+
+
+def _leave_signals_to_main() -> None:
+    """Block SIGINT/SIGTERM in a worker (and the threads it starts, such as paramiko's), so the
+    kernel delivers them to the main thread, the one that runs Python's handlers."""
+    if hasattr(signal, "pthread_sigmask"):
+        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
 
 
 class Progress(Protocol):
@@ -115,25 +124,38 @@ def run_fleet(
             return HostResult(host.name, None, unexpected(host, exc), time.monotonic() - start)
         return HostResult(host.name, value, None, time.monotonic() - start)
 
+    pool = ThreadPoolExecutor(
+        max_workers=max(1, min(workers, len(hosts) or 1)), initializer=_leave_signals_to_main
+    )
+    futures: list[Future[HostResult[T]]] = []
+    interrupted = False
     try:
-        with ThreadPoolExecutor(max_workers=max(1, min(workers, len(hosts) or 1))) as pool:
-            futures = [pool.submit(one, host) for host in hosts]
-            try:
-                for future in as_completed(futures):
-                    result = future.result()
-                    results[result.host] = result
-                    sink.host_done(result.host, not result.failed)
-            except BaseException:  # Ctrl-C: start no more hosts; tell running jobs to stop
-                for future in futures:
-                    future.cancel()
-                if stop is not None:
-                    stop.set()
-                # Say so now: leaving the pool waits for the running hosts (each bounded by
-                # its own timeouts), which may take a while when one hangs in a handshake.
-                stopping = getattr(sink, "stopping", None)
-                if callable(stopping):
-                    stopping(sum(not f.done() for f in futures))
-                raise
+        # Submitting is inside: a Ctrl-C may come once the first host has started. The waits
+        # are short and repeated: a main thread blocked for good would not run its signal
+        # handlers when the kernel hands the signal to another thread.
+        futures.extend(pool.submit(one, host) for host in hosts)
+        pending: set[Future[HostResult[T]]] = set(futures)
+        while pending:
+            done, pending = wait(pending, timeout=_POLL, return_when=FIRST_COMPLETED)
+            for future in done:
+                result = future.result()
+                results[result.host] = result
+                sink.host_done(result.host, not result.failed)
+    except BaseException:  # Ctrl-C: start no more hosts; tell running jobs to stop
+        interrupted = True
+        for future in futures:
+            future.cancel()
+        if stop is not None:
+            stop.set()
+        # Say so now: the running hosts (each bounded by its own timeouts) may take a while
+        # to close, e.g. one that hangs in its SSH handshake.
+        stopping = getattr(sink, "stopping", None)
+        if callable(stopping):
+            stopping(sum(not f.done() for f in futures))
+        while not all(f.done() for f in futures):
+            wait(futures, timeout=_POLL)
+        raise
     finally:
+        pool.shutdown(wait=not interrupted)
         sink.finished()
     return [results[host.name] for host in hosts]

@@ -104,15 +104,14 @@ class Lines:
         raise AssertionError(f"no {text!r} within {timeout} s; got {self.seen!r}")
 
 
-def test_ctrl_c_during_check_answers_at_once_and_a_second_exits(
-    hanging: Server, tmp_path: Path
-) -> None:
+def _start_check(server: Server, tmp_path: Path, connect_timeout: float) -> subprocess.Popen[str]:
     inventory = tmp_path / "inv.yaml"
-    hosts = {"uap-hang": {"hostname": "127.0.0.1", "port": hanging.port}}
-    defaults = {"username": "u", "password": "p", "connect_timeout": 30, "timeout": 30,
-                "known_hosts": str(tmp_path / "kh"), "trust_on_first_use": True}  # fmt: skip
+    hosts = {"uap-hang": {"hostname": "127.0.0.1", "port": server.port}}
+    defaults = {"username": "u", "password": "p", "connect_timeout": connect_timeout,
+                "timeout": 30, "known_hosts": str(tmp_path / "kh"),
+                "trust_on_first_use": True}  # fmt: skip
     inventory.write_text(yaml.safe_dump({"defaults": defaults, "hosts": hosts}), "utf-8")
-    proc = subprocess.Popen(
+    return subprocess.Popen(
         [sys.executable, "-c", "from mml_tool.cli import main; main()", "check", "-i", inventory],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
@@ -121,6 +120,12 @@ def test_ctrl_c_during_check_answers_at_once_and_a_second_exits(
         # Python turns SIGINT into KeyboardInterrupt only when it is not ignored at start.
         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
+
+
+def test_ctrl_c_during_check_answers_at_once_and_a_second_exits(
+    hanging: Server, tmp_path: Path
+) -> None:
+    proc = _start_check(hanging, tmp_path, connect_timeout=30)
     try:
         stderr = Lines(proc.stderr)
         assert hanging.accepted.wait(20), "mml-tool never connected"
@@ -135,6 +140,21 @@ def test_ctrl_c_during_check_answers_at_once_and_a_second_exits(
         code = proc.wait(timeout=5)
         assert time.monotonic() - start < 1.0
         assert code == 130
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+def test_one_ctrl_c_ends_once_the_hung_host_gives_up(hanging: Server, tmp_path: Path) -> None:
+    proc = _start_check(hanging, tmp_path, connect_timeout=1)
+    try:
+        stderr = Lines(proc.stderr)
+        assert hanging.accepted.wait(20), "mml-tool never connected"
+        proc.send_signal(signal.SIGINT)
+        stderr.wait_for("stopping: waiting for 1 host", timeout=5)
+        assert proc.wait(timeout=10) == 130  # its handshake deadline, not a hang
+        stderr.wait_for("interrupted", timeout=5)
     finally:
         if proc.poll() is None:
             proc.kill()

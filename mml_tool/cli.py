@@ -220,7 +220,8 @@ report_option = click.option(
     "report_spec",
     default=None,
     metavar="FORMAT:PATH,...",
-    help="Write reports, several at once: json:out.json,junit:out.xml,md:ticket.md",
+    help="Write reports, several at once: json:out.json,junit:out.xml,md:ticket.md "
+    "(PATH - is standard output; checked before anything is sent).",
 )
 yes_option = click.option(
     "--yes", is_flag=True, help="Do not ask for confirmation (the plan is still printed)."

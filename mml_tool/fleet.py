@@ -10,12 +10,13 @@ the host's secrets scrubbed from it. Only KeyboardInterrupt and SystemExit stop 
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import signal
 import threading
 import time
 import traceback
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,6 +31,22 @@ log = logging.getLogger("mml_tool.fleet")
 
 DEFAULT_WORKERS = 32
 _POLL = 0.2  # seconds: the longest the main thread waits before it can take a Ctrl-C
+
+
+@contextlib.contextmanager
+def _signals_held() -> Iterator[None]:
+    """Hold SIGINT/SIGTERM while the jobs are submitted: an interrupt inside ``submit`` (the
+    host already started, its future not yet kept) would leave that host unseen; held, it
+    arrives just after, with every future known."""
+    holdable = hasattr(signal, "pthread_sigmask")
+    if holdable and threading.current_thread() is threading.main_thread():
+        old = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+        try:
+            yield
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, old)
+    else:
+        yield
 
 
 def _leave_signals_to_main() -> None:
@@ -133,7 +150,8 @@ def run_fleet(
         # Submitting is inside: a Ctrl-C may come once the first host has started. The waits
         # are short and repeated: a main thread blocked for good would not run its signal
         # handlers when the kernel hands the signal to another thread.
-        futures.extend(pool.submit(one, host) for host in hosts)
+        with _signals_held():
+            futures.extend(pool.submit(one, host) for host in hosts)
         pending: set[Future[HostResult[T]]] = set(futures)
         while pending:
             done, pending = wait(pending, timeout=_POLL, return_when=FIRST_COMPLETED)

@@ -232,6 +232,8 @@ class _Loader:
 
     def resolve(self, kind: str, name: str) -> HostConfig | GatewayConfig:
         """Build host or gateway ``name`` again, this time reading its secrets."""
+        if (kind, name) not in self._builders:
+            raise self.fail(f"{kind} {name!r}", f"no such {kind}: add it under {kind}s:")
         self.defer = False
         try:
             return self._builders[(kind, name)]()

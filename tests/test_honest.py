@@ -16,6 +16,7 @@ from conftest import lab_env
 
 from mml_tool.audit import AuditTrail
 from mml_tool.cli import cli
+from mml_tool.errors import InventoryError
 from mml_tool.inventory import load_inventory
 from mml_tool.lab.lab import AGENT_PASSWORD_ENV, PASSWORD_ENV, Lab
 from mml_tool.lab.uap import FaultConfig, NodeConfig
@@ -394,7 +395,7 @@ def test_with_secrets_reads_and_prompts_only_for_the_selection(tmp_path: Path) -
 
     inv = load_inventory(path, env={}, prompt=prompt, resolve_secrets=False)  # nothing read yet
     assert asked == []
-    with pytest.raises(Exception) as info:
+    with pytest.raises(InventoryError) as info:
         inv.with_secrets(hosts=["a", "c"], gateways=["gw"])
     message = str(info.value)  # every missing secret, at once, one whole line each
     for name in ("PW_ALL", "PW_C", "GW_PW", "host 'a'", "host 'c'", "gateway 'gw'"):
@@ -454,3 +455,10 @@ def test_natural_key() -> None:
 
     names = ["uap-10", "uap-2", "uap-1b", "core", "uap-1", "uap-²"]
     assert sorted(names, key=natural_key) == ["core", "uap-1", "uap-1b", "uap-2", "uap-10", "uap-²"]
+
+
+def test_with_secrets_for_an_unknown_host_is_a_clear_error(tmp_path: Path) -> None:
+    path = _inventory(tmp_path, {"a": {"hostname": "127.0.0.1"}})
+    inv = load_inventory(path, resolve_secrets=False)
+    with pytest.raises(InventoryError, match="host 'zz': no such host"):
+        inv.with_secrets(hosts=["zz"])

@@ -29,7 +29,7 @@ DEMO_CHANGE_ID = "DEMO-0001"
 
 def run_demo(workdir: Path | None = None, *, nodes: int = 3, console: Console | None = None) -> int:
     """Run the demo; returns the exit code (0 when the story ran as it should)."""
-    out = console or Console()
+    out = console or Console(soft_wrap=True)  # paths stay whole in a pipe or log
     started = time.monotonic()
     workdir = workdir or Path(tempfile.mkdtemp(prefix="mml-tool-demo-"))
     policy = load_policy(None)

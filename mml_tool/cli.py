@@ -965,11 +965,12 @@ def capture(
     except ConfigError as exc:
         fail(str(exc), EXIT_USAGE)
     inventory = _load_inventory(inventory_path)
-    hosts = inventory.select(host_name)
+    hosts = _select(inventory, host_name)
     if len(hosts) != 1:
         raise click.UsageError(f"HOST must name one host; {host_name!r} matches {len(hosts)}")
+    host = inventory.with_secrets(hosts=[hosts[0].name]).hosts[hosts[0].name]
     result = run_capture(
-        hosts[0], command, out_dir, anonymized=anonymize, template_dirs=_templates(ctx)
+        host, command, out_dir, anonymized=anonymize, template_dirs=_templates(ctx)
     )
     click.echo(f"reply:   {result.raw_path}")
     click.echo(f"records: {result.yml_path}")

@@ -64,8 +64,22 @@ _VAR_RE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 _HOSTNAME_RE = re.compile(r"[A-Za-z0-9]([A-Za-z0-9._:-]*[A-Za-z0-9])?")
 _NAME_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*")
 Prompt = Callable[[str], str]
-# Stands in for a password whose source is set but not read yet (resolve_secrets=False).
-_DEFERRED = Secret("")
+
+
+class _Unread(Secret):
+    """Stands in for a secret whose source is set but not read yet (resolve_secrets=False):
+    using it fails loudly instead of logging in with an empty password."""
+
+    __slots__ = ()
+
+    def reveal(self) -> str:
+        raise InventoryError(
+            "a secret was used before it was read: load the inventory with its secrets, or "
+            "call Inventory.with_secrets for the hosts and gateways used"
+        )
+
+
+_DEFERRED = _Unread("")
 
 
 @dataclass(frozen=True)

@@ -459,3 +459,11 @@ def test_with_secrets_for_an_unknown_host_is_a_clear_error(tmp_path: Path) -> No
     inv = load_inventory(path, resolve_secrets=False)
     with pytest.raises(InventoryError, match="host 'zz': no such host"):
         inv.with_secrets(hosts=["zz"])
+
+
+def test_an_unread_secret_is_never_sent_as_empty(tmp_path: Path) -> None:
+    path = _inventory(tmp_path, {"a": {"hostname": "127.0.0.1"}})
+    password = load_inventory(path, resolve_secrets=False).hosts["a"].password
+    assert password is not None
+    with pytest.raises(InventoryError, match="with_secrets"):
+        password.reveal()

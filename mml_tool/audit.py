@@ -19,7 +19,10 @@ from pathlib import Path
 from mml_tool.errors import AuditError
 from mml_tool.mml.command import mask_text
 
-# "sending" is the write-ahead line change.py records before a command goes out.
+# "sending" is the write-ahead line change.py records before a command goes out. After an
+# "unknown" line, a second line with the outcome a fresh read settled (ok / failed / unknown).
+# "refused" and "skipped": a step whose commands were not sent (drift, lock; already compliant,
+# not attempted).
 OUTCOMES = ("sending", "ok", "failed", "unknown", "refused", "skipped")
 ACTIONS = ("apply", "rollback", "exec")
 

@@ -5,22 +5,30 @@ before (value and masked reply), the commands to send and their rollback, and a 
 its content. Apply and rollback are one algorithm run in opposite directions: for each step,
 re-read the bit; skip it when it already has the target value; refuse it when it has neither
 the expected starting value nor the target (drift); otherwise send the commands, each one
-audited before and after it goes out, and re-read to confirm. A connection lost after a
-command went out makes the outcome "unknown" until a fresh session re-reads the bit: a
-command is never re-sent blindly.
+audited before and after it goes out, and re-read to confirm. Any reply to a command that is
+not a clean RETCODE answer (a lost connection, a timeout, a garbled reply) makes the outcome
+"unknown" until a fresh session re-reads the bit: a command is never re-sent blindly. Skips and
+refusals are audited too.
+
+With a ``Journal`` in the context (``mml_tool.record.RecordJournal``) the record is written
+ahead: before each command goes out (the step "in flight", recorded ``unknown``) and after each
+step settles, so a process killed at any moment leaves a record that ``rollback`` can use.
 """
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import hashlib
 import json
+import logging
 import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from mml_tool import __version__
 from mml_tool.approval import (
@@ -31,7 +39,7 @@ from mml_tool.approval import (
     check_steps,
     sign,
 )
-from mml_tool.atomic import write_text_atomic
+from mml_tool.atomic import write_text_atomic, write_text_new
 from mml_tool.audit import AuditRecord, AuditTrail, utc_now
 from mml_tool.check import read_bit
 from mml_tool.errors import (
@@ -39,12 +47,10 @@ from mml_tool.errors import (
     CommandError,
     DriftError,
     LockError,
-    MmlTimeout,
     MmlToolError,
     PlanError,
-    TransportError,
 )
-from mml_tool.fleet import DEFAULT_WORKERS, Progress, run_fleet
+from mml_tool.fleet import DEFAULT_WORKERS, HostResult, Progress, run_fleet
 from mml_tool.inventory import HostConfig, Inventory
 from mml_tool.locks import default_lock_dir as default_lock_dir  # it lived here
 from mml_tool.locks import host_lock as host_lock  # it lived here
@@ -59,6 +65,8 @@ RECORD_KIND = "mml-tool-apply-record"
 SCHEMA_VERSION = 1
 DEFAULT_MAX_AGE = timedelta(hours=24)
 CLOCK_SKEW = timedelta(minutes=5)  # how far in the future a plan's `created` may be
+IN_FLIGHT = "in flight: sent or about to be sent, outcome not known yet"
+log = logging.getLogger("mml_tool.change")
 
 
 @dataclass(frozen=True)
@@ -79,6 +87,11 @@ class Step:
     # not only in this bit, means someone else touched the parameter and the step is refused.
     start_state: str = ""
     before_records: tuple[dict[str, str], ...] = ()  # the parsed reply the plan was made from
+
+    @functools.cached_property
+    def as_dict(self) -> dict[str, Any]:
+        """``asdict(self)``, made once: the record is written many times while a change runs."""
+        return asdict(self)
 
     def reversed(self, start_state: str = "") -> Step:
         """The step that undoes this one, from the parameter state this one left."""
@@ -127,6 +140,11 @@ class CommandRun:
     elapsed: float
     outcome: str  # ok | failed | unknown
 
+    def as_dict(self) -> dict[str, Any]:
+        """``asdict(self)`` without its deep copy (every field is flat): records are written
+        ahead of every command, so this is on the hot path."""
+        return dict(self.__dict__)
+
 
 @dataclass
 class StepResult:
@@ -137,10 +155,23 @@ class StepResult:
     commands: list[CommandRun] = field(default_factory=list)
     error: str | None = None
     after_state: str = ""
+    # One entry per run of the plan that touched this step (see mml_tool.record.merge).
+    history: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
         return self.status in ("changed", "already-compliant")
+
+    @property
+    def may_have_changed(self) -> bool:
+        """Whether the device may hold this step's change: rollback re-reads and undoes it.
+
+        Besides "changed" and "unknown", a step that failed after a command was answered
+        "ok" or got no clean answer counts: only a fresh read can tell, and rollback does one.
+        """
+        return self.status in ("changed", "unknown") or any(
+            c.outcome in ("ok", "unknown") for c in self.commands
+        )
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -154,10 +185,11 @@ class StepResult:
             "before": self.before,
             "after": self.after,
             "after_state": self.after_state,
-            "commands": [asdict(c) for c in self.commands],
+            "commands": [c.as_dict() for c in self.commands],
             "rollback": list(self.step.undo_commands),
             "error": self.error,
-            "step": asdict(self.step),
+            "step": dict(self.step.as_dict),
+            "history": self.history,
         }
 
 
@@ -170,8 +202,9 @@ class ApplyRecord:
     plan_sha256: str
     operator: str
     started: str
-    finished: str
+    finished: str  # "" while the run is in progress (a record written ahead)
     results: list[StepResult]
+    runs: list[dict[str, Any]] = field(default_factory=list)  # every run of the plan
 
     @property
     def ok(self) -> bool:
@@ -189,6 +222,7 @@ class ApplyRecord:
             "finished": self.finished,
             "ok": self.ok,
             "results": [r.to_dict() for r in self.results],
+            "runs": self.runs,
         }
 
 
@@ -294,13 +328,19 @@ def _step_from(data: dict[str, Any]) -> Step:
     )
 
 
-def save_plan(plan: Plan, path: Path, *, signing_key: Secret | None = None) -> str:
-    """Write the plan with its hash (and, given a key, its HMAC-SHA256); returns the hash."""
+def save_plan(
+    plan: Plan, path: Path, *, signing_key: Secret | None = None, overwrite: bool = True
+) -> str:
+    """Write the plan with its hash (and, given a key, its HMAC-SHA256); returns the hash.
+    ``overwrite=False``: ``FileExistsError`` rather than replace an existing file."""
     body = plan.to_dict()
     sealed = _sealed(body)
     if signing_key is not None:
         sealed[SIGNATURE_FIELD] = sign(body, signing_key)
-    write_json_atomic(path, sealed)
+    if overwrite:
+        write_json_atomic(path, sealed)
+    else:
+        write_text_new(path, json.dumps(sealed, indent=2, ensure_ascii=False) + "\n")
     return str(sealed["sha256"])
 
 
@@ -363,7 +403,18 @@ def load_plan(
 
 
 def save_record(record: ApplyRecord, path: Path) -> None:
-    write_json_atomic(path, _sealed(record.to_dict()))
+    write_text_atomic(path, record_json(record))
+
+
+def record_json(record: ApplyRecord, *, compact: bool = False) -> str:
+    """The record as its file holds it: sealed JSON text. ``compact``: the canonical text the
+    seal is computed over, with the seal added: one encoding instead of two (the record is
+    rewritten ahead of every command of a change)."""
+    if not compact:
+        return json.dumps(_sealed(record.to_dict()), indent=2, ensure_ascii=False) + "\n"
+    data = canonical(record.to_dict())
+    seal = hashlib.sha256(data).hexdigest()
+    return data[:-1].decode("utf-8") + f',"sha256":"{seal}"}}\n'
 
 
 def load_record(path: Path) -> ApplyRecord:
@@ -379,6 +430,7 @@ def load_record(path: Path) -> ApplyRecord:
                 commands=[CommandRun(**c) for c in r["commands"]],
                 error=r["error"],
                 after_state=r.get("after_state", ""),
+                history=list(r.get("history", [])),
             )
             for r in body["results"]
         ]
@@ -390,13 +442,30 @@ def load_record(path: Path) -> ApplyRecord:
             started=body["started"],
             finished=body["finished"],
             results=results,
+            runs=list(body.get("runs", [])),
         )
     except (KeyError, TypeError) as exc:
         raise PlanError(f"{path}: malformed apply record ({exc}).") from None
 
 
 class ChangeStopped(MmlToolError):
-    """The change was halted (Ctrl-C, or the audit trail failed on another host)."""
+    """The change was halted (Ctrl-C, or the audit trail or record failed on another host)."""
+
+
+class Journal(Protocol):
+    """Keeps the record of a run on disk while it runs (``mml_tool.record.RecordJournal``)."""
+
+    def begin(self, current: Callable[[], ApplyRecord]) -> None:
+        """Write the record before anything is sent; raise ``RecordError`` if it cannot be."""
+
+    def flush(self) -> bool:
+        """Write ``current()`` now; False when it could not be written anywhere."""
+
+    def finish(self, record: ApplyRecord, *, still_running: bool = False) -> ApplyRecord:
+        """Write the final record (earlier runs merged in) and return it."""
+
+    def say(self, message: str) -> None:
+        """Tell the operator (stderr)."""
 
 
 @dataclass(frozen=True)
@@ -414,15 +483,77 @@ class ChangeContext:
     policy: Policy | None = None
     # Set on Ctrl-C or when the audit trail fails: every host stops before its next command.
     halted: threading.Event = field(default_factory=threading.Event)
+    journal: Journal | None = None  # writes the record ahead; None: only returned at the end
+
+
+@dataclass
+class _RunState:
+    """One run's progress, shared by the host threads, the journal and an interrupt."""
+
+    by_host: dict[str, list[Step]]
+    partial: dict[str, list[StepResult]]
+    in_flight: dict[str, StepResult] = field(default_factory=dict)  # host -> step being sent
+    running: set[str] = field(default_factory=set)  # hosts whose job has started
+    done: set[str] = field(default_factory=set)  # hosts whose job has returned
+    abandoned: set[str] = field(default_factory=set)  # never to start (the caller gave up)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    placeholders: dict[tuple[int, str], StepResult] = field(default_factory=dict)
+
+    def results(self, not_reached: str) -> list[StepResult]:
+        """Every step: its result, "unknown" while in flight, else skipped with ``not_reached``."""
+        out: list[StepResult] = []
+        for name, steps in self.by_host.items():
+            done = list(self.partial[name])
+            out += done
+            rest = steps[len(done) :]
+            flying = self.in_flight.get(name)
+            if rest and flying is not None and flying.step is rest[0]:
+                out.append(flying)
+                rest = rest[1:]
+            out += [self._placeholder(s, not_reached) for s in rest]
+        return out
+
+    def _placeholder(self, step: Step, why: str) -> StepResult:
+        # The same object each time: the journal re-encodes only the steps that changed.
+        key = (id(step), why)
+        if key not in self.placeholders:
+            self.placeholders[key] = StepResult(step, "skipped", error=why)
+        return self.placeholders[key]
+
+
+def _audit_step(ctx: ChangeContext, action: str, step: Step, outcome: str, why: str) -> None:
+    """Audit a step whose commands were not sent (refused, skipped); the trail failing halts
+    the change but is not raised: nothing went out."""
+    for text in step.commands:
+        try:
+            ctx.audit.append(
+                AuditRecord(
+                    time=utc_now(),
+                    operator=ctx.operator,
+                    change_id=ctx.change_id,
+                    host=step.host,
+                    command=MmlCommand.parse(text).masked(),
+                    retcode=None,
+                    message=why,
+                    elapsed=0.0,
+                    outcome=outcome,
+                    action=action,
+                )
+            )
+        except (AuditError, MmlToolError) as exc:
+            ctx.halted.set()
+            log.warning("%s: %s", step.host, exc)
+            return
 
 
 class _StepRunner:
     """Runs one host's steps under its lock, auditing every command."""
 
-    def __init__(self, ctx: ChangeContext, host: HostConfig, action: str) -> None:
+    def __init__(self, ctx: ChangeContext, host: HostConfig, action: str, state: _RunState) -> None:
         self.ctx = ctx
         self.host = host
         self.action = action
+        self.state = state
 
     def audit(
         self,
@@ -434,8 +565,8 @@ class _StepRunner:
     ) -> None:
         if self.ctx.halted.is_set() and outcome == "sending":
             raise ChangeStopped(
-                "the change was stopped (interrupted, or the audit trail failed on another "
-                "host) before this command was sent"
+                "the change was stopped (interrupted, or the audit trail or the record failed) "
+                "before this command was sent"
             )
         try:
             self.ctx.audit.append(
@@ -455,6 +586,22 @@ class _StepRunner:
         except AuditError:
             self.ctx.halted.set()
             raise
+
+    def mark(self, in_flight: StepResult | None) -> bool:
+        """Write the record with ``in_flight`` as the step being sent (None: no step is);
+        False, and the change halted, when the record could not be written anywhere."""
+        if in_flight is None:
+            self.state.in_flight.pop(self.host.name, None)
+        else:
+            self.state.in_flight[self.host.name] = in_flight
+        if self.ctx.journal is None or self.ctx.journal.flush():
+            return True
+        self.ctx.halted.set()
+        return False
+
+    def settled(self, results: list[StepResult], result: StepResult) -> None:
+        results.append(result)
+        self.mark(None)
 
     def read(self, session: MmlSession, step: Step) -> tuple[int, str]:
         """The step's bit and the whole parameter's state, as read now."""
@@ -483,24 +630,22 @@ class _StepRunner:
                     with self.ctx.session_factory(self.host) as session:
                         while len(results) < len(steps) and session.healthy:
                             result = self.run_step(session, steps[len(results)])
-                            results.append(result)
+                            self.settled(results, result)
                             if result.status in ("unknown", "failed"):
                                 break  # the session or the device misbehaved: stop this host
                     if results and results[-1].status in ("unknown", "failed"):
                         break
             except ChangeStopped as exc:
-                results.append(StepResult(steps[len(results)], "skipped", error=str(exc)))
+                step = steps[len(results)]
+                self.settled(results, StepResult(step, "skipped", error=str(exc)))
+                _audit_step(self.ctx, self.action, step, "skipped", str(exc))
             except MmlToolError as exc:
                 if not results or results[-1].status != "unknown":
-                    results.append(StepResult(steps[len(results)], "failed", error=str(exc)))
-            results.extend(
-                StepResult(
-                    s,
-                    "skipped",
-                    error="not attempted: an earlier step on this host did not complete",
-                )
-                for s in steps[len(results) :]
-            )
+                    self.settled(results, StepResult(steps[len(results)], "failed", error=str(exc)))
+            why = "not attempted: an earlier step on this host did not complete"
+            for step in steps[len(results) :]:
+                self.settled(results, StepResult(step, "skipped", error=why))
+                _audit_step(self.ctx, self.action, step, "skipped", why)
         return results
 
     def run_step(self, session: MmlSession, step: Step) -> StepResult:
@@ -509,6 +654,8 @@ class _StepRunner:
         if result.before == step.target_value:
             result.status = "already-compliant"
             result.after, result.after_state = result.before, state
+            why = f"already compliant: {step.parameter} bit {step.bit} = {result.before}"
+            _audit_step(self.ctx, self.action, step, "skipped", f"{why}; nothing sent")
             return result
         if result.before != step.start_value or (step.start_state and state != step.start_state):
             result.status = "drifted"
@@ -519,45 +666,49 @@ class _StepRunner:
                     "nothing was sent. Re-run `mml-tool plan`."
                 )
             )
+            _audit_step(self.ctx, self.action, step, "refused", result.error)
             return result
         for text in step.commands:
             command = MmlCommand.parse(text)
-            self.audit(command.masked(), "sending")  # no audit line, no command
+            masked = command.masked()
+            if self.ctx.halted.is_set():
+                self.audit(masked, "sending")  # raises ChangeStopped: nothing is sent
+            # Written ahead: a process killed from here on leaves the step "unknown".
+            flying = CommandRun(masked, None, IN_FLIGHT, 0.0, "unknown")
+            marker = _replace_result(result, "unknown", f"{IN_FLIGHT}: {masked}", flying)
+            if not self.mark(marker):
+                raise ChangeStopped("the record could not be written anywhere; nothing is sent")
+            self.audit(masked, "sending")  # no audit line, no command
             started = time.monotonic()
             try:
                 response = session.run(command)
-            except (TransportError, MmlTimeout) as exc:
+                if response.retcode is None:  # a frame, but not the answer to this command
+                    raise MmlToolError(f"no RETCODE in the reply to {masked}")
+            except Exception as exc:  # whatever went wrong, the command may have gone out
                 elapsed = time.monotonic() - started
-                result.commands.append(
-                    CommandRun(command.masked(), None, str(exc), elapsed, "unknown")
-                )
-                self.audit(command.masked(), "unknown", None, str(exc), elapsed)
-                return self.settle_unknown(step, result, f"reply lost ({exc})")
+                result.commands.append(CommandRun(masked, None, str(exc), elapsed, "unknown"))
+                with contextlib.suppress(AuditError):  # halts the change; the record keeps it
+                    self.audit(masked, "unknown", None, str(exc), elapsed)
+                return self.settle_unknown(step, result, f"no clean reply ({exc})", masked)
             outcome = "ok" if response.ok else "failed"
             result.commands.append(
-                CommandRun(
-                    command.masked(), response.retcode, response.message, response.elapsed, outcome
-                )
+                CommandRun(masked, response.retcode, response.message, response.elapsed, outcome)
             )
             try:
-                self.audit(
-                    command.masked(), outcome, response.retcode, response.message, response.elapsed
-                )
+                self.audit(masked, outcome, response.retcode, response.message, response.elapsed)
             except AuditError as exc:
                 # The command went out: keep it in the record so that rollback sees it.
                 result.status, result.error = "unknown", f"sent, then {exc}"
                 return result
             if not response.ok:
-                result.error = (
-                    f"{command.masked()} answered RETCODE = {response.retcode}  {response.message}"
-                )
+                result.error = f"{masked} answered RETCODE = {response.retcode}  {response.message}"
                 return result
         try:
             result.after, result.after_state = self.read(session, step)
-        except MmlToolError as exc:
+        except Exception as exc:
             # Sent and acknowledged, but the post-check failed: the outcome is unknown (and
             # stays in the record for rollback) until a fresh session re-reads the bit.
-            return self.settle_unknown(step, result, f"post-check failed: {exc}")
+            return self.settle_unknown(step, result, f"post-check failed: {exc}", masked)
         if result.after == step.target_value:
             result.status = "changed"
         else:
@@ -567,22 +718,68 @@ class _StepRunner:
             )
         return result
 
-    def settle_unknown(self, step: Step, result: StepResult, why: str) -> StepResult:
-        """After a lost reply or post-check only a fresh read tells what happened; never re-send."""
+    def settle_unknown(self, step: Step, result: StepResult, why: str, command: str) -> StepResult:
+        """After a lost reply or post-check only a fresh read tells what happened; never re-send.
+        The settled outcome goes to the audit trail after the "unknown" line."""
         result.status, result.error = "unknown", why
         try:
             with self.ctx.session_factory(self.host) as session:
                 result.after, result.after_state = self.read(session, step)
-        except MmlToolError as exc:
+        except Exception as exc:
             result.error += f"; re-read failed too ({exc}): check the host by hand"
+            self._audit_settled(command, "unknown", f"not settled: a fresh read failed ({exc})")
             return result
+        read = f"{step.parameter} bit {step.bit} = {result.after}"
         if result.after == step.target_value:
             result.status = "changed"
             result.error = f"{why}; a fresh read confirmed the change"
+            self._audit_settled(command, "ok", f"settled by a fresh read: {read}, took effect")
         elif result.after == step.start_value:
             result.status = "failed"
             result.error = f"{why}; a fresh read shows nothing changed"
+            self._audit_settled(command, "failed", f"settled by a fresh read: {read}, no effect")
         return result
+
+    def _audit_settled(self, command: str, outcome: str, message: str) -> None:
+        with contextlib.suppress(AuditError):  # the change is halted; the record keeps the step
+            self.audit(command, outcome, None, message)
+
+
+def _replace_result(result: StepResult, status: str, error: str, *more: CommandRun) -> StepResult:
+    """A copy of ``result`` with another status and error, and ``more`` commands."""
+    return replace(result, status=status, error=error, commands=[*result.commands, *more])
+
+
+def _wait_for_hosts(done: threading.Event, ctx: ChangeContext, state: _RunState) -> bool:
+    """Wait until every host's job has returned. The first Ctrl-C/SIGTERM halts the change
+    (nothing more is sent; commands in flight are answered and settled); the second stops
+    waiting. True when it stopped waiting: commands may still be in flight."""
+    interrupted = False
+    while not done.is_set():
+        try:
+            done.wait()
+        except KeyboardInterrupt:
+            if interrupted:
+                return True
+            interrupted = True
+            try:
+                ctx.halted.set()
+                flying = sorted(state.in_flight)
+                message = "interrupted: no further command is sent"
+                if flying:
+                    message += (
+                        f"; waiting for the command in flight on {', '.join(flying)} to be "
+                        "answered and settled (interrupt again to stop waiting: it is then "
+                        "recorded as unknown, and rollback re-reads before undoing it)"
+                    )
+                if ctx.journal is not None:
+                    ctx.journal.flush()
+                    ctx.journal.say(message)
+                else:
+                    log.warning("%s", message)
+            except KeyboardInterrupt:  # the second one came while the first was handled
+                return True
+    return False
 
 
 def execute(
@@ -594,7 +791,17 @@ def execute(
     workers: int = DEFAULT_WORKERS,
     progress: Progress | None = None,
 ) -> ApplyRecord:
-    """Run steps host by host (hosts concurrently); one host's failure never stops another."""
+    """Run steps host by host (hosts concurrently); one host's failure never stops another.
+
+    With ``ctx.journal`` the record is written before anything is sent (``RecordError`` if it
+    cannot be: nothing is sent), ahead of every command and after every step, and the record
+    returned is the one written (earlier runs of the same plan merged in).
+
+    Ctrl-C (KeyboardInterrupt in the calling thread) halts the change: no host sends anything
+    more, commands in flight are answered and settled. A second one stops waiting for them:
+    the record returned then holds them as "unknown" (never "not attempted"), and their
+    threads still settle them and update the journal's record before the process ends.
+    """
     started = now_iso()
     by_host: dict[str, list[Step]] = {}
     for step in steps:
@@ -606,44 +813,110 @@ def execute(
             "the plan was made with."
         )
     hosts = [ctx.inventory.hosts[name] for name in by_host]
-    partial: dict[str, list[StepResult]] = {name: [] for name in by_host}
-    try:
-        outcome = run_fleet(
-            hosts,
-            lambda host: _StepRunner(ctx, host, action).run(by_host[host.name], partial[host.name]),
-            workers=workers,
-            progress=progress,
-            stop=ctx.halted,
-        )
-    except KeyboardInterrupt:
-        # Commands in flight have finished and nothing more was sent; return the record of
-        # what was done (not ok), so the caller saves it and a rollback can use it.
-        cut: list[StepResult] = []
-        for name, host_steps in by_host.items():
-            done = partial[name]
-            cut += done + [
-                StepResult(s, "skipped", error="not attempted: interrupted by the operator")
-                for s in host_steps[len(done) :]
-            ]
+    state = _RunState(by_host, {name: [] for name in by_host})
+    finished = [""]
+    not_reached = ["not attempted yet: the run stopped before this step"]
+
+    def current() -> ApplyRecord:
         return ApplyRecord(
-            action, ctx.change_id, plan_sha256, ctx.operator, started, now_iso(), cut
+            action,
+            ctx.change_id,
+            plan_sha256,
+            ctx.operator,
+            started,
+            finished[0],
+            state.results(not_reached[0]),
         )
+
+    if ctx.journal is not None:
+        ctx.journal.begin(current)
+
+    def job(host: HostConfig) -> list[StepResult]:
+        results = state.partial[host.name]
+        with state.lock:
+            if host.name in state.abandoned:
+                return results
+            state.running.add(host.name)
+        try:
+            if ctx.halted.is_set():  # stopped before this host began: do not even connect
+                why = "not attempted: the change was stopped before this host"
+                for step in by_host[host.name]:
+                    results.append(StepResult(step, "skipped", error=why))
+                    _audit_step(ctx, action, step, "skipped", why)
+                if ctx.journal is not None:
+                    ctx.journal.flush()
+                return results
+            return _StepRunner(ctx, host, action, state).run(by_host[host.name], results)
+        finally:
+            state.done.add(host.name)
+
+    box: dict[str, Any] = {}
+    all_done = threading.Event()
+
+    def fleet() -> None:
+        # The hosts run in a thread of their own so that the caller's thread only waits, and
+        # an interrupt there never lands in the middle of the fleet's bookkeeping.
+        try:
+            box["outcome"] = run_fleet(
+                hosts, job, workers=workers, progress=progress, stop=ctx.halted
+            )
+        except BaseException as exc:
+            box["error"] = exc
+        finally:
+            all_done.set()
+
+    def interrupted(waiting: bool) -> ApplyRecord:
+        finished[0] = now_iso()
+        not_reached[0] = "not attempted: interrupted by the operator"
+        with state.lock:
+            idle = [name for name in by_host if name not in state.running]
+            state.abandoned.update(idle)
+        for name in idle:
+            for step in by_host[name]:
+                _audit_step(ctx, action, step, "skipped", not_reached[0])
+        cut = current()
+        if ctx.journal is None:
+            return cut
+        if waiting:
+            ctx.journal.say(
+                "stopped waiting: steps in flight are recorded unknown; the record is updated "
+                "when they settle, before the process ends"
+            )
+        return ctx.journal.finish(cut, still_running=bool(state.running - state.done))
+
+    threading.Thread(target=fleet, name=f"mml-tool-{action}").start()
+    if _wait_for_hosts(all_done, ctx, state):
+        return interrupted(waiting=True)
+    if isinstance(box.get("error"), KeyboardInterrupt):  # raised in the fleet's own thread
+        return interrupted(waiting=False)
+    if "error" in box:
+        raise box["error"]
+    outcome: list[HostResult[list[StepResult]]] = box["outcome"]
     results: list[StepResult] = []
     for host_result in outcome:
         if host_result.value is not None:
             results.extend(host_result.value)
         else:
-            # What the host did before its job died stays in the record (rollback needs it).
-            done = partial[host_result.host]
-            status = "locked" if isinstance(host_result.error, LockError) else "failed"
-            results.extend(done)
-            results.extend(
-                StepResult(s, status, error=str(host_result.error))
-                for s in by_host[host_result.host][len(done) :]
-            )
-    return ApplyRecord(
-        action, ctx.change_id, plan_sha256, ctx.operator, started, now_iso(), results
+            locked = isinstance(host_result.error, LockError)
+            ran = list(state.partial[host_result.host])
+            rest = by_host[host_result.host][len(ran) :]
+            flying = state.in_flight.get(host_result.host)
+            if rest and flying is not None and flying.step is rest[0]:
+                ran.append(flying)  # its command may have gone out: unknown, never "failed"
+                rest = rest[1:]
+            results += ran + [
+                StepResult(s, "locked" if locked else "failed", error=str(host_result.error))
+                for s in rest
+            ]
+            for step in rest:
+                _audit_step(
+                    ctx, action, step, "refused" if locked else "skipped", str(host_result.error)
+                )
+    finished[0] = now_iso()
+    record = ApplyRecord(
+        action, ctx.change_id, plan_sha256, ctx.operator, started, finished[0], results
     )
+    return record if ctx.journal is None else ctx.journal.finish(record)
 
 
 def check_plan(plan: Plan, policy: Policy, inventory: Inventory, source: str = "") -> None:
@@ -674,7 +947,11 @@ def rollback_record(record: ApplyRecord, ctx: ChangeContext, **kwargs: Any) -> A
     """Undo what an apply changed (and only that), with the same care as apply."""
     check_record(record, ctx.policy or load_policy(), ctx.inventory, f"record {record.change_id}")
     prepare_lock_dir(ctx.lock_dir)
-    steps = [
-        r.step.reversed(r.after_state) for r in record.results if r.status in ("changed", "unknown")
-    ]
-    return execute(steps, ctx, action="rollback", plan_sha256=record.plan_sha256, **kwargs)
+    return execute(
+        rollback_steps(record), ctx, action="rollback", plan_sha256=record.plan_sha256, **kwargs
+    )
+
+
+def rollback_steps(record: ApplyRecord) -> list[Step]:
+    """The steps that undo every step of ``record`` that may have changed its host."""
+    return [r.step.reversed(r.after_state) for r in record.results if r.may_have_changed]

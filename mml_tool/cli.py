@@ -497,7 +497,10 @@ def check(
     "output",
     type=click.Path(dir_okay=False, path_type=Path),
     default=None,
-    help="Where to write the plan (JSON).",
+    help="Where to write the plan (JSON). An existing file is not replaced without --force.",
+)
+@click.option(
+    "--force", is_flag=True, help="Replace the -o file if it exists (an earlier plan is lost)."
 )
 @click.option(
     "--show",
@@ -515,6 +518,7 @@ def plan(
     workers: int,
     change_id: str | None,
     output: Path | None,
+    force: bool,
     show_path: Path | None,
 ) -> None:
     """Make a change plan for the non-compliant hosts (nothing is changed).
@@ -532,13 +536,14 @@ def plan(
     Exit: 0 plan written, 1 some host could not be decided or nothing was checked, 2 usage.
     """
     from mml_tool.audit import operator_name
-    from mml_tool.change import build_plan, load_plan, save_plan
+    from mml_tool.change import build_plan, load_plan
 
     if show_path is not None:
         _show_plan(load_plan(show_path, max_age=None), show_path)
         return
     if output is None or inventory_path is None:
         raise click.UsageError("to make a plan give -i INVENTORY and -o PLAN.json")
+    _plan_output_usable(output, force)
     done = _check(ctx, inventory_path, policy_path, limit, workers, signing=True)
     if done.nothing:
         fail(done.nothing, EXIT_ERROR)
@@ -552,7 +557,7 @@ def plan(
         operator=operator_name(),
     )
     key = inventory.plan_signing_key
-    digest = save_plan(new_plan, output, signing_key=key)
+    digest = _write_plan(new_plan, output, force, key)
     _show_plan(new_plan, output)
     signed = f", signed with the plan_signing_key of {inventory_path}" if key else ""
     _echo(f"plan written: {output} (sha256 {digest[:16]}...{signed})")
@@ -564,6 +569,36 @@ def plan(
         )
     if undecided:
         sys.exit(EXIT_ERROR)
+
+
+def _plan_output_usable(output: Path, force: bool) -> None:
+    """Before anything is connected: never replace an earlier plan silently, and find a folder
+    that cannot take the plan (read-only, full)."""
+    from mml_tool.atomic import probe_folder
+
+    if (output.exists() or output.is_symlink()) and not force:
+        raise click.UsageError(
+            f"{output} exists (an earlier plan?) and is not replaced: give another -o path, "
+            "or --force to replace it"
+        )
+    try:
+        probe_folder(output.parent)
+    except OSError as exc:
+        raise click.UsageError(
+            f"cannot write the plan in {output.parent} ({exc.strerror or exc}): give -o a "
+            "writable folder"
+        ) from None
+
+
+def _write_plan(new_plan: Any, output: Path, force: bool, key: Any) -> str:
+    from mml_tool.change import save_plan
+
+    try:
+        return str(save_plan(new_plan, output, signing_key=key, overwrite=force))
+    except FileExistsError:
+        fail(f"{output} appeared meanwhile and is not replaced: give another -o path, or --force")
+    except OSError as exc:
+        fail(f"cannot write the plan {output} ({exc.strerror or exc}): nothing was changed")
 
 
 def _show_plan(the_plan: Any, path: Path) -> None:
@@ -626,7 +661,9 @@ record_option = click.option(
     "record_path",
     type=click.Path(dir_okay=False, path_type=Path),
     default=None,
-    help="Where to write the record of what was done (input of `rollback`).",
+    help="Where to write the record of what was done (input of `rollback`). It is written "
+    "ahead of every command; an apply record of the same plan accumulates, any other file is "
+    "never replaced.",
 )
 
 
@@ -680,7 +717,8 @@ def apply(
     operator), re-reads the state, skips a host already compliant, refuses one whose
     state changed since the plan, sends the commands and confirms the result. Every command is
     written to the audit trail before and after it is sent. The apply record (default:
-    PLAN.record.json) is what `mml-tool rollback` takes.
+    PLAN.record.json) is what `mml-tool rollback` takes: it is written before each command and
+    after each step, and re-applying the plan adds to it, so it holds every host any run changed.
 
     \b
     Examples:
@@ -689,7 +727,9 @@ def apply(
 
     Exit: 0 every host reached the planned state, 1 otherwise, 2 usage error (nothing sent).
     """
-    from mml_tool.change import apply_plan, check_plan, load_plan, save_record
+    from dataclasses import replace
+
+    from mml_tool.change import apply_plan, check_plan, load_plan, plan_sha256
     from mml_tool.policy import load_policy
 
     targets = _report_targets(report_spec)
@@ -703,22 +743,50 @@ def apply(
     if not the_plan.steps:
         _write_change_reports(targets, "apply", None, inventory_path, the_plan)
         return
+    record_path = record_path or plan_path.with_suffix(".record.json")
+    journal = _journal(
+        record_path,
+        plan_sha256(the_plan),
+        "apply",
+        True,
+        "nothing was sent; give another --record PATH",
+    )
     context = _change_context(
         ctx, inventory, the_plan.change_id, audit_path, policy, hosts=the_plan.hosts
     )
     _confirm(f"Apply these commands to {len(the_plan.hosts)} host(s)?", yes)
     record = apply_plan(
         the_plan,
-        context,
+        replace(context, journal=journal),
         workers=workers,
         progress=BarProgress(f"applying to {len(the_plan.hosts)} host(s)"),
     )
-    record_path = record_path or plan_path.with_suffix(".record.json")
-    save_record(record, record_path)
     _print_record(record)
-    _echo(f"apply record: {record_path}")
+    _echo(f"apply record: {journal.written_to}")
     _write_change_reports(targets, "apply", record, inventory_path, the_plan)
     sys.exit(EXIT_OK if record.ok else EXIT_ERROR)
+
+
+def _journal(path: Path, plan_digest: str, action: str, accumulate: bool, hint: str) -> Any:
+    """A record journal, checked before anything is connected: exit 2 when the file belongs to
+    another plan, exists where a new one is needed, or its folder cannot take it."""
+    from mml_tool.errors import RecordError
+    from mml_tool.record import RecordJournal
+
+    journal = RecordJournal(
+        path,
+        plan_sha256=plan_digest,
+        action=action,
+        accumulate=accumulate,
+        # soft_wrap: a record printed as JSON must stay valid JSON (no line breaks added)
+        say=lambda line: err_console.print(line, highlight=False, markup=False, soft_wrap=True),
+        hint=hint,
+    )
+    try:
+        journal.check()
+    except RecordError as exc:
+        raise click.UsageError(str(exc)) from None
+    return journal
 
 
 def _write_change_reports(
@@ -778,10 +846,12 @@ def rollback(
 ) -> None:
     """Undo what an apply changed, with the same care (lock, re-read, drift refusal, audit).
 
-    Only steps the apply record shows as changed (or unknown) are rolled back, to the value
-    read before the change, and only with the command derived from the rule of the policy the
-    plan was made with (-p, default the built-in one). It shows the commands and asks first,
-    like apply (--yes to skip).
+    Only steps the apply record shows as changed (or unknown: sent without a clean answer) are
+    rolled back, to the value read before the change, and only with the command derived from
+    the rule of the policy the plan was made with (-p, default the built-in one). It shows the
+    commands and asks first, like apply (--yes to skip). The rollback record (default:
+    RECORD.rollback.json, or RECORD.rollback.2.json, ... when that exists) is written ahead of
+    every command like the apply record; an existing --record file is never replaced.
 
     \b
     Examples:
@@ -790,15 +860,18 @@ def rollback(
 
     Exit: 0 every step rolled back, 1 otherwise, 2 usage error (nothing sent).
     """
-    from mml_tool.change import check_record, load_record, rollback_record, save_record
+    from dataclasses import replace
+
+    from mml_tool.change import check_record, load_record, rollback_record, rollback_steps
     from mml_tool.policy import load_policy
+    from mml_tool.record import fresh_path
 
     targets = _report_targets(report_spec)
     inventory = _load_inventory(inventory_path)
     policy = load_policy(policy_path)
     record = load_record(record_path_in)
     check_record(record, policy, inventory, str(record_path_in))
-    steps = [r.step.reversed() for r in record.results if r.status in ("changed", "unknown")]
+    steps = rollback_steps(record)
     if not steps:
         _echo("Nothing to roll back: the record shows no change.")
         _write_change_reports(targets, "rollback", None, inventory_path, None)
@@ -808,15 +881,30 @@ def rollback(
             f"{step.host}  {step.parameter} bit {step.bit} {step.start_value} -> "
             f"{step.target_value}:  {' '.join(step.commands)}"
         )
+    if not record.finished:
+        err_console.print(
+            f"note: {record_path_in} is the record of a run that did not finish (killed?); "
+            "steps in flight are rolled back after a fresh read",
+            highlight=False,
+            markup=False,
+        )
+    out = record_path or fresh_path(
+        record_path_in.with_name(record_path_in.stem + ".rollback.json")
+    )
+    journal = _journal(
+        out,
+        record.plan_sha256,
+        "rollback",
+        False,
+        "nothing was sent; give another --record PATH, or leave --record out for a fresh name",
+    )
     context = _change_context(
         ctx, inventory, record.change_id, audit_path, policy, hosts=[s.host for s in steps]
     )
     _confirm(f"Roll back {len(steps)} step(s)?", yes)
-    result = rollback_record(record, context, workers=workers)
-    out = record_path or record_path_in.with_name(record_path_in.stem + ".rollback.json")
-    save_record(result, out)
+    result = rollback_record(record, replace(context, journal=journal), workers=workers)
     _print_record(result)
-    _echo(f"rollback record: {out}")
+    _echo(f"rollback record: {journal.written_to}")
     _write_change_reports(targets, "rollback", result, inventory_path, None)
     sys.exit(EXIT_OK if result.ok else EXIT_ERROR)
 
@@ -1309,7 +1397,8 @@ def run(
     """The whole change: check, plan (shown, confirmed), apply, verify, rollback on failure.
 
     Writes an evidence bundle for the ticket under EVIDENCE/CHANGE-ID: summary.md, report.json,
-    plan.json, apply-record.json, rollback-record.json, verify-*.json, transcripts/.
+    plan.json, apply-record.json, rollback-record.json, verify-*.json, transcripts/. When an
+    earlier run left files there they are kept, and this run writes EVIDENCE/CHANGE-ID.2 (.3...).
 
     If a host cannot be read, nothing is changed. If apply fails on some hosts, nothing is
     verified and the hosts that did change keep the change (they are compliant); undo them with
@@ -1327,6 +1416,7 @@ def run(
     from mml_tool.change import default_lock_dir
     from mml_tool.change_id import evidence_folder
     from mml_tool.policy import load_policy
+    from mml_tool.record import fresh_folder
     from mml_tool.workflow import gateways_for, run_change
 
     evidence = evidence_folder(evidence_root, change_id)
@@ -1343,6 +1433,20 @@ def run(
         hosts=[h.name for h in hosts], gateways=gateways_for(inventory, hosts)
     )
     hosts = [inventory.hosts[h.name] for h in hosts]
+    try:
+        evidence = fresh_folder(evidence_root, evidence.name)
+    except OSError as exc:
+        raise click.UsageError(
+            f"cannot create the evidence folder under {evidence_root} ({exc.strerror or exc}): "
+            "give --evidence a writable folder"
+        ) from None
+    if evidence != evidence_root / change_id:
+        err_console.print(
+            f"note: {evidence_root / change_id} holds an earlier run's evidence, which is kept; "
+            f"this run's goes to {evidence}",
+            highlight=False,
+            markup=False,
+        )
 
     def approve(the_plan: Any) -> bool:
         _show_plan(the_plan, evidence / "plan.json")

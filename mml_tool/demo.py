@@ -21,6 +21,7 @@ from mml_tool.gateway.verify import verify_gateway
 from mml_tool.inventory import load_inventory
 from mml_tool.lab.lab import AGENT_PASSWORD_ENV, PASSWORD_ENV, Lab, make_nodes
 from mml_tool.policy import load_policy
+from mml_tool.record import fresh_folder
 from mml_tool.report import Report, RunInfo, render_table
 from mml_tool.workflow import run_change
 
@@ -86,7 +87,7 @@ def run_demo(workdir: Path | None = None, *, nodes: int = 3, console: Console | 
             out.print("  approved (demo)")
             return True
 
-        evidence = workdir / "evidence" / DEMO_CHANGE_ID
+        evidence = fresh_folder(workdir / "evidence", DEMO_CHANGE_ID)  # keeps earlier runs
         outcome = run_change(
             inventory,
             policy,

@@ -20,7 +20,8 @@ that failed, and its message says what to do next. Messages never carry a secret
     │   ├── PlanError               plan file missing, tampered, expired
     │   ├── DriftError              device state changed since the plan
     │   ├── LockError               another change holds the host
-    │   └── AuditError              the audit trail could not be written: the change stops
+    │   ├── AuditError              the audit trail could not be written: the change stops
+    │   └── RecordError             the apply record cannot be written, or is another plan's
     └── GatewayError                CC-Gateway answered retcode != "0" or could not be reached
         ├── GatewayEventError       an agent event that cannot be read (names the field)
         └── VerificationError       the end-to-end scenario could not run
@@ -118,6 +119,10 @@ class LockError(ChangeError):
 
 class AuditError(ChangeError):
     """The audit trail could not be written; the change stops."""
+
+
+class RecordError(ChangeError):
+    """The apply record cannot be written where asked, or belongs to another plan."""
 
 
 class GatewayError(MmlToolError):

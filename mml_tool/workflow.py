@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -23,19 +23,20 @@ from mml_tool.change import (
     apply_plan,
     build_plan,
     now_iso,
+    plan_sha256,
     rollback_record,
     save_plan,
-    save_record,
     write_json_atomic,
 )
 from mml_tool.check import check_fleet
-from mml_tool.errors import ConfigError
+from mml_tool.errors import ConfigError, RecordError
 from mml_tool.exitcodes import ExitCode
 from mml_tool.fleet import DEFAULT_WORKERS
 from mml_tool.gateway.verify import VerifyResult, verify_gateway
 from mml_tool.inventory import HostConfig, Inventory
 from mml_tool.mml.session import MmlSession, Transcript
 from mml_tool.policy import Finding, Policy
+from mml_tool.record import RecordJournal, default_fallback_dirs, fresh_path
 from mml_tool.report import Outcome, Report, RunInfo, write_reports
 
 EXIT_OK, EXIT_ERROR = ExitCode.OK, ExitCode.ERROR
@@ -236,9 +237,21 @@ def _run(
             outcome.exit_code, outcome.result = EXIT_ERROR, "not approved"
             return
         say(f"apply: {len(outcome.plan.steps)} step(s) on {len(outcome.plan.hosts)} host(s)")
-        outcome.applied = applied = apply_plan(outcome.plan, ctx, workers=workers)
-        record_path = evidence / "apply-record.json"
-        _keep_evidence(outcome, record_path, lambda: save_record(applied, record_path))
+        # Written ahead of every command: a run killed mid-change leaves a record to roll back.
+        journal = RecordJournal(
+            evidence / "apply-record.json",
+            plan_sha256=plan_sha256(plan),
+            accumulate=False,
+            hint="nothing was sent",
+        )
+        try:
+            journal.check()
+        except RecordError as exc:
+            _evidence_lost(outcome, journal.path, str(exc))
+            outcome.exit_code = EXIT_ERROR
+            return
+        outcome.applied = apply_plan(outcome.plan, replace(ctx, journal=journal), workers=workers)
+        _note_fallback(outcome, journal)
         if not outcome.applied.ok:
             outcome.notes.append("apply did not reach the planned state everywhere; not verified")
             outcome.exit_code = EXIT_ERROR
@@ -258,14 +271,49 @@ def _run(
     outcome.exit_code = EXIT_ERROR if could_not_run else EXIT_VERIFY_FAILED
     if outcome.applied is not None and rollback_on_failure:
         say("rollback: verification failed, restoring the state read before the change")
-        outcome.rolled_back = rolled_back = rollback_record(outcome.applied, ctx, workers=workers)
-        rollback_path = evidence / "rollback-record.json"
-        _keep_evidence(outcome, rollback_path, lambda: save_record(rolled_back, rollback_path))
+        undo = _rollback_journal(outcome, evidence / "rollback-record.json", change_id)
+        outcome.rolled_back = rollback_record(
+            outcome.applied, replace(ctx, journal=undo), workers=workers
+        )
+        if undo is not None:
+            _note_fallback(outcome, undo)
         if not outcome.rolled_back.ok:
             outcome.notes.append("ROLLBACK INCOMPLETE: check the hosts by hand")
             outcome.exit_code = EXIT_ERROR
         else:
             outcome.notes.append("verification failed: the change was rolled back")
+
+
+def _evidence_lost(outcome: RunOutcome, what: Path | str, detail: str) -> None:
+    outcome.evidence_errors.append(str(what))
+    outcome.notes.append(f"EVIDENCE NOT WRITTEN: {what} ({detail})")
+
+
+def _note_fallback(outcome: RunOutcome, journal: RecordJournal) -> None:
+    """The evidence folder failed while the record was written: say where the record went."""
+    if journal.fallback is not None:
+        _evidence_lost(outcome, journal.path, f"the record is in {journal.fallback}")
+
+
+def _rollback_journal(outcome: RunOutcome, path: Path, change_id: str) -> RecordJournal | None:
+    """A journal for the rollback record: in the evidence folder, else (the folder failed) in a
+    fallback folder, said in the notes. A failed verification is rolled back in any case."""
+    digest = outcome.applied.plan_sha256 if outcome.applied is not None else ""
+    tried = []
+    for candidate in (path, *(d / f"{change_id}-{path.name}" for d in default_fallback_dirs())):
+        journal = RecordJournal(
+            fresh_path(candidate), plan_sha256=digest, action="rollback", accumulate=False
+        )
+        try:
+            journal.check()
+        except RecordError as exc:
+            tried.append(str(exc))
+            continue
+        if candidate != path:
+            _evidence_lost(outcome, path, f"{tried[0]}; the record is in {journal.path}")
+        return journal
+    _evidence_lost(outcome, path, "; ".join(tried))
+    return None
 
 
 def _write_bundle(

@@ -172,6 +172,27 @@ def test_run_without_approval_sends_nothing(run_lab: tuple[Lab, Path], tmp_path:
     assert not (tmp_path / "audit.jsonl").exists()
 
 
+def test_run_again_never_replaces_the_earlier_evidence(
+    run_lab: tuple[Lab, Path], tmp_path: Path
+) -> None:
+    lab, inventory = run_lab
+    args = ["run", "-i", str(inventory), "--change-id", "CHG-6", "--yes", "--limit", "uap-1"]
+    args += ["--evidence", str(tmp_path / "ev")]
+    code, output = invoke(*args)
+    assert code == 0, output
+    first = tmp_path / "ev" / "CHG-6"
+    kept = {p: p.read_bytes() for p in first.rglob("*") if p.is_file()}
+    assert first / "apply-record.json" in kept
+    lab.node("uap-1").store.set_value("P978", 1)  # someone undid it by hand: run again
+    code, output = invoke(*args)
+    assert code == 0, output
+    second = tmp_path / "ev" / "CHG-6.2"
+    assert f"evidence: {second}" in output
+    assert "holds an earlier run's evidence" in " ".join(output.split())
+    assert {p: p.read_bytes() for p in first.rglob("*") if p.is_file()} == kept
+    assert (second / "apply-record.json").is_file() and (second / "summary.md").is_file()
+
+
 def test_verify_fails_before_and_passes_after_the_change(run_lab: tuple[Lab, Path]) -> None:
     lab, inventory = run_lab
     code, output = invoke("verify", "-i", str(inventory), "--gateway", "gw-uap-1")

@@ -96,11 +96,18 @@ def test_run_rolls_back_when_the_evidence_cannot_be_written(
 
 
 def test_run_that_cannot_write_its_plan_sends_nothing(
-    run_lab: tuple[Lab, Path], tmp_path: Path
+    run_lab: tuple[Lab, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     lab, inventory = run_lab
-    bundle = tmp_path / "ev" / "CHG-NP"
-    (bundle / "plan.json").mkdir(parents=True)  # a folder where the plan must go
+    real_save_plan = mml_tool.workflow.save_plan
+
+    def save_plan_into_a_folder(plan: Any, path: Path, **kwargs: Any) -> str:
+        # A folder where the plan must go, made in the run's own (new) evidence folder: an
+        # earlier bundle would be kept and this run's written beside it.
+        path.mkdir()
+        return real_save_plan(plan, path, **kwargs)
+
+    monkeypatch.setattr(mml_tool.workflow, "save_plan", save_plan_into_a_folder)
     result = invoke(
         "run",
         "-i",

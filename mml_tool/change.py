@@ -22,6 +22,7 @@ import functools
 import hashlib
 import json
 import logging
+import signal
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -67,6 +68,7 @@ DEFAULT_MAX_AGE = timedelta(hours=24)
 CLOCK_SKEW = timedelta(minutes=5)  # how far in the future a plan's `created` may be
 IN_FLIGHT = "in flight: sent or about to be sent, outcome not known yet"
 log = logging.getLogger("mml_tool.change")
+_POLL = 0.2  # seconds: the longest the caller's thread waits before it can take a Ctrl-C
 
 
 @dataclass(frozen=True)
@@ -750,6 +752,11 @@ def _replace_result(result: StepResult, status: str, error: str, *more: CommandR
     return replace(result, status=status, error=error, commands=[*result.commands, *more])
 
 
+def _leave_signals_to_main() -> None:
+    if hasattr(signal, "pthread_sigmask"):
+        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+
+
 def _wait_for_hosts(done: threading.Event, ctx: ChangeContext, state: _RunState) -> bool:
     """Wait until every host's job has returned. The first Ctrl-C/SIGTERM halts the change
     (nothing more is sent; commands in flight are answered and settled); the second stops
@@ -757,7 +764,9 @@ def _wait_for_hosts(done: threading.Event, ctx: ChangeContext, state: _RunState)
     interrupted = False
     while not done.is_set():
         try:
-            done.wait()
+            # Short waits: a thread blocked for good may not run the signal handler when the
+            # kernel hands the signal to another thread.
+            done.wait(_POLL)
         except KeyboardInterrupt:
             if interrupted:
                 return True
@@ -855,7 +864,9 @@ def execute(
 
     def fleet() -> None:
         # The hosts run in a thread of their own so that the caller's thread only waits, and
-        # an interrupt there never lands in the middle of the fleet's bookkeeping.
+        # an interrupt there never lands in the middle of the fleet's bookkeeping. This thread
+        # (and the workers it starts) leaves SIGINT/SIGTERM to the caller's.
+        _leave_signals_to_main()
         try:
             box["outcome"] = run_fleet(
                 hosts, job, workers=workers, progress=progress, stop=ctx.halted

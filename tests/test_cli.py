@@ -161,6 +161,20 @@ def test_exec_write_is_audited(lab: Lab, inventory: Path, env: Env) -> None:
     assert {r.operator for r in records} == {"op-bob"}
 
 
+def test_operator_and_lock_dir_options_win_over_the_environment(
+    lab: Lab, inventory: Path, env: Env
+) -> None:
+    locks = env.tmp / "other-locks"
+    result = invoke(
+        "--operator", "op-dave", "exec", "-i", inventory, "uap-2", MOD_0,
+        "--allow-write", "--yes", "--lock-dir", locks,
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert {r.operator for r in audit.read(env.audit)} == {"op-dave"}
+    assert any(locks.iterdir())  # the host's lock was taken there, not in $MML_TOOL_LOCKS
+    assert not (env.tmp / "locks").exists()
+
+
 def test_exec_write_with_lost_reply_is_audited_as_unknown(
     lab: Lab, inventory: Path, env: Env
 ) -> None:

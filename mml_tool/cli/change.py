@@ -43,7 +43,8 @@ from mml_tool.cli._common import (
     workers_option,
     yes_option,
 )
-from mml_tool.cli._console import EXIT_ERROR, EXIT_OK, BarProgress, echo, err_console
+from mml_tool.cli._console import EXIT_ERROR, EXIT_OK, echo, err_console
+from mml_tool.cli._progress import BarProgress
 from mml_tool.cli._render import print_record, show_plan
 from mml_tool.errors import RecordError
 from mml_tool.inventory import Inventory

@@ -28,7 +28,8 @@ from mml_tool.cli._common import (
     waiver_warnings,
     workers_option,
 )
-from mml_tool.cli._console import EXIT_ERROR, BarProgress, echo, err_console, fail, out_console
+from mml_tool.cli._console import EXIT_ERROR, echo, err_console, fail, out_console
+from mml_tool.cli._progress import BarProgress
 from mml_tool.cli._render import show_plan
 from mml_tool.inventory import Inventory
 from mml_tool.policy import Finding, Policy, load_policy

@@ -19,6 +19,7 @@ from mml_tool.cli._common import (
     lock_dir_option,
     lock_folder,
     nothing_checked,
+    operator,
     policy_option,
     read_inventory,
     select_hosts,
@@ -142,6 +143,7 @@ def run(
         template_dirs=template_dirs(ctx),
         workers=workers,
         say=lambda line: out_console().print(line, highlight=False, markup=False),
+        operator=operator(ctx),
     )
     for note in outcome.notes:  # soft_wrap: a long path stays whole, to copy and paste
         err_console.print(note, highlight=False, markup=False, soft_wrap=True)

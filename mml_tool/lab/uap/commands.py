@@ -10,8 +10,6 @@ from dataclasses import dataclass
 from mml_tool.lab.frames import END_LINE, Report
 from mml_tool.lab.uap.config import MAX_COMMAND_CHARS, ZH_MORE_LINE
 
-# ---------------------------------------------------------------- device-side command parsing
-
 
 class _BadCommand(Exception):
     pass

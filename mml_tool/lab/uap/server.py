@@ -25,8 +25,6 @@ from mml_tool.lab.uap.ssh import (
 from mml_tool.lab.uap.state import UapNode
 from mml_tool.secret import Secret
 
-# ---------------------------------------------------------------- the server
-
 
 class UapServer:
     """Serves every node over SSH and plain TCP, each on its own port."""

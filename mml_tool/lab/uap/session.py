@@ -43,8 +43,6 @@ from mml_tool.lab.uap.config import (
 from mml_tool.lab.uap.state import UapNode, _pid_key
 from mml_tool.secret import Secret
 
-# ---------------------------------------------------------------- one MML connection
-
 
 class _Conn(Protocol):
     def recv(self, n: int) -> bytes: ...

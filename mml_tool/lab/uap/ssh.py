@@ -26,8 +26,6 @@ from mml_tool.lab.uap.state import UapNode
 if TYPE_CHECKING:  # the server imports this module
     from mml_tool.lab.uap.server import UapServer
 
-# ---------------------------------------------------------------- SSH
-
 
 def generate_host_key() -> tuple[paramiko.PKey, str]:
     """A fresh Ed25519 host key (generated with ``cryptography``) and its OpenSSH PEM text."""

@@ -210,33 +210,7 @@ class Lab:
         known = folder / "lab_known_hosts"
         lines = [self.server.known_hosts_line(node.ssh_port) for node in self.nodes]
         known.write_text("\n".join(lines) + "\n", encoding="utf-8")
-        hosts: dict[str, dict[str, Any]] = {}
-        gateways: dict[str, Any] = {}
-        url = getattr(self.gateway, "url", None)
-        ca_path = getattr(self.gateway, "ca_path", None)
-        for i, (node, agent_id) in enumerate(zip(self.nodes, self.agent_ids(), strict=True)):
-            entry: dict[str, Any] = {
-                "hostname": self.host,
-                "port": node.ssh_port,
-                "groups": ["lab"],
-                "ne_name": node.config.ne_name,
-            }
-            if url:
-                gw_name = f"gw-{node.name}"
-                entry["gateway"] = gw_name
-                gateways[gw_name] = {
-                    "url": url,
-                    "verify_tls": True,
-                    "agent_id": agent_id,
-                    "agent_password": "${" + AGENT_PASSWORD_ENV + "}",
-                    "phone_number": str(40100 + i + 1),
-                    "called": CALLED_NUMBER,
-                    "skill_id": SKILL_ID,
-                    "timeout": 15,
-                }
-                if ca_path:
-                    gateways[gw_name]["ca_bundle"] = str(_relative(Path(ca_path), folder))
-            hosts[node.name] = entry
+        hosts, gateways = self._inventory_hosts(folder)
         doc: dict[str, Any] = {
             "defaults": {
                 "transport": "ssh",
@@ -268,6 +242,39 @@ class Lab:
             )
         write_text_atomic(folder / "lab.env", "\n".join(env_lines) + "\n", 0o600)
         return path
+
+    def _inventory_hosts(
+        self, folder: Path
+    ) -> tuple[dict[str, dict[str, Any]], dict[str, dict[str, Any]]]:
+        """The inventory's hosts (one per node) and, with a gateway, one gateway per node."""
+        hosts: dict[str, dict[str, Any]] = {}
+        gateways: dict[str, dict[str, Any]] = {}
+        url = getattr(self.gateway, "url", None)
+        ca_path = getattr(self.gateway, "ca_path", None)
+        for i, (node, agent_id) in enumerate(zip(self.nodes, self.agent_ids(), strict=True)):
+            entry: dict[str, Any] = {
+                "hostname": self.host,
+                "port": node.ssh_port,
+                "groups": ["lab"],
+                "ne_name": node.config.ne_name,
+            }
+            if url:
+                gw_name = f"gw-{node.name}"
+                entry["gateway"] = gw_name
+                gateways[gw_name] = {
+                    "url": url,
+                    "verify_tls": True,
+                    "agent_id": agent_id,
+                    "agent_password": "${" + AGENT_PASSWORD_ENV + "}",
+                    "phone_number": str(40100 + i + 1),
+                    "called": CALLED_NUMBER,
+                    "skill_id": SKILL_ID,
+                    "timeout": 15,
+                }
+                if ca_path:
+                    gateways[gw_name]["ca_bundle"] = str(_relative(Path(ca_path), folder))
+            hosts[node.name] = entry
+        return hosts, gateways
 
     def ready_line(self, inventory: Path | None) -> str:
         ssh = _ports([n.ssh_port for n in self.nodes], self.host)

@@ -343,18 +343,7 @@ class _Handlers:
         return _Reply(body=_envelope("0"))
 
     def _do_mediaswitch(self, session: _Session, ctx: _Ctx) -> _Reply:
-        media_raw = ctx.query.get("mediaType", [""])[-1]
-        direction_raw = ctx.query.get("videoDirection", [None])[-1]
-        try:
-            media_type = int(media_raw)
-        except ValueError:
-            media_type = 0
-        direction: int | None = None
-        if direction_raw is not None:
-            try:
-                direction = int(direction_raw)
-            except ValueError:
-                direction = 0
+        media_type, direction = _media_query(ctx)
         ready = True
         if media_type == 3 and direction in (1, 2):
             # The callback reads the UAP simulator's state under that store's own lock, a leaf
@@ -405,3 +394,20 @@ class _Handlers:
 
         self._later(self.event_delays.mediaswitch, session, call, switched)
         return _Reply(body=_envelope("0"))
+
+
+def _media_query(ctx: _Ctx) -> tuple[int, int | None]:
+    """``mediaType`` and ``videoDirection`` of a mediaswitch; 0 for a value that is no number."""
+    media_raw = ctx.query.get("mediaType", [""])[-1]
+    direction_raw = ctx.query.get("videoDirection", [None])[-1]
+    try:
+        media_type = int(media_raw)
+    except ValueError:
+        media_type = 0
+    direction: int | None = None
+    if direction_raw is not None:
+        try:
+            direction = int(direction_raw)
+        except ValueError:
+            direction = 0
+    return media_type, direction

@@ -51,6 +51,7 @@ __all__ = [
     "check_one_host",
     "host_from_fields",
     "host_from_inventory",
+    "load_inventory",
     "read_parameter",
     "run_read_only",
     "set_bit",
@@ -242,6 +243,16 @@ class BitChange:
         return "\n".join(lines) + "\n"
 
 
+def _with_bit(state: str, bit: int, value: int) -> str:
+    """``parameter_state`` text as it would read with ``bit`` set to ``value`` (check mode)."""
+    if state.startswith("value="):
+        whole = int(state[len("value=") :])
+        return f"value={(whole & ~(1 << bit)) | (value << bit)}"
+    parts = dict(part.split("=", 1) for part in state.split(",") if "=" in part)
+    parts[str(bit)] = str(value)
+    return ",".join(f"{k}={v}" for k, v in parts.items())
+
+
 def _bit_policy(parameter: str, bit: int, value: int) -> Policy:
     """A one-control policy for this bit: what the change runner checks every step against."""
     rule = SfpBitRule(parameter=parameter, bit=bit, value=value)
@@ -306,7 +317,8 @@ def set_bit(
         return result
     rollback = [policy.controls[0].rollback(before).render()]
     if check_mode:
-        result.changed, result.after, result.after_state = True, value, ""
+        result.changed, result.after = True, value
+        result.after_state = _with_bit(state, bit, value)
         result.status, result.rollback = "check-mode", rollback
         return result
     operator = operator or operator_name()

@@ -22,7 +22,7 @@ options:
     choices: [mml_tool.uap9600.inventory]
   source:
     description: The mml-tool inventory, relative to this file's folder.
-    type: path
+    type: str
     required: true
   python_interpreter:
     description:

@@ -92,12 +92,15 @@ def host_from_fields(
 
 
 def host_from_inventory(path: Path | str, name: str) -> tuple[Inventory, HostConfig]:
-    """The inventory at ``path`` and its host ``name`` (``ConfigError`` naming both if absent)."""
-    inventory = load_inventory(path)
+    """The inventory at ``path`` and its host ``name`` with its secrets read (only that
+    host's: another host's unset variable does not matter); ``ConfigError`` naming both if
+    the host is absent."""
+    inventory = load_inventory(path, resolve_secrets=False)
     if name not in inventory.hosts:
         raise ConfigError(
             f"{path}: no host {name!r}; hosts: {', '.join(sorted(inventory.hosts)) or '(none)'}"
         )
+    inventory = inventory.with_secrets(hosts=[name])
     return inventory, inventory.hosts[name]
 
 
@@ -360,7 +363,8 @@ def verify(
     directions: Sequence[int] = (1, 2),
 ) -> VerifyResult:
     """The video-direction verification through ``gateway`` (or the one ``host`` names, or the
-    inventory's only gateway), as ``mml-tool verify`` runs it."""
+    inventory's only gateway), as ``mml-tool verify`` runs it; reads that gateway's secret
+    when ``inventory`` was loaded without secrets."""
     if gateway is not None and host is not None:
         raise ConfigError("give gateway or host, not both")
     if host is not None:
@@ -383,4 +387,5 @@ def verify(
         raise ConfigError(
             f"directions {list(directions)}: 1 receive-only, 2 send-only, 3 both, 4 unset"
         )
+    inventory = inventory.with_secrets(gateways=[gateway])
     return verify_gateway(inventory.gateways[gateway], directions=tuple(directions))

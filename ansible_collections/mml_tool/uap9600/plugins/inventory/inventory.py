@@ -12,8 +12,8 @@ description:
     the controller or execution node), C(ansible_python_interpreter) (default the Python that
     runs Ansible, where mml-tool is installed), C(mml_tool_inventory) (the file, so the modules
     need no connection options) and its non-secret fields as C(mml_*) variables.
-  - Secrets are not exposed as variables; C(${VAR}) references in the file must be resolvable
-    where the inventory is read (in AWX attach the MML credential to the inventory source too).
+  - Secrets are neither read nor exposed as variables; the modules read a host's secrets (its
+    C(${VAR}) references, files) when they open its session.
   - The configuration file must end in C(mml.yml) or C(mml.yaml).
 options:
   plugin:
@@ -73,7 +73,7 @@ class InventoryModule(BaseInventoryPlugin):
         if not os.path.isabs(source):
             source = os.path.join(os.path.dirname(os.path.abspath(path)), source)
         try:
-            mml = automation.load_inventory(source)
+            mml = automation.load_inventory(source, resolve_secrets=False)
         except MmlToolError as exc:
             raise AnsibleParserError(f"{path}: {exc}") from None
         for group in mml.groups:

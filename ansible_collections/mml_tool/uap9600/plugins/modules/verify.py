@@ -106,7 +106,7 @@ def main() -> None:
         module.exit_json(changed=False, skipped=True, msg="verification is not run in check mode")
 
     def proof() -> object:
-        inventory = automation.load_inventory(Path(p["inventory"]))
+        inventory = automation.load_inventory(Path(p["inventory"]), resolve_secrets=False)
         return automation.verify(
             inventory, gateway=p["gateway"], host=p["host"], directions=p["directions"]
         )

@@ -315,3 +315,32 @@ def test_inventory_plugin_names_the_file_and_field_of_a_bad_inventory(
     )
     assert proc.returncode != 0
     assert "unknown key 'prot'" in proc.stderr and str(bad) in proc.stderr
+
+
+def test_every_plugin_documents_itself(ansible_lab: RunningLab, tmp_path: Path) -> None:
+    env = ansible_env(ansible_lab, tmp_path)
+    modules = [f"mml_tool.uap9600.{m}" for m in ("sfp_info", "sfp", "command", "verify")]
+    proc = subprocess.run(
+        [str(BIN / "ansible-doc"), "--json", *modules],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    docs = json.loads(proc.stdout)
+    assert sorted(docs) == sorted(modules)
+    for name, doc in docs.items():
+        assert doc["doc"]["options"] and doc["examples"] and doc["return"], name
+    assert docs["mml_tool.uap9600.sfp"]["doc"]["options"]["password"]["type"] == "str"
+    inventory = subprocess.run(
+        [str(BIN / "ansible-doc"), "--json", "-t", "inventory", "mml_tool.uap9600.inventory"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT,
+        check=False,
+    )
+    assert inventory.returncode == 0, inventory.stderr
+    assert "source" in json.loads(inventory.stdout)["mml_tool.uap9600.inventory"]["doc"]["options"]

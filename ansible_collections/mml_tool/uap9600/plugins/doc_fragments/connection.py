@@ -46,7 +46,7 @@ options:
   known_hosts:
     description:
       - OpenSSH known_hosts file the element's host key must be in (checked as the CLI
-        checks it: an unknown or changed key is refused).
+        checks it; an unknown or changed key is refused).
     type: path
   trust_on_first_use:
     description: Accept and record an unknown host key (never a changed one).
@@ -81,9 +81,9 @@ options:
     elements: path
     default: []
 requirements:
-  - mml-tool (Python package) in the interpreter that runs the module
-    (C(ansible_python_interpreter)); modules run with C(connection: local).
+  - "mml-tool (Python package) in the interpreter that runs the module
+    (C(ansible_python_interpreter)); modules run with C(connection=local)."
 notes:
-  - The modules open their own MML session from the controller or execution node; use
-    C(connection: local). The inventory plugin M(mml_tool.uap9600.inventory) sets it.
+  - "The modules open their own MML session from the controller or execution node; use
+    C(connection=local). The inventory plugin M(mml_tool.uap9600.inventory) sets it."
 """

@@ -15,7 +15,7 @@ extends_documentation_fragment:
   - mml_tool.uap9600.connection
 options:
   command:
-    description: The MML command, e.g. C(LST SFP: ID=P978;).
+    description: "The MML command, e.g. C(LST SFP: ID=P978;)."
     type: str
     required: true
 author: mml-tool maintainers

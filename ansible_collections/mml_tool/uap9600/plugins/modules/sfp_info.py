@@ -6,8 +6,8 @@ DOCUMENTATION = r"""
 module: sfp_info
 short_description: Read a software parameter (LST SFP) of a Huawei UAP9600
 description:
-  - Runs C(LST SFP: ID=<parameter>;) in a session of its own and parses the reply with the
-    mml-tool TextFSM templates (every layout the library reads: table, per-bit, value).
+  - "Runs C(LST SFP: ID=<parameter>;) in a session of its own and parses the reply with the
+    mml-tool TextFSM templates (every layout the library reads - table, per-bit, value)."
   - Never changes anything; C(changed) is always false.
 extends_documentation_fragment:
   - mml_tool.uap9600.connection

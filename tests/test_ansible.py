@@ -24,6 +24,7 @@ from mml_tool.audit import read as read_audit
 from mml_tool.lab.uap import NodeConfig
 
 pytest.importorskip("ansible")
+pytestmark = pytest.mark.timeout(300)  # ansible-playbook starts slowly on a loaded machine
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent

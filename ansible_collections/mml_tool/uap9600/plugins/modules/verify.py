@@ -12,6 +12,7 @@ description:
   - Fails when the verification does not pass (a direction refused, or it could not run);
     the steps are in the result either way.
   - The gateway and the agent's password come from the mml-tool O(inventory).
+  - In check mode nothing is run (a verification places a real call); the task is skipped.
 options:
   inventory:
     description:

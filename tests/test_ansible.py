@@ -75,6 +75,10 @@ PLAYBOOK = """\
     - name: Read-only command
       mml_tool.uap9600.command: {command: "LST SFP: ID=P978;"}
       register: listed
+    - name: A command the element refuses
+      mml_tool.uap9600.command: {command: "LST SFP: ID=P99999;"}
+      register: unknown
+      ignore_errors: true
     - name: uap-2 by its fields
       mml_tool.uap9600.sfp_info:
         hostname: 127.0.0.1
@@ -101,7 +105,8 @@ PLAYBOOK = """\
         content: "{{ {'before': before, 'checked': checked, 'after_check': after_check,
           'verify_before': verify_before, 'changed': changed, 'again': again,
           'verify_after': verify_after, 'refused': refused, 'rolled_back': rolled_back,
-          'listed': listed, 'by_fields': by_fields, 'wrong': wrong} | to_json }}"
+          'listed': listed, 'unknown': unknown, 'by_fields': by_fields,
+          'wrong': wrong} | to_json }}"
 """
 
 
@@ -242,6 +247,9 @@ def test_command_refuses_a_mod(playbook_run: PlaybookRun) -> None:
     assert refused["error_type"] == "CommandError"
     listed = playbook_run.registered["listed"]
     assert listed["retcode"] == 0 and listed["records"] and "P978" in listed["raw"]
+    unknown = playbook_run.registered["unknown"]
+    assert unknown["failed"] is True and unknown["retcode"] not in (0, None)
+    assert unknown["msg"].startswith(f"RETCODE = {unknown['retcode']}")
 
 
 def test_verify_fails_before_and_passes_after(playbook_run: PlaybookRun) -> None:
@@ -263,6 +271,8 @@ def test_host_fields_instead_of_an_inventory(playbook_run: PlaybookRun) -> None:
 def test_no_secret_in_the_verbose_output(playbook_run: PlaybookRun) -> None:
     env = lab_env(playbook_run.lab.inventory_path)
     assert "EXEC" in playbook_run.output or "ESTABLISH LOCAL CONNECTION" in playbook_run.output
+    # -vvv printed the module arguments, with the password given as one masked
+    assert "VALUE_SPECIFIED_IN_NO_LOG_PARAMETER" in playbook_run.output
     for secret in [*env.values(), playbook_run.wrong_password]:
         assert secret not in playbook_run.output
 

@@ -25,7 +25,7 @@ from mml_tool.audit import AuditTrail, default_audit_path, operator_name
 from mml_tool.change import ChangeContext, apply_plan, build_plan
 from mml_tool.change_id import validate_change_id
 from mml_tool.check import check_host
-from mml_tool.errors import ChangeError, CommandError, ConfigError, ParseError
+from mml_tool.errors import AnswerError, ChangeError, CommandError, ConfigError, ParseError
 from mml_tool.gateway.verify import VerifyResult, verify_gateway
 from mml_tool.inventory import HOST_KEYS, HostConfig, Inventory, _Loader, load_inventory
 from mml_tool.locks import default_lock_dir
@@ -139,17 +139,18 @@ def read_parameter(
     with session_factory(host) as session:
         response = session.run(command)
         response.raise_for_retcode()
+    _refuse_late_answer(session)
     records = parse_output(command.render(), response.text, host.platform, template_dirs)
-    bits: dict[int, int] = {}
-    for bit in range(MAX_BIT + 1):
-        try:
-            bits[bit] = bit_from_records(records, parameter, bit)
-        except ParseError as exc:
-            if f"{parameter} is not in the reply" in str(exc):
-                raise
-            continue  # a per-bit reply that does not list this bit
-    state = parameter_state(records, parameter)
-    value = int(state[len("value=") :]) if state.startswith("value=") else None
+    state = parameter_state(records, parameter)  # ParseError for a value that is no number
+    if not state:
+        raise ParseError(f"{host.name}: {parameter} is not in the reply to {command.render()}")
+    # The bits the reply tells: all of them from a whole value, else those listed one by one;
+    # each read by the library's own rule, which refuses records that disagree.
+    parts = state.split(",")
+    wholes = [int(part[len("value=") :]) for part in parts if part.startswith("value=")]
+    listed = list(range(MAX_BIT + 1)) if wholes else [int(part.split("=", 1)[0]) for part in parts]
+    bits = {bit: bit_from_records(records, parameter, bit) for bit in listed}
+    value = wholes[0] if len(set(wholes)) == 1 else None
     if value is None and len(bits) == MAX_BIT + 1:
         value = sum(v << b for b, v in bits.items())
     return ParameterInfo(parameter, records, value, bits, state, response.raw)
@@ -171,7 +172,16 @@ def run_read_only(
     """One read-only command (LST, DSP, ...); a write verb is refused before connecting."""
     command = read_only_command(text)
     with session_factory(host) as session:
-        return command_result(session.run(command))
+        response = session.run(command)
+    _refuse_late_answer(session)
+    return command_result(response)
+
+
+def _refuse_late_answer(session: MmlSession) -> None:
+    """A second answer seen at logout means this session's answers cannot be trusted (as
+    ``check`` treats it)."""
+    if isinstance(session.refused, AnswerError):
+        raise session.refused
 
 
 def read_only_command(text: str) -> MmlCommand:
@@ -343,7 +353,7 @@ def set_bit(
     result.status, result.error = step.status, step.error
     result.before = step.before if step.before is not None else before
     result.after, result.after_state = step.after, step.after_state
-    result.changed = bool(step.commands)  # a command went out: the element may have changed
+    result.changed = step.may_have_changed  # also a command whose outcome is unknown
     result.commands = [
         {"command": c.command, "retcode": c.retcode, "message": c.message, "outcome": c.outcome}
         for c in step.commands

@@ -11,7 +11,7 @@ from conftest import RunningLab, StartLab
 
 from mml_tool import automation
 from mml_tool.audit import read as read_audit
-from mml_tool.errors import CommandError, ConfigError, InventoryError
+from mml_tool.errors import CommandError, ConfigError, InventoryError, RetcodeError
 from mml_tool.inventory import HostConfig
 from mml_tool.lab.uap import FaultConfig, NodeConfig
 from mml_tool.locks import host_lock
@@ -40,7 +40,7 @@ def test_a_held_lock_stops_the_change_before_anything_is_sent(
     assert outcome.status == "locked" and not outcome.ok and not outcome.changed
     assert "OTHER" in (outcome.error or "")
     assert auto_lab.lab.node("uap-1").store.get_bit("P978", 0) == 1
-    assert read_audit(audit) == []
+    assert [r.outcome for r in read_audit(audit)] == ["refused"]  # recorded, not sent
 
 
 def test_a_parameter_moved_after_the_read_is_refused_as_drift(
@@ -68,7 +68,8 @@ def test_a_parameter_moved_after_the_read_is_refused_as_drift(
         )
         assert outcome.status == "drifted" and not outcome.changed
         assert "nothing was sent" in (outcome.error or "")
-        assert store.get_bit("P978", 0) == 1 and read_audit(audit) == []
+        assert store.get_bit("P978", 0) == 1
+        assert [r.outcome for r in read_audit(audit)] == ["refused"]  # recorded, not sent
     finally:
         store.set_bit("P978", 3, 0)
 
@@ -91,7 +92,10 @@ def test_a_lost_reply_is_settled_by_a_fresh_read_never_a_resend(
         assert outcome.status == "changed" and outcome.changed and outcome.after == 0
         assert "a fresh read confirmed the change" in (outcome.error or "")
         assert [c["outcome"] for c in outcome.commands] == ["unknown"]
-        assert [r.outcome for r in read_audit(audit)] == ["sending", "unknown"]  # sent once
+        records = read_audit(audit)
+        # sent once: the write-ahead line, the lost reply, then what a fresh read settled
+        assert [r.outcome for r in records] == ["sending", "unknown", "ok"]
+        assert "settled by a fresh read" in records[-1].message
     finally:
         store.set_bit("P978", 0, 1)
 
@@ -146,6 +150,14 @@ def test_read_parameter_of_a_whole_value_reply(auto_lab: RunningLab) -> None:
     info = automation.read_parameter(auto_lab.inventory.hosts["uap-1"], "P978")
     assert info.value == 1 and info.bits[0] == 1 and info.bits[15] == 0
     assert info.state == "value=1" and "P978" in info.raw
+
+
+def test_read_parameter_of_a_per_bit_reply_and_of_an_unknown_one(auto_lab: RunningLab) -> None:
+    host = auto_lab.inventory.hosts["drop-1"]  # table layout: one record per bit
+    info = automation.read_parameter(host, "P978")
+    assert info.state.startswith("0=1,1=0") and info.bits[0] == 1 and info.value == 1
+    with pytest.raises(RetcodeError):
+        automation.read_parameter(host, "P99999")
 
 
 def test_host_from_inventory_reads_only_that_hosts_secrets(

@@ -43,7 +43,7 @@ def read_bit(
     response = session.run(command)
     response.raise_for_retcode()
     records = parse_output(  # the reports only: not what a terminal printed before them
-        command.render(), response.text, session.host.platform, template_dirs=template_dirs
+        command.render(), response.text, session.params.platform, template_dirs=template_dirs
     )
     return Reading(records, response.raw, bit_from_records(records, parameter, bit))
 

@@ -27,13 +27,14 @@ import math
 import os
 import re
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from mml_tool.errors import InventoryError
+from mml_tool.mml.params import ConnectionParams, JumpHost
 from mml_tool.secret import Secret
 from mml_tool.yamlload import load_yaml, show
 
@@ -131,6 +132,19 @@ class HostConfig:
         if self.jump is not None:
             found += [self.jump.password, self.jump.key_passphrase]
         return [s for s in found if s]
+
+    def connection_params(self) -> ConnectionParams:
+        """How the protocol layer reaches this host (``mml/`` never imports the inventory)."""
+        j = self.jump
+        jump = None if j is None else JumpHost(**{f.name: getattr(j, f.name) for f in fields(j)})
+        return ConnectionParams(
+            host=self.hostname, port=self.port, transport=self.transport,
+            username=self.username, password=self.password, key_file=self.key_file,
+            key_passphrase=self.key_passphrase, known_hosts=self.known_hosts,
+            trust_on_first_use=self.trust_on_first_use, connect_timeout=self.connect_timeout,
+            timeout=self.timeout, ne_name=self.ne_name, meid=self.meid, jump=jump,
+            encoding=self.encoding, platform=self.platform, name=self.name,
+        )  # fmt: skip
 
 
 @dataclass(frozen=True)

@@ -26,7 +26,8 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Protocol
 
 from mml_tool.errors import ParseError, RetcodeError
 from mml_tool.mml.command import mask_text
@@ -109,6 +110,13 @@ class MmlReport:
         return self.continued or self.progress
 
 
+class ResponseParser(Protocol):
+    """Turns the reply ``text`` to ``command`` into records (``mml_tool.parsing`` supplies
+    the TextFSM one; the protocol layer does not import it). ParseError if it cannot."""
+
+    def __call__(self, command: str, text: str, platform: str) -> list[dict[str, str]]: ...
+
+
 @dataclass
 class MmlResponse:
     reports: list[MmlReport]
@@ -116,6 +124,21 @@ class MmlResponse:
     command: str = ""  # masked command text
     host: str = ""
     elapsed: float = 0.0
+    platform: str = ""
+    parser: ResponseParser | None = field(default=None, repr=False, compare=False)
+
+    def parse(self) -> list[dict[str, str]]:
+        """The reply's records, read by the template for this command and platform.
+
+        Only the reports are parsed, not what a terminal printed before them. Call
+        ``raise_for_retcode()`` first: a refused command has nothing to parse.
+        """
+        if self.parser is None:
+            raise ParseError(
+                f"{self.host or 'the element'}: no parser for the reply to {self.command}: use "
+                "mml_tool.MmlSession (it parses with the built-in templates) or pass parser="
+            )
+        return self.parser(self.command, self.text, self.platform)
 
     @property
     def _om(self) -> list[MmlReport]:  # the answers to the command, autonomous reports aside

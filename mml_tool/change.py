@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from mml_tool import __version__
+from mml_tool._io import now_iso, utc_now, write_text_atomic, write_text_new
 from mml_tool.approval import (
     SIGNATURE_FIELD,
     canonical,
@@ -40,8 +41,7 @@ from mml_tool.approval import (
     check_steps,
     sign,
 )
-from mml_tool.atomic import write_text_atomic, write_text_new
-from mml_tool.audit import AuditRecord, AuditTrail, utc_now
+from mml_tool.audit import AuditRecord, AuditTrail
 from mml_tool.check import read_bit
 from mml_tool.errors import (
     AuditError,
@@ -59,6 +59,7 @@ from mml_tool.locks import prepare_lock_dir
 from mml_tool.mml.command import MmlCommand
 from mml_tool.mml.session import MmlSession
 from mml_tool.policy import Finding, Policy, load_policy, parameter_state
+from mml_tool.results import StepStatus
 from mml_tool.secret import Secret
 
 PLAN_KIND = "mml-tool-plan"
@@ -151,7 +152,7 @@ class CommandRun:
 @dataclass
 class StepResult:
     step: Step
-    status: str  # changed | already-compliant | drifted | failed | unknown | skipped | locked
+    status: StepStatus
     before: int | None = None
     after: int | None = None
     commands: list[CommandRun] = field(default_factory=list)
@@ -160,9 +161,20 @@ class StepResult:
     # One entry per run of the plan that touched this step (see mml_tool.record.merge).
     history: list[dict[str, Any]] = field(default_factory=list)
 
+    def __post_init__(self) -> None:
+        self.status = StepStatus(self.status)  # a record read back holds plain strings
+
     @property
     def ok(self) -> bool:
-        return self.status in ("changed", "already-compliant")
+        return self.status.ok
+
+    @property
+    def changed(self) -> bool:
+        return self.status == StepStatus.CHANGED
+
+    @property
+    def failed(self) -> bool:
+        return not self.ok
 
     @property
     def may_have_changed(self) -> bool:
@@ -226,12 +238,6 @@ class ApplyRecord:
             "results": [r.to_dict() for r in self.results],
             "runs": self.runs,
         }
-
-
-def now_iso() -> str:
-    """ISO 8601 UTC with "+00:00", not audit's "Z": plan times are read back with
-    datetime.fromisoformat, which accepts "Z" only from Python 3.11."""
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
 def build_plan(
@@ -446,7 +452,7 @@ def load_record(path: Path) -> ApplyRecord:
             results=results,
             runs=list(body.get("runs", [])),
         )
-    except (KeyError, TypeError) as exc:
+    except (KeyError, TypeError, ValueError) as exc:
         raise PlanError(f"{path}: malformed apply record ({exc}).") from None
 
 
@@ -519,7 +525,7 @@ class _RunState:
         # The same object each time: the journal re-encodes only the steps that changed.
         key = (id(step), why)
         if key not in self.placeholders:
-            self.placeholders[key] = StepResult(step, "skipped", error=why)
+            self.placeholders[key] = StepResult(step, StepStatus.SKIPPED, error=why)
         return self.placeholders[key]
 
 
@@ -639,28 +645,30 @@ class _StepRunner:
                         break
             except ChangeStopped as exc:
                 step = steps[len(results)]
-                self.settled(results, StepResult(step, "skipped", error=str(exc)))
+                self.settled(results, StepResult(step, StepStatus.SKIPPED, error=str(exc)))
                 _audit_step(self.ctx, self.action, step, "skipped", str(exc))
             except MmlToolError as exc:
                 if not results or results[-1].status != "unknown":
-                    self.settled(results, StepResult(steps[len(results)], "failed", error=str(exc)))
+                    self.settled(
+                        results, StepResult(steps[len(results)], StepStatus.FAILED, error=str(exc))
+                    )
             why = "not attempted: an earlier step on this host did not complete"
             for step in steps[len(results) :]:
-                self.settled(results, StepResult(step, "skipped", error=why))
+                self.settled(results, StepResult(step, StepStatus.SKIPPED, error=why))
                 _audit_step(self.ctx, self.action, step, "skipped", why)
         return results
 
     def run_step(self, session: MmlSession, step: Step) -> StepResult:
-        result = StepResult(step, "failed")
+        result = StepResult(step, StepStatus.FAILED)
         result.before, state = self.read(session, step)
         if result.before == step.target_value:
-            result.status = "already-compliant"
+            result.status = StepStatus.ALREADY_COMPLIANT
             result.after, result.after_state = result.before, state
             why = f"already compliant: {step.parameter} bit {step.bit} = {result.before}"
             _audit_step(self.ctx, self.action, step, "skipped", f"{why}; nothing sent")
             return result
         if result.before != step.start_value or (step.start_state and state != step.start_state):
-            result.status = "drifted"
+            result.status = StepStatus.DRIFTED
             result.error = str(
                 DriftError(
                     f"{self.host.name}: {step.parameter} changed since the plan (then "
@@ -677,7 +685,7 @@ class _StepRunner:
                 self.audit(masked, "sending")  # raises ChangeStopped: nothing is sent
             # Written ahead: a process killed from here on leaves the step "unknown".
             flying = CommandRun(masked, None, IN_FLIGHT, 0.0, "unknown")
-            marker = _replace_result(result, "unknown", f"{IN_FLIGHT}: {masked}", flying)
+            marker = _replace_result(result, StepStatus.UNKNOWN, f"{IN_FLIGHT}: {masked}", flying)
             if not self.mark(marker):
                 raise ChangeStopped("the record could not be written anywhere; nothing is sent")
             self.audit(masked, "sending")  # no audit line, no command
@@ -700,7 +708,7 @@ class _StepRunner:
                 self.audit(masked, outcome, response.retcode, response.message, response.elapsed)
             except AuditError as exc:
                 # The command went out: keep it in the record so that rollback sees it.
-                result.status, result.error = "unknown", f"sent, then {exc}"
+                result.status, result.error = StepStatus.UNKNOWN, f"sent, then {exc}"
                 return result
             if not response.ok:
                 result.error = f"{masked} answered RETCODE = {response.retcode}  {response.message}"
@@ -712,7 +720,7 @@ class _StepRunner:
             # stays in the record for rollback) until a fresh session re-reads the bit.
             return self.settle_unknown(step, result, f"post-check failed: {exc}", masked)
         if result.after == step.target_value:
-            result.status = "changed"
+            result.status = StepStatus.CHANGED
         else:
             result.error = (
                 f"post-check read {step.parameter} bit {step.bit} = {result.after}, "
@@ -723,7 +731,7 @@ class _StepRunner:
     def settle_unknown(self, step: Step, result: StepResult, why: str, command: str) -> StepResult:
         """After a lost reply or post-check only a fresh read tells what happened; never re-send.
         The settled outcome goes to the audit trail after the "unknown" line."""
-        result.status, result.error = "unknown", why
+        result.status, result.error = StepStatus.UNKNOWN, why
         try:
             with self.ctx.session_factory(self.host) as session:
                 result.after, result.after_state = self.read(session, step)
@@ -733,11 +741,11 @@ class _StepRunner:
             return result
         read = f"{step.parameter} bit {step.bit} = {result.after}"
         if result.after == step.target_value:
-            result.status = "changed"
+            result.status = StepStatus.CHANGED
             result.error = f"{why}; a fresh read confirmed the change"
             self._audit_settled(command, "ok", f"settled by a fresh read: {read}, took effect")
         elif result.after == step.start_value:
-            result.status = "failed"
+            result.status = StepStatus.FAILED
             result.error = f"{why}; a fresh read shows nothing changed"
             self._audit_settled(command, "failed", f"settled by a fresh read: {read}, no effect")
         return result
@@ -747,7 +755,9 @@ class _StepRunner:
             self.audit(command, outcome, None, message)
 
 
-def _replace_result(result: StepResult, status: str, error: str, *more: CommandRun) -> StepResult:
+def _replace_result(
+    result: StepResult, status: StepStatus, error: str, *more: CommandRun
+) -> StepResult:
     """A copy of ``result`` with another status and error, and ``more`` commands."""
     return replace(result, status=status, error=error, commands=[*result.commands, *more])
 
@@ -850,7 +860,7 @@ def execute(
             if ctx.halted.is_set():  # stopped before this host began: do not even connect
                 why = "not attempted: the change was stopped before this host"
                 for step in by_host[host.name]:
-                    results.append(StepResult(step, "skipped", error=why))
+                    results.append(StepResult(step, StepStatus.SKIPPED, error=why))
                     _audit_step(ctx, action, step, "skipped", why)
                 if ctx.journal is not None:
                     ctx.journal.flush()
@@ -916,7 +926,11 @@ def execute(
                 ran.append(flying)  # its command may have gone out: unknown, never "failed"
                 rest = rest[1:]
             results += ran + [
-                StepResult(s, "locked" if locked else "failed", error=str(host_result.error))
+                StepResult(
+                    s,
+                    StepStatus.LOCKED if locked else StepStatus.FAILED,
+                    error=str(host_result.error),
+                )
                 for s in rest
             ]
             for step in rest:

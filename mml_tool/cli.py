@@ -368,7 +368,7 @@ def _check(
     workers: int,
     signing: bool = False,
 ) -> _Checked:
-    from mml_tool.change import now_iso
+    from mml_tool._io import now_iso
     from mml_tool.check import check_fleet
     from mml_tool.policy import load_policy
 
@@ -407,8 +407,8 @@ class _Checked:
 def _run_info(
     command: str, policy: Any, inventory_path: Path, started: str, change_id: str | None = None
 ) -> Any:
+    from mml_tool._io import now_iso
     from mml_tool.audit import operator_name
-    from mml_tool.change import now_iso
     from mml_tool.report import RunInfo
 
     return RunInfo(
@@ -574,7 +574,7 @@ def plan(
 def _plan_output_usable(output: Path, force: bool) -> None:
     """Before anything is connected: never replace an earlier plan silently, and find a folder
     that cannot take the plan (read-only, full)."""
-    from mml_tool.atomic import probe_folder
+    from mml_tool._io import probe_folder
 
     if (output.exists() or output.is_symlink()) and not force:
         raise click.UsageError(
@@ -800,8 +800,8 @@ def _write_change_reports(
     (nothing to do) a report that says so, never an empty success."""
     if not targets:
         return
+    from mml_tool._io import now_iso
     from mml_tool.audit import operator_name
-    from mml_tool.change import now_iso
     from mml_tool.report import Outcome, Report, RunInfo, write_reports
 
     now = now_iso()
@@ -1109,12 +1109,12 @@ def exec_command(
     import contextlib
     import time
 
+    from mml_tool._io import utc_now
     from mml_tool.audit import (
         AuditRecord,
         AuditTrail,
         default_audit_path,
         operator_name,
-        utc_now,
     )
     from mml_tool.locks import default_lock_dir, host_lock
     from mml_tool.mml.command import MmlCommand
@@ -1285,8 +1285,8 @@ def verify(
     """
     from dataclasses import replace
 
+    from mml_tool._io import now_iso
     from mml_tool.audit import operator_name
-    from mml_tool.change import now_iso
     from mml_tool.gateway.verify import verify_gateway
 
     targets = _report_targets(report_spec)

@@ -19,6 +19,7 @@ catches every failure after which a reply may have been lost (drops and timeouts
     ├── ParseError                  a reply (frame or template) could not be read
     ├── AnswerError                 a hostile or odd answer: another NE, a second answer, ...
     ├── UnexpectedError             an exception mml-tool did not foresee, in one host's job
+    ├── CheckError                  a check could not decide for some hosts (.hosts)
     ├── ChangeError                 plan / apply / rollback refused or failed
     │   ├── PlanError               plan file missing, tampered, expired
     │   ├── DriftError              device state changed since the plan
@@ -119,6 +120,14 @@ class UnexpectedError(MmlToolError):
     def __init__(self, message: str, host: str = "", kind: str = "") -> None:
         self.kind = kind
         super().__init__(message, host=host)
+
+
+class CheckError(MmlToolError):
+    """A check could not decide for some hosts (``CheckResult.raise_on_error``)."""
+
+    def __init__(self, message: str, hosts: list[str] | None = None) -> None:
+        self.hosts = list(hosts or [])
+        super().__init__(message, host=self.hosts[0] if len(self.hosts) == 1 else "")
 
 
 class ChangeError(MmlToolError):

@@ -31,11 +31,12 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from mml_tool._io import probe_folder, write_text_atomic, write_text_new
 from mml_tool.approval import canonical
-from mml_tool.atomic import probe_folder, write_text_atomic, write_text_new
 from mml_tool.audit import default_audit_path
 from mml_tool.change import ApplyRecord, StepResult, load_record, record_json
 from mml_tool.errors import PlanError, RecordError
+from mml_tool.results import StepStatus
 
 
 def _key(result: StepResult) -> tuple[str, str, str, int]:
@@ -74,7 +75,7 @@ def _merge_step(old: StepResult, new: StepResult) -> StepResult:
             return old if old.after_state else replace(old, after_state=new.after_state)
         return replace(
             old,
-            status="changed",
+            status=StepStatus.CHANGED,
             after=new.after,
             after_state=old.after_state or new.after_state,
             error=f"{old.error}; a later run read the target value",

@@ -21,10 +21,11 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from mml_tool.atomic import write_text_atomic
+from mml_tool._io import write_text_atomic
 from mml_tool.errors import ConfigError
 from mml_tool.exitcodes import ExitCode
 from mml_tool.mml.command import mask_text
+from mml_tool.results import exit_code_for as exit_code_for  # decided in results
 
 SCHEMA_VERSION = 1
 STATUSES = ("pass", "fail", "error", "waived")
@@ -161,19 +162,6 @@ def gateway_results(verification: Mapping[str, Any] | None) -> list[Mapping[str,
     if "directions" in verification or "gateway" in verification:
         return [verification]
     return []
-
-
-def exit_code_for(findings: Iterable[FindingLike]) -> int:
-    """Process exit code for a set of findings.
-
-    0: compliant (every finding passed or is waived); 1: could not decide for at least one
-    (connection, auth, parse, RETCODE error) or nothing was evaluated at all; 100:
-    non-compliant found and nothing errored.
-    """
-    statuses = {f.status for f in findings}
-    if "error" in statuses or not statuses:
-        return ExitCode.ERROR
-    return ExitCode.NONCOMPLIANT if "fail" in statuses else ExitCode.OK
 
 
 def summary(report: Report) -> dict[str, int]:

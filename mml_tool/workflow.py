@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from mml_tool import __version__
+from mml_tool._io import now_iso
 from mml_tool.audit import AuditTrail, operator_name
 from mml_tool.change import (
     ApplyRecord,
@@ -22,7 +23,6 @@ from mml_tool.change import (
     Plan,
     apply_plan,
     build_plan,
-    now_iso,
     plan_sha256,
     rollback_record,
     save_plan,

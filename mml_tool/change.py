@@ -42,7 +42,7 @@ from mml_tool.approval import (
     sign,
 )
 from mml_tool.audit import AuditRecord, AuditTrail
-from mml_tool.check import read_bit
+from mml_tool.compliance import read_bit
 from mml_tool.errors import (
     AuditError,
     CommandError,
@@ -51,6 +51,7 @@ from mml_tool.errors import (
     MmlToolError,
     PlanError,
 )
+from mml_tool.exitcodes import ExitCode
 from mml_tool.fleet import DEFAULT_WORKERS, HostResult, Progress, run_fleet
 from mml_tool.inventory import HostConfig, Inventory
 from mml_tool.locks import default_lock_dir as default_lock_dir  # it lived here
@@ -131,6 +132,12 @@ class Plan:
     @property
     def hosts(self) -> list[str]:
         return sorted({s.host for s in self.steps})
+
+    def save(
+        self, path: Path | str, *, signing_key: Secret | None = None, overwrite: bool = True
+    ) -> str:
+        """Write the plan, sealed (and signed, given a key); returns its sha256."""
+        return save_plan(self, Path(path), signing_key=signing_key, overwrite=overwrite)
 
 
 @dataclass
@@ -223,6 +230,32 @@ class ApplyRecord:
     @property
     def ok(self) -> bool:
         return all(r.ok for r in self.results)
+
+    @property
+    def failed(self) -> bool:
+        return not self.ok
+
+    @property
+    def changed(self) -> bool:
+        return any(r.changed for r in self.results)
+
+    @property
+    def changed_hosts(self) -> list[str]:
+        """Hosts where some step changed the device, in step order."""
+        return list(dict.fromkeys(r.step.host for r in self.results if r.changed))
+
+    @property
+    def failed_hosts(self) -> list[str]:
+        return list(dict.fromkeys(r.step.host for r in self.results if not r.ok))
+
+    @property
+    def exit_code(self) -> int:
+        """0 every step done (or already so), 1 otherwise: as ``apply`` and ``rollback`` exit."""
+        return ExitCode.OK if self.ok else ExitCode.ERROR
+
+    def save(self, path: Path | str) -> None:
+        """Write the record, sealed (``load_record`` reads it back)."""
+        save_record(self, Path(path))
 
     def to_dict(self) -> dict[str, Any]:
         return {

@@ -369,7 +369,7 @@ def _check(
     signing: bool = False,
 ) -> _Checked:
     from mml_tool._io import now_iso
-    from mml_tool.check import check_fleet
+    from mml_tool.compliance import check_fleet
     from mml_tool.policy import load_policy
 
     policy = load_policy(policy_path)  # validated before any connection

@@ -43,6 +43,12 @@ def default_lock_dir() -> Path:
     configured = os.environ.get(LOCK_ENV)
     if configured:
         return Path(configured).expanduser()
+    return shared_lock_dir()
+
+
+def shared_lock_dir() -> Path:
+    """``mml-tool`` in the first of /run/lock, /var/lock, /tmp that is a world-writable sticky
+    folder: every user of the machine must meet the same locks, so not a per-user folder."""
     for base in SHARED_BASES:
         try:
             mode = base.stat().st_mode

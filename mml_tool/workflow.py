@@ -28,7 +28,7 @@ from mml_tool.change import (
     save_plan,
     write_json_atomic,
 )
-from mml_tool.check import check_fleet
+from mml_tool.compliance import check_fleet
 from mml_tool.errors import ConfigError, RecordError
 from mml_tool.exitcodes import ExitCode
 from mml_tool.fleet import DEFAULT_WORKERS

@@ -1,4 +1,5 @@
-"""Compliance check: read each control's state from a host and evaluate it.
+"""Compliance check: read each control's state from a host and evaluate it (``mml_tool.check()``
+is the public entry; this module is not named check.py so that name stays the function).
 
 Used by `check` directly and by `plan`, `apply` and `rollback` to re-read state: one place
 decides what a host's parameter bit is, so every step agrees on it.

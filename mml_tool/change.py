@@ -184,6 +184,13 @@ class StepResult:
         return not self.ok
 
     @property
+    def diff(self) -> str:
+        """What changed on the device, e.g. ``P978 bit 0: 1 -> 0`` ("" when nothing did)."""
+        if not self.changed:
+            return ""
+        return f"{self.step.parameter} bit {self.step.bit}: {self.before} -> {self.after}"
+
+    @property
     def may_have_changed(self) -> bool:
         """Whether the device may hold this step's change: rollback re-reads and undoes it.
 

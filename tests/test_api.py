@@ -90,6 +90,7 @@ def test_check_plan_apply_rollback_as_the_readme_shows(fresh: RunningLab, tmp_pa
     record = mt.apply(plan, inv, audit=audit, lock_dir=locks, operator="alice")
     assert record.changed_hosts == ["uap-1"]
     assert [r.status for r in record.results] == [mt.StepStatus.CHANGED]
+    assert [r.diff for r in record.results] == ["P978 bit 0: 1 -> 0"]
     assert not record.failed and record.exit_code == 0
     assert fresh.lab.node("uap-1").store.get("P978") == 0
     assert any(json.loads(line)["operator"] == "alice" for line in audit.read_text().splitlines())

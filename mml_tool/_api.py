@@ -30,18 +30,18 @@ from mml_tool.change import (
 )
 from mml_tool.change import load_plan as _load_plan
 from mml_tool.change import load_record as _load_record
+from mml_tool.change.lock import shared_lock_dir
+from mml_tool.change.record import RecordJournal
 from mml_tool.compliance import check_fleet
 from mml_tool.errors import ConfigError
 from mml_tool.fleet import DEFAULT_WORKERS, Progress
 from mml_tool.gateway.verify import VerifyResult, VerifyStep, verify_gateway
 from mml_tool.inventory import Inventory, Prompt
 from mml_tool.inventory import load_inventory as _load_inventory
-from mml_tool.locks import shared_lock_dir
 from mml_tool.mml.session import MmlSession as _MmlSession
 from mml_tool.parsing import parse_output
 from mml_tool.policy import Policy
 from mml_tool.policy import load_policy as _load_policy
-from mml_tool.record import RecordJournal
 from mml_tool.results import CheckResult
 from mml_tool.secret import Secret
 

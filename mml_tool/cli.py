@@ -770,8 +770,8 @@ def apply(
 def _journal(path: Path, plan_digest: str, action: str, accumulate: bool, hint: str) -> Any:
     """A record journal, checked before anything is connected: exit 2 when the file belongs to
     another plan, exists where a new one is needed, or its folder cannot take it."""
+    from mml_tool.change.record import RecordJournal
     from mml_tool.errors import RecordError
-    from mml_tool.record import RecordJournal
 
     journal = RecordJournal(
         path,
@@ -863,8 +863,8 @@ def rollback(
     from dataclasses import replace
 
     from mml_tool.change import check_record, load_record, rollback_record, rollback_steps
+    from mml_tool.change.record import fresh_path
     from mml_tool.policy import load_policy
-    from mml_tool.record import fresh_path
 
     targets = _report_targets(report_spec)
     inventory = _load_inventory(inventory_path)
@@ -1116,7 +1116,7 @@ def exec_command(
         default_audit_path,
         operator_name,
     )
-    from mml_tool.locks import default_lock_dir, host_lock
+    from mml_tool.change.lock import default_lock_dir, host_lock
     from mml_tool.mml.command import MmlCommand
     from mml_tool.mml.session import MmlSession, Transcript
 
@@ -1414,9 +1414,9 @@ def run(
     """
     from mml_tool.audit import AuditTrail, default_audit_path
     from mml_tool.change import default_lock_dir
+    from mml_tool.change.record import fresh_folder
     from mml_tool.change_id import evidence_folder
     from mml_tool.policy import load_policy
-    from mml_tool.record import fresh_folder
     from mml_tool.workflow import gateways_for, run_change
 
     evidence = evidence_folder(evidence_root, change_id)

@@ -28,6 +28,7 @@ from mml_tool.change import (
     save_plan,
     write_json_atomic,
 )
+from mml_tool.change.record import RecordJournal, default_fallback_dirs, fresh_path
 from mml_tool.compliance import check_fleet
 from mml_tool.errors import ConfigError, RecordError
 from mml_tool.exitcodes import ExitCode
@@ -36,7 +37,6 @@ from mml_tool.gateway.verify import VerifyResult, verify_gateway
 from mml_tool.inventory import HostConfig, Inventory
 from mml_tool.mml.session import MmlSession, Transcript
 from mml_tool.policy import Finding, Policy
-from mml_tool.record import RecordJournal, default_fallback_dirs, fresh_path
 from mml_tool.report import Outcome, Report, RunInfo, write_reports
 
 EXIT_OK, EXIT_ERROR = ExitCode.OK, ExitCode.ERROR

@@ -12,8 +12,6 @@ from mml_tool._io import write_text_atomic
 from mml_tool.change.approval import (
     canonical,
 )
-from mml_tool.change.lock import default_lock_dir as default_lock_dir  # it lived here
-from mml_tool.change.lock import host_lock as host_lock  # it lived here
 from mml_tool.change.plan import (
     RECORD_KIND,
     SCHEMA_VERSION,

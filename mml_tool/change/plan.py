@@ -19,8 +19,6 @@ from mml_tool.change.approval import (
     check_signature,
     sign,
 )
-from mml_tool.change.lock import default_lock_dir as default_lock_dir  # it lived here
-from mml_tool.change.lock import host_lock as host_lock  # it lived here
 from mml_tool.errors import (
     CommandError,
     PlanError,

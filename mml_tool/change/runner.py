@@ -12,8 +12,6 @@ from mml_tool.change.approval import (
     check_policy,
     check_steps,
 )
-from mml_tool.change.lock import default_lock_dir as default_lock_dir  # it lived here
-from mml_tool.change.lock import host_lock as host_lock  # it lived here
 from mml_tool.change.lock import prepare_lock_dir
 from mml_tool.change.outcome import ApplyRecord, StepResult
 from mml_tool.change.plan import Plan, Step, plan_sha256

@@ -13,8 +13,7 @@ from typing import Protocol
 
 from mml_tool._io import utc_now
 from mml_tool.audit import AuditRecord, AuditTrail
-from mml_tool.change.lock import default_lock_dir as default_lock_dir  # it lived here
-from mml_tool.change.lock import host_lock as host_lock  # it lived here
+from mml_tool.change.lock import host_lock
 from mml_tool.change.outcome import ApplyRecord, CommandRun, StepResult
 from mml_tool.change.plan import Step
 from mml_tool.compliance import read_bit

@@ -11,10 +11,10 @@ the command sent, and commands are validated values that render to one safe line
 
 from __future__ import annotations
 
+from mml_tool.mml.blocks import MmlBlock
 from mml_tool.mml.command import MmlCommand, Quoted, mask_text, quoted
 from mml_tool.mml.params import ConnectionParams, HasConnectionParams, JumpHost
 from mml_tool.mml.response import (
-    MmlBlock,
     MmlReport,
     MmlResponse,
     ResponseParser,

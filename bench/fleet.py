@@ -54,7 +54,7 @@ def commands(host: HostConfig) -> list[str]:
 
 
 def child(variant: str, inventory: Path, count: int, workers: int) -> None:
-    from mml_tool.check import check_fleet
+    from mml_tool.compliance import check_fleet
     from mml_tool.parsing import find_template
     from mml_tool.policy import load_policy
 

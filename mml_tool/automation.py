@@ -23,12 +23,12 @@ from typing import Any
 
 from mml_tool.audit import AuditTrail, default_audit_path, operator_name
 from mml_tool.change import ChangeContext, apply_plan, build_plan
+from mml_tool.change.lock import default_lock_dir
 from mml_tool.change_id import validate_change_id
-from mml_tool.check import check_host
+from mml_tool.compliance import check_host
 from mml_tool.errors import AnswerError, ChangeError, CommandError, ConfigError, ParseError
 from mml_tool.gateway.verify import VerifyResult, verify_gateway
 from mml_tool.inventory import HOST_KEYS, HostConfig, Inventory, _Loader, load_inventory
-from mml_tool.locks import default_lock_dir
 from mml_tool.mml.command import MmlCommand
 from mml_tool.mml.response import MmlResponse
 from mml_tool.mml.session import MmlSession

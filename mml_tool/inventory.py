@@ -34,6 +34,7 @@ from typing import Any
 import yaml
 
 from mml_tool.errors import InventoryError
+from mml_tool.mml.params import ConnectionParams, JumpHost
 from mml_tool.secret import Secret
 from mml_tool.yamlload import load_yaml, show
 
@@ -132,6 +133,19 @@ class HostConfig:
             found += [self.jump.password, self.jump.key_passphrase]
         return [s for s in found if s]
 
+    def connection_params(self) -> ConnectionParams:
+        """How the protocol layer reaches this host (``mml/`` never imports the inventory)."""
+        j = self.jump
+        jump = None if j is None else JumpHost(**vars(j))
+        return ConnectionParams(
+            host=self.hostname, port=self.port, transport=self.transport,
+            username=self.username, password=self.password, key_file=self.key_file,
+            key_passphrase=self.key_passphrase, known_hosts=self.known_hosts,
+            trust_on_first_use=self.trust_on_first_use, connect_timeout=self.connect_timeout,
+            timeout=self.timeout, ne_name=self.ne_name, meid=self.meid, jump=jump,
+            encoding=self.encoding, platform=self.platform, name=self.name,
+        )  # fmt: skip
+
 
 @dataclass(frozen=True)
 class GatewayConfig:
@@ -175,6 +189,39 @@ class Inventory:
     resolver: Callable[[str, str], HostConfig | GatewayConfig] | None = field(
         default=None, repr=False, compare=False
     )
+
+    @classmethod
+    def from_hosts(
+        cls,
+        hosts: Iterable[HostConfig | ConnectionParams],
+        *,
+        gateways: Iterable[GatewayConfig] = (),
+        lock_dir: Path | str | None = None,
+    ) -> Inventory:
+        """An inventory built in code, no YAML: ``ConnectionParams`` become hosts (their
+        ``name``; no group, no gateway), ``HostConfig`` are taken as they are."""
+        built: dict[str, HostConfig] = {}
+        for h in hosts:
+            if isinstance(h, ConnectionParams):
+                j = h.jump
+                jump = None if j is None else JumpConfig(**vars(j))
+                h = HostConfig(
+                    name=h.name, hostname=h.host, port=h.port, transport=h.transport,
+                    username=h.username, password=h.password, key_file=h.key_file,
+                    known_hosts=h.known_hosts, trust_on_first_use=h.trust_on_first_use,
+                    connect_timeout=h.connect_timeout, timeout=h.timeout, platform=h.platform,
+                    groups=(), ne_name=h.ne_name, meid=h.meid, gateway=None, jump=jump,
+                    key_passphrase=h.key_passphrase, encoding=h.encoding,
+                )  # fmt: skip
+            if h.name in built:
+                raise InventoryError(f"Inventory.from_hosts: host {h.name!r} given twice")
+            built[h.name] = h
+        return cls(
+            path=Path("<code>"),
+            hosts=built,
+            gateways={g.name: g for g in gateways},
+            lock_dir=None if lock_dir is None else Path(lock_dir),
+        )
 
     def with_secrets(self, hosts: Iterable[str] = (), gateways: Iterable[str] = ()) -> Inventory:
         """This inventory with the secrets of ``hosts`` and ``gateways`` read (variables, files,

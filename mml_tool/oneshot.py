@@ -12,10 +12,11 @@ import contextlib
 import time
 from pathlib import Path
 
-from mml_tool.audit import AuditRecord, AuditTrail, utc_now
+from mml_tool._io import utc_now
+from mml_tool.audit import AuditRecord, AuditTrail
+from mml_tool.change.lock import host_lock
 from mml_tool.errors import MmlToolError
 from mml_tool.inventory import HostConfig
-from mml_tool.locks import host_lock
 from mml_tool.mml.command import MmlCommand
 from mml_tool.mml.response import MmlResponse
 from mml_tool.mml.session import MmlSession, Transcript

@@ -34,6 +34,7 @@ import yaml
 
 from mml_tool.errors import ParseError, PolicyError
 from mml_tool.mml.command import MmlCommand, mask_text
+from mml_tool.results import FindingStatus
 from mml_tool.yamlload import load_yaml, show
 
 SEVERITIES = ("low", "medium", "high", "critical")
@@ -156,7 +157,7 @@ class Finding:
 
     host: str
     control_id: str
-    status: str  # pass | fail | error | waived
+    status: FindingStatus
     expected: str
     actual: str | None
     evidence: str
@@ -531,15 +532,15 @@ def evaluate(
     remediation: list[str] = []
     rollback: list[str] = []
     if actual_bit is None:
-        status = "error"
+        status = FindingStatus.ERROR
         if active:
             notes.append("a waiver applies, but it accepts a known state, not an unread one")
     elif active:
-        status = "waived"
+        status = FindingStatus.WAIVED
     elif actual_bit == rule.value:
-        status = "pass"
+        status = FindingStatus.PASS
     else:
-        status = "fail"
+        status = FindingStatus.FAIL
         remediation = [control.remediation().render()]
         rollback = [control.rollback(actual_bit).render()]
     return Finding(

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from mml_tool import __version__
+from mml_tool._io import now_iso
 from mml_tool.audit import AuditTrail, operator_name
 from mml_tool.change import (
     ApplyRecord,
@@ -22,13 +23,13 @@ from mml_tool.change import (
     Plan,
     apply_plan,
     build_plan,
-    now_iso,
     plan_sha256,
     rollback_record,
     save_plan,
     write_json_atomic,
 )
-from mml_tool.check import check_fleet
+from mml_tool.change.record import RecordJournal, default_fallback_dirs, fresh_path
+from mml_tool.compliance import check_fleet
 from mml_tool.errors import ConfigError, RecordError
 from mml_tool.exitcodes import ExitCode
 from mml_tool.fleet import DEFAULT_WORKERS
@@ -36,7 +37,6 @@ from mml_tool.gateway.verify import VerifyResult, verify_gateway
 from mml_tool.inventory import HostConfig, Inventory
 from mml_tool.mml.session import MmlSession, Transcript
 from mml_tool.policy import Finding, Policy
-from mml_tool.record import RecordJournal, default_fallback_dirs, fresh_path
 from mml_tool.report import Outcome, Report, RunInfo, write_reports
 
 EXIT_OK, EXIT_ERROR = ExitCode.OK, ExitCode.ERROR

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import getpass
 import json
 import sys
 from pathlib import Path
@@ -10,14 +11,14 @@ import click
 from rich.markup import escape
 
 from mml_tool import __version__
-from mml_tool.audit import AuditTrail, default_audit_path, operator_name
-from mml_tool.change import now_iso
+from mml_tool._io import default_audit_file, now_iso
+from mml_tool.audit import AuditTrail
+from mml_tool.change.lock import shared_lock_dir
 from mml_tool.change_id import validate_change_id
 from mml_tool.cli._console import EXIT_USAGE, err_console, fail, stdout_taken
 from mml_tool.cli._context import cli_context
 from mml_tool.errors import ConfigError, InventoryError
 from mml_tool.inventory import HostConfig, Inventory, load_inventory
-from mml_tool.locks import default_lock_dir
 from mml_tool.policy import Policy
 from mml_tool.report import RunInfo, parse_report_targets, to_stdout
 
@@ -117,7 +118,7 @@ def template_dirs(ctx: click.Context | None = None) -> list[Path]:
 
 def operator(ctx: click.Context | None = None) -> str:
     """Who runs this: --operator / $MML_TOOL_OPERATOR, else the login name."""
-    return cli_context(ctx).operator or operator_name()
+    return cli_context(ctx).operator or getpass.getuser()
 
 
 def read_inventory(path: Path) -> Inventory:
@@ -165,7 +166,8 @@ audit_option = click.option(
     default=None,
     envvar="MML_TOOL_AUDIT",
     show_envvar=True,
-    help="Audit trail (JSON lines). Default: ~/.local/state/mml-tool/audit.jsonl",
+    help="Audit trail (JSON lines). Default: audit.jsonl in the user's state folder "
+    "($XDG_STATE_HOME/mml-tool, else ~/.local/state/mml-tool).",
 )
 lock_dir_option = click.option(
     "--lock-dir",
@@ -189,12 +191,12 @@ record_option = click.option(
 
 
 def audit_trail(audit_path: Path | None) -> AuditTrail:
-    return AuditTrail(audit_path or default_audit_path())
+    return AuditTrail(audit_path or default_audit_file())
 
 
 def lock_folder(inventory: Inventory, lock_dir: Path | None) -> Path:
     """The inventory's lock_dir first (every operator must share it), then --lock-dir."""
-    return inventory.lock_dir or lock_dir or default_lock_dir()
+    return inventory.lock_dir or lock_dir or shared_lock_dir()
 
 
 def run_info(

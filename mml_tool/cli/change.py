@@ -10,6 +10,7 @@ from pathlib import Path
 
 import click
 
+from mml_tool._io import now_iso
 from mml_tool.change import (
     ApplyRecord,
     ChangeContext,
@@ -19,11 +20,11 @@ from mml_tool.change import (
     check_record,
     load_plan,
     load_record,
-    now_iso,
     plan_sha256,
     rollback_record,
     rollback_steps,
 )
+from mml_tool.change.record import RecordJournal, fresh_path
 from mml_tool.cli._common import (
     MAX_AGE_HELP,
     audit_option,
@@ -49,7 +50,6 @@ from mml_tool.cli._render import print_record, show_plan
 from mml_tool.errors import RecordError
 from mml_tool.inventory import Inventory
 from mml_tool.policy import Policy, load_policy
-from mml_tool.record import RecordJournal, fresh_path
 from mml_tool.report import Outcome, Report, write_reports
 
 

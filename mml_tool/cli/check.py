@@ -9,9 +9,8 @@ from pathlib import Path
 import click
 from rich.markup import escape
 
-from mml_tool.atomic import probe_folder
-from mml_tool.change import Plan, build_plan, load_plan, now_iso, save_plan
-from mml_tool.check import check_fleet
+from mml_tool._io import now_iso, probe_folder
+from mml_tool.change import Plan, build_plan, load_plan, save_plan
 from mml_tool.cli._common import (
     change_id_value,
     inventory_option,
@@ -31,6 +30,7 @@ from mml_tool.cli._common import (
 from mml_tool.cli._console import EXIT_ERROR, echo, err_console, fail, out_console
 from mml_tool.cli._progress import BarProgress
 from mml_tool.cli._render import show_plan
+from mml_tool.compliance import check_fleet
 from mml_tool.inventory import Inventory
 from mml_tool.policy import Finding, Policy, load_policy
 from mml_tool.report import Outcome, Report, render_table, write_reports

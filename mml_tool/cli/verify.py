@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from mml_tool.change import now_iso
+from mml_tool._io import now_iso
 from mml_tool.cli._common import (
     directions_option,
     inventory_option,

@@ -1,4 +1,5 @@
-"""Compliance check: read each control's state from a host and evaluate it.
+"""Compliance check: read each control's state from a host and evaluate it (``mml_tool.check()``
+is the public entry; this module is not named check.py so that name stays the function).
 
 Used by `check` directly and by `plan`, `apply` and `rollback` to re-read state: one place
 decides what a host's parameter bit is, so every step agrees on it.
@@ -43,7 +44,7 @@ def read_bit(
     response = session.run(command)
     response.raise_for_retcode()
     records = parse_output(  # the reports only: not what a terminal printed before them
-        command.render(), response.text, session.host.platform, template_dirs=template_dirs
+        command.render(), response.text, session.params.platform, template_dirs=template_dirs
     )
     return Reading(records, response.raw, bit_from_records(records, parameter, bit))
 

@@ -9,8 +9,9 @@ from pathlib import Path
 import click
 from rich.markup import escape
 
+import mml_tool as mt
 from mml_tool._io import now_iso, probe_folder
-from mml_tool.change import Plan, build_plan, load_plan, save_plan
+from mml_tool.change import Plan, load_plan, save_plan
 from mml_tool.cli._common import (
     change_id_value,
     inventory_option,
@@ -30,10 +31,10 @@ from mml_tool.cli._common import (
 from mml_tool.cli._console import EXIT_ERROR, echo, err_console, fail, out_console
 from mml_tool.cli._progress import BarProgress
 from mml_tool.cli._render import show_plan
-from mml_tool.compliance import check_fleet
 from mml_tool.inventory import Inventory
-from mml_tool.policy import Finding, Policy, load_policy
+from mml_tool.policy import Policy
 from mml_tool.report import Outcome, Report, render_table, write_reports
+from mml_tool.results import CheckResult, FindingStatus
 from mml_tool.secret import Secret
 
 
@@ -45,34 +46,33 @@ def _check(
     workers: int,
     signing: bool = False,
 ) -> _Checked:
-    policy = load_policy(policy_path)  # validated before any connection
+    """Everything wrong with the command line is found before any host is connected to."""
+    policy = mt.load_policy(policy_path)
     inventory = read_inventory(inventory_path)
     if signing:
         _ = inventory.plan_signing_key  # a key set but unreadable: refused before connecting
     hosts = select_hosts(inventory, limit)
     warnings = waiver_warnings(inventory, policy)
-    started = now_iso()
     nothing = nothing_checked(inventory, policy, hosts, limit)
     if nothing:
-        return _Checked(inventory, policy, [], started, warnings, f"nothing was checked: {nothing}")
-    inventory = inventory.with_secrets(hosts=[h.name for h in hosts if policy.controls_for(h)])
-    hosts = [inventory.hosts[h.name] for h in hosts]
-    findings = check_fleet(
-        hosts,
+        empty = CheckResult([], inventory, policy, started=now_iso(), finished=now_iso())
+        return _Checked(inventory, policy, empty, warnings, f"nothing was checked: {nothing}")
+    result = mt.check(
+        inventory,
         policy,
-        template_dirs=template_dirs(ctx),
+        limit=limit,
         workers=workers,
+        template_dirs=template_dirs(ctx),
         progress=BarProgress(f"checking {len(hosts)} host(s)", exit_on_second_interrupt=True),
     )
-    return _Checked(inventory, policy, findings, started, warnings)
+    return _Checked(result.inventory or inventory, policy, result, warnings)
 
 
 @dataclass
 class _Checked:
-    inventory: Inventory
+    inventory: Inventory  # with the secrets of the hosts checked
     policy: Policy
-    findings: list[Finding]
-    started: str
+    result: CheckResult
     warnings: list[str]
     nothing: str = ""  # why nothing was checked
 
@@ -115,11 +115,11 @@ def check(
         run_info(
             "check",
             inventory_path,
-            done.started,
+            done.result.started,
             policy_name=done.policy.name,
             policy_sha256=done.policy.sha256,
         ),
-        done.findings,
+        done.result.findings,
         warnings=done.warnings,
         outcome=outcome,
     )
@@ -127,7 +127,7 @@ def check(
     write_reports(report, targets)
     if done.nothing:
         fail(done.nothing, EXIT_ERROR)
-    sys.exit(report.decide().exit_code)
+    sys.exit(done.result.exit_code)
 
 
 @click.command()
@@ -201,16 +201,9 @@ def plan(
     done = _check(ctx, inventory_path, policy_path, limit, workers, signing=True)
     if done.nothing:
         fail(done.nothing, EXIT_ERROR)
-    inventory, policy, findings = done.inventory, done.policy, done.findings
-    undecided = [f for f in findings if f.status == "error"]
-    new_plan = build_plan(
-        findings,
-        policy,
-        change_id=change_id or "",
-        inventory=inventory_path,
-        operator=operator(ctx),
-    )
-    key = inventory.plan_signing_key
+    undecided = [f for f in done.result.findings if f.status == FindingStatus.ERROR]
+    new_plan = mt.plan(done.result, change_id=change_id or "", operator=operator(ctx))
+    key = done.inventory.plan_signing_key
     digest = _write_plan(new_plan, output, force, key)
     show_plan(new_plan, output)
     signed = f", signed with the plan_signing_key of {inventory_path}" if key else ""

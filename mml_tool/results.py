@@ -30,6 +30,10 @@ class StrEnum(str, Enum):
     def __format__(self, spec: str) -> str:
         return format(str(self.value), spec)
 
+    def __repr__(self) -> str:
+        # As the plain string it replaced: printed records, tuples and logs stay as they were.
+        return repr(self.value)
+
 
 class FindingStatus(StrEnum):
     """The verdict of one control on one host."""

@@ -74,6 +74,8 @@ def test_check_plan_apply_rollback_as_the_readme_shows(fresh: RunningLab, tmp_pa
         ("uap-2", mt.FindingStatus.PASS),
     }
     assert all(isinstance(f.status, mt.FindingStatus) for f in result.findings)
+    assert repr(mt.FindingStatus.FAIL) == "'fail'" and f"{mt.StepStatus.CHANGED}" == "changed"
+    assert json.dumps([mt.FindingStatus.PASS]) == '["pass"]'
     assert result.failed_hosts == ["uap-1"]
     assert result.exit_code == 100
     assert result.raise_on_error() is result  # a fail is a verdict, not an error

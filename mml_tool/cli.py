@@ -1562,6 +1562,22 @@ def lab(
     )
 
 
+@cli.command()
+@click.argument("kind", type=click.Choice(["inventory", "policy"]))
+def schema(kind: str) -> None:
+    """Print the JSON Schema of an inventory or a policy file, for editors and linters.
+
+    \b
+    Example:
+      mml-tool schema inventory > inventory.schema.json
+    The same files ship in the package (mml_tool/schemas/). In VS Code with the YAML
+    extension, add `# yaml-language-server: $schema=inventory.schema.json` to the file's top.
+    """
+    from mml_tool.schema_files import schema_text
+
+    click.echo(schema_text(kind), nl=False)
+
+
 def _verbose_after_subcommand(ctx: click.Context, param: click.Parameter, value: int) -> None:
     if value:
         _setup_logging(value)

@@ -18,14 +18,9 @@ from mml_tool.inventory.models import (
     _HOSTNAME_RE,
     _NAME_RE,
     DEFAULT_PORTS,
-    GATEWAY_KEYS,
-    GROUP_KEYS,
-    HOST_KEYS,
-    JUMP_KEYS,
     MIN_SIGNING_KEY_BYTES,
     PASSPHRASE_SOURCES,
     PASSWORD_SOURCES,
-    TOP_KEYS,
     TRANSPORTS,
     GatewayConfig,
     HostConfig,
@@ -33,6 +28,7 @@ from mml_tool.inventory.models import (
     JumpConfig,
     Prompt,
 )
+from mml_tool.inventory.schema import structure_error
 from mml_tool.inventory.values import _Value, _Values
 from mml_tool.secret import Secret
 from mml_tool.yamlload import load_yaml, show
@@ -65,18 +61,17 @@ class _Loader(_Values):
             raise InventoryError(
                 f"{self.path}: YAML syntax error{line}: {problem}: fix the file"
             ) from None
+        problem = structure_error(doc)  # unknown keys, sections that are not mappings
+        if problem is not None:
+            raise InventoryError(f"{self.path}: {problem}")
         top = self.mapping(doc, "top level")
-        self.check_keys(top, TOP_KEYS, "top level")
         defaults = self.mapping(top.get("defaults"), "defaults")
-        self.check_keys(defaults, tuple(k for k in HOST_KEYS if k != "groups"), "defaults")
         self.password_level(defaults, "defaults")
         groups: dict[str, dict[str, Any]] = {}
         for gname, gdata in self.mapping(top.get("groups"), "groups").items():
             where = f"group {gname!r}"
             gmap = self.mapping(gdata, where)
-            self.check_keys(gmap, GROUP_KEYS, where)
             gvars = self.mapping(gmap.get("vars"), f"{where}: vars")
-            self.check_keys(gvars, tuple(k for k in HOST_KEYS if k != "groups"), where)
             self.password_level(gvars, where)
             groups[gname] = gvars
         gateways: dict[str, GatewayConfig] = {}
@@ -159,7 +154,6 @@ class _Loader(_Values):
         groups: dict[str, dict[str, Any]],
     ) -> tuple[dict[str, _Value], tuple[str, ...]]:
         where = f"host {name!r}"
-        self.check_keys(host, HOST_KEYS, where)
         self.password_level(host, where)
         raw_groups = host.get("groups") or []
         if isinstance(raw_groups, str):
@@ -295,7 +289,6 @@ class _Loader(_Values):
         """Unset jump fields fall back to the host's own user, credentials and known_hosts."""
         where = f"host {host!r}: jump"
         data = self.mapping(raw.value, where)
-        self.check_keys(data, JUMP_KEYS, where)
         self.password_level(data, where)
         # Its own origin: a jump password_prompt in the same group as the host's must ask
         # again (for the SSH password of the jump host), not reuse the host's MML password.
@@ -330,7 +323,6 @@ class _Loader(_Values):
 
     def gateway(self, name: str, data: dict[str, Any]) -> GatewayConfig:
         where = f"gateway {name!r}"
-        self.check_keys(data, GATEWAY_KEYS, where)
         self.password_level(data, where, prefix="agent_")
         values = {k: _Value(v, where) for k, v in data.items()}
 

@@ -34,25 +34,7 @@ TRANSPORTS = ("ssh", "ssh-tunnel", "tcp")
 DEFAULT_PORTS = {"ssh": 22, "ssh-tunnel": 6000, "tcp": 6000}
 PASSWORD_SOURCES = ("password", "password_file", "password_prompt")
 PASSPHRASE_SOURCES = ("key_passphrase", "key_passphrase_file", "key_passphrase_prompt")
-HOST_KEYS = (
-    "transport", "hostname", "port", "username", *PASSWORD_SOURCES, "key_file",
-    *PASSPHRASE_SOURCES, "known_hosts", "trust_on_first_use", "connect_timeout", "timeout",
-    "platform", "groups", "ne_name", "meid", "gateway", "jump", "encoding",
-)  # fmt: skip
-JUMP_KEYS = (
-    "hostname", "port", "username", *PASSWORD_SOURCES, "key_file", *PASSPHRASE_SOURCES,
-    "known_hosts",
-)  # fmt: skip
-GATEWAY_KEYS = (
-    "url", "ca_bundle", "verify_tls", "agent_id", "agent_password", "agent_password_file",
-    "agent_password_prompt", "phone_number", "called", "skill_id", "timeout",
-)  # fmt: skip
-TOP_KEYS = (
-    "defaults", "groups", "hosts", "gateways", "lock_dir", "plan_signing_key",
-    "plan_signing_key_file",
-)  # fmt: skip
 MIN_SIGNING_KEY_BYTES = 32
-GROUP_KEYS = ("vars", "description")
 _VAR_RE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 _HOSTNAME_RE = re.compile(r"[A-Za-z0-9]([A-Za-z0-9._:-]*[A-Za-z0-9])?")
 _NAME_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*")

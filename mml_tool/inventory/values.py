@@ -4,7 +4,6 @@ error names the file, the place and the field, and never carries a secret value.
 from __future__ import annotations
 
 import contextlib
-import difflib
 import math
 import re
 from collections.abc import Callable, Mapping
@@ -59,13 +58,6 @@ class _Values:
             if not isinstance(key, str):
                 raise self.fail(where, f"key {key!r} must be a string")
         return value
-
-    def check_keys(self, data: Mapping[str, Any], known: tuple[str, ...], where: str) -> None:
-        for key in data:
-            if key not in known:
-                close = difflib.get_close_matches(key, known, n=1)
-                hint = f"did you mean {close[0]!r}?" if close else f"known keys: {', '.join(known)}"
-                raise self.fail(where, f"unknown key {key!r}: {hint}")
 
     def password_level(self, data: Mapping[str, Any], where: str, prefix: str = "") -> None:
         for sources in (PASSWORD_SOURCES, () if prefix else PASSPHRASE_SOURCES):

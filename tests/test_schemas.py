@@ -194,3 +194,38 @@ def _jsonable(doc: dict[str, Any]) -> dict[str, Any]:
     return json.loads(
         json.dumps(doc, default=lambda d: d.isoformat() if isinstance(d, date) else d)
     )  # type: ignore[no-any-return]
+
+
+@pytest.mark.parametrize(
+    ("change", "expected"),
+    [
+        ({"extra": 1}, ": field 'extra': is not a known field; allowed: ['controls', 'policy',"),
+        ({"policy": {"name": "x", "owner": "y"}}, "field 'policy.owner': is not a known field"),
+        ({"policy": "x"}, ": field 'policy': is a text; expected a mapping"),
+        (
+            {"controls": [{"rule": [1]}]},
+            ": control UAP-SFP-P978-B0, field 'rule': is a list; expected a mapping",
+        ),
+        (
+            {"controls": [{"refs": [{"title": "t"}]}]},
+            "control UAP-SFP-P978-B0, field 'refs[0].url_or_doc': is missing; it is required",
+        ),
+        (
+            {"waivers": [{"by": "me"}]},
+            "waiver #1, field 'by': is not a known field; allowed: ['control', 'expires', 'host',",
+        ),
+    ],
+)
+def test_policy_shape_errors_name_file_control_and_field(
+    change: dict[str, Any], expected: str
+) -> None:
+    doc = _jsonable(VALID)
+    for key, value in change.items():
+        if isinstance(value, list) and key in doc:
+            doc[key][0] = _merged(doc[key][0], value[0])
+        else:
+            doc[key] = value
+    with pytest.raises(PolicyError) as info:
+        parse_policy(yaml.safe_dump(doc).encode(), "my.yaml", Path("my.yaml"))
+    assert str(info.value).startswith("my.yaml: ")
+    assert expected in str(info.value)

@@ -24,6 +24,7 @@ from mml_tool.policy.models import (
     SfpBitRule,
     Waiver,
 )
+from mml_tool.policy.schema import shape_error
 from mml_tool.yamlload import load_yaml, show
 
 # --- loading and validation ------------------------------------------------------------------
@@ -39,20 +40,10 @@ class _Checker:
         place = f"{where}, " if where else ""
         return PolicyError(f"{self.source}: {place}field {fld!r}: {problem}; {allowed}")
 
-    def mapping(
-        self, value: object, where: str, fld: str, required: set[str], optional: set[str]
-    ) -> dict[str, Any]:
+    def mapping(self, value: object, where: str, fld: str) -> dict[str, Any]:
+        # Keys were checked against the models (schema.shape_error) before any value.
         if not isinstance(value, dict):
             raise self.fail(where, fld, f"is a {_kind(value)}", "expected a mapping")
-        allowed = sorted(required | optional)
-        for key in value:
-            if key not in required and key not in optional:
-                name = f"{fld}.{key}" if fld else str(key)
-                raise self.fail(where, name, "is not a known field", f"allowed: {allowed}")
-        for key in sorted(required):
-            if key not in value:
-                name = f"{fld}.{key}" if fld else key
-                raise self.fail(where, name, "is missing", "it is required")
         return value
 
     def text(self, value: object, where: str, fld: str) -> str:
@@ -110,9 +101,7 @@ def _control(check: _Checker, raw: object, index: int) -> Control:
     where = f"control #{index + 1}"
     if isinstance(raw, dict) and isinstance(raw.get("id"), str):
         where = f"control {raw['id']}"
-    data = check.mapping(
-        raw, where, "", {"id", "title", "severity", "rule"}, {"description", "refs", "targets"}
-    )
+    data = check.mapping(raw, where, "")
     cid = check.text(data["id"], where, "id")
     if not _CONTROL_ID_RE.fullmatch(cid):
         raise check.fail(where, "id", f"is {cid!r}", "use letters, digits, '_', '.', '-'")
@@ -129,22 +118,16 @@ def _control(check: _Checker, raw: object, index: int) -> Control:
         raise check.fail(where, "refs", f"is a {_kind(refs_raw)}", "expected a list")
     refs = []
     for i, ref in enumerate(refs_raw):
-        r = check.mapping(ref, where, f"refs[{i}]", {"title", "url_or_doc"}, set())
+        r = check.mapping(ref, where, f"refs[{i}]")
         refs.append(
             Ref(
                 check.text(r["title"], where, f"refs[{i}].title"),
                 check.text(r["url_or_doc"], where, f"refs[{i}].url_or_doc"),
             )
         )
-    targets = check.mapping(data.get("targets", {}), where, "targets", set(), {"hosts", "groups"})
-    rule = check.mapping(data["rule"], where, "rule", {"software_parameter"}, set())
-    sfp = check.mapping(
-        rule["software_parameter"],
-        where,
-        "rule.software_parameter",
-        {"id", "bit", "value"},
-        set(),
-    )
+    targets = check.mapping(data.get("targets", {}), where, "targets")
+    rule = check.mapping(data["rule"], where, "rule")
+    sfp = check.mapping(rule["software_parameter"], where, "rule.software_parameter")
     parameter = sfp["id"]
     if not isinstance(parameter, str) or not _PARAMETER_RE.fullmatch(parameter):
         raise check.fail(
@@ -168,7 +151,7 @@ def _control(check: _Checker, raw: object, index: int) -> Control:
 
 def _waiver(check: _Checker, raw: object, index: int, control_ids: set[str]) -> Waiver:
     where = f"waiver #{index + 1}"
-    data = check.mapping(raw, where, "", {"host", "control", "reason", "expires"}, set())
+    data = check.mapping(raw, where, "")
     control = check.text(data["control"], where, "control")
     where = f"waiver #{index + 1} (control {control})"
     if control not in control_ids:
@@ -190,8 +173,11 @@ def parse_policy(content: bytes, source: str, path: Path) -> Policy:
         doc = load_yaml(content, source, PolicyError)
     except yaml.YAMLError as exc:
         raise PolicyError(f"{source}: not valid YAML: {exc}") from None
-    top = check.mapping(doc, "", "", {"policy", "controls"}, {"waivers"})
-    meta = check.mapping(top["policy"], "", "policy", {"name"}, {"version", "description"})
+    problem = shape_error(doc)  # unknown, missing and misplaced fields, by the models
+    if problem is not None:
+        raise check.fail(*problem)
+    top = check.mapping(doc, "", "")
+    meta = check.mapping(top["policy"], "", "policy")
     version = meta.get("version", "1")
     if isinstance(version, bool) or not isinstance(version, (int, str)):
         raise check.fail("", "policy.version", f"is {_show(version)}", "expected text or number")

@@ -7,9 +7,10 @@ models state the same shape for editors and linters, and a test keeps the two in
 from __future__ import annotations
 
 import datetime as dt
-from typing import Annotated, Any, Literal
+from collections.abc import Sequence
+from typing import Annotated, Any, Literal, get_args
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from mml_tool.policy.models import MAX_BIT
 
@@ -56,7 +57,7 @@ class ControlDoc(_Doc):
     severity: Literal["low", "medium", "high", "critical"]
     description: str = ""
     refs: list[RefDoc] = Field(default_factory=list)
-    targets: TargetsDoc | None = None
+    targets: TargetsDoc = Field(default_factory=TargetsDoc)
     rule: RuleDoc
 
 
@@ -83,3 +84,78 @@ def json_schema() -> dict[str, Any]:
         "$schema": "https://json-schema.org/draft/2020-12/schema",
         **PolicyDoc.model_json_schema(),
     }
+
+
+# Errors about the document's shape; the loader words every value error itself.
+_SHAPE_ERRORS = {"extra_forbidden", "missing", "model_type", "model_attributes_type"}
+
+
+def _kind(value: object) -> str:
+    return {dict: "mapping", list: "list", str: "text", type(None): "null"}.get(
+        type(value), type(value).__name__
+    )
+
+
+def _at(doc: Any, loc: Sequence[Any]) -> Any:
+    for part in loc:
+        if isinstance(doc, dict):
+            doc = doc.get(part)
+        elif isinstance(doc, list) and isinstance(part, int) and part < len(doc):
+            doc = doc[part]
+        else:
+            return None
+    return doc
+
+
+def _model_at(loc: Sequence[Any]) -> type[BaseModel]:
+    model: type[BaseModel] = PolicyDoc
+    for part in loc:
+        if isinstance(part, int):
+            continue  # an item of a list: the list's model
+        annotation = model.model_fields[part].annotation
+        model = next(a for a in (annotation, *_flat_args(annotation)) if _is_doc(a))
+    return model
+
+
+def _flat_args(annotation: Any) -> list[Any]:
+    args = list(get_args(annotation))
+    for arg in list(args):
+        args += _flat_args(arg)
+    return args
+
+
+def _is_doc(annotation: Any) -> bool:
+    return isinstance(annotation, type) and issubclass(annotation, _Doc)
+
+
+def _field(loc: Sequence[Any]) -> str:
+    text = ""
+    for part in loc:
+        text += f"[{part}]" if isinstance(part, int) else f".{part}" if text else str(part)
+    return text
+
+
+def shape_error(doc: Any) -> tuple[str, str, str, str] | None:
+    """The first problem with the document's shape as (where, field, problem, what is allowed),
+    worded as the loader words its own; None when the shape is right."""
+    try:
+        PolicyDoc.model_validate(doc)
+    except ValidationError as exc:
+        for err in exc.errors(include_input=False, include_url=False):
+            if err["type"] not in _SHAPE_ERRORS:
+                continue
+            loc = list(err["loc"])
+            where, rest = "", loc
+            if loc[:1] in (["controls"], ["waivers"]) and len(loc) > 1:
+                rest = loc[2:]
+                where = f"{str(loc[0])[:-1]} #{int(loc[1]) + 1}"
+                cid = _at(doc, [*loc[:2], "id"]) if loc[0] == "controls" else None
+                where = f"control {cid}" if isinstance(cid, str) else where
+            fld = _field(rest)
+            if err["type"] == "missing":
+                return where, fld, "is missing", "it is required"
+            if err["type"] == "extra_forbidden":
+                allowed = sorted(_model_at(loc[:-1]).model_fields)
+                return where, fld, "is not a known field", f"allowed: {allowed}"
+            return where, fld, f"is a {_kind(_at(doc, loc))}", "expected a mapping"
+    return None

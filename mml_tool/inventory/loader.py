@@ -195,15 +195,7 @@ class _Loader(_Values):
                 return default
             return self.expand(merged[key], where, key)
 
-        transport = get("transport", "ssh")
-        if transport not in TRANSPORTS:
-            # show(), never str()/repr(): the value may be an alias bomb (see yamlload).
-            word = transport if isinstance(transport, str) else ""
-            close = difflib.get_close_matches(word, TRANSPORTS, n=1)
-            hint = f"did you mean {close[0]!r}?" if close else f"use one of {', '.join(TRANSPORTS)}"
-            raise self.fail(
-                where, f"field 'transport': unknown transport {show(transport)}: {hint}"
-            )
+        transport = self.transport(get("transport", "ssh"), where)
         if get("hostname") is None:
             raise self.fail(where, "field 'hostname' is missing: give the address to connect to")
         hostname = self.text(get("hostname"), where, "hostname", _HOSTNAME_RE)
@@ -229,13 +221,7 @@ class _Loader(_Values):
                 "password_prompt: true" + (" (or key_file)" if transport == "ssh" else ""),
             )
         kh = get("known_hosts")
-        gateway = get("gateway")
-        if gateway is not None:
-            gateway = self.text(gateway, where, "gateway")
-            if gateway not in gateways:
-                close = difflib.get_close_matches(gateway, list(gateways), n=1)
-                hint = f"did you mean {close[0]!r}?" if close else "define it under gateways:"
-                raise self.fail(where, f"field 'gateway': unknown gateway {gateway!r}: {hint}")
+        gateway = self.gateway_ref(get("gateway"), where, gateways)
         jump = None
         if transport == "ssh-tunnel":
             if get("jump") is None:
@@ -275,6 +261,28 @@ class _Loader(_Values):
             key_passphrase=passphrase,
             encoding=self.encoding(get("encoding", "auto"), where),
         )
+
+    def transport(self, value: Any, where: str) -> str:
+        if value not in TRANSPORTS:
+            # show(), never str()/repr(): the value may be an alias bomb (see yamlload).
+            word = value if isinstance(value, str) else ""
+            close = difflib.get_close_matches(word, TRANSPORTS, n=1)
+            hint = f"did you mean {close[0]!r}?" if close else f"use one of {', '.join(TRANSPORTS)}"
+            raise self.fail(where, f"field 'transport': unknown transport {show(value)}: {hint}")
+        return str(value)
+
+    def gateway_ref(
+        self, value: Any, where: str, gateways: Mapping[str, GatewayConfig]
+    ) -> str | None:
+        """The name of a gateway defined under ``gateways:`` (or None)."""
+        if value is None:
+            return None
+        name = self.text(value, where, "gateway")
+        if name not in gateways:
+            close = difflib.get_close_matches(name, list(gateways), n=1)
+            hint = f"did you mean {close[0]!r}?" if close else "define it under gateways:"
+            raise self.fail(where, f"field 'gateway': unknown gateway {name!r}: {hint}")
+        return name
 
     def jump(
         self,

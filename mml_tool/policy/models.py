@@ -1,4 +1,4 @@
-"""Compliance controls from YAML, and their evaluation against parsed replies.
+"""Compliance controls (resolved, frozen dataclasses), as the loader builds them from YAML.
 
 A policy file (InSpec-like) holds controls and waivers::
 

@@ -28,7 +28,6 @@ from mml_tool.inventory.models import (
     JumpConfig,
     Prompt,
 )
-from mml_tool.inventory.schema import structure_error
 from mml_tool.inventory.values import _Value, _Values
 from mml_tool.secret import Secret
 from mml_tool.yamlload import load_yaml, show
@@ -61,6 +60,9 @@ class _Loader(_Values):
             raise InventoryError(
                 f"{self.path}: YAML syntax error{line}: {problem}: fix the file"
             ) from None
+        # Imported here: pydantic takes ~0.1 s to import; `mml-tool --help` need not wait.
+        from mml_tool.inventory.schema import structure_error
+
         problem = structure_error(doc)  # unknown keys, sections that are not mappings
         if problem is not None:
             raise InventoryError(f"{self.path}: {problem}")

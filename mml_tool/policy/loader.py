@@ -24,7 +24,6 @@ from mml_tool.policy.models import (
     SfpBitRule,
     Waiver,
 )
-from mml_tool.policy.schema import shape_error
 from mml_tool.yamlload import load_yaml, show
 
 # --- loading and validation ------------------------------------------------------------------
@@ -173,6 +172,9 @@ def parse_policy(content: bytes, source: str, path: Path) -> Policy:
         doc = load_yaml(content, source, PolicyError)
     except yaml.YAMLError as exc:
         raise PolicyError(f"{source}: not valid YAML: {exc}") from None
+    # Imported here: pydantic takes ~0.1 s to import; `mml-tool --help` need not wait.
+    from mml_tool.policy.schema import shape_error
+
     problem = shape_error(doc)  # unknown, missing and misplaced fields, by the models
     if problem is not None:
         raise check.fail(*problem)

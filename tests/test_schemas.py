@@ -20,7 +20,8 @@ from test_policy import VALID
 
 from mml_tool.cli import cli
 from mml_tool.errors import InventoryError, PolicyError
-from mml_tool.inventory import load_inventory
+from mml_tool.inventory import HOST_KEYS, load_inventory
+from mml_tool.inventory.schema import HostDoc
 from mml_tool.policy import SEVERITIES, load_policy
 from mml_tool.policy.loader import parse_policy
 from mml_tool.policy.schema import ControlDoc
@@ -229,3 +230,7 @@ def test_policy_shape_errors_name_file_control_and_field(
         parse_policy(yaml.safe_dump(doc).encode(), "my.yaml", Path("my.yaml"))
     assert str(info.value).startswith("my.yaml: ")
     assert expected in str(info.value)
+
+
+def test_host_keys_are_the_models_keys() -> None:
+    assert sorted(HOST_KEYS) == sorted(HostDoc.model_fields)

@@ -7,9 +7,12 @@ reading (merging, ``${VAR}``, secrets from variables, files or prompts).
 
 from __future__ import annotations
 
+# _Loader: automation.host_from_fields checks one host entry as the loader does.
+from mml_tool.inventory.loader import _Loader as _Loader
 from mml_tool.inventory.loader import load_inventory
 from mml_tool.inventory.models import (
     DEFAULT_PORTS,
+    HOST_KEYS,
     MIN_SIGNING_KEY_BYTES,
     TRANSPORTS,
     GatewayConfig,
@@ -21,6 +24,7 @@ from mml_tool.inventory.models import (
 
 __all__ = [
     "DEFAULT_PORTS",
+    "HOST_KEYS",
     "MIN_SIGNING_KEY_BYTES",
     "TRANSPORTS",
     "GatewayConfig",

@@ -156,6 +156,12 @@ class _Loader(_Values):
         groups: dict[str, dict[str, Any]],
     ) -> tuple[dict[str, _Value], tuple[str, ...]]:
         where = f"host {name!r}"
+        # Again here, for a host entry given without a file (automation.host_from_fields).
+        from mml_tool.inventory.schema import structure_error
+
+        problem = structure_error({"hosts": {name: host}})
+        if problem is not None:
+            raise InventoryError(f"{self.path}: {problem}")
         self.password_level(host, where)
         raw_groups = host.get("groups") or []
         if isinstance(raw_groups, str):

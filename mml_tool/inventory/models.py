@@ -34,6 +34,12 @@ TRANSPORTS = ("ssh", "ssh-tunnel", "tcp")
 DEFAULT_PORTS = {"ssh": 22, "ssh-tunnel": 6000, "tcp": 6000}
 PASSWORD_SOURCES = ("password", "password_file", "password_prompt")
 PASSPHRASE_SOURCES = ("key_passphrase", "key_passphrase_file", "key_passphrase_prompt")
+# The keys of a host entry, in the order messages list them (schema.HostDoc has the same).
+HOST_KEYS = (
+    "transport", "hostname", "port", "username", *PASSWORD_SOURCES, "key_file",
+    *PASSPHRASE_SOURCES, "known_hosts", "trust_on_first_use", "connect_timeout", "timeout",
+    "platform", "groups", "ne_name", "meid", "gateway", "jump", "encoding",
+)  # fmt: skip
 MIN_SIGNING_KEY_BYTES = 32
 _VAR_RE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 _HOSTNAME_RE = re.compile(r"[A-Za-z0-9]([A-Za-z0-9._:-]*[A-Za-z0-9])?")

@@ -66,6 +66,11 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
         "run",
         "The whole change: check, plan (shown, confirmed), apply, verify, rollback on failure.",
     ),
+    "schema": (
+        "schema",
+        "schema",
+        "Print the JSON Schema of an inventory or a policy file, for editors and linters.",
+    ),
     "verify": (
         "verify",
         "verify",

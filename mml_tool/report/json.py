@@ -8,7 +8,8 @@ from importlib import resources
 from typing import Any
 
 from mml_tool.mml.command import mask_text
-from mml_tool.report.model import SCHEMA_VERSION, Finding, Report, _notes, summary
+from mml_tool.policy.models import Finding
+from mml_tool.report.model import SCHEMA_VERSION, Report, _notes, summary
 from mml_tool.results import exit_code_for as exit_code_for  # decided in results
 
 

@@ -32,8 +32,9 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from mml_tool.errors import ConfigError, GatewayError, GatewayEventError, MmlToolError
-from mml_tool.gateway.client import GatewayClient, describe_retcode, validate_called
+from mml_tool.gateway.client import GatewayClient
 from mml_tool.gateway.events import GatewayEvent
+from mml_tool.gateway.protocol import describe_retcode, validate_called
 from mml_tool.secret import Secret
 
 logger = logging.getLogger(__name__)

@@ -31,8 +31,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from mml_tool._io import probe_folder, write_text_atomic, write_text_new
-from mml_tool.audit import default_audit_path
+from mml_tool._io import probe_folder, state_dir, write_text_atomic, write_text_new
 from mml_tool.change import ApplyRecord, StepResult, load_record, record_json
 from mml_tool.change.approval import canonical
 from mml_tool.errors import PlanError, RecordError
@@ -171,12 +170,12 @@ def fresh_folder(root: Path, name: str) -> Path:
         n += 1
 
 
-def default_fallback_dirs() -> list[Path]:
+def default_fallback_dirs(audit_path: Path | None = None) -> list[Path]:
     """Where a record goes when its own folder fails: ``records/`` beside the audit trail
-    ($MML_TOOL_AUDIT), the user's state folder, then the temp folder."""
+    ``audit_path`` (when given), in the user's state folder, then the temp folder."""
     dirs = [
-        default_audit_path().parent / "records",
-        Path.home() / ".local" / "state" / "mml-tool" / "records",
+        *([audit_path.parent / "records"] if audit_path is not None else []),
+        state_dir() / "records",
         Path(tempfile.gettempdir()),
     ]
     return list(dict.fromkeys(dirs))

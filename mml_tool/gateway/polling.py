@@ -140,19 +140,23 @@ class _EventPolling(_AgentConnection):
                     )
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
-                    problem = (
-                        f"; event polling is failing: {box.last_poll_problem}"
-                        if box.last_poll_problem
-                        else ""
-                    )
-                    if not self.poll_events or (self._poller is None and self._signed_in):
-                        problem += "; event polling is off"
-                    raise self._error(
-                        f"no {event_type} event for agent {self.agent_id} from {self.name} "
-                        f"before the deadline; events seen meanwhile: "
-                        f"{', '.join(skipped) if skipped else 'none'}{problem}"
-                    )
+                    raise self._late(event_type, skipped)
                 box.cond.wait(remaining)
+
+    def _late(self, event_type: str, skipped: list[str]) -> GatewayError:
+        """No ``event_type`` before the deadline: what was seen, and why polling may be to
+        blame. Called with the event box's condition held."""
+        box = self._events
+        problem = (
+            f"; event polling is failing: {box.last_poll_problem}" if box.last_poll_problem else ""
+        )
+        if not self.poll_events or (self._poller is None and self._signed_in):
+            problem += "; event polling is off"
+        return self._error(
+            f"no {event_type} event for agent {self.agent_id} from {self.name} "
+            f"before the deadline; events seen meanwhile: "
+            f"{', '.join(skipped) if skipped else 'none'}{problem}"
+        )
 
     def drain_events(self) -> list[GatewayEvent]:
         """Take every event received so far and not yet consumed."""

@@ -99,27 +99,7 @@ class _AgentConnection:
         self._stop = threading.Event()
         self._poller: threading.Thread | None = None
         self.last_request = ""
-        verify: ssl.SSLContext | bool
-        if insecure:
-            message = (
-                f"TLS certificate verification is OFF for {self.url}: anyone on the path can "
-                "read the agent password and session. Use ca_bundle instead outside a lab."
-            )
-            logger.warning(message)
-            warnings.warn(message, stacklevel=2)
-            verify = False
-        elif ca_bundle is not None:
-            if not ca_bundle.is_file():
-                raise ConfigError(
-                    f"CA bundle {ca_bundle} does not exist: point ca_bundle at the PEM file of "
-                    f"the CA that signed the certificate of {self.url}"
-                )
-            try:
-                verify = ssl.create_default_context(cafile=str(ca_bundle))
-            except (ssl.SSLError, OSError) as exc:
-                raise ConfigError(f"CA bundle {ca_bundle} could not be read: {exc}") from None
-        else:
-            verify = True
+        verify = self._tls_verification()
         _redact_http_library_logs()
         if transport is None:
             context = verify if isinstance(verify, ssl.SSLContext) else None
@@ -135,6 +115,30 @@ class _AgentConnection:
             },
             follow_redirects=False,
         )
+
+    def _tls_verification(self) -> ssl.SSLContext | bool:
+        """How the gateway's certificate is checked: against ``ca_bundle``, the system's trust
+        store (True), or not at all (``insecure``, said loudly)."""
+        if self.insecure:
+            message = (
+                f"TLS certificate verification is OFF for {self.url}: anyone on the path can "
+                "read the agent password and session. Use ca_bundle instead outside a lab."
+            )
+            logger.warning(message)
+            # stacklevel 3: the warning points at the code that built the GatewayClient.
+            warnings.warn(message, stacklevel=3)
+            return False
+        if self.ca_bundle is None:
+            return True
+        if not self.ca_bundle.is_file():
+            raise ConfigError(
+                f"CA bundle {self.ca_bundle} does not exist: point ca_bundle at the PEM file of "
+                f"the CA that signed the certificate of {self.url}"
+            )
+        try:
+            return ssl.create_default_context(cafile=str(self.ca_bundle))
+        except (ssl.SSLError, OSError) as exc:
+            raise ConfigError(f"CA bundle {self.ca_bundle} could not be read: {exc}") from None
 
     def _scrub(self, text: str) -> str:
         """Mask every GUID this client has held and the password in ``text``."""

@@ -75,7 +75,7 @@ class StepResult:
         """What changed on the device, e.g. ``P978 bit 0: 1 -> 0`` ("" when nothing did)."""
         if not self.changed:
             return ""
-        return f"{self.step.parameter} bit {self.step.bit}: {self.before} -> {self.after}"
+        return f"{self.step.describe()}: {self.before} -> {self.after}"
 
     @property
     def may_have_changed(self) -> bool:

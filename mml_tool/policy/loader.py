@@ -251,13 +251,12 @@ def _expect(check: _Checker, name: str, raw: object, where: str, fld: str) -> Ex
     op, arg = ops[0], data[ops[0]]
     at = f"{fld}.{op}"
     if op == "equals":
-        return Expect(name, op, _scalar(check, arg, where, at))
+        return Expect(name, op, text=_scalar(check, arg, where, at))
     if op == "in":
         if not isinstance(arg, list) or not arg:
             raise check.fail(where, at, f"is {_show(arg)}", "expected a non-empty list")
-        return Expect(
-            name, op, tuple(_scalar(check, v, where, f"{at}[{i}]") for i, v in enumerate(arg))
-        )
+        options = tuple(_scalar(check, v, where, f"{at}[{i}]") for i, v in enumerate(arg))
+        return Expect(name, op, options=options)
     if op == "regex":
         if not isinstance(arg, str):
             raise check.fail(where, at, f"is {_show(arg)}", "expected a regular expression")
@@ -265,7 +264,7 @@ def _expect(check: _Checker, name: str, raw: object, where: str, fld: str) -> Ex
             re.compile(arg)
         except re.error as exc:
             raise check.fail(where, at, f"is not a regular expression ({exc})", "fix it") from None
-        return Expect(name, op, arg)
+        return Expect(name, op, text=arg)
     bounds = check.mapping(arg, where, at)
     low, high = bounds.get("min"), bounds.get("max")
     for key, bound in (("min", low), ("max", high)):
@@ -275,7 +274,7 @@ def _expect(check: _Checker, name: str, raw: object, where: str, fld: str) -> Ex
         raise check.fail(where, at, "has neither min nor max", "give min, max or both")
     if low is not None and high is not None and low > high:
         raise check.fail(where, at, f"has min {low} > max {high}", "give min <= max")
-    return Expect(name, op, (low, high))
+    return Expect(name, op, low=low, high=high)
 
 
 def _count(check: _Checker, raw: object, where: str, fld: str) -> Count:

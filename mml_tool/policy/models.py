@@ -70,6 +70,10 @@ class SfpBitRule:
     value: int
     kind = "bit"
 
+    @property
+    def target(self) -> int:
+        return self.value
+
     def describe(self, value: int | None = None) -> str:
         return f"{self.parameter} bit {self.bit} = {self.value if value is None else value}"
 
@@ -124,7 +128,7 @@ class Control:
 
     def remediation(self) -> MmlCommand:
         """The one command of a bit rule (other rules: ``rule.derive``)."""
-        return self._set_bit(self.rule.value)
+        return self._set_bit(self.rule.target)
 
     def rollback(self, before_value: int) -> MmlCommand:
         """The command that puts back the bit value read before the change."""

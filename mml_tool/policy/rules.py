@@ -120,6 +120,10 @@ class SfpMaskRule:
     kind = "mask"
 
     @property
+    def target(self) -> int:
+        return self.value
+
+    @property
     def bits(self) -> list[int]:
         return [b for b in range(16) if self.mask >> b & 1]
 
@@ -161,6 +165,10 @@ class SfpValueRule:
     kind = "value"
     PLACEHOLDERS = ("ID", "expected", "before")
 
+    @property
+    def target(self) -> int:
+        return self.value
+
     def describe(self, value: int | None = None) -> str:
         return f"{self.parameter} = {self.value if value is None else value}"
 
@@ -187,7 +195,11 @@ class SfpValueRule:
     def derive(
         self, start: int, records: Sequence[dict[str, str]] = ()
     ) -> tuple[tuple[str, ...], tuple[str, ...]]:
-        values = {"ID": self.parameter, "expected": self.value, "before": start}
+        values: dict[str, str | int] = {
+            "ID": self.parameter,
+            "expected": self.value,
+            "before": start,
+        }
         return (
             tuple(fill(t, values) for t in self.remediation),
             tuple(fill(t, values) for t in self.rollback),
@@ -205,30 +217,34 @@ class Expect:
 
     field: str
     op: str
-    arg: str | tuple[str, ...] | tuple[float | None, float | None]
+    text: str = ""  # equals, regex
+    options: tuple[str, ...] = ()  # in
+    low: float | None = None  # range
+    high: float | None = None
 
     def describe(self) -> str:
         if self.op == "equals":
-            return f"{self.field} = {self.arg}"
+            return f"{self.field} = {self.text}"
         if self.op == "in":
-            return f"{self.field} in {{{', '.join(map(str, self.arg))}}}"
+            return f"{self.field} in {{{', '.join(self.options)}}}"
         if self.op == "regex":
-            return f"{self.field} ~ /{self.arg}/"
-        low, high = self.arg  # type: ignore[misc]
-        return f"{self.field} in [{'' if low is None else low}..{'' if high is None else high}]"
+            return f"{self.field} ~ /{self.text}/"
+        low, high = ("" if b is None else f"{b:g}" for b in (self.low, self.high))
+        return f"{self.field} in [{low}..{high}]"
 
     def holds(self, text: str) -> bool:
         if self.op == "equals":
-            return text == self.arg
+            return text == self.text
         if self.op == "in":
-            return text in self.arg
+            return text in self.options
         if self.op == "regex":
-            return re.fullmatch(str(self.arg), text) is not None
+            return re.fullmatch(self.text, text) is not None
         if not re.fullmatch(r"-?[0-9]{1,20}(\.[0-9]{1,20})?", text):
             raise ParseError(f"{self.field} is {text[:40]!r}, not a number: cannot judge a range")
-        low, high = self.arg  # type: ignore[misc]
         number = float(text)
-        return (low is None or number >= low) and (high is None or number <= high)
+        return (self.low is None or number >= self.low) and (
+            self.high is None or number <= self.high
+        )
 
 
 @dataclass(frozen=True)
@@ -266,6 +282,7 @@ class CommandRule:
     rollback: tuple[str, ...] = ()
     kind = "command"
     parameter = ""  # a plan step's parameter ("" for a command rule)
+    target = 1  # judged 1 when the records are as expected
 
     @property
     def check_command(self) -> MmlCommand:
@@ -282,7 +299,7 @@ class CommandRule:
     @property
     def expected_value(self) -> str | None:
         equals = [e for e in self.expect if e.op == "equals"]
-        return str(equals[0].arg) if len(equals) == 1 else None
+        return equals[0].text if len(equals) == 1 else None
 
     def _field(self, record: Mapping[str, str], name: str) -> str:
         if name not in record:

@@ -39,7 +39,7 @@ class TargetsDoc(_Doc):
     groups: list[NonEmpty] = Field(default_factory=list)
 
 
-_TOGETHER = {"remediation": ["rollback"], "rollback": ["remediation"]}
+_TOGETHER: dict[str, Any] = {"remediation": ["rollback"], "rollback": ["remediation"]}
 
 
 class SoftwareParameterDoc(_Doc):

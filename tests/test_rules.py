@@ -204,6 +204,7 @@ def _plan(env: Env, inventory: Path, policy: Path, limit: str) -> dict[str, Any]
     )  # fmt: skip
     assert result.exit_code == 0, result.output
     body: dict[str, Any] = json.loads(plan.read_text(encoding="utf-8"))
+    body["_output"] = result.output
     return body
 
 
@@ -221,6 +222,7 @@ def test_mask_rule_plans_two_mods_applies_and_rolls_back(
     policy = write_policy(env.tmp / "p.yaml", MASK, WHOLE)
     body = _plan(env, inventory, policy, "r-vert")
     (step,) = body["steps"]  # the whole-value rule is check-only: no step
+    assert "not planned r-vert WHOLE: P100 = 5 (check-only" in body["_output"]
     assert (step["kind"], step["mask"], step["bit"]) == ("mask", 5, -1)
     assert (step["start_value"], step["target_value"]) == (4, 1)
     do = [

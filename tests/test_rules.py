@@ -432,3 +432,15 @@ def test_each_bad_field_is_named(
     message = str(info.value)
     assert message.startswith(f"{path}: control CTL-1, field {fld!r}: "), message
     assert words in message, message
+
+
+def test_the_example_policy_loads_and_passes_its_schema() -> None:
+    import jsonschema
+
+    from mml_tool.schema_files import schema_text
+
+    path = Path(__file__).parent.parent / "inventories" / "policy-rules.example.yaml"
+    policy = load_policy(path)
+    assert {c.rule.kind for c in policy.controls} == {"bit", "mask", "value", "command"}
+    schema = json.loads(schema_text("policy"))
+    jsonschema.validate(yaml.safe_load(path.read_text(encoding="utf-8")), schema)

@@ -1567,6 +1567,16 @@ def _verbose_after_subcommand(ctx: click.Context, param: click.Parameter, value:
         _setup_logging(value)
 
 
+def _add_baseline_commands() -> None:
+    """snapshot and diff live in their own module, which imports the helpers above."""
+    from mml_tool.cli_baseline import diff, snapshot
+
+    cli.add_command(snapshot)
+    cli.add_command(diff)
+
+
+_add_baseline_commands()
+
 # `mml-tool check -v ...` as well as `mml-tool -v check ...`: people add -v at the end.
 for _command in cli.commands.values():
     _command.params.append(

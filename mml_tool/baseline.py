@@ -361,6 +361,11 @@ class HostDrift:
     error: str | None = None
     compared: int = 0  # parameters compared (ignored ones left out)
     raw: str = ""  # the host's reply
+    parameters: Mapping[str, Mapping[int, int]] = field(default_factory=dict)  # as read
+
+    def value(self, parameter: str) -> int | None:
+        bits = self.parameters.get(parameter)
+        return None if bits is None else _value(bits)
 
     @property
     def failed(self) -> bool:
@@ -473,28 +478,34 @@ class DriftResult:
                         title="no drift",
                     )
                 )
-            rows.extend(_row(d, base, origin) for d in h.differences)
+            rows.extend(_row(d, base, h, origin) for d in h.differences)
         return rows
 
 
-def _row(d: Difference, base: Snapshot, origin: str) -> DriftFinding:
-    def show(value: int | None, what: str) -> str:
-        if value is None:
-            return what
-        return str(value) if d.bit is not None else f"{value} (0x{value:04X})"
+def _row(d: Difference, base: Snapshot, h: HostDrift, origin: str) -> DriftFinding:
+    def whole(value: int | None) -> str:
+        return "absent" if value is None else f"{value} (0x{value:04X})"
 
-    title = {
-        DiffKind.DIFFERS: f"{d.key} differs from {base.host}",
-        DiffKind.MISSING: f"{d.parameter} is missing on the host",
-        DiffKind.EXTRA: f"{d.parameter} is not in the baseline",
-    }[d.kind]
+    if d.kind == DiffKind.DIFFERS:
+        title = f"{d.key} differs from {base.host}"
+        expected, actual = str(d.expected), "absent" if d.actual is None else str(d.actual)
+    elif d.kind == DiffKind.MISSING:
+        title = f"{d.parameter} is missing on the host"
+        expected, actual = whole(d.expected), "absent (missing on the host)"
+    else:
+        title = f"{d.parameter} is not in the baseline"
+        expected, actual = "absent (not in the baseline)", whole(d.actual)
+    values = (
+        f"{d.parameter}: {base.host} {whole(base.value(d.parameter))}, "
+        f"{h.host} {whole(h.value(d.parameter))}"
+    )
     return DriftFinding(
         d.host,
         d.key,
         FindingStatus.FAIL,
-        show(d.expected, "absent (not in the baseline)"),
-        None if d.actual is None and d.kind == DiffKind.MISSING else show(d.actual, "absent"),
-        evidence=origin,
+        expected,
+        actual,
+        evidence=f"{origin}\n{values}",
         title=title,
     )
 
@@ -557,9 +568,8 @@ def diff_host(
     except MmlToolError as exc:
         return HostDrift(host.name, error=str(exc))
     compared = len((baseline.parameters.keys() | params.keys()) - skip)
-    return HostDrift(
-        host.name, compare(host.name, baseline.parameters, params, skip), None, compared, raw
-    )
+    differences = compare(host.name, baseline.parameters, params, skip)
+    return HostDrift(host.name, differences, None, compared, raw, params)
 
 
 def diff_fleet(

@@ -197,7 +197,10 @@ def test_diff_reports_each_difference_per_host(
         "1",
         "0",
     )
-    assert rows["missing", "P010"]["actual"] is None
+    assert rows["missing", "P010"]["actual"] == "absent (missing on the host)"
+    assert rows["drift-a", "P978 bit 0"]["evidence"].endswith(
+        "P978: gold 1 (0x0001), drift-a 0 (0x0000)"
+    )
     assert rows["drift-b", "P050"]["expected"] == "absent (not in the baseline)"
     assert rows["drift-b", "P050"]["actual"] == "3 (0x0003)"
     assert "P978 bit 0" in result.output  # the terminal table

@@ -76,6 +76,7 @@ class RunOutcome:
     evidence_errors: list[str] = field(default_factory=list)  # files that could not be written
     exit_code: int = EXIT_OK
     result: str = ""  # the outcome in words when exit_code alone does not say it
+    operator: str = ""  # who ran it: in the plan, the audit records and the report
 
     @property
     def verified(self) -> bool:
@@ -108,11 +109,12 @@ def run_change(
     template_dirs: Sequence[Path] = (),
     workers: int = DEFAULT_WORKERS,
     say: Callable[[str], None] = lambda _: None,
+    operator: str | None = None,
 ) -> RunOutcome:
     """Run the whole change for ``hosts``; never raises for a host's failure, only for bad input."""
     gateway_names = gateways_for(inventory, hosts)
     started = now_iso()
-    outcome = RunOutcome(evidence=evidence)
+    outcome = RunOutcome(evidence=evidence, operator=operator or operator_name())
     book = TranscriptBook()
     try:
         evidence.mkdir(parents=True, exist_ok=True)
@@ -212,7 +214,7 @@ def _run(
         policy,
         change_id=change_id,
         inventory=inventory.path,
-        operator=operator_name(),
+        operator=outcome.operator,
     )
     plan_path = evidence / "plan.json"
     key = inventory.plan_signing_key
@@ -223,7 +225,7 @@ def _run(
     ctx = ChangeContext(
         inventory=inventory,
         audit=audit,
-        operator=operator_name(),
+        operator=outcome.operator,
         change_id=change_id,
         lock_dir=lock_dir,
         template_dirs=template_dirs,
@@ -328,7 +330,7 @@ def _write_bundle(
         inventory=str(inventory.path),
         started=started,
         finished=now_iso(),
-        operator=operator_name(),
+        operator=outcome.operator,
     )
     changes: list[dict[str, Any]] = []
     for record in (outcome.applied, outcome.rolled_back):

@@ -1,4 +1,4 @@
-"""`mml-tool snapshot` and `mml-tool diff`: thin commands over ``mml_tool.baseline``."""
+"""`snapshot` and `diff`: a golden element's software parameters, and the fleet against them."""
 
 from __future__ import annotations
 
@@ -6,25 +6,25 @@ import sys
 from pathlib import Path
 
 import click
+from rich.markup import escape
 
-from mml_tool import __version__
-from mml_tool.cli import (
-    EXIT_USAGE,
-    BarProgress,
-    _echo,
-    _load_inventory,
-    _report_targets,
-    _select,
-    _templates,
-    fail,
+from mml_tool.baseline import diff_fleet, load_snapshot, parse_ignore, take_snapshot
+from mml_tool.cli._common import (
     inventory_option,
     limit_option,
-    out_console,
+    read_inventory,
     report_option,
+    report_targets,
+    run_info,
+    select_hosts,
+    template_dirs,
     workers_option,
 )
+from mml_tool.cli._console import EXIT_USAGE, echo, err_console, fail, out_console
+from mml_tool.cli._progress import BarProgress
 from mml_tool.errors import ConfigError
 from mml_tool.exitcodes import ExitCode
+from mml_tool.report import Outcome, Report, render_table, write_reports
 
 
 @click.command()
@@ -43,20 +43,19 @@ from mml_tool.exitcodes import ExitCode
 def snapshot(
     ctx: click.Context, inventory_path: Path, host_name: str, output: Path | None, force: bool
 ) -> None:
-    """Read every software parameter of HOST (`LST SFP:;`, all pages) into a snapshot file.
+    """Read every software parameter of one host into a snapshot file (a baseline).
 
-    The file (JSON) keeps each parameter's value and bits, the reply as received, when and
-    from where it was read; `mml-tool diff --baseline FILE` compares hosts with it. An
-    existing file is never replaced unless --force is given. Read-only.
+    Runs `LST SFP:;` (all pages) on HOST and writes, as JSON, each parameter's value and bits,
+    the reply as received, when and from where it was read; `mml-tool diff --baseline FILE`
+    compares hosts with it. An existing file is never replaced unless --force is given.
+    Read-only.
 
     \b
     Example:  mml-tool snapshot -i inv.yaml uap-1 -o golden.json
     Exit: 0 written, 1 the host could not be read, 2 usage error (nothing connected to).
     """
-    from mml_tool.baseline import take_snapshot
-
-    inventory = _load_inventory(inventory_path)
-    hosts = _select(inventory, host_name)
+    inventory = read_inventory(inventory_path)
+    hosts = select_hosts(inventory, host_name)
     if len(hosts) != 1:
         fail(f"HOST must name one host; {host_name!r} matches {len(hosts)}", EXIT_USAGE)
     name = hosts[0].name
@@ -68,9 +67,9 @@ def snapshot(
             EXIT_USAGE,
         )
     host = inventory.with_secrets(hosts=[name]).hosts[name]
-    taken = take_snapshot(host, template_dirs=_templates(ctx))
+    taken = take_snapshot(host, template_dirs=template_dirs(ctx))
     taken.save(path, force=force)
-    _echo(f"snapshot of {name}: {len(taken.parameters)} parameters -> {path}")
+    echo(f"snapshot of {name}: {len(taken.parameters)} parameters -> {path}")
 
 
 @click.command()
@@ -101,8 +100,12 @@ def diff(
     workers: int,
     report_spec: str | None,
 ) -> None:
-    """Compare hosts with a baseline snapshot: every parameter bit that differs, is missing
-    or is extra, per host. Read-only.
+    """Compare hosts with a baseline snapshot: what differs, is missing or is extra; read-only.
+
+    Reads `LST SFP:;` from every selected host (concurrently) and reports, per host, each
+    parameter bit that differs from the snapshot, each parameter that is missing on the host
+    and each that is not in the snapshot. A host that cannot be read is an error, never a
+    match.
 
     \b
     Examples:
@@ -113,31 +116,25 @@ def diff(
     Exit: 0 no host differs, 100 some host differs, 1 some host could not be read (or none
     selected), 2 usage error (a bad snapshot file, --ignore or --limit; nothing connected to).
     """
-    from mml_tool._io import now_iso
-    from mml_tool.audit import operator_name
-    from mml_tool.baseline import diff_fleet, load_snapshot, parse_ignore
-    from mml_tool.report import Outcome, Report, RunInfo, render_table, write_reports
-
-    targets = _report_targets(report_spec)
+    targets = report_targets(report_spec)
     try:
         skip = parse_ignore(ignore)
-        baseline = load_snapshot(baseline_path, template_dirs=_templates(ctx))
+        baseline = load_snapshot(baseline_path, template_dirs=template_dirs(ctx))
     except ConfigError as exc:
         fail(str(exc), EXIT_USAGE)
-    inventory = _load_inventory(inventory_path)
-    hosts = _select(inventory, limit)
-    started = now_iso()
+    inventory = read_inventory(inventory_path)
+    hosts = select_hosts(inventory, limit)
     result = diff_fleet(
         inventory,
         baseline,
         limit=limit,
         ignore=skip,
         workers=workers,
-        template_dirs=_templates(ctx),
+        template_dirs=template_dirs(ctx),
         progress=BarProgress(f"comparing {len(hosts)} host(s)", exit_on_second_interrupt=True),
     )
     for warning in result.warnings:
-        click.echo(f"warning: {warning}", err=True)
+        err_console.print(f"[yellow]warning:[/] {escape(warning)}", highlight=False, markup=True)
     code = result.exit_code
     if not result.hosts:
         outcome = Outcome("nothing checked", code, f"--limit {limit!r} selects no host")
@@ -152,20 +149,17 @@ def diff(
         )
     else:
         outcome = Outcome("compliant", code, "no host differs from the baseline")
-    info = RunInfo(
-        command="diff",
-        tool_version=__version__,
+    info = run_info(
+        "diff",
+        inventory_path,
+        result.started,
         policy_name=f"baseline {baseline.host} taken {baseline.taken} ({baseline_path.name})",
         policy_sha256=baseline.sha256,
-        change_id=None,
-        inventory=str(inventory_path),
-        started=started,
-        finished=now_iso(),
-        operator=operator_name(),
+        finished=result.finished,
     )
     report = Report(info, result.findings, warnings=result.warnings, outcome=outcome)
     render_table(report, out_console())
     write_reports(report, targets)
-    if outcome.message and code != ExitCode.OK:
-        _echo(outcome.message)
+    if code != ExitCode.OK:
+        echo(outcome.message)
     sys.exit(code)

@@ -8,7 +8,8 @@ from pathlib import Path
 import click
 from rich.markup import escape
 
-from mml_tool.baseline import diff_fleet, load_snapshot, parse_ignore, take_snapshot
+import mml_tool as mt
+from mml_tool.baseline import parse_ignore
 from mml_tool.cli._common import (
     inventory_option,
     limit_option,
@@ -67,7 +68,7 @@ def snapshot(
             EXIT_USAGE,
         )
     host = inventory.with_secrets(hosts=[name]).hosts[name]
-    taken = take_snapshot(host, template_dirs=template_dirs(ctx))
+    taken = mt.take_snapshot(host, template_dirs=template_dirs(ctx))
     taken.save(path, force=force)
     echo(f"snapshot of {name}: {len(taken.parameters)} parameters -> {path}")
 
@@ -119,12 +120,12 @@ def diff(
     targets = report_targets(report_spec)
     try:
         skip = parse_ignore(ignore)
-        baseline = load_snapshot(baseline_path, template_dirs=template_dirs(ctx))
+        baseline = mt.load_snapshot(baseline_path, template_dirs=template_dirs(ctx))
     except ConfigError as exc:
         fail(str(exc), EXIT_USAGE)
     inventory = read_inventory(inventory_path)
     hosts = select_hosts(inventory, limit)
-    result = diff_fleet(
+    result = mt.diff_fleet(
         inventory,
         baseline,
         limit=limit,

@@ -444,3 +444,41 @@ def test_the_example_policy_loads_and_passes_its_schema() -> None:
     assert {c.rule.kind for c in policy.controls} == {"bit", "mask", "value", "command"}
     schema = json.loads(schema_text("policy"))
     jsonschema.validate(yaml.safe_load(path.read_text(encoding="utf-8")), schema)
+
+
+def test_policy_from_snapshot_requires_the_golden_values(
+    lab: Lab, inventory: Path, env: Env
+) -> None:
+    golden = env.tmp / "golden.json"
+    taken = invoke("snapshot", "-i", inventory, "r-table", "-o", golden)
+    assert taken.exit_code == 0, taken.output
+    lab.node("r-vert").store.set_value("P917", 0x2005)  # differs from the golden element
+    out = env.tmp / "policy.yaml"
+    made = invoke("policy", "from-snapshot", golden, "--parameters", "p978, P917", "-o", out)
+    assert made.exit_code == 0, made.output
+    policy = load_policy(out)
+    rules = [
+        (c.rule.kind, c.rule.parameter, getattr(c.rule, "value", None)) for c in policy.controls
+    ]
+    assert rules == [("value", "P978", 1), ("value", "P917", 0x2004)]
+    assert "r-table" in out.read_text(encoding="utf-8")  # says where the values came from
+
+    assert invoke("check", "-i", inventory, "-p", out, "--limit", "r-table").exit_code == 0
+    differs = invoke("check", "-i", inventory, "-p", out, "--limit", "r-vert,r-value")
+    assert differs.exit_code == 100, differs.output
+    found = _check(inventory, out, "r-vert")
+    assert found["BASELINE-r-table-P917"].actual == "P917 = 8197"
+    body = _plan(env, inventory, out, "r-vert")
+    assert body["steps"] == []  # whole-value rules without templates are check-only
+    assert "check-only" in body["_output"]
+
+    # Usage errors, before anything is written: exit 2, the file and parameter named.
+    again = invoke("policy", "from-snapshot", golden, "--parameters", "P978", "-o", out)
+    assert again.exit_code == 2 and "exists" in again.output
+    absent = invoke("policy", "from-snapshot", golden, "--parameters", "P978,P4242")
+    assert absent.exit_code == 2 and "P4242 is not in the snapshot" in absent.output
+    bad = invoke("policy", "from-snapshot", golden, "--parameters", "P978,X1")
+    assert bad.exit_code == 2 and "'X1' is not a parameter id" in bad.output
+    (env.tmp / "junk.json").write_text("{}", encoding="utf-8")
+    junk = invoke("policy", "from-snapshot", env.tmp / "junk.json", "--parameters", "P978")
+    assert junk.exit_code == 2 and "not a snapshot" in junk.output

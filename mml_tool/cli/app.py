@@ -61,6 +61,11 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
         "plan",
         "Make a change plan for the non-compliant hosts (nothing is changed).",
     ),
+    "policy": (
+        "policy",
+        "policy",
+        "Make policy files: `policy from-snapshot` (the golden element's values as controls).",
+    ),
     "rollback": (
         "change",
         "rollback",

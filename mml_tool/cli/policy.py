@@ -8,8 +8,10 @@ from pathlib import Path
 import click
 
 from mml_tool._io import write_text_atomic, write_text_new
+from mml_tool.baseline import load_snapshot
 from mml_tool.cli._console import EXIT_USAGE, echo, fail
 from mml_tool.errors import ConfigError, PolicyError
+from mml_tool.snapshot_policy import parse_parameters, policy_from_snapshot
 
 
 @click.group()
@@ -45,10 +47,6 @@ def from_snapshot(snapshot_path: Path, parameters: str, output: Path | None, for
     Example:  mml-tool policy from-snapshot golden.json --parameters P978,P917 -o policy.yaml
     Exit: 0 written, 2 usage error (a parameter not in the snapshot, a bad file).
     """
-    # Imported here: jsonschema and the baseline module are needed by this command only.
-    from mml_tool.baseline import load_snapshot
-    from mml_tool.snapshot_policy import parse_parameters, policy_from_snapshot
-
     try:
         wanted = parse_parameters(parameters)
         snapshot = load_snapshot(snapshot_path)

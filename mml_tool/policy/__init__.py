@@ -18,12 +18,28 @@ from mml_tool.policy.models import (
     HostLike,
     Policy,
     Ref,
+    Rule,
     SfpBitRule,
     Waiver,
+)
+from mml_tool.policy.rules import (
+    CommandRule,
+    Count,
+    Expect,
+    Judgement,
+    SfpMaskRule,
+    SfpValueRule,
 )
 
 __all__ = [
     "BUILTIN_POLICY",
+    "CommandRule",
+    "Count",
+    "Expect",
+    "Judgement",
+    "Rule",
+    "SfpMaskRule",
+    "SfpValueRule",
     "MAX_BIT",
     "SEVERITIES",
     "STATUSES",

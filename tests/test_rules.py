@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 import yaml
@@ -125,7 +125,7 @@ OFI_RULES = [
 class CountingSession(MmlSession):
     """The real session, counting the commands it sends (to prove readings are shared)."""
 
-    sent: list[str] = []
+    sent: ClassVar[list[str]] = []
 
     def run(self, command: MmlCommand | str, *args: Any, **kwargs: Any) -> MmlResponse:
         CountingSession.sent.append(str(command))
@@ -364,7 +364,8 @@ def test_command_step_with_forged_records_is_refused(lab: Lab, inventory: Path, 
 SFP = "rule.software_parameter"
 CMD = "rule.command"
 BAD = [
-    ({"software_parameter": {"id": "P1", "bit": 0, "mask": 1, "value": 1}}, f"{SFP}.mask", "not both"),
+    ({"software_parameter": {"id": "P1", "bit": 0, "mask": 1, "value": 1}}, f"{SFP}.mask",
+     "not both"),
     ({"software_parameter": {"id": "P1", "bit": 0, "value": 2}}, f"{SFP}.value", "0 or 1"),
     ({"software_parameter": {"id": "P1", "mask": 0, "value": 0}}, f"{SFP}.mask", "1..65535"),
     ({"software_parameter": {"id": "P1", "mask": 5, "value": 2}}, f"{SFP}.value", "outside mask"),
@@ -410,7 +411,8 @@ BAD = [
     ({"command": {"run": "LST OFI:;", "count": {"equals": -1}}}, f"{CMD}.count.equals", "0.."),
     ({"command": {"run": "LST OFI:;", "count": {"min": 3, "max": 1}}}, f"{CMD}.count",
      "min <= max"),
-    ({"command": {"run": "LST OFI:;", "count": {"min": 1}, "remediation": ['MOD OFI: NAME="{NAME}";'],
+    ({"command": {"run": "LST OFI:;", "count": {"min": 1},
+                  "remediation": ['MOD OFI: NAME="{NAME}";'],
                   "rollback": ['MOD OFI: NAME="{NAME}"']}}, f"{CMD}.rollback[0]", "valid MML"),
     ({"command": {"run": "LST OFI:;", "expect": {"A": {"equals": 1}, "B": {"equals": 2}},
                   "remediation": ["MOD OFI: V={expected};"], "rollback": ["MOD OFI: V=1;"]}},

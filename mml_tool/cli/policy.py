@@ -16,7 +16,11 @@ from mml_tool.snapshot_policy import parse_parameters, policy_from_snapshot
 
 @click.group()
 def policy() -> None:
-    """Make policy files: `policy from-snapshot` (the golden element's values as controls)."""
+    """Make policy files: `policy from-snapshot` (the golden element's values as controls).
+
+    \b
+    Example:  mml-tool policy from-snapshot golden.json --parameters P978,P917 -o policy.yaml
+    """
 
 
 @policy.command("from-snapshot")

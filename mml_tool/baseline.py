@@ -261,7 +261,8 @@ def load_snapshot(path: str | Path, *, template_dirs: Sequence[str | Path] = ())
     path = Path(path)
     take_new = f"take a new one with `mml-tool snapshot -i INVENTORY HOST -o {path}`"
     try:
-        data_bytes = path.read_bytes()[: _MAX_SNAPSHOT_BYTES + 1]
+        with path.open("rb") as handle:  # bounded: a wrong file may be huge
+            data_bytes = handle.read(_MAX_SNAPSHOT_BYTES + 1)
     except OSError as exc:
         raise ConfigError(f"cannot read the snapshot {path}: {exc.strerror or exc}") from exc
     if len(data_bytes) > _MAX_SNAPSHOT_BYTES:

@@ -14,11 +14,20 @@ import pytest
 import yaml
 from click.testing import CliRunner, Result
 from conftest import write_lab_inventory
+from hypothesis import given
+from hypothesis import strategies as st
 
 import mml_tool as mt
-from mml_tool.baseline import SNAPSHOT_KIND, Difference, DiffKind, compare
+from mml_tool.baseline import (
+    SNAPSHOT_KIND,
+    Difference,
+    DiffKind,
+    bits_of,
+    compare,
+    parameters_from_records,
+)
 from mml_tool.cli import cli
-from mml_tool.errors import ConfigError
+from mml_tool.errors import ConfigError, ParseError
 from mml_tool.lab.config import load_lab_config
 from mml_tool.lab.lab import PASSWORD_ENV, Lab
 from mml_tool.lab.uap import default_params
@@ -347,3 +356,54 @@ def test_library_snapshot_and_diff(inventory: Path, tmp_path: Path) -> None:
 def test_compare_bits_a_side_lacks_are_differences() -> None:
     diffs = compare("h", {"P1": {0: 1, 1: 0}}, {"P1": {0: 1}})
     assert diffs == [Difference("h", "P1", DiffKind.DIFFERS, 1, 0, None)]
+
+
+# -- reading and comparing, without a lab ---------------------------------------------------------
+
+values = st.dictionaries(
+    st.integers(1, 999).map(lambda n: f"P{n:03d}"), st.integers(0, 0xFFFF), max_size=12
+)
+
+
+@given(base=values, flips=st.lists(st.tuples(st.integers(0, 11), st.integers(0, 15))))
+def test_compare_finds_exactly_the_flipped_bits(
+    base: dict[str, int], flips: list[tuple[int, int]]
+) -> None:
+    ids = sorted(base)
+    host = dict(base)
+    for index, bit in flips:
+        if ids:
+            pid = ids[index % len(ids)]
+            host[pid] ^= 1 << bit
+    got = compare(
+        "h",
+        {p: bits_of(v) for p, v in base.items()},
+        {p: bits_of(v) for p, v in host.items()},
+    )
+    want = {(p, b) for p in ids for b in range(16) if (base[p] ^ host[p]) >> b & 1}
+    assert {(d.parameter, d.bit) for d in got} == want
+    assert all(d.kind == DiffKind.DIFFERS for d in got)
+
+
+def test_records_of_every_layout_give_the_same_parameters() -> None:
+    per_bit = [{"ID": "P978", "BIT": str(b), "BIT_VALUE": str(int(b == 0))} for b in range(16)]
+    from_one = [{"ID": "P978", "BIT_FROM_1": str(b + 1), "BIT_VALUE": str(int(b == 0))}
+                for b in range(16)]  # fmt: skip
+    whole = [{"ID": "P978", "VALUE": "1"}]
+    hexed = [{"ID": "P978", "HEX": "0x0001"}]
+    results = [parameters_from_records(r) for r in (per_bit, from_one, whole, hexed)]
+    assert all(r == {"P978": bits_of(1)} for r in results)
+
+
+@pytest.mark.parametrize(
+    "records",
+    [
+        [{"ID": "P978", "VALUE": "1"}, {"ID": "P978", "BIT": "0", "BIT_VALUE": "0"}],
+        [{"ID": "P978", "BIT": "0", "BIT_VALUE": "2"}],
+        [{"ID": "P978", "VALUE": "١"}],
+        [{"ID": "", "VALUE": "1"}],
+    ],
+)
+def test_records_that_cannot_be_trusted_are_a_parse_error(records: list[dict[str, str]]) -> None:
+    with pytest.raises(ParseError):
+        parameters_from_records(records)

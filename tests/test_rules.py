@@ -237,8 +237,13 @@ def test_mask_rule_plans_two_mods_applies_and_rolls_back(
     shown = invoke("plan", "--show", env.tmp / "plan.json")
     assert all(c in shown.output for c in do), shown.output
 
-    applied = invoke("apply", env.tmp / "plan.json", "-i", inventory, "-p", policy, "--yes")
+    junit = env.tmp / "apply.xml"
+    applied = invoke(
+        "apply", env.tmp / "plan.json", "-i", inventory, "-p", policy, "--yes",
+        "--report", f"junit:{junit}",
+    )  # fmt: skip
     assert applied.exit_code == 0, applied.output
+    assert "P917 &amp; 0x0005 -&gt; 1" in junit.read_text(encoding="utf-8")
     assert lab.node("r-vert").store.get("P917") == 0x2001  # bit 13 untouched
     assert lab.node("r-vert").store.get("P100") == 5  # check-only: never written
     record = load_record(env.tmp / "plan.record.json")
@@ -298,6 +303,15 @@ def test_command_rule_remediation_applies_and_rolls_back(
     )
     assert rolled.exit_code == 0, rolled.output
     assert lab.node("r-value").store.get("P978") == 1
+
+
+def test_command_rule_on_a_field_the_layout_leaves_empty_is_an_error(
+    inventory: Path, env: Env
+) -> None:
+    # The per-bit layouts print no whole VALUE: the rule cannot judge it, and never passes.
+    found = _check(inventory, write_policy(env.tmp / "p.yaml", CMD_FIX), "r-vert")
+    assert found["CMD-FIX"].status == "error"
+    assert "VALUE is empty" in str(found["CMD-FIX"].error)
 
 
 def test_whole_value_rule_with_named_remediation(lab: Lab, inventory: Path, env: Env) -> None:

@@ -94,6 +94,8 @@ class StepResult:
             "control": self.step.control_id,
             "parameter": self.step.parameter,
             "bit": self.step.bit,
+            "kind": self.step.kind,
+            "what": self.step.describe(),  # what the step judges, e.g. "P917 & 0x0005"
             "status": self.status,
             "expected_before": self.step.start_value,
             "target": self.step.target_value,

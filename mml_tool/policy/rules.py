@@ -326,11 +326,9 @@ class CommandRule:
                     bad.append(f"{expect.field}={text}")
             if bad:
                 failing.append(record)
-                key = ", ".join(
-                    f"{k}={v}"
-                    for k, v in sorted(record.items())
-                    if k in dict(self.match) or k == "NAME"
-                )
+                # Name the record by what selected it, and its NAME or ID when it has one.
+                named = {*dict(self.match), "NAME", "ID"}
+                key = ", ".join(f"{k}={v}" for k, v in sorted(record.items()) if k in named)
                 problems.append(f"{key or 'a record'}: {', '.join(bad)}")
         if self.count is not None and not self.count.holds(len(chosen)):
             problems.insert(0, f"{len(chosen)} record(s), expected {self.count.describe()}")

@@ -498,3 +498,27 @@ def test_policy_from_snapshot_requires_the_golden_values(
     (env.tmp / "junk.json").write_text("{}", encoding="utf-8")
     junk = invoke("policy", "from-snapshot", env.tmp / "junk.json", "--parameters", "P978")
     assert junk.exit_code == 2 and "not a snapshot" in junk.output
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["1, BIT=3", '1"', "a;b", "", "x\nMOD SFP: ID=P1;", "%%"],
+)
+def test_a_value_read_never_changes_a_commands_shape(value: str) -> None:
+    from mml_tool.errors import ParseError
+    from mml_tool.policy.rules import fill
+
+    with pytest.raises(ParseError):
+        fill("MOD OFI: ONO={NUMBER}, VAL={VAL};", {"NUMBER": "1", "VAL": value})
+    with pytest.raises(ParseError):
+        fill('MOD OFI: NAME="{NAME}";', {"NAME": value + '", X=1, Y="'})
+    assert fill('MOD OFI: NAME="{NAME}", V={V};', {"NAME": "A b", "V": 2}) == (
+        'MOD OFI: NAME="A b", V=2;'
+    )
+
+
+def test_a_template_placeholder_with_a_format_is_refused(tmp_path: Path) -> None:
+    templates = {"remediation": ["MOD OFI: V={V!r};"], "rollback": ["MOD OFI: V={V};"]}
+    rule = {"command": {"run": "LST OFI:;", "count": {"min": 1}, **templates}}
+    with pytest.raises(PolicyError, match=r"remediation\[0\]'.*has a format"):
+        load_policy(write_policy(tmp_path / "p.yaml", control("C", rule)))

@@ -17,7 +17,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from mml_tool.errors import CommandError, ParseError
-from mml_tool.mml.command import MmlCommand
+from mml_tool.mml.command import MmlCommand, Quoted
 
 MAX_VALUE = 0xFFFF  # 16-bit fields, as MAX_BIT says
 
@@ -49,8 +49,16 @@ def _sfp_bit(parameter: str, bit: int, value: int) -> str:
 
 
 def template_fields(template: str) -> list[str]:
-    """The ``{NAME}`` placeholders of a command template (ValueError when malformed)."""
-    return [f for _, f, spec, conv in string.Formatter().parse(template) if f is not None]
+    """The ``{NAME}`` placeholders of a command template (ValueError when malformed, or
+    when one has a format spec or conversion: a value is inserted as it was read)."""
+    names = []
+    for _, name, spec, conversion in string.Formatter().parse(template):
+        if name is None:
+            continue
+        if spec or conversion:
+            raise ValueError(f"placeholder {{{name}}} has a format; write {{NAME}} only")
+        names.append(name)
+    return names
 
 
 def _shape(command: MmlCommand) -> tuple[str, str, tuple[str, ...], tuple[bool, ...]]:
@@ -58,7 +66,7 @@ def _shape(command: MmlCommand) -> tuple[str, str, tuple[str, ...], tuple[bool, 
         command.verb,
         command.obj,
         tuple(n for n, _ in command.params),
-        tuple(type(v).__name__ == "Quoted" for _, v in command.params),
+        tuple(isinstance(v, Quoted) for _, v in command.params),
     )
 
 

@@ -198,6 +198,8 @@ class Finding:
     rollback: list[str]
     error: str | None
     waiver_reason: str | None
+    # The rule's judged value as read: the bit; for other kinds ``value & mask``, the whole
+    # value, or 1/0 for a command rule (the name is kept for the bit rule's callers).
     before_bit_value: int | None
     title: str
     severity: str

@@ -49,12 +49,25 @@ def read_bit(
     return Reading(records, response.raw, bit_from_records(records, parameter, bit))
 
 
+def read_records(
+    session: MmlSession, command: MmlCommand, template_dirs: Sequence[Path] = ()
+) -> tuple[list[dict[str, str]], str]:
+    """Run a read command; its parsed records and raw reply (RetcodeError, ParseError or a
+    session error otherwise: unknown state is never a value)."""
+    response = session.run(command)
+    response.raise_for_retcode()
+    records = parse_output(
+        command.render(), response.text, session.params.platform, template_dirs=template_dirs
+    )
+    return records, response.raw
+
+
 def read_control(
     session: MmlSession, control: Control, template_dirs: Sequence[Path] = ()
 ) -> Reading:
-    """Read the state a control judges."""
-    rule = control.rule
-    return read_bit(session, control.check_command, rule.parameter, rule.bit, template_dirs)
+    """Read the state a control judges (``bit_value``: the rule's judged value)."""
+    records, raw = read_records(session, control.check_command, template_dirs)
+    return Reading(records, raw, control.rule.judge(records).value)
 
 
 def check_host(
@@ -73,8 +86,11 @@ def check_host(
         return findings
     try:
         with session_factory(host) as session:
+            readings: dict[str, tuple[list[dict[str, str]], str] | MmlToolError] = {}
             for control in controls:
-                findings.append(_check_one(session, host, control, policy, template_dirs, today))
+                findings.append(
+                    _check_one(session, host, control, policy, template_dirs, today, readings)
+                )
         refused = getattr(session, "refused", None)  # a hostile answer seen at logout
         if isinstance(refused, AnswerError):
             raise refused
@@ -104,17 +120,24 @@ def _check_one(
     policy: Policy,
     template_dirs: Sequence[Path],
     today: date,
+    readings: dict[str, tuple[list[dict[str, str]], str] | MmlToolError],
 ) -> Finding:
+    """``readings``: the replies read on this session so far, by command: controls that read
+    the same command share one reading (and one failure)."""
     waiver = policy.waiver_for(host.name, control.id)
-    try:
-        reading = read_control(session, control, template_dirs)
-    except MmlToolError as exc:
-        if not session.healthy:
-            raise
-        return evaluate(host.name, control, None, error=str(exc), waiver=waiver, today=today)
-    return evaluate(
-        host.name, control, reading.records, raw=reading.raw, waiver=waiver, today=today
-    )
+    key = control.check_command.render()
+    if key not in readings:
+        try:
+            readings[key] = read_records(session, control.check_command, template_dirs)
+        except MmlToolError as exc:
+            if not session.healthy:
+                raise
+            readings[key] = exc
+    reading = readings[key]
+    if isinstance(reading, MmlToolError):
+        return evaluate(host.name, control, None, error=str(reading), waiver=waiver, today=today)
+    records, raw = reading
+    return evaluate(host.name, control, records, raw=raw, waiver=waiver, today=today)
 
 
 def check_fleet(

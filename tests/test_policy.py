@@ -139,7 +139,11 @@ BAD_CASES = [
         "unknown-rule-field",
         f"{P}.bitval",
         0,
-        ["UAP-SFP-P978-B0", "'rule.software_parameter.bitval'", "allowed: ['bit', 'id', 'value']"],
+        [
+            "UAP-SFP-P978-B0",
+            "'rule.software_parameter.bitval'",
+            "allowed: ['bit', 'id', 'mask', 'remediation', 'rollback', 'value']",
+        ],
     ),
     (
         "bit-wrong-type",
@@ -173,7 +177,12 @@ BAD_CASES = [
         "P978;RMV",
         ["'rule.software_parameter.id'", "P + digits"],
     ),
-    ("missing-bit", f"{P}.bit", _DELETE, ["'rule.software_parameter.bit'", "missing", "required"]),
+    (
+        "missing-value",
+        f"{P}.value",
+        _DELETE,
+        ["'rule.software_parameter.value'", "missing", "required"],
+    ),
     (
         "severity",
         "controls.0.severity",

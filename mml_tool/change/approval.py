@@ -4,8 +4,10 @@ The sha256 seal of a plan file only catches accidents: anyone who can edit the f
 recompute it. So before anything is sent, every step is checked against the policy the operator
 names (default: the built-in one), not against the file: its control must exist and target the
 host, its parameter, bit and values must be the control's rule, and its check, remediation and
-rollback commands must be exactly the ones derived from that rule. Nothing else (another verb,
-another parameter, a second command) can pass.
+rollback commands must be exactly the ones derived from that rule (bit and mask rules: one
+``MOD SFP ... MODTYPE=P1`` a bit; whole-value and command rules: the policy's own command
+templates, filled from the value or the records read). Nothing else (another verb, another
+parameter, a second command) can pass.
 
 For teams that need to prove who approved a plan, ``plan_signing_key`` in the inventory makes
 ``plan`` add an HMAC-SHA256 over the plan's canonical content, and ``apply`` refuse a plan that
@@ -23,10 +25,11 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
-from mml_tool.errors import CommandError, PlanError
+from mml_tool.errors import CommandError, ParseError, PlanError
 from mml_tool.inventory import HostConfig
 from mml_tool.mml.command import MmlCommand, mask_text
-from mml_tool.policy import Control, Policy
+from mml_tool.policy import Control, Policy, SfpBitRule
+from mml_tool.policy.rules import MAX_VALUE, CommandRule, SfpMaskRule, SfpValueRule
 from mml_tool.secret import Secret
 
 logger = logging.getLogger(__name__)
@@ -95,14 +98,12 @@ def check_signature(
 
 
 def derived_commands(
-    control: Control, start_value: int
+    control: Control, start_value: int, records: Sequence[dict[str, str]] = ()
 ) -> tuple[str, tuple[str, ...], tuple[str, ...]]:
-    """(check command, remediation commands, rollback commands) the rule gives for a step."""
-    return (
-        control.check_command.render(),
-        (control.remediation().render(),),
-        (control.rollback(start_value).render(),),
-    )
+    """(check command, remediation commands, rollback commands) the rule gives for a step
+    from ``start_value`` (a command rule: from the ``records`` read before the change)."""
+    commands, undo = control.rule.derive(start_value, records)
+    return control.check_command.render(), commands, undo
 
 
 def _is_int(value: object) -> bool:
@@ -124,12 +125,13 @@ def _step_problem(step: StepLike, policy: Policy, host: HostConfig | None) -> st
     writes: list[object] = [*step.commands, *step.undo_commands]
     if not all(isinstance(t, str) for t in [step.check_command, *writes]):
         return "its commands must be text"
+    kind = getattr(step, "kind", "bit")
     for text in writes:
         try:
             command = MmlCommand.parse(str(text))
         except CommandError as exc:
             return f"command {_short(text)} is malformed ({exc})"
-        if (command.verb, command.obj) != ("MOD", "SFP"):
+        if kind in ("bit", "mask") and (command.verb, command.obj) != ("MOD", "SFP"):
             return (
                 f"it would send {command.verb} {command.obj}: a plan sends only the control's "
                 "remediation, MOD SFP"
@@ -143,18 +145,70 @@ def _step_problem(step: StepLike, policy: Policy, host: HostConfig | None) -> st
     if host is not None and not control.applies_to(host):
         return f"control {control.id} does not apply to {host.name} (see its targets)"
     rule = control.rule
-    fields = {"parameter": step.parameter, "bit": step.bit, "target_value": step.target_value}
+    if kind != rule.kind:
+        return f"kind is {_short(kind)}, but control {control.id}'s rule is a {rule.kind} rule"
     if not (_is_int(step.bit) and _is_int(step.target_value) and _is_int(step.start_value)):
         return "bit, start_value and target_value must be whole numbers"
-    wanted = {"parameter": rule.parameter, "bit": rule.bit, "target_value": rule.value}
+    if isinstance(rule, SfpBitRule):
+        fields: dict[str, object] = {
+            "parameter": step.parameter,
+            "bit": step.bit,
+            "target_value": step.target_value,
+        }
+        wanted: dict[str, object] = {
+            "parameter": rule.parameter,
+            "bit": rule.bit,
+            "target_value": rule.value,
+        }
+    else:
+        fields = {
+            "parameter": step.parameter,
+            "bit": step.bit,
+            "mask": getattr(step, "mask", 0),
+            "target_value": step.target_value,
+        }
+        wanted = {
+            "parameter": rule.parameter,
+            "bit": -1,
+            "mask": rule.mask if isinstance(rule, SfpMaskRule) else 0,
+            "target_value": rule.target,
+        }
     for name, value in fields.items():
         if value != wanted[name]:
             return (
                 f"{name} is {_short(value)}, but control {control.id}'s rule is {rule.describe()}"
             )
-    if step.start_value != 1 - rule.value:
+    if isinstance(rule, SfpBitRule) and step.start_value != 1 - rule.value:
         return f"start_value is {step.start_value}: a step moves the bit from {1 - rule.value}"
-    check, commands, undo = derived_commands(control, step.start_value)
+    if step.start_value == rule.target:
+        return f"start_value is {step.start_value}: the rule holds there, nothing to change"
+    if isinstance(rule, SfpMaskRule) and step.start_value & ~rule.mask:
+        return f"start_value is {step.start_value}: it has bits outside the rule's mask"
+    if isinstance(rule, SfpValueRule) and not 0 <= step.start_value <= MAX_VALUE:
+        return f"start_value is {step.start_value}: not a 16-bit value"
+    records = list(getattr(step, "before_records", ()))
+    if isinstance(rule, CommandRule):
+        if step.start_value != 0:
+            return "start_value of a command step is 0 (its records are not as expected)"
+        if not all(
+            isinstance(r, dict) and all(isinstance(v, str) for v in r.values()) for r in records
+        ):
+            return "before_records must be records of text"
+        try:
+            state = rule.judge(records).state
+        except ParseError as exc:
+            return f"its before_records cannot be judged ({exc})"
+        # The commands are filled from before_records; the runner refuses the step unless
+        # the host reads exactly the start_state, so the records are the host's.
+        start_state = getattr(step, "start_state", "")
+        if start_state and start_state != state:
+            return "start_state is not the state of its before_records"
+    try:
+        check, commands, undo = derived_commands(control, step.start_value, records)
+    except ParseError as exc:
+        return f"no commands derive from it ({exc})"
+    if not commands:
+        return f"control {control.id} names no remediation for this state (check-only)"
     for name, got, want in (
         ("check_command", (step.check_command,), (check,)),
         ("commands", tuple(step.commands), commands),

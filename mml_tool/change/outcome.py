@@ -75,7 +75,7 @@ class StepResult:
         """What changed on the device, e.g. ``P978 bit 0: 1 -> 0`` ("" when nothing did)."""
         if not self.changed:
             return ""
-        return f"{self.step.parameter} bit {self.step.bit}: {self.before} -> {self.after}"
+        return f"{self.step.describe()}: {self.before} -> {self.after}"
 
     @property
     def may_have_changed(self) -> bool:
@@ -94,6 +94,8 @@ class StepResult:
             "control": self.step.control_id,
             "parameter": self.step.parameter,
             "bit": self.step.bit,
+            "kind": self.step.kind,
+            "what": self.step.describe(),  # what the step judges, e.g. "P917 & 0x0005"
             "status": self.status,
             "expected_before": self.step.start_value,
             "target": self.step.target_value,

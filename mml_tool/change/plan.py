@@ -21,10 +21,12 @@ from mml_tool.change.approval import (
 )
 from mml_tool.errors import (
     CommandError,
+    ParseError,
     PlanError,
 )
 from mml_tool.mml.command import MmlCommand
-from mml_tool.policy import Finding, Policy
+from mml_tool.policy import Finding, Policy, SfpBitRule
+from mml_tool.policy.rules import SfpMaskRule
 from mml_tool.secret import Secret
 
 PLAN_KIND = "mml-tool-plan"
@@ -52,6 +54,22 @@ class Step:
     # not only in this bit, means someone else touched the parameter and the step is refused.
     start_state: str = ""
     before_records: tuple[dict[str, str], ...] = ()  # the parsed reply the plan was made from
+    # The rule kind (bit, mask, value, command): what start_value and target_value count. A
+    # bit step moves one bit; a mask step the bits of ``mask`` (values are ``value & mask``);
+    # a value step the whole parameter; a command step a command rule from 0 (its records
+    # are not as expected) to 1. Steps of kinds other than bit have ``bit`` -1.
+    kind: str = "bit"
+    mask: int = 0
+
+    def describe(self) -> str:
+        """What the step judges, e.g. ``P978 bit 0``, ``P917 & 0x0005``, ``P100``."""
+        if self.kind == "bit":
+            return f"{self.parameter} bit {self.bit}"
+        if self.kind == "mask":
+            return f"{self.parameter} & 0x{self.mask:04X}"
+        if self.kind == "value":
+            return self.parameter
+        return f"control {self.control_id} ({self.check_command} as expected: 1, not: 0)"
 
     @functools.cached_property
     def as_dict(self) -> dict[str, Any]:
@@ -68,7 +86,8 @@ class Step:
             undo_commands=self.commands,
             evidence="",
             start_state=start_state,
-            before_records=(),
+            # A command step's commands are filled from these: approval re-derives them.
+            before_records=self.before_records if self.kind == "command" else (),
         )
 
 
@@ -117,20 +136,28 @@ def build_plan(
             continue
         control = controls[finding.control_id]
         rule = control.rule
+        try:
+            commands, undo = rule.derive(finding.before_bit_value, finding.records)
+        except ParseError:
+            continue  # the finding says why (its notes): nothing derived, nothing planned
+        if not commands:
+            continue  # check-only: the policy names no remediation
         steps.append(
             Step(
                 host=finding.host,
                 control_id=control.id,
                 parameter=rule.parameter,
-                bit=rule.bit,
+                bit=rule.bit if isinstance(rule, SfpBitRule) else -1,
                 start_value=finding.before_bit_value,
-                target_value=rule.value,
+                target_value=rule.target,
                 check_command=control.check_command.render(),
-                commands=(control.remediation().render(),),
-                undo_commands=(control.rollback(finding.before_bit_value).render(),),
+                commands=commands,
+                undo_commands=undo,
                 evidence=finding.evidence,
                 start_state=finding.parameter_state or "",
                 before_records=tuple(finding.records),
+                kind=rule.kind,
+                mask=rule.mask if isinstance(rule, SfpMaskRule) else 0,
             )
         )
     return Plan(

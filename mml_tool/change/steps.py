@@ -16,7 +16,7 @@ from mml_tool.audit import AuditRecord, AuditTrail
 from mml_tool.change.lock import host_lock
 from mml_tool.change.outcome import ApplyRecord, CommandRun, StepResult
 from mml_tool.change.plan import Step
-from mml_tool.compliance import read_bit
+from mml_tool.compliance import read_bit, read_records
 from mml_tool.errors import (
     AuditError,
     DriftError,
@@ -25,7 +25,7 @@ from mml_tool.errors import (
 from mml_tool.inventory import HostConfig, Inventory
 from mml_tool.mml.command import MmlCommand
 from mml_tool.mml.session import MmlSession
-from mml_tool.policy import Policy, parameter_state
+from mml_tool.policy import Policy, load_policy, parameter_state
 from mml_tool.results import StepStatus
 
 IN_FLIGHT = "in flight: sent or about to be sent, outcome not known yet"
@@ -189,15 +189,24 @@ class _StepRunner:
         self.mark(None)
 
     def read(self, session: MmlSession, step: Step) -> tuple[int, str]:
-        """The step's bit and the whole parameter's state, as read now."""
-        reading = read_bit(
-            session,
-            MmlCommand.parse(step.check_command),
-            step.parameter,
-            step.bit,
-            self.ctx.template_dirs,
+        """The step's judged value (its bit, bits, whole value, or 1/0 for a command rule)
+        and the state that tells drift, as read now."""
+        if step.kind == "bit":
+            reading = read_bit(
+                session,
+                MmlCommand.parse(step.check_command),
+                step.parameter,
+                step.bit,
+                self.ctx.template_dirs,
+            )
+            return reading.bit_value, parameter_state(reading.records, step.parameter)
+        # Other kinds are judged by their control's rule (approval checked the step derives).
+        rule = (self.ctx.policy or load_policy()).control(step.control_id).rule
+        records, _ = read_records(
+            session, MmlCommand.parse(step.check_command), self.ctx.template_dirs
         )
-        return reading.bit_value, parameter_state(reading.records, step.parameter)
+        judgement = rule.judge(records)
+        return judgement.value, judgement.state
 
     def run(self, steps: Sequence[Step], results: list[StepResult]) -> list[StepResult]:
         """Fill ``results`` (the caller's list: it sees them even if interrupted) and return it."""
@@ -241,15 +250,22 @@ class _StepRunner:
         if result.before == step.target_value:
             result.status = StepStatus.ALREADY_COMPLIANT
             result.after, result.after_state = result.before, state
-            why = f"already compliant: {step.parameter} bit {step.bit} = {result.before}"
+            why = f"already compliant: {step.describe()} = {result.before}"
             _audit_step(self.ctx, self.action, step, "skipped", f"{why}; nothing sent")
             return result
-        if result.before != step.start_value or (step.start_state and state != step.start_state):
+        # A command step's commands are filled from the records read for the plan: they go
+        # out only while the host reads exactly those (start_state), never without it.
+        strict = step.kind == "command"
+        if result.before != step.start_value or (
+            (step.start_state or strict) and state != step.start_state
+        ):
             result.status = StepStatus.DRIFTED
             result.error = str(
                 DriftError(
-                    f"{self.host.name}: {step.parameter} changed since the plan (then "
-                    f"{step.start_state or f'bit {step.bit} = {step.start_value}'}, now {state}); "
+                    f"{self.host.name}: {step.parameter or step.check_command} changed since "
+                    "the plan (then "
+                    f"{step.start_state or f'{step.describe()} = {step.start_value}'}, "
+                    f"now {state}); "
                     "nothing was sent. Re-run `mml-tool plan`."
                 )
             )
@@ -300,8 +316,7 @@ class _StepRunner:
             result.status = StepStatus.CHANGED
         else:
             result.error = (
-                f"post-check read {step.parameter} bit {step.bit} = {result.after}, "
-                f"expected {step.target_value}"
+                f"post-check read {step.describe()} = {result.after}, expected {step.target_value}"
             )
         return result
 
@@ -316,7 +331,7 @@ class _StepRunner:
             result.error += f"; re-read failed too ({exc}): check the host by hand"
             self._audit_settled(command, "unknown", f"not settled: a fresh read failed ({exc})")
             return result
-        read = f"{step.parameter} bit {step.bit} = {result.after}"
+        read = f"{step.describe()} = {result.after}"
         if result.after == step.target_value:
             result.status = StepStatus.CHANGED
             result.error = f"{why}; a fresh read confirmed the change"

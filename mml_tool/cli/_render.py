@@ -21,8 +21,8 @@ def show_plan(the_plan: Plan, path: Path) -> None:
         return
     for step in sorted(the_plan.steps, key=lambda s: natural_key(s.host)):
         console.print(
-            f"\n[bold]{step.host}[/]  {step.control_id}: {step.parameter} bit "
-            f"{step.bit} {step.start_value} -> {step.target_value}",
+            f"\n[bold]{step.host}[/]  {step.control_id}: {step.describe()} "
+            f"{step.start_value} -> {step.target_value}",
             highlight=False,
         )
         for command in step.commands:
@@ -38,7 +38,7 @@ def print_record(record: ApplyRecord) -> None:
         style = styles.get(result.status, "red")
         line = (
             f"[{style}]{result.status:<17}[/] {result.step.host}  {result.step.control_id}  "
-            f"{result.step.parameter} bit {result.step.bit}: {result.before} -> {result.after}"
+            f"{result.step.describe()}: {result.before} -> {result.after}"
         )
         console.print(line, highlight=False)
         if result.error:

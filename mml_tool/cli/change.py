@@ -243,7 +243,7 @@ def rollback(
         return
     for step in steps:
         echo(
-            f"{step.host}  {step.parameter} bit {step.bit} {step.start_value} -> "
+            f"{step.host}  {step.describe()} {step.start_value} -> "
             f"{step.target_value}:  {' '.join(step.commands)}"
         )
     if not record.finished:

@@ -214,6 +214,15 @@ def plan(
             f"[yellow]not planned[/] {escape(what)}",
             highlight=False,
         )
+    planned = {(s.host, s.control_id) for s in new_plan.steps}
+    for finding in done.result.findings:  # non-compliant, but the policy names no change
+        if (
+            finding.status == FindingStatus.FAIL
+            and (finding.host, finding.control_id) not in planned
+        ):
+            what = f"{finding.host} {finding.control_id}: {finding.actual}"
+            what += " (check-only: the policy names no remediation)"
+            err_console.print(f"[yellow]not planned[/] {escape(what)}", highlight=False)
     if undecided:
         sys.exit(EXIT_ERROR)
 

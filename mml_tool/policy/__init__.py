@@ -18,8 +18,17 @@ from mml_tool.policy.models import (
     HostLike,
     Policy,
     Ref,
+    Rule,
     SfpBitRule,
     Waiver,
+)
+from mml_tool.policy.rules import (
+    CommandRule,
+    Count,
+    Expect,
+    Judgement,
+    SfpMaskRule,
+    SfpValueRule,
 )
 
 __all__ = [
@@ -27,12 +36,19 @@ __all__ = [
     "MAX_BIT",
     "SEVERITIES",
     "STATUSES",
+    "CommandRule",
     "Control",
+    "Count",
+    "Expect",
     "Finding",
     "HostLike",
+    "Judgement",
     "Policy",
     "Ref",
+    "Rule",
     "SfpBitRule",
+    "SfpMaskRule",
+    "SfpValueRule",
     "Waiver",
     "bit_from_records",
     "evaluate",

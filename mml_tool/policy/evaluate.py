@@ -9,6 +9,7 @@ from datetime import date
 from mml_tool.errors import ParseError
 from mml_tool.mml.command import mask_text
 from mml_tool.policy.models import Control, Finding, Waiver
+from mml_tool.policy.rules import Judgement
 from mml_tool.results import FindingStatus
 
 # --- evaluation ------------------------------------------------------------------------------
@@ -129,14 +130,12 @@ def evaluate(
     """
     rule = control.rule
     notes: list[str] = []
-    actual_bit: int | None = None
-    state: str | None = None
+    judgement: Judgement | None = None
     if error is None and records is None:
         error = "no reply was parsed"
     if error is None and records is not None:
         try:
-            actual_bit = bit_from_records(records, rule.parameter, rule.bit)
-            state = parameter_state(records, rule.parameter)
+            judgement = rule.judge(records)
         except ParseError as exc:
             error = f"cannot decide: {exc}"
     active = waiver is not None and waiver.active(today)
@@ -144,24 +143,32 @@ def evaluate(
         notes.append(f"waiver expired on {waiver.expires.isoformat()}: {waiver.reason}")
     remediation: list[str] = []
     rollback: list[str] = []
-    if actual_bit is None:
+    if judgement is None:
         status = FindingStatus.ERROR
         if active:
             notes.append("a waiver applies, but it accepts a known state, not an unread one")
     elif active:
         status = FindingStatus.WAIVED
-    elif actual_bit == rule.value:
+    elif judgement.passed:
         status = FindingStatus.PASS
     else:
         status = FindingStatus.FAIL
-        remediation = [control.remediation().render()]
-        rollback = [control.rollback(actual_bit).render()]
+        try:
+            do, undo = rule.derive(judgement.value, records or ())
+        except ParseError as exc:
+            do, undo = (), ()
+            notes.append(f"no remediation: {exc}")
+        remediation, rollback = list(do), list(undo)
+        if not do:
+            notes.append("check-only: the policy names no remediation for this state")
+    actual_bit = None if judgement is None else judgement.value
+    state = None if judgement is None else judgement.state
     return Finding(
         host=host_name,
         control_id=control.id,
         status=status,
         expected=rule.describe(),
-        actual=None if actual_bit is None else rule.describe(actual_bit),
+        actual=None if judgement is None else judgement.actual,
         evidence=mask_text(raw),
         remediation=remediation,
         rollback=rollback,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Sequence
 from datetime import date, datetime
 from importlib import resources
@@ -11,7 +12,8 @@ from typing import Any
 
 import yaml
 
-from mml_tool.errors import PolicyError
+from mml_tool.errors import CommandError, PolicyError
+from mml_tool.mml.command import MmlCommand
 from mml_tool.policy.models import (
     _CONTROL_ID_RE,
     _PARAMETER_RE,
@@ -21,8 +23,20 @@ from mml_tool.policy.models import (
     Control,
     Policy,
     Ref,
+    Rule,
     SfpBitRule,
     Waiver,
+)
+from mml_tool.policy.rules import (
+    MAX_VALUE,
+    OPERATORS,
+    CommandRule,
+    Count,
+    Expect,
+    SfpMaskRule,
+    SfpValueRule,
+    check_template,
+    template_fields,
 )
 from mml_tool.yamlload import load_yaml, show
 
@@ -126,26 +140,199 @@ def _control(check: _Checker, raw: object, index: int) -> Control:
         )
     targets = check.mapping(data.get("targets", {}), where, "targets")
     rule = check.mapping(data["rule"], where, "rule")
-    sfp = check.mapping(rule["software_parameter"], where, "rule.software_parameter")
-    parameter = sfp["id"]
-    if not isinstance(parameter, str) or not _PARAMETER_RE.fullmatch(parameter):
-        raise check.fail(
-            where, "rule.software_parameter.id", f"is {_show(parameter)}", "expected P + digits"
-        )
     return Control(
         id=cid,
         title=check.text(data["title"], where, "title"),
         severity=severity,
         description=description.strip(),
         refs=tuple(refs),
-        rule=SfpBitRule(
-            parameter=parameter,
-            bit=check.integer(sfp["bit"], where, "rule.software_parameter.bit", range(MAX_BIT + 1)),
-            value=check.integer(sfp["value"], where, "rule.software_parameter.value", (0, 1)),
-        ),
+        rule=_rule(check, rule, where),
         hosts=check.text_list(targets.get("hosts", []), where, "targets.hosts"),
         groups=check.text_list(targets.get("groups", []), where, "targets.groups"),
     )
+
+
+def _rule(check: _Checker, rule: dict[str, Any], where: str) -> Rule:
+    kinds = [k for k in ("software_parameter", "command") if rule.get(k) is not None]
+    if len(kinds) != 1:
+        raise check.fail(
+            where,
+            "rule",
+            f"names {' and '.join(kinds) or 'no rule kind'}",
+            "give exactly one of software_parameter, command",
+        )
+    if kinds[0] == "command":
+        return _command_rule(check, check.mapping(rule["command"], where, "rule.command"), where)
+    f = "rule.software_parameter"
+    sfp = check.mapping(rule["software_parameter"], where, f)
+    parameter = sfp["id"]
+    if not isinstance(parameter, str) or not _PARAMETER_RE.fullmatch(parameter):
+        raise check.fail(where, f"{f}.id", f"is {_show(parameter)}", "expected P + digits")
+    bit, mask = sfp.get("bit"), sfp.get("mask")
+    if bit is not None and mask is not None:
+        raise check.fail(where, f"{f}.mask", "is given with bit", "give bit or mask, not both")
+    templates = _templates(check, sfp, where, f, SfpValueRule.PLACEHOLDERS)
+    if (bit is not None or mask is not None) and templates != ((), ()):
+        which = "remediation" if templates[0] else "rollback"
+        raise check.fail(
+            where,
+            f"{f}.{which}",
+            "is given for a bit or mask rule",
+            "bit and mask rules are remediated with MOD SFP ... MODTYPE=P1, one bit a "
+            "command; remove it",
+        )
+    if bit is not None:
+        return SfpBitRule(
+            parameter=parameter,
+            bit=check.integer(bit, where, f"{f}.bit", range(MAX_BIT + 1)),
+            value=check.integer(sfp["value"], where, f"{f}.value", (0, 1)),
+        )
+    value = check.integer(sfp["value"], where, f"{f}.value", range(MAX_VALUE + 1))
+    if mask is not None:
+        mask = check.integer(mask, where, f"{f}.mask", range(1, MAX_VALUE + 1))
+        if value & ~mask:
+            raise check.fail(
+                where,
+                f"{f}.value",
+                f"is 0x{value:04X}, with bits outside mask 0x{mask:04X}",
+                "set only bits the mask names",
+            )
+        return SfpMaskRule(parameter=parameter, mask=mask, value=value)
+    return SfpValueRule(parameter, value, *templates)
+
+
+def _templates(
+    check: _Checker, data: dict[str, Any], where: str, f: str, allowed: Sequence[str] | None
+) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """The remediation and rollback command templates: both or neither, each a write."""
+    out: list[tuple[str, ...]] = []
+    for name in ("remediation", "rollback"):
+        raw = data.get(name)
+        texts = () if raw is None else check.text_list(raw, where, f"{f}.{name}")
+        for i, text in enumerate(texts):
+            problem = check_template(text, allowed)
+            if problem is not None:
+                raise check.fail(
+                    where, f"{f}.{name}[{i}]", problem, "give a write command, e.g. MOD ..."
+                )
+        out.append(texts)
+    if bool(out[0]) != bool(out[1]):
+        missing = "rollback" if out[0] else "remediation"
+        raise check.fail(
+            where, f"{f}.{missing}", "is missing", "remediation and rollback come together"
+        )
+    return out[0], out[1]
+
+
+def _scalar(check: _Checker, value: object, where: str, fld: str) -> str:
+    if isinstance(value, bool) or not isinstance(value, (str, int)):
+        raise check.fail(where, fld, f"is {_show(value)}", "expected text or a whole number")
+    return str(value).strip()
+
+
+def _field_name(check: _Checker, name: object, where: str, fld: str) -> str:
+    if not isinstance(name, str) or not re.fullmatch(r"[A-Z][A-Z0-9_]*", name):
+        raise check.fail(
+            where, fld, f"names field {_show(name)}", "template fields are UPPERCASE words"
+        )
+    return name
+
+
+def _expect(check: _Checker, name: str, raw: object, where: str, fld: str) -> Expect:
+    data = check.mapping(raw, where, fld)
+    ops = [op for op in OPERATORS if data.get(op) is not None]
+    if len(ops) != 1:
+        raise check.fail(
+            where,
+            fld,
+            f"names {', '.join(ops) or 'no operator'}",
+            f"give exactly one of {', '.join(OPERATORS)}",
+        )
+    op, arg = ops[0], data[ops[0]]
+    at = f"{fld}.{op}"
+    if op == "equals":
+        return Expect(name, op, text=_scalar(check, arg, where, at))
+    if op == "in":
+        if not isinstance(arg, list) or not arg:
+            raise check.fail(where, at, f"is {_show(arg)}", "expected a non-empty list")
+        options = tuple(_scalar(check, v, where, f"{at}[{i}]") for i, v in enumerate(arg))
+        return Expect(name, op, options=options)
+    if op == "regex":
+        if not isinstance(arg, str):
+            raise check.fail(where, at, f"is {_show(arg)}", "expected a regular expression")
+        try:
+            re.compile(arg)
+        except re.error as exc:
+            raise check.fail(where, at, f"is not a regular expression ({exc})", "fix it") from None
+        return Expect(name, op, text=arg)
+    bounds = check.mapping(arg, where, at)
+    low, high = bounds.get("min"), bounds.get("max")
+    for key, bound in (("min", low), ("max", high)):
+        if bound is not None and (isinstance(bound, bool) or not isinstance(bound, (int, float))):
+            raise check.fail(where, f"{at}.{key}", f"is {_show(bound)}", "expected a number")
+    if low is None and high is None:
+        raise check.fail(where, at, "has neither min nor max", "give min, max or both")
+    if low is not None and high is not None and low > high:
+        raise check.fail(where, at, f"has min {low} > max {high}", "give min <= max")
+    return Expect(name, op, low=low, high=high)
+
+
+def _count(check: _Checker, raw: object, where: str, fld: str) -> Count:
+    data = check.mapping(raw, where, fld)
+    values = {}
+    for key in ("equals", "min", "max"):
+        if data.get(key) is not None:
+            values[key] = check.integer(data[key], where, f"{fld}.{key}", range(0, 1_000_001))
+    if "equals" in values and len(values) > 1:
+        raise check.fail(where, fld, "gives equals with min/max", "give equals, or min/max")
+    if not values:
+        raise check.fail(where, fld, "is empty", "give equals, min or max")
+    if "equals" in values:
+        return Count(values["equals"], values["equals"])
+    low, high = values.get("min", 0), values.get("max")
+    if high is not None and low > high:
+        raise check.fail(where, fld, f"has min {low} > max {high}", "give min <= max")
+    return Count(low, high)
+
+
+def _command_rule(check: _Checker, data: dict[str, Any], where: str) -> CommandRule:
+    f = "rule.command"
+    text = check.text(data["run"], where, f"{f}.run")
+    try:
+        command = MmlCommand.parse(text)
+    except CommandError as exc:
+        raise check.fail(
+            where, f"{f}.run", f"is not a valid MML command ({exc})", "fix it"
+        ) from None
+    if command.verb not in ("LST", "DSP"):
+        raise check.fail(
+            where, f"{f}.run", f"is a {command.verb} command", "a rule reads: LST or DSP only"
+        )
+    match_raw = check.mapping(data.get("match") or {}, where, f"{f}.match")
+    match = tuple(
+        (_field_name(check, k, where, f"{f}.match"), _scalar(check, v, where, f"{f}.match.{k}"))
+        for k, v in match_raw.items()
+    )
+    expect_raw = check.mapping(data.get("expect") or {}, where, f"{f}.expect")
+    expect = tuple(
+        _expect(check, _field_name(check, k, where, f"{f}.expect"), v, where, f"{f}.expect.{k}")
+        for k, v in expect_raw.items()
+    )
+    count = None if data.get("count") is None else _count(check, data["count"], where, f"{f}.count")
+    if not expect and count is None:
+        raise check.fail(where, f"{f}.expect", "is empty and no count is given", "give either")
+    remediation, rollback = _templates(check, data, where, f, None)
+    equals = [e for e in expect if e.op == "equals"]
+    for name, texts in (("remediation", remediation), ("rollback", rollback)):
+        for i, t in enumerate(texts):
+            if "expected" in template_fields(t) and len(equals) != 1:
+                raise check.fail(
+                    where,
+                    f"{f}.{name}[{i}]",
+                    f"uses {{expected}}, but the rule has {len(equals)} equals expectations",
+                    "use {expected} with exactly one equals, or name the value",
+                )
+    return CommandRule(command, match, expect, count, remediation, rollback)
 
 
 def _waiver(check: _Checker, raw: object, index: int, control_ids: set[str]) -> Waiver:

@@ -10,7 +10,11 @@ A policy file (InSpec-like) holds controls and waivers::
         description: ...                   # optional
         refs: [{title: ..., url_or_doc: ...}]        # optional
         targets: {hosts: [uap-*], groups: [video-cc]}  # optional; default: every host
-        rule: {software_parameter: {id: P978, bit: 0, value: 0}}
+        rule: {software_parameter: {id: P978, bit: 0, value: 0}}   # or one of:
+        #   {software_parameter: {id: P917, mask: 0x0005, value: 0x0001}}
+        #   {software_parameter: {id: P100, value: 5}}    (+ remediation/rollback templates)
+        #   {command: {run: "LST OFI:;", match: {NAME: X}, expect: {STATUS: {equals: Normal}},
+        #              count: 1}}                      (+ remediation/rollback templates)
     waivers:                               # optional
       - {host: uap-3, control: UAP-SFP-P978-B0, reason: "...", expires: 2026-12-31}
 
@@ -30,6 +34,7 @@ from typing import Any, Protocol
 
 from mml_tool.errors import PolicyError
 from mml_tool.mml.command import MmlCommand
+from mml_tool.policy.rules import CommandRule, Judgement, SfpMaskRule, SfpValueRule
 from mml_tool.results import FindingStatus
 
 SEVERITIES = ("low", "medium", "high", "critical")
@@ -63,9 +68,39 @@ class SfpBitRule:
     parameter: str
     bit: int
     value: int
+    kind = "bit"
+
+    @property
+    def target(self) -> int:
+        return self.value
 
     def describe(self, value: int | None = None) -> str:
         return f"{self.parameter} bit {self.bit} = {self.value if value is None else value}"
+
+    @property
+    def check_command(self) -> MmlCommand:
+        return MmlCommand.create("LST", "SFP", ID=self.parameter)
+
+    def judge(self, records: Sequence[dict[str, str]]) -> Judgement:
+        from mml_tool.policy.evaluate import bit_from_records, parameter_state
+
+        value = bit_from_records(records, self.parameter, self.bit)
+        state = parameter_state(records, self.parameter)
+        return Judgement(value, self.value, state, self.describe(value))
+
+    def derive(
+        self, start: int, records: Sequence[dict[str, str]] = ()
+    ) -> tuple[tuple[str, ...], tuple[str, ...]]:
+        return (self._set(self.value),), (self._set(start),)
+
+    def _set(self, value: int) -> str:
+        # MODTYPE=P1 modifies one bit (the vendor's documented form for P978).
+        return MmlCommand.create(
+            "MOD", "SFP", ID=self.parameter, MODTYPE="P1", BIT=self.bit, BITVAL=value
+        ).render()
+
+
+Rule = SfpBitRule | SfpMaskRule | SfpValueRule | CommandRule
 
 
 @dataclass(frozen=True)
@@ -75,7 +110,7 @@ class Control:
     severity: str
     description: str
     refs: tuple[Ref, ...]
-    rule: SfpBitRule
+    rule: Rule
     hosts: tuple[str, ...] = ()
     groups: tuple[str, ...] = ()
 
@@ -89,10 +124,11 @@ class Control:
 
     @property
     def check_command(self) -> MmlCommand:
-        return MmlCommand.create("LST", "SFP", ID=self.rule.parameter)
+        return self.rule.check_command
 
     def remediation(self) -> MmlCommand:
-        return self._set_bit(self.rule.value)
+        """The one command of a bit rule (other rules: ``rule.derive``)."""
+        return self._set_bit(self.rule.target)
 
     def rollback(self, before_value: int) -> MmlCommand:
         """The command that puts back the bit value read before the change."""
@@ -103,6 +139,8 @@ class Control:
     def _set_bit(self, value: int) -> MmlCommand:
         # MODTYPE=P1 modifies one bit (the vendor's documented form for P978).
         rule = self.rule
+        if not isinstance(rule, SfpBitRule):
+            raise TypeError(f"control {self.id} is not a bit rule: use rule.derive()")
         return MmlCommand.create(
             "MOD", "SFP", ID=rule.parameter, MODTYPE="P1", BIT=rule.bit, BITVAL=value
         )
@@ -160,6 +198,8 @@ class Finding:
     rollback: list[str]
     error: str | None
     waiver_reason: str | None
+    # The rule's judged value as read: the bit; for other kinds ``value & mask``, the whole
+    # value, or 1/0 for a command rule (the name is kept for the bit rule's callers).
     before_bit_value: int | None
     title: str
     severity: str

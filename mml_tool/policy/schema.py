@@ -39,16 +39,84 @@ class TargetsDoc(_Doc):
     groups: list[NonEmpty] = Field(default_factory=list)
 
 
-class SoftwareParameterDoc(_Doc):
-    """Software parameter ``id`` must have bit ``bit`` equal to ``value``."""
+_TOGETHER: dict[str, Any] = {"remediation": ["rollback"], "rollback": ["remediation"]}
 
+
+class SoftwareParameterDoc(_Doc):
+    """Software parameter ``id``: bit ``bit`` equals ``value`` (0/1); or the bits of ``mask``
+    equal those of ``value``; or, with neither, the whole parameter equals ``value``. A
+    whole-value rule is check-only unless it names ``remediation`` and ``rollback`` command
+    templates (placeholders {ID}, {expected}, {before})."""
+
+    # What the loader checks beyond the fields' own types, stated for editors too.
+    model_config = ConfigDict(
+        json_schema_extra={
+            "allOf": [
+                {"if": {"required": ["bit"]}, "then": {"properties": {"value": {"enum": [0, 1]}}}},
+                {"not": {"required": ["bit", "mask"]}},
+                {"dependentRequired": _TOGETHER},
+            ]
+        }
+    )
     id: Annotated[str, Field(pattern=r"^P[0-9]+$")]
-    bit: Annotated[int, Field(ge=0, le=MAX_BIT)]
-    value: Literal[0, 1]
+    bit: Annotated[int, Field(ge=0, le=MAX_BIT)] | None = None
+    mask: Annotated[int, Field(ge=1, le=0xFFFF)] | None = None
+    value: Annotated[int, Field(ge=0, le=0xFFFF)]
+    remediation: list[NonEmpty] | None = None
+    rollback: list[NonEmpty] | None = None
+
+
+Scalar = str | int
+
+
+class RangeDoc(_Doc):
+    """Inclusive bounds; either may be left out."""
+
+    min: float | None = None
+    max: float | None = None
+
+
+class ExpectDoc(_Doc):
+    """One operator per field: equals, in, regex (full match) or range (numbers)."""
+
+    model_config = ConfigDict(json_schema_extra={"minProperties": 1, "maxProperties": 1})
+
+    equals: Scalar | None = None
+    in_: list[Scalar] | None = Field(default=None, alias="in")
+    regex: str | None = None
+    range: RangeDoc | None = None
+
+
+class CountDoc(_Doc):
+    """How many records ``match`` selects: exactly ``equals``, or ``min``..``max``."""
+
+    model_config = ConfigDict(json_schema_extra={"minProperties": 1})
+
+    equals: Annotated[int, Field(ge=0)] | None = None
+    min: Annotated[int, Field(ge=0)] | None = None
+    max: Annotated[int, Field(ge=0)] | None = None
+
+
+class CommandRuleDoc(_Doc):
+    """A read-only command (LST/DSP) whose reply a template parses into records."""
+
+    model_config = ConfigDict(json_schema_extra={"dependentRequired": _TOGETHER})
+
+    run: Annotated[str, Field(pattern=r"^\s*(LST|DSP)\s")]
+    match: dict[str, Scalar] = Field(default_factory=dict)
+    expect: dict[str, ExpectDoc] = Field(default_factory=dict)
+    count: CountDoc | None = None
+    remediation: list[NonEmpty] | None = None
+    rollback: list[NonEmpty] | None = None
 
 
 class RuleDoc(_Doc):
-    software_parameter: SoftwareParameterDoc
+    """Exactly one rule kind."""
+
+    model_config = ConfigDict(json_schema_extra={"minProperties": 1, "maxProperties": 1})
+
+    software_parameter: SoftwareParameterDoc | None = None
+    command: CommandRuleDoc | None = None
 
 
 class ControlDoc(_Doc):
@@ -110,10 +178,10 @@ def _at(doc: Any, loc: Sequence[Any]) -> Any:
 def _model_at(loc: Sequence[Any]) -> type[BaseModel]:
     model: type[BaseModel] = PolicyDoc
     for part in loc:
-        if isinstance(part, int):
-            continue  # an item of a list: the list's model
+        if isinstance(part, int) or part not in model.model_fields:
+            continue  # an item of a list, a key of a mapping: its model
         annotation = model.model_fields[part].annotation
-        model = next(a for a in (annotation, *_flat_args(annotation)) if _is_doc(a))
+        model = next((a for a in (annotation, *_flat_args(annotation)) if _is_doc(a)), model)
     return model
 
 
@@ -155,7 +223,8 @@ def shape_error(doc: Any) -> tuple[str, str, str, str] | None:
             if err["type"] == "missing":
                 return where, fld, "is missing", "it is required"
             if err["type"] == "extra_forbidden":
-                allowed = sorted(_model_at(loc[:-1]).model_fields)
+                fields = _model_at(loc[:-1]).model_fields
+                allowed = sorted(f.alias or name for name, f in fields.items())
                 return where, fld, "is not a known field", f"allowed: {allowed}"
             return where, fld, f"is a {_kind(_at(doc, loc))}", "expected a mapping"
     return None

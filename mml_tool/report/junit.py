@@ -64,7 +64,9 @@ def _change_cases(report: Report) -> list[_Case]:
         status, error = _change_status(c), str(c.get("error") or "")
         action = c.get("action") or report.info.command
         name = f"{action} {c.get('control') or ''}".rstrip()
-        if c.get("parameter") is not None:
+        if c.get("what"):
+            name += f": {c.get('what')} -> {c.get('target')}"
+        elif c.get("parameter") is not None:  # a record written before steps had a kind
             name += f": {c.get('parameter')} bit {c.get('bit')} -> {c.get('target')}"
         message = f"{status}: {error}" if error else status
         commands = "\n".join(_command_line(x) for x in c.get("commands") or [])

@@ -6,11 +6,17 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 from mml_tool.exitcodes import ExitCode
 from mml_tool.policy.models import Finding
 from mml_tool.results import exit_code_for as exit_code_for  # decided in results
+
+if TYPE_CHECKING:  # baseline is not loaded to render a compliance report
+    from mml_tool.baseline import DriftFinding
+
+# A row of a report: a control's verdict (check, apply...) or a difference from a baseline (diff).
+Row: TypeAlias = "Finding | DriftFinding"
 
 SCHEMA_VERSION = 1
 
@@ -61,13 +67,13 @@ class Outcome:
 @dataclass
 class Report:
     info: RunInfo
-    findings: Sequence[Finding]
+    findings: Sequence[Row]
     changes: list[dict[str, Any]] = field(default_factory=list)
     verification: dict[str, Any] | None = None
     warnings: list[str] = field(default_factory=list)
     outcome: Outcome | None = None  # None: decided from what the report holds
 
-    def ordered(self) -> list[Finding]:
+    def ordered(self) -> list[Row]:
         """Findings by host then control, so reports do not depend on thread timing."""
         return sorted(self.findings, key=lambda f: (natural_key(f.host), f.control_id))
 
@@ -121,13 +127,12 @@ def summary(report: Report) -> dict[str, int]:
     return {**counts, "total": len(report.findings), "hosts": hosts}
 
 
-def _notes(f: Finding) -> Sequence[str]:
-    """Remarks on a finding (an expired waiver...); older records may have none."""
-    notes = getattr(f, "notes", None) or ()
-    return [str(n) for n in notes]
+def _notes(f: Row) -> Sequence[str]:
+    """Remarks on a finding (an expired waiver...)."""
+    return [str(n) for n in f.notes]
 
 
-def _detail(f: Finding) -> str:
+def _detail(f: Row) -> str:
     """Why a row is what it is, in words: the error, the waiver, or a note."""
     parts = [f.error] if f.error else []
     if f.waiver_reason:

@@ -52,14 +52,21 @@ class Figures:
 # -- the lab, in its own process
 
 
+LAB_PROCESSES = os.cpu_count() or 1
+
+
 @contextmanager
-def lab_process(nodes: int) -> Iterator[Path]:
-    """Run ``mml-tool lab --no-gateway`` in a subprocess; yield its inventory path once ready."""
+def lab_process(
+    nodes: int, *, processes: int = LAB_PROCESSES, gateway: bool = False
+) -> Iterator[Path]:
+    """Run ``mml-tool lab`` (``--no-gateway`` unless ``gateway``, its nodes in ``processes``
+    worker processes) in a subprocess; yield its inventory path once ready."""
     folder = Path(tempfile.mkdtemp(prefix="mml-bench-"))
     inventory = folder / "inv.yaml"
     cmd = [
         sys.executable, "-c", "from mml_tool.cli import main; main()",
-        "lab", "--no-gateway", "--nodes", str(nodes), "--write-inventory", str(inventory),
+        "lab", "--nodes", str(nodes), "--write-inventory", str(inventory),
+        "--processes", str(processes), *([] if gateway else ["--no-gateway"]),
     ]  # fmt: skip
     # stderr to a file: a pipe nobody reads could fill up and block the lab.
     errors = (folder / "lab.stderr").open("wb")
@@ -116,6 +123,45 @@ def measure(variant: str, mode: str, hosts: int, run: Callable[[], int]) -> Figu
     wall, cpu = time.perf_counter() - wall0, time.process_time() - cpu0
     rss_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # Linux: KiB
     return Figures(variant, mode, hosts, ok, wall, cpu, rss_kb / 1024)
+
+
+def run_process(
+    variant: str,
+    mode: str,
+    hosts: int,
+    cmd: Sequence[str],
+    *,
+    cwd: Path,
+    expect: Sequence[int] = (0,),
+    timeout: float = 1800,
+) -> tuple[Figures, str]:
+    """Run ``cmd`` as a whole process (start-up, imports and output included) and take its
+    wall time, its own CPU (user + system) and peak RSS from ``wait4``; ``ok`` = the hosts its
+    summary line ("N pass, N fail, N error") counts as decided. Exit code outside ``expect``:
+    RuntimeError with its stderr."""
+    out_path, err_path = cwd / f"{variant}.out", cwd / f"{variant}.err"
+    with out_path.open("wb") as out, err_path.open("wb") as err:
+        start = time.perf_counter()
+        proc = subprocess.Popen(list(cmd), stdout=out, stderr=err, cwd=cwd)
+        try:
+            _, status, usage = os.wait4(proc.pid, 0)
+        except BaseException:
+            proc.kill()
+            proc.wait()
+            raise
+        wall = time.perf_counter() - start
+        proc.returncode = code = os.waitstatus_to_exitcode(status)
+    output = out_path.read_text(encoding="utf-8", errors="replace")
+    if code not in expect:
+        tail = err_path.read_text(errors="replace")[-3000:] or output[-3000:]
+        raise RuntimeError(f"{variant}: exit {code} (expected {list(expect)}): {tail}")
+    counts = SUMMARY_RE.findall(output)
+    ok = int(counts[-1][0]) + int(counts[-1][1]) if counts else 0
+    cpu = usage.ru_utime + usage.ru_stime
+    return Figures(variant, mode, hosts, ok, wall, cpu, usage.ru_maxrss / 1024), output
+
+
+SUMMARY_RE = re.compile(r"(\d+) pass, (\d+) fail, (\d+) error")
 
 
 def emit(figures: Figures) -> None:

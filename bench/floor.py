@@ -63,13 +63,26 @@ def commands(host: dict[str, Any]) -> list[str]:
     ]
 
 
+def known_hosts(path: Path) -> dict[str, dict[str, Any]]:
+    """known_hosts parsed once, in one pass, into a dict (``paramiko.HostKeys`` scans every
+    entry per line and per lookup)."""
+    from paramiko.hostkeys import HostKeyEntry
+
+    keys: dict[str, dict[str, Any]] = {}
+    for line in path.read_text(encoding="utf-8").splitlines():
+        entry = HostKeyEntry.from_line(line) if line and not line.startswith("#") else None
+        for name in entry.hostnames if entry else ():
+            keys.setdefault(name, {}).setdefault(entry.key.get_name(), entry.key)
+    return keys
+
+
 def tcp_nodelay(host: dict[str, Any]) -> socket.socket:
     sock = socket.create_connection((host["hostname"], host["port"]), host["connect_timeout"])
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     return sock
 
 
-def paramiko_bit(host: dict[str, Any], keys: Any) -> int:
+def paramiko_bit(host: dict[str, Any], keys: dict[str, Any] | None) -> int:
     import paramiko
 
     client = paramiko.SSHClient()
@@ -78,7 +91,7 @@ def paramiko_bit(host: dict[str, Any], keys: Any) -> int:
         client.load_host_keys(host["known_hosts"])
     else:
         name = f"[{host['hostname']}]:{host['port']}"
-        for key_type, key in (keys.lookup(name) or {}).items():
+        for key_type, key in keys.get(name, {}).items():
             client.get_host_keys().add(name, key_type, key)
         sock = tcp_nodelay(host)
     client.connect(
@@ -155,22 +168,18 @@ def main() -> int:
         template = str(TEMPLATE / "huawei_uap9600_lst_sfp.textfsm")
         # netmiko has paramiko load ``alt_key_file`` on every connection (quadratic in its
         # lines): give each host a known_hosts with only its own line, parsed once here.
-        import paramiko
-
-        keys = paramiko.HostKeys(hosts[0]["known_hosts"])
+        keys = known_hosts(Path(hosts[0]["known_hosts"]))
         folder = Path(tempfile.mkdtemp(prefix="netmiko-kh-"))
         for h in hosts:
             name = f"[{h['hostname']}]:{h['port']}"
-            one = paramiko.HostKeys()
-            for key_type, key in (keys.lookup(name) or {}).items():
-                one.add(name, key_type, key)
             h["known_hosts_one"] = str(folder / h["name"])
-            one.save(h["known_hosts_one"])
+            Path(h["known_hosts_one"]).write_text(
+                "".join(f"{name} {t} {k.get_base64()}\n" for t, k in keys.get(name, {}).items()),
+                encoding="utf-8",
+            )
         job = lambda h: netmiko_bit(h, template)  # noqa: E731
     elif args.client == "paramiko*":
-        import paramiko
-
-        keys = paramiko.HostKeys(hosts[0]["known_hosts"])  # parsed once
+        keys = known_hosts(Path(hosts[0]["known_hosts"]))
         job = lambda h: paramiko_bit(h, keys)  # noqa: E731
     else:
         job = lambda h: paramiko_bit(h, None)  # noqa: E731

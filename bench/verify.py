@@ -76,7 +76,8 @@ def main(argv: list[str] | None = None) -> int:
         worst = max(worst, ratio)
         print(f"{delay:>8.3f} {floor:>8.3f} {median:>9.3f} {ratio:>6.3f}")
     passed = worst <= args.target
-    print(f"{'PASS' if passed else 'MISS'}  worst ratio {worst:.3f} against the {args.target}x target")
+    verdict = "PASS" if passed else "MISS"
+    print(f"{verdict}  worst ratio {worst:.3f} against the {args.target}x target")
     return 0 if passed else 1
 
 

@@ -28,6 +28,7 @@ from rich.progress import Progress as RichBar
 from mml_tool import __version__
 from mml_tool.errors import ConfigError, MmlToolError
 from mml_tool.exitcodes import ExitCode
+from mml_tool.fleet import DEFAULT_WORKERS
 
 EXIT_OK, EXIT_ERROR, EXIT_USAGE = ExitCode.OK, ExitCode.ERROR, ExitCode.USAGE
 EXIT_VERIFY_FAILED = ExitCode.VERIFY_FAILED
@@ -211,9 +212,9 @@ limit_option = click.option(
 workers_option = click.option(
     "--workers",
     type=click.IntRange(1, 512),
-    default=32,
+    default=DEFAULT_WORKERS,
     show_default=True,
-    help="Hosts worked on at once.",
+    help="Hosts worked on at once (default: sized to this machine's cores).",
 )
 report_option = click.option(
     "--report",

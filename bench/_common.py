@@ -26,12 +26,9 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Any
 
 from mml_tool.inventory import HostConfig, load_inventory
-
-if TYPE_CHECKING:
-    from paramiko import HostKeys
 
 END_RE = re.compile(rb"^---\s+END\s*$", re.M)
 LAB_READY_TIMEOUT = 120.0
@@ -216,7 +213,7 @@ def run_pool(hosts: Sequence[HostConfig], job: Callable[[HostConfig], bool], wor
 
 
 def paramiko_exchange(
-    host: HostConfig, commands: Sequence[str], tuned: HostKeys | None = None
+    host: HostConfig, commands: Sequence[str], tuned: KnownHosts | None = None
 ) -> list[bytes]:
     """Connect, open a shell, send each command and read up to its ``---    END``.
 
@@ -232,7 +229,7 @@ def paramiko_exchange(
         client.load_host_keys(str(host.known_hosts))
     else:
         name = f"[{host.hostname}]:{host.port}"
-        for key_type, key in (tuned.lookup(name) or {}).items():
+        for key_type, key in tuned.get(name, {}).items():
             client.get_host_keys().add(name, key_type, key)
         sock = socket.create_connection((host.hostname, host.port), host.connect_timeout)
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
@@ -258,24 +255,46 @@ def paramiko_exchange(
         client.close()
 
 
-def host_keys(path: Path) -> HostKeys:
-    import paramiko
+KnownHosts = dict[str, dict[str, Any]]
 
-    return paramiko.HostKeys(str(path))
+
+def host_keys(path: Path) -> KnownHosts:
+    """known_hosts parsed once, in one pass (as mml-tool does; paramiko's own load and lookup
+    scan every entry per line)."""
+    from floor import known_hosts
+
+    return known_hosts(path)
+
+
+def one_line_known_hosts(hosts: Sequence[HostConfig], folder: Path) -> dict[str, Path]:
+    """For netmiko (which has paramiko load ``alt_key_file`` on every connection): a
+    known_hosts per host holding only its own line, written from one parse of the lab's file."""
+    keys = host_keys(hosts[0].known_hosts or Path())
+    files = {}
+    for host in hosts:
+        name = f"[{host.hostname}]:{host.port}"
+        files[host.name] = path = folder / host.name
+        lines = (f"{name} {t} {k.get_base64()}\n" for t, k in keys.get(name, {}).items())
+        path.write_text("".join(lines), encoding="utf-8")
+    return files
 
 
 # -- what a user would write: netmiko + TextFSM
 
 
 def netmiko_exchange(
-    host: HostConfig, commands: Sequence[str], parse: str, template: Path
+    host: HostConfig, commands: Sequence[str], parse: str, template: Path, known_hosts: Path
 ) -> list[dict[str, str]]:
     """netmiko's ``generic`` driver (= ``terminal_server``: no prompt handling, which suits the
     simulator: it prints no prompt); every reply ends at the END line. The reply to ``parse``
-    goes through TextFSM the netmiko way (``use_textfsm`` with our template)."""
+    goes through TextFSM the netmiko way (``use_textfsm`` with our template). The same two
+    tunings as the floor: its own socket with TCP_NODELAY (``sock=``) and a known_hosts with
+    only this host's line; ``fast_cli`` (its documented speed setting, the default in 4.x)."""
     from netmiko import ConnectHandler
 
     assert host.password is not None
+    sock = socket.create_connection((host.hostname, host.port), host.connect_timeout)
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     conn = ConnectHandler(
         device_type="generic",
         host=host.hostname,
@@ -285,7 +304,10 @@ def netmiko_exchange(
         ssh_strict=True,
         system_host_keys=False,
         alt_host_keys=True,
-        alt_key_file=str(host.known_hosts),
+        alt_key_file=str(known_hosts),
+        sock=sock,
+        fast_cli=True,
+        conn_timeout=host.connect_timeout,
     )
     records: list[dict[str, str]] = []
     try:

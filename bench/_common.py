@@ -68,6 +68,7 @@ def lab_process(
     # stderr to a file: a pipe nobody reads could fill up and block the lab.
     errors = (folder / "lab.stderr").open("wb")
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=errors, cwd=folder)
+    (folder / "lab.pid").write_text(str(proc.pid), encoding="utf-8")  # for its CPU (bench/lab.py)
     try:
         _wait_ready(proc, LAB_READY_TIMEOUT, folder / "lab.stderr")
         env = (folder / "lab.env").read_text(encoding="utf-8")

@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import multiprocessing
 import os
+import queue
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -97,7 +98,11 @@ def measure(nodes: int, processes: int, clients: int) -> dict[str, float]:
         barrier = ctx.Barrier(nodes + 1)
         out = ctx.Queue()
         procs = [
-            ctx.Process(target=client_process, args=(str(inventory), i, clients, barrier, out))
+            ctx.Process(
+                target=client_process,
+                args=(str(inventory), i, clients, barrier, out),
+                daemon=True,  # never outlives the bench
+            )
             for i in range(clients)
         ]
         start = time.perf_counter()
@@ -109,10 +114,19 @@ def measure(nodes: int, processes: int, clients: int) -> dict[str, float]:
             opened = time.perf_counter() - start
         except Exception:
             pass
-        ok = sum(out.get(timeout=BARRIER_TIMEOUT) for _ in procs)
-        for proc in procs:
-            proc.join()
+        ok = 0
+        for _ in procs:
+            try:
+                ok += out.get(timeout=BARRIER_TIMEOUT)
+            except queue.Empty:  # a client stuck: its sessions count as not served
+                print("a client process did not finish in time", file=sys.stderr)
+                break
         wall = time.perf_counter() - start
+        for proc in procs:
+            proc.join(timeout=10)
+            if proc.is_alive():
+                proc.terminate()
+                proc.join()
         cpu = lab_cpu(lab_pid) - cpu0
     return {"ok": ok, "opened": opened, "wall": wall, "lab_cpu": cpu}
 

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import multiprocessing
 import os
+import threading
 from pathlib import Path
 
 from conftest import lab_env
 
 from mml_tool.check import check_fleet
 from mml_tool.inventory import load_inventory
-from mml_tool.lab.lab import make_nodes
+from mml_tool.lab.lab import make_nodes, run_lab_foreground
 from mml_tool.lab.procs import ProcessLab, split_blocks
 from mml_tool.lab.uap import NodeConfig
 from mml_tool.policy import load_policy
@@ -39,3 +41,50 @@ def test_a_fleet_check_over_nodes_in_three_processes(tmp_path: Path) -> None:
         processes = [w.process for w in lab._workers]
     assert not any(p.is_alive() for p in processes)
     assert lab.nodes == []
+
+
+def test_mml_tool_lab_with_processes_serves_and_stops(tmp_path: Path) -> None:
+    """`mml-tool lab --processes 2`: one ready line, an inventory whose nodes answer, and no
+    worker left once it is told to stop."""
+
+    class Out:
+        def __init__(self) -> None:
+            self.text = ""
+            self.ready = threading.Event()
+
+        def write(self, s: str) -> int:
+            self.text += s
+            self.ready.set()
+            return len(s)
+
+        def flush(self) -> None:
+            pass
+
+    out, stop = Out(), threading.Event()
+    inv = tmp_path / "inventory.yaml"
+    before = set(multiprocessing.active_children())
+    runner = threading.Thread(
+        target=run_lab_foreground,
+        kwargs={
+            "nodes": 4,
+            "inventory": inv,
+            "with_gateway": False,
+            "out": out,
+            "stop_event": stop,
+            "processes": 2,
+        },
+    )
+    runner.start()
+    try:
+        assert out.ready.wait(60)
+        assert out.text.startswith("lab ready: 4 UAP nodes (SSH 127.0.0.1:")
+        workers = set(multiprocessing.active_children()) - before
+        assert len(workers) == 2
+        inventory = load_inventory(inv, env=lab_env(inv))
+        findings = check_fleet(list(inventory.hosts.values()), load_policy(None), workers=4)
+        assert [f.status for f in findings] == ["fail"] * 4
+    finally:
+        stop.set()
+        runner.join(30)
+    assert not runner.is_alive()
+    assert not any(w.is_alive() for w in workers)

@@ -13,9 +13,10 @@ import json
 import os
 import threading
 from dataclasses import asdict, dataclass, fields, replace
-from datetime import datetime, timezone
 from pathlib import Path
 
+from mml_tool._io import default_audit_file
+from mml_tool._io import utc_now as utc_now  # it lived here
 from mml_tool.errors import AuditError
 from mml_tool.mml.command import mask_text
 
@@ -60,17 +61,13 @@ class AuditRecord:
         return cls(**{k: v for k, v in data.items() if k in names})  # type: ignore[arg-type]
 
 
-def utc_now() -> str:
-    """The current time as ISO 8601 UTC, the format of ``AuditRecord.time``."""
-    return datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
 def default_audit_path() -> Path:
-    """``$MML_TOOL_AUDIT``, else ``~/.local/state/mml-tool/audit.jsonl``."""
+    """``$MML_TOOL_AUDIT``, else ``audit.jsonl`` in the user's state folder
+    (``$XDG_STATE_HOME/mml-tool``, by default ``~/.local/state/mml-tool``)."""
     env = os.environ.get("MML_TOOL_AUDIT")
     if env:
         return Path(env).expanduser()
-    return Path.home() / ".local" / "state" / "mml-tool" / "audit.jsonl"
+    return default_audit_file()
 
 
 def operator_name() -> str:

@@ -16,12 +16,12 @@ from rich.console import Console
 
 from mml_tool.audit import AuditTrail
 from mml_tool.change import Plan
-from mml_tool.check import check_fleet
+from mml_tool.change.record import fresh_folder
+from mml_tool.compliance import check_fleet
 from mml_tool.gateway.verify import verify_gateway
 from mml_tool.inventory import load_inventory
 from mml_tool.lab.lab import AGENT_PASSWORD_ENV, PASSWORD_ENV, Lab, make_nodes
 from mml_tool.policy import load_policy
-from mml_tool.record import fresh_folder
 from mml_tool.report import Report, RunInfo, render_table
 from mml_tool.workflow import run_change
 

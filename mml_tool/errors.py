@@ -1,21 +1,25 @@
 """One exception tree for the whole of mml-tool.
 
 Every error the package raises on purpose is an ``MmlToolError``; each subclass names the layer
-that failed, and its message says what to do next. Messages never carry a secret.
+that failed, and its message says what to do next. Messages never carry a secret. Context is
+attached once as attributes: ``.host`` (the host's name, "" when none) and ``.command`` (the
+masked MML command, "" when none), so callers need not parse the text. ``except TransportError``
+catches every failure after which a reply may have been lost (drops and timeouts alike).
 
     MmlToolError
     ├── ConfigError                 bad input before anything is sent
     │   ├── InventoryError          inventory file: names file, host and field
     │   ├── PolicyError             policy file: names file, control and field
     │   └── CommandError            an MML command that is not safe or not well formed
-    ├── TransportError              could not open, keep or use the byte pipe
-    │   └── HostKeyError            SSH host key unknown or changed
+    ├── TransportError              the reply may be lost: could not open, keep or use the pipe
+    │   ├── HostKeyError            SSH host key unknown or changed
+    │   └── MmlTimeout              no complete reply before the deadline
     ├── LoginError                  LGI refused (names host and user, never the password)
-    ├── MmlTimeout                  no complete reply before the deadline
     ├── RetcodeError                the element answered RETCODE != 0
     ├── ParseError                  a reply (frame or template) could not be read
     ├── AnswerError                 a hostile or odd answer: another NE, a second answer, ...
     ├── UnexpectedError             an exception mml-tool did not foresee, in one host's job
+    ├── CheckError                  a check could not decide for some hosts (.hosts)
     ├── ChangeError                 plan / apply / rollback refused or failed
     │   ├── PlanError               plan file missing, tampered, expired
     │   ├── DriftError              device state changed since the plan
@@ -32,6 +36,24 @@ from __future__ import annotations
 
 class MmlToolError(Exception):
     """Base of every error mml-tool raises on purpose."""
+
+    host: str = ""  # the host's name (inventory name, or the address)
+    command: str = ""  # the masked MML command that failed
+
+    def __init__(self, *args: object, host: str = "", command: str = "") -> None:
+        super().__init__(*args)
+        if host:
+            self.host = host
+        if command:
+            self.command = command
+
+    def with_context(self, host: str = "", command: str = "") -> MmlToolError:
+        """Fill in what is not known yet (the layer that raised may not know the host)."""
+        if host and not self.host:
+            self.host = host
+        if command and not self.command:
+            self.command = command
+        return self
 
 
 class ConfigError(MmlToolError):
@@ -62,7 +84,7 @@ class LoginError(MmlToolError):
     """The network element refused the login."""
 
 
-class MmlTimeout(MmlToolError):
+class MmlTimeout(TransportError):
     """No complete reply arrived before the deadline."""
 
 
@@ -72,11 +94,11 @@ class RetcodeError(MmlToolError):
     def __init__(self, code: int, message: str, command: str = "", host: str = "") -> None:
         self.code = code
         self.message = message
-        self.command = command
-        self.host = host
         where = f"{host}: " if host else ""
         what = f"{command!s} " if command else ""
-        super().__init__(f"{where}{what}failed with RETCODE = {code}  {message}")
+        super().__init__(
+            f"{where}{what}failed with RETCODE = {code}  {message}", host=host, command=command
+        )
 
 
 class ParseError(MmlToolError):
@@ -96,9 +118,16 @@ class UnexpectedError(MmlToolError):
     """
 
     def __init__(self, message: str, host: str = "", kind: str = "") -> None:
-        self.host = host
         self.kind = kind
-        super().__init__(message)
+        super().__init__(message, host=host)
+
+
+class CheckError(MmlToolError):
+    """A check could not decide for some hosts (``CheckResult.raise_on_error``)."""
+
+    def __init__(self, message: str, hosts: list[str] | None = None) -> None:
+        self.hosts = list(hosts or [])
+        super().__init__(message, host=self.hosts[0] if len(self.hosts) == 1 else "")
 
 
 class ChangeError(MmlToolError):

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from mml_tool import __version__
+from mml_tool._io import now_iso
 from mml_tool.audit import AuditTrail, operator_name
 from mml_tool.change import (
     ApplyRecord,
@@ -22,13 +23,13 @@ from mml_tool.change import (
     Plan,
     apply_plan,
     build_plan,
-    now_iso,
     plan_sha256,
     rollback_record,
     save_plan,
     write_json_atomic,
 )
-from mml_tool.check import check_fleet
+from mml_tool.change.record import RecordJournal, default_fallback_dirs, fresh_path
+from mml_tool.compliance import check_fleet
 from mml_tool.errors import ConfigError, RecordError
 from mml_tool.exitcodes import ExitCode
 from mml_tool.fleet import DEFAULT_WORKERS
@@ -36,7 +37,6 @@ from mml_tool.gateway.verify import VerifyResult, verify_gateway
 from mml_tool.inventory import HostConfig, Inventory
 from mml_tool.mml.session import MmlSession, Transcript
 from mml_tool.policy import Finding, Policy
-from mml_tool.record import RecordJournal, default_fallback_dirs, fresh_path
 from mml_tool.report import Outcome, Report, RunInfo, write_reports
 from mml_tool.verify_fleet import verify_gateways
 
@@ -77,6 +77,7 @@ class RunOutcome:
     evidence_errors: list[str] = field(default_factory=list)  # files that could not be written
     exit_code: int = EXIT_OK
     result: str = ""  # the outcome in words when exit_code alone does not say it
+    operator: str = ""  # who ran it: in the plan, the audit records and the report
 
     @property
     def verified(self) -> bool:
@@ -109,11 +110,12 @@ def run_change(
     template_dirs: Sequence[Path] = (),
     workers: int = DEFAULT_WORKERS,
     say: Callable[[str], None] = lambda _: None,
+    operator: str | None = None,
 ) -> RunOutcome:
     """Run the whole change for ``hosts``; never raises for a host's failure, only for bad input."""
     gateway_names = gateways_for(inventory, hosts)
     started = now_iso()
-    outcome = RunOutcome(evidence=evidence)
+    outcome = RunOutcome(evidence=evidence, operator=operator or operator_name())
     book = TranscriptBook()
     try:
         evidence.mkdir(parents=True, exist_ok=True)
@@ -213,7 +215,7 @@ def _run(
         policy,
         change_id=change_id,
         inventory=inventory.path,
-        operator=operator_name(),
+        operator=outcome.operator,
     )
     plan_path = evidence / "plan.json"
     key = inventory.plan_signing_key
@@ -224,7 +226,7 @@ def _run(
     ctx = ChangeContext(
         inventory=inventory,
         audit=audit,
-        operator=operator_name(),
+        operator=outcome.operator,
         change_id=change_id,
         lock_dir=lock_dir,
         template_dirs=template_dirs,
@@ -340,7 +342,7 @@ def _write_bundle(
         inventory=str(inventory.path),
         started=started,
         finished=now_iso(),
-        operator=operator_name(),
+        operator=outcome.operator,
     )
     changes: list[dict[str, Any]] = []
     for record in (outcome.applied, outcome.rolled_back):

@@ -391,18 +391,24 @@ def test_unwritable_audit_stops_the_change_before_any_command(
     lab: Lab, inventory: Path, env: Env, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     plan_path = make_plan(env, inventory)
-    trail_dir = env.tmp / "audit-is-a-directory"
-    trail_dir.mkdir()
-    monkeypatch.setenv("MML_TOOL_AUDIT", str(trail_dir))
+    not_a_folder = env.tmp / "a-file"
+    not_a_folder.write_text("")  # the trail cannot be created below a regular file
+    monkeypatch.setenv("MML_TOOL_AUDIT", str(not_a_folder / "audit.jsonl"))
     result = invoke("apply", plan_path, "-i", inventory, "--yes")
     assert result.exit_code == 1
     assert "cannot write the audit trail" in result.output
     assert p978(lab) == START
-    assert list(trail_dir.iterdir()) == []
-    # --audit naming a directory is refused as a usage error, before anything.
+    # --audit (or $MML_TOOL_AUDIT, its variable) naming a directory is refused as a usage
+    # error, before anything.
+    trail_dir = env.tmp / "audit-is-a-directory"
+    trail_dir.mkdir()
     result = invoke("apply", plan_path, "-i", inventory, "--yes", "--audit", trail_dir)
     assert result.exit_code == 2
+    monkeypatch.setenv("MML_TOOL_AUDIT", str(trail_dir))
+    result = invoke("apply", plan_path, "-i", inventory, "--yes")
+    assert result.exit_code == 2
     assert p978(lab) == START
+    assert list(trail_dir.iterdir()) == []
 
 
 def test_apply_without_yes_and_without_a_terminal_refuses(

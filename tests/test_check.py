@@ -16,8 +16,8 @@ import pytest
 import yaml
 from click.testing import CliRunner, Result
 
-from mml_tool.check import check_fleet
 from mml_tool.cli import cli
+from mml_tool.compliance import check_fleet
 from mml_tool.inventory import load_inventory
 from mml_tool.lab.lab import PASSWORD_ENV, Lab
 from mml_tool.lab.uap import FaultConfig, NodeConfig

@@ -161,6 +161,20 @@ def test_exec_write_is_audited(lab: Lab, inventory: Path, env: Env) -> None:
     assert {r.operator for r in records} == {"op-bob"}
 
 
+def test_operator_and_lock_dir_options_win_over_the_environment(
+    lab: Lab, inventory: Path, env: Env
+) -> None:
+    locks = env.tmp / "other-locks"
+    result = invoke(
+        "--operator", "op-dave", "exec", "-i", inventory, "uap-2", MOD_0,
+        "--allow-write", "--yes", "--lock-dir", locks,
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert {r.operator for r in audit.read(env.audit)} == {"op-dave"}
+    assert any(locks.iterdir())  # the host's lock was taken there, not in $MML_TOOL_LOCKS
+    assert not (env.tmp / "locks").exists()
+
+
 def test_exec_write_with_lost_reply_is_audited_as_unknown(
     lab: Lab, inventory: Path, env: Env
 ) -> None:
@@ -186,11 +200,18 @@ def test_exec_write_with_lost_reply_is_audited_as_unknown(
 def test_exec_write_with_unwritable_audit_sends_nothing(
     lab: Lab, inventory: Path, env: Env, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    (env.tmp / "dir").mkdir()
-    monkeypatch.setenv("MML_TOOL_AUDIT", str(env.tmp / "dir"))
+    (env.tmp / "file").write_text("")  # a file where the trail's folder should be
+    monkeypatch.setenv("MML_TOOL_AUDIT", str(env.tmp / "file" / "audit.jsonl"))
     result = invoke("exec", "-i", inventory, "uap-1", MOD_0, "--allow-write", "--yes")
     assert result.exit_code == 1
     assert "cannot write the audit trail" in result.output
+    assert p978(lab) == START
+    # $MML_TOOL_AUDIT is the --audit option's value: naming a folder is the same usage error.
+    (env.tmp / "dir").mkdir()
+    monkeypatch.setenv("MML_TOOL_AUDIT", str(env.tmp / "dir"))
+    result = invoke("exec", "-i", inventory, "uap-1", MOD_0, "--allow-write", "--yes")
+    assert result.exit_code == 2
+    assert "MML_TOOL_AUDIT" in result.output or "--audit" in result.output
     assert p978(lab) == START
 
 

@@ -8,10 +8,10 @@ import pytest
 from rich.console import Console
 from rich.text import Text
 
-from mml_tool import report as report_mod
 from mml_tool.fasttable import print_table
 from mml_tool.policy import Finding
 from mml_tool.report import Report, RunInfo, render_table
+from mml_tool.report import terminal as report_mod
 
 
 def finding(i: int, status: str, actual: str | None = "P978 bit 0 = 1") -> Finding:

@@ -18,8 +18,8 @@ from click.testing import CliRunner
 from conftest import RunningLab, StartLab, lab_env
 from hostile import NE, Connection, HostileServer, frame, sfp_table
 
-from mml_tool.check import check_host
 from mml_tool.cli import cli
+from mml_tool.compliance import check_host
 from mml_tool.errors import AnswerError, LoginError, TransportError
 from mml_tool.inventory import HostConfig
 from mml_tool.lab.uap import NodeConfig

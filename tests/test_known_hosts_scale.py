@@ -10,7 +10,7 @@ import paramiko
 import pytest
 
 from mml_tool.lab.uap import generate_host_key
-from mml_tool.mml import transport
+from mml_tool.mml.transport import known_hosts as transport
 
 
 def lines(count: int, key: paramiko.PKey) -> list[str]:

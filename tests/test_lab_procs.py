@@ -9,7 +9,7 @@ from pathlib import Path
 
 from conftest import lab_env
 
-from mml_tool.check import check_fleet
+from mml_tool.compliance import check_fleet
 from mml_tool.inventory import load_inventory
 from mml_tool.lab.lab import make_nodes, run_lab_foreground
 from mml_tool.lab.procs import ProcessLab, split_blocks

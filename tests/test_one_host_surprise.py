@@ -19,8 +19,8 @@ from hostile import NE, Connection, HostileServer, frame, sfp_table
 
 from mml_tool.audit import AuditTrail
 from mml_tool.change import ChangeContext, apply_plan, build_plan
-from mml_tool.check import check_fleet
 from mml_tool.cli import cli
+from mml_tool.compliance import check_fleet
 from mml_tool.errors import MmlToolError, ParseError, UnexpectedError
 from mml_tool.fleet import run_fleet
 from mml_tool.inventory import HostConfig, load_inventory

@@ -86,6 +86,8 @@ def test_run_rolls_back_when_verification_fails(run_lab: tuple[Lab, Path], tmp_p
     # The parameter will read right, but the feature still does not work: the run must undo.
     lab.gateway.one_way_video_ready = lambda host: False  # type: ignore[attr-defined]
     code, output = invoke(
+        "--operator",
+        "op-erin",
         "run",
         "-i",
         str(inventory),
@@ -108,6 +110,11 @@ def test_run_rolls_back_when_verification_fails(run_lab: tuple[Lab, Path], tmp_p
         ("apply", "MOD SFP: ID=P978, MODTYPE=P1, BIT=0, BITVAL=0;"),
         ("rollback", "MOD SFP: ID=P978, MODTYPE=P1, BIT=0, BITVAL=1;"),
     ]
+    # --operator reaches the plan, every audit record and the report.
+    bundle = tmp_path / "ev" / "CHG-2"
+    assert {a["operator"] for a in audit} == {"op-erin"}
+    assert json.loads((bundle / "plan.json").read_text())["created_by"] == "op-erin"
+    assert json.loads((bundle / "report.json").read_text())["run"]["operator"] == "op-erin"
 
 
 def test_run_no_rollback_keeps_the_change(run_lab: tuple[Lab, Path], tmp_path: Path) -> None:

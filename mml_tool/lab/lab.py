@@ -4,45 +4,8 @@
 ``with_gateway=True``, a gateway simulator (``mml_tool.lab.gateway``, imported lazily) that asks
 ``Lab.one_way_video_ready(host)`` whether a UAP node allows one-way video (P978 bit 0 == 0).
 
-LAB.yaml (``load_lab_config``)::
-
-    defaults:                 # optional; any node key below, applied to every node
-      layout: table
-    nodes:                    # mapping: node (inventory host) name -> settings
-      uap-1:
-        ne_name: UAP-1        # default: the node name upper-cased
-        meid: 1               # default: position in the file, from 1
-        layout: table         # table | vertical | value
-        language: en          # en | zh
-        hex_line: false       # value layout: add "Hexadecimal value  =  0x0001"
-        unknown_param: error  # error (RETCODE 1006) | empty (No matching result is found)
-        page_size: 20         # parameters per report of LST SFP:;
-        ssh_echo: false       # echo typed characters on SSH shells with a pty
-        serial_start: 1000    # first O&M serial on each connection (default: random)
-        authorized_keys: ["ssh-ed25519 AAAA... me@host"]   # SSH public-key auth (default: none);
-                              # a shell opened with a key is logged in to MML (no LGI needed)
-        echo_prefix: ""       # text before the echoed command in %%...%%: literal, e.g.
-                              # "/*1879106888 MEID=005*/", and/or the token "{serial}", a
-                              # running number per connection (%%241299LST SFP: ID=P978;%%);
-                              # quote it: unquoted, YAML reads {serial} as a mapping
-        encoding: utf-8       # utf-8 | gb18030 (replies and commands, as Chinese elements)
-        paging: en            # en (To be continued...) | zh (仍有后续报告输出, 共有N个报告) |
-                              # zh-bare (zh, later pages without header, echo, RETCODE)
-        state_file: state/uap-1.json   # relative to the LAB.yaml folder
-        params: {P978: 1, P001: 0}     # merged over the default parameter set
-        replace_params: false          # true: params replace the default set
-        faults: {latency: 0.2, drop_after: 5, drop_mid_response: "LST SFP",
-                 garbage_reply: null, never_end: null, alarms: false,
-                 login_refused: false, drop_after_mod: false, times: null}
-
-    gateway:                  # optional: the CC-Gateway simulator (load_gateway_settings)
-      event_shape: documented # documented: AgentEvent_MediaSwith and
-                              # AgentMediaEvent_StopRecordDone bare (no envelope, jsonKey arrays),
-                              # the others wrapped with eventGenTime, as the vendor's pages print
-                              # them; wrapped: every event in {message, retcode, event}, numbers
-                              # in content as strings
-
-Unknown keys raise ``ConfigError`` naming the file, the node and the field.
+LAB.yaml: format and validation in ``mml_tool.lab.config`` (``load_lab_config``,
+``load_gateway_settings``, re-exported here).
 
 ``write_inventory(path)`` writes, in path's folder: the inventory (one host per node, transport
 ssh, its SSH port, group ``lab``, ``ne_name``; with a gateway one ``gw-<node>`` gateway entry per
@@ -61,19 +24,23 @@ import signal
 import sys
 import tempfile
 import threading
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import fields
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import FrameType
-from typing import Any, Literal, Protocol, TextIO
+from typing import Any, Protocol, TextIO
 
 import yaml
 
 from mml_tool.atomic import write_text_atomic
 from mml_tool.errors import ConfigError
-from mml_tool.lab.uap import FaultConfig, NodeConfig, UapNode, UapServer, default_params
+from mml_tool.lab.config import (
+    EVENT_SHAPES,
+    EventShape,
+    load_gateway_settings,
+    load_lab_config,
+)
+from mml_tool.lab.uap import NodeConfig, UapNode, UapServer
 from mml_tool.secret import Secret
-from mml_tool.yamlload import load_yaml, show
 
 PASSWORD_ENV = "MML_LAB_PASSWORD"
 AGENT_PASSWORD_ENV = "CCGW_AGENT_PASSWORD"
@@ -81,30 +48,6 @@ FIRST_AGENT_ID = 101
 CALLED_NUMBER = "40040"
 SKILL_ID = 25
 DEFAULT_USERNAME = "admin"
-_NODE_KEYS = frozenset(
-    {
-        "ne_name",
-        "meid",
-        "layout",
-        "language",
-        "hex_line",
-        "unknown_param",
-        "page_size",
-        "ssh_echo",
-        "serial_start",
-        "authorized_keys",
-        "echo_prefix",
-        "encoding",
-        "paging",
-        "state_file",
-        "params",
-        "replace_params",
-        "faults",
-    }
-)
-_FAULT_KEYS = frozenset(f.name for f in fields(FaultConfig))
-EventShape = Literal["documented", "wrapped"]
-EVENT_SHAPES: tuple[EventShape, ...] = ("documented", "wrapped")
 
 
 class GatewayLike(Protocol):
@@ -139,103 +82,6 @@ def make_nodes(
             )
         )
     return nodes
-
-
-def load_lab_config(path: Path) -> list[NodeConfig]:
-    """Read a LAB.yaml (format in the module docstring)."""
-    try:
-        data = load_yaml(path.read_text(encoding="utf-8"), str(path), ConfigError)
-    except (OSError, yaml.YAMLError) as exc:
-        raise ConfigError(f"{path}: cannot read the lab config: {exc}") from exc
-    if not isinstance(data, dict):
-        raise ConfigError(f"{path}: expected a mapping with 'nodes:'")
-    for key in data:
-        if key not in ("defaults", "nodes", "gateway"):
-            raise ConfigError(
-                f"{path}: unknown top-level field {key!r} (expected defaults, nodes, gateway)"
-            )
-    _gateway_settings(path, data.get("gateway"))
-    defaults = data.get("defaults") or {}
-    nodes = data.get("nodes")
-    if not isinstance(defaults, dict):
-        raise ConfigError(f"{path}: 'defaults' must be a mapping")
-    if not isinstance(nodes, dict) or not nodes:
-        raise ConfigError(f"{path}: 'nodes' must be a non-empty mapping of node name -> settings")
-    _check_keys(path, "defaults", defaults)
-    out = []
-    for i, (name, settings) in enumerate(nodes.items()):
-        settings = settings or {}
-        if not isinstance(settings, dict):
-            raise ConfigError(f"{path}: node {name}: settings must be a mapping")
-        _check_keys(path, str(name), settings)
-        merged = {**defaults, **settings}
-        out.append(_node_from(path, str(name), i, merged))
-    return out
-
-
-def load_gateway_settings(path: Path) -> EventShape:
-    """The ``gateway:`` section of a LAB.yaml: the simulator's event shape."""
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError) as exc:
-        raise ConfigError(f"{path}: cannot read the lab config: {exc}") from exc
-    return _gateway_settings(path, data.get("gateway") if isinstance(data, dict) else None)
-
-
-def _gateway_settings(path: Path, section: Any) -> EventShape:
-    if section is None:
-        return "documented"
-    if not isinstance(section, dict):
-        raise ConfigError(f"{path}: 'gateway' must be a mapping like {{event_shape: wrapped}}")
-    for key in section:
-        if key != "event_shape":
-            raise ConfigError(f"{path}: gateway: unknown field {key!r} (expected event_shape)")
-    shape = section.get("event_shape", "documented")
-    for known in EVENT_SHAPES:
-        if shape == known:
-            return known
-    raise ConfigError(
-        f"{path}: gateway.event_shape is {show(shape)}: use documented (as the vendor's pages "
-        "print events) or wrapped (every event in the envelope)"
-    )
-
-
-def _check_keys(path: Path, node: str, settings: Mapping[str, Any]) -> None:
-    for key in settings:
-        if key not in _NODE_KEYS:
-            raise ConfigError(f"{path}: node {node}: unknown field {key!r}")
-    faults = settings.get("faults")
-    if faults is not None:
-        if not isinstance(faults, dict):
-            raise ConfigError(f"{path}: node {node}: 'faults' must be a mapping")
-        for key in faults:
-            if key not in _FAULT_KEYS:
-                raise ConfigError(f"{path}: node {node}: unknown field 'faults.{key}'")
-
-
-def _node_from(path: Path, name: str, index: int, s: dict[str, Any]) -> NodeConfig:
-    where = f"{path}: node {name}"
-    params_in = s.pop("params", None) or {}
-    replace = bool(s.pop("replace_params", False))
-    if not isinstance(params_in, dict):
-        raise ConfigError(f"{where}: 'params' must be a mapping like {{P978: 1}}")
-    params = {} if replace else default_params()
-    params.update({str(k).upper(): v for k, v in params_in.items()})
-    faults_in = s.pop("faults", None) or {}
-    state = s.pop("state_file", None)
-    if state is not None and not isinstance(state, str):  # never str() it: maybe an alias bomb
-        raise ConfigError(f"{where}: 'state_file' must be a path (text)")
-    try:
-        return NodeConfig(
-            name,
-            params=params,
-            faults=FaultConfig(**faults_in),
-            state_file=(path.parent / str(state)) if state else None,
-            meid=int(s.pop("meid", index + 1)),
-            **s,
-        )
-    except (ConfigError, TypeError, ValueError) as exc:
-        raise ConfigError(f"{where}: {exc}") from exc
 
 
 def _default_gateway_factory(lab: Lab) -> GatewayLike:
@@ -365,33 +211,7 @@ class Lab:
         known = folder / "lab_known_hosts"
         lines = [self.server.known_hosts_line(node.ssh_port) for node in self.nodes]
         known.write_text("\n".join(lines) + "\n", encoding="utf-8")
-        hosts: dict[str, dict[str, Any]] = {}
-        gateways: dict[str, Any] = {}
-        url = getattr(self.gateway, "url", None)
-        ca_path = getattr(self.gateway, "ca_path", None)
-        for i, (node, agent_id) in enumerate(zip(self.nodes, self.agent_ids(), strict=True)):
-            entry: dict[str, Any] = {
-                "hostname": self.host,
-                "port": node.ssh_port,
-                "groups": ["lab"],
-                "ne_name": node.config.ne_name,
-            }
-            if url:
-                gw_name = f"gw-{node.name}"
-                entry["gateway"] = gw_name
-                gateways[gw_name] = {
-                    "url": url,
-                    "verify_tls": True,
-                    "agent_id": agent_id,
-                    "agent_password": "${" + AGENT_PASSWORD_ENV + "}",
-                    "phone_number": str(40100 + i + 1),
-                    "called": CALLED_NUMBER,
-                    "skill_id": SKILL_ID,
-                    "timeout": 15,
-                }
-                if ca_path:
-                    gateways[gw_name]["ca_bundle"] = str(_relative(Path(ca_path), folder))
-            hosts[node.name] = entry
+        hosts, gateways = self._inventory_hosts(folder)
         doc: dict[str, Any] = {
             "defaults": {
                 "transport": "ssh",
@@ -423,6 +243,39 @@ class Lab:
             )
         write_text_atomic(folder / "lab.env", "\n".join(env_lines) + "\n", 0o600)
         return path
+
+    def _inventory_hosts(
+        self, folder: Path
+    ) -> tuple[dict[str, dict[str, Any]], dict[str, dict[str, Any]]]:
+        """The inventory's hosts (one per node) and, with a gateway, one gateway per node."""
+        hosts: dict[str, dict[str, Any]] = {}
+        gateways: dict[str, dict[str, Any]] = {}
+        url = getattr(self.gateway, "url", None)
+        ca_path = getattr(self.gateway, "ca_path", None)
+        for i, (node, agent_id) in enumerate(zip(self.nodes, self.agent_ids(), strict=True)):
+            entry: dict[str, Any] = {
+                "hostname": self.host,
+                "port": node.ssh_port,
+                "groups": ["lab"],
+                "ne_name": node.config.ne_name,
+            }
+            if url:
+                gw_name = f"gw-{node.name}"
+                entry["gateway"] = gw_name
+                gateways[gw_name] = {
+                    "url": url,
+                    "verify_tls": True,
+                    "agent_id": agent_id,
+                    "agent_password": "${" + AGENT_PASSWORD_ENV + "}",
+                    "phone_number": str(40100 + i + 1),
+                    "called": CALLED_NUMBER,
+                    "skill_id": SKILL_ID,
+                    "timeout": 15,
+                }
+                if ca_path:
+                    gateways[gw_name]["ca_bundle"] = str(_relative(Path(ca_path), folder))
+            hosts[node.name] = entry
+        return hosts, gateways
 
     def ready_line(self, inventory: Path | None) -> str:
         ssh = _ports([n.ssh_port for n in self.nodes], self.host)

@@ -3,19 +3,21 @@
 Layered like scrapli: a transport moves bytes, the session frames reports and matches them to
 the command sent, and commands are validated values that render to one safe line.
 
-    from mml_tool.mml import MmlCommand, MmlSession
-    with MmlSession(host) as session:
+    from mml_tool.mml import ConnectionParams, MmlCommand, MmlSession
+    with MmlSession(ConnectionParams(host="192.0.2.5", transport="tcp")) as session:
         response = session.run(MmlCommand.parse("LST SFP: ID=P978;"))
         response.raise_for_retcode()
 """
 
 from __future__ import annotations
 
+from mml_tool.mml.blocks import MmlBlock
 from mml_tool.mml.command import MmlCommand, Quoted, mask_text, quoted
+from mml_tool.mml.params import ConnectionParams, HasConnectionParams, JumpHost
 from mml_tool.mml.response import (
-    MmlBlock,
     MmlReport,
     MmlResponse,
+    ResponseParser,
     echo_matches,
     parse_report,
     parse_response,
@@ -27,15 +29,20 @@ from mml_tool.mml.transport import (
     TcpTransport,
     Transport,
     make_transport,
+    register_transport,
 )
 
 __all__ = [
+    "ConnectionParams",
+    "HasConnectionParams",
+    "JumpHost",
     "MmlBlock",
     "MmlCommand",
     "MmlReport",
     "MmlResponse",
     "MmlSession",
     "Quoted",
+    "ResponseParser",
     "SshShellTransport",
     "SshTunnelTransport",
     "TcpTransport",
@@ -47,4 +54,5 @@ __all__ = [
     "parse_report",
     "parse_response",
     "quoted",
+    "register_transport",
 ]

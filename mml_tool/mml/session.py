@@ -9,8 +9,8 @@ sleeps. After a timeout, a lost connection or an unreadable reply the stream can
 trusted, so the session closes itself and refuses further commands.
 
 Everything that leaves this module (logs, transcript, responses, errors) is masked with
-``mask_text`` and scrubbed of the host's secret values (``HostConfig.secrets``): a password
-never appears in them, even where an element repeats it outside ``PWD=``.
+``mask_text`` and scrubbed of the connection's secret values (``ConnectionParams.secrets``): a
+password never appears in them, even where an element repeats it outside ``PWD=``.
 
 Answers no honest element gives are refused with ``AnswerError`` (the session closes): after
 ``REG NE``/``USE ME``, an answer whose element header (the last ``+++`` line before the echo,
@@ -41,11 +41,17 @@ from mml_tool.errors import (
     ParseError,
     TransportError,
 )
-from mml_tool.inventory import HostConfig
 from mml_tool.mml.command import MmlCommand, mask_text, quoted
 from mml_tool.mml.encoding import decode, encode
 from mml_tool.mml.lineends import LineEnds
-from mml_tool.mml.response import MmlReport, MmlResponse, echo_matches, parse_report
+from mml_tool.mml.params import ConnectionParams, HasConnectionParams, as_params
+from mml_tool.mml.response import (
+    MmlReport,
+    MmlResponse,
+    ResponseParser,
+    echo_matches,
+    parse_report,
+)
 from mml_tool.mml.transport import Transport, make_transport
 from mml_tool.secret import scrub
 
@@ -101,25 +107,27 @@ class MmlSession:
 
     def __init__(
         self,
-        host: HostConfig,
+        params: ConnectionParams | HasConnectionParams,
         transport: Transport | None = None,
         transcript: Transcript | None = None,
+        parser: ResponseParser | None = None,
     ) -> None:
-        self.host = host
-        self.transport = transport if transport is not None else make_transport(host)
+        self.params = as_params(params)
+        self.transport = transport if transport is not None else make_transport(self.params)
+        self.parser = parser
         self.transcript = transcript
         self.autonomous: list[MmlReport] = []  # alarms and events received meanwhile
         self.stale: list[MmlReport] = []  # O&M answers to some other command
         self._buffer = b""
         # "auto" becomes "gb18030" for good once a frame is not valid UTF-8 (sending too).
-        self._encoding = getattr(host, "encoding", "auto")
+        self._encoding = self.params.encoding
         self._line_ends = LineEnds()  # a cooked pty's CR CR LF -> CR LF
         self._sent: deque[str] = deque(maxlen=4)  # masked commands, to skip a terminal's echo
         self._opened = False
         self._logged_in = False
         self._closed = False
         self._broken: str | None = None
-        self._secrets = host.secrets()
+        self._secrets = self.params.secrets()
         self._selected = False  # REG NE / USE ME done: answers must come from that element
         self._element: str | None = None  # the element header answers come with (pinned)
         self._last_serial: dict[str | None, int] = {}  # per element header: an NMS counts apart
@@ -148,7 +156,7 @@ class MmlSession:
         if self._opened:
             return
         self._opened = True
-        h = self.host
+        h = self.params
         try:
             self.transport.open()
             self._login()
@@ -161,10 +169,11 @@ class MmlSession:
             self.close()
             if isinstance(exc, MmlToolError):
                 self._scrub_error(exc)
+                exc.with_context(self.params.name)
             raise
 
     def _login(self) -> None:
-        h = self.host
+        h = self.params
         if h.password is None:  # SSH key authentication without an MML password: no LGI
             self._logged_in = True
             return
@@ -192,18 +201,18 @@ class MmlSession:
             return
         if self._logged_in and self._broken is None:
             try:
-                self._exchange(MmlCommand.create("LGO"), min(LOGOUT_TIMEOUT, self.host.timeout))
+                self._exchange(MmlCommand.create("LGO"), min(LOGOUT_TIMEOUT, self.params.timeout))
             except AnswerError as exc:
                 self.refused = exc
-                log.warning("%s: while logging out: %s", self.host.name, exc)
+                log.warning("%s: while logging out: %s", self.params.name, exc)
             except MmlToolError as exc:
-                log.debug("%s: logout failed (ignored): %s", self.host.name, exc)
+                log.debug("%s: logout failed (ignored): %s", self.params.name, exc)
         self._closed = True
         self._logged_in = False
         try:
             self.transport.close()
         except Exception as exc:  # closing must never raise on top of the real error
-            log.debug("%s: closing the transport: %s", self.host.name, exc)
+            log.debug("%s: closing the transport: %s", self.params.name, exc)
 
     @property
     def encoding(self) -> str:
@@ -221,23 +230,25 @@ class MmlSession:
         cmd = command if isinstance(command, MmlCommand) else MmlCommand.parse(command)
         if self._broken is not None:
             raise TransportError(
-                f"{self.host.name}: session closed after an earlier error ({self._broken}): "
+                f"{self.params.name}: session closed after an earlier error ({self._broken}): "
                 "open a new session"
             )
         if self._closed:
-            raise TransportError(f"{self.host.name}: the session is closed: open a new session")
+            raise TransportError(f"{self.params.name}: the session is closed: open a new session")
         if not self._opened:
-            raise TransportError(f"{self.host.name}: the session is not open: call open() first")
+            raise TransportError(f"{self.params.name}: the session is not open: call open() first")
         try:
-            return self._exchange(cmd, self.host.timeout if timeout is None else timeout)
-        except (MmlTimeout, TransportError, ParseError, AnswerError) as exc:
+            return self._exchange(cmd, self.params.timeout if timeout is None else timeout)
+        except (TransportError, ParseError, AnswerError) as exc:  # the stream is not trusted
             self._broken = type(exc).__name__
-            log.debug("%s: closing the session after %s", self.host.name, self._broken)
+            log.debug("%s: closing the session after %s", self.params.name, self._broken)
             self.close()
             self._scrub_error(exc)
+            exc.with_context(self.params.name, self._clean(cmd.masked()))
             raise
         except MmlToolError as exc:
             self._scrub_error(exc)
+            exc.with_context(self.params.name, self._clean(cmd.masked()))
             raise
 
     # -- secrets
@@ -256,7 +267,7 @@ class MmlSession:
 
     def _exchange(self, cmd: MmlCommand, timeout: float) -> MmlResponse:
         masked = self._clean(cmd.masked())
-        log.debug("%s >>> %s", self.host.name, masked)
+        log.debug("%s >>> %s", self.params.name, masked)
         if self.transcript is not None:
             self.transcript.add(">>>", masked)
         start = time.monotonic()
@@ -265,7 +276,7 @@ class MmlSession:
         try:
             self.transport.write(encode(cmd.render() + "\r\n", self._encoding))
         except TransportError as exc:
-            raise TransportError(f"{self.host.name}: sending {masked}: {exc}") from None
+            raise TransportError(f"{self.params.name}: sending {masked}: {exc}") from None
         self._sends[masked] = self._sends.get(masked, 0) + 1
         reports: list[MmlReport] = []
         frames: list[str] = []
@@ -282,8 +293,11 @@ class MmlSession:
         self._answers[masked] = self._answers.get(masked, 0) + 1
         self._drain()
         elapsed = time.monotonic() - start
-        log.debug("%s <<< RETCODE = %s (%.3f s)", self.host.name, reports[-1].retcode, elapsed)
-        return MmlResponse(reports, "".join(frames), masked, self.host.name, elapsed)
+        log.debug("%s <<< RETCODE = %s (%.3f s)", self.params.name, reports[-1].retcode, elapsed)
+        return MmlResponse(
+            reports, "".join(frames), masked, self.params.name, elapsed,
+            self.params.platform, self.parser,
+        )  # fmt: skip
 
     def _take(
         self, frame: str, current: str | None, masked: str, previous: MmlReport | None = None
@@ -294,9 +308,9 @@ class MmlSession:
         try:
             report = parse_report(frame, continuation_of=previous)
         except ParseError as exc:
-            raise ParseError(f"{self.host.name}: reply to {masked}: {exc}") from None
+            raise ParseError(f"{self.params.name}: reply to {masked}: {exc}") from None
         if report.autonomous:
-            log.debug("%s: autonomous %s report set aside", self.host.name, report.kind)
+            log.debug("%s: autonomous %s report set aside", self.params.name, report.kind)
             _set_aside(self.autonomous, report)
             return None
         element, serial = element_head(frame)
@@ -309,7 +323,7 @@ class MmlSession:
         self._refuse_second_answer(report, serial)
         log.warning(
             "%s: set aside an O&M report #%s for %r while waiting for %s",
-            self.host.name,
+            self.params.name,
             serial or "?",
             report.echo,
             masked,
@@ -321,7 +335,7 @@ class MmlSession:
         for command, answered in self._answers.items():
             if answered >= self._sends.get(command, 0) and echo_matches(report.echo, command):
                 raise AnswerError(
-                    f"{self.host.name} ({self.host.address}): a second answer to {command} "
+                    f"{self.params.name} ({self.params.address}): a second answer to {command} "
                     f"arrived (serial {serial or '?'}) after it had been answered: the element "
                     "or something between us and it repeats or forges answers; nothing read in "
                     "this session is used. Check the connection path to this element"
@@ -333,7 +347,7 @@ class MmlSession:
         number, last = int(serial), self._last_serial.get(element)
         if last is not None and number < last:
             raise AnswerError(
-                f"{self.host.name} ({self.host.address}): the O&M serial went backwards (#"
+                f"{self.params.name} ({self.params.address}): the O&M serial went backwards (#"
                 f"{number} after #{last}) in the reply to {masked}: an answer replayed or "
                 "injected on this connection; nothing read from it is used"
             )
@@ -342,7 +356,7 @@ class MmlSession:
     def _check_element(self, element: str, masked: str) -> None:
         """The answer's element header must name the element selected with REG NE / USE ME;
         when the header names neither, it must stay the one the first answer came with."""
-        h = self.host
+        h = self.params
         name = _MENAME_RE.search(element)
         meid = _MEID_RE.search(element)
         if h.ne_name is not None:
@@ -398,7 +412,7 @@ class MmlSession:
                 data, self._buffer = self._buffer[:end], self._buffer[end:]
                 text, used = decode(data, self._encoding)
                 if used != self._encoding:
-                    log.debug("%s: not UTF-8, reading GB18030 from now on", self.host.name)
+                    log.debug("%s: not UTF-8, reading GB18030 from now on", self.params.name)
                     self._encoding = used
                 frame = self._clean(text)
                 if self.transcript is not None:
@@ -409,7 +423,7 @@ class MmlSession:
                 if self.transcript is not None and self._buffer:
                     self.transcript.add("<<<", self._clean(self._pending()))
                 raise MmlTimeout(
-                    f"{self.host.name} ({self.host.address}): no complete reply to {masked} "
+                    f"{self.params.name} ({self.params.address}): no complete reply to {masked} "
                     f"within {timeout:g} s; last bytes received: {tail!r}: check the element's "
                     "load, or raise timeout for this host"
                 )
@@ -419,14 +433,14 @@ class MmlSession:
                 if self.transcript is not None and self._buffer:
                     self.transcript.add("<<<", self._clean(self._pending()))
                 raise TransportError(
-                    f"{self.host.name}: connection lost while waiting for the reply to "
+                    f"{self.params.name}: connection lost while waiting for the reply to "
                     f"{masked}: {exc}"
                 ) from None
             self._buffer += self._line_ends.feed(data)
             if len(self._buffer) > MAX_FRAME_CHARS:
                 tail = self._clean(self._pending())[-TAIL_BYTES:]  # clean first: a cut splits names
                 raise ParseError(
-                    f"{self.host.name} ({self.host.address}): more than {MAX_FRAME_CHARS} "
+                    f"{self.params.name} ({self.params.address}): more than {MAX_FRAME_CHARS} "
                     f"characters in reply to {masked} without a '---    END' line; last bytes "
                     f"received: {tail!r}: check that the port speaks MML"
                 )

@@ -1,0 +1,284 @@
+"""The functions behind ``mml_tool``'s public names (see ``docs/api.md``).
+
+Each one takes everything it needs as parameters: nothing here reads an ``MML_TOOL_*``
+environment variable (the CLI reads those and passes them). Defaults: the built-in policy,
+the audit trail in the user's state folder (``$XDG_STATE_HOME/mml-tool/audit.jsonl``), the
+inventory's ``lock_dir`` or the machine's shared lock folder.
+"""
+
+from __future__ import annotations
+
+import getpass
+from collections.abc import Callable, Sequence
+from dataclasses import replace
+from datetime import timedelta
+from pathlib import Path
+
+from mml_tool import _io
+from mml_tool.audit import AuditTrail
+from mml_tool.change import (
+    DEFAULT_MAX_AGE,
+    ApplyRecord,
+    ChangeContext,
+    Plan,
+    apply_plan,
+    build_plan,
+    check_record,
+    plan_sha256,
+    rollback_record,
+    rollback_steps,
+)
+from mml_tool.change import load_plan as _load_plan
+from mml_tool.change import load_record as _load_record
+from mml_tool.change.lock import shared_lock_dir
+from mml_tool.change.record import RecordJournal
+from mml_tool.compliance import check_fleet
+from mml_tool.errors import ConfigError
+from mml_tool.fleet import DEFAULT_WORKERS, Progress
+from mml_tool.gateway.verify import VerifyResult, VerifyStep, verify_gateway
+from mml_tool.inventory import Inventory, Prompt
+from mml_tool.inventory import load_inventory as _load_inventory
+from mml_tool.mml.session import MmlSession as _MmlSession
+from mml_tool.parsing import parse_output
+from mml_tool.policy import Policy
+from mml_tool.policy import load_policy as _load_policy
+from mml_tool.results import CheckResult
+from mml_tool.secret import Secret
+
+PathLike = str | Path
+
+
+def _parse(command: str, text: str, platform: str) -> list[dict[str, str]]:
+    return parse_output(command, text, platform)
+
+
+class MmlSession(_MmlSession):
+    """``mml_tool.mml.MmlSession`` whose responses ``parse()`` with the built-in templates."""
+
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        kwargs.setdefault("parser", _parse)
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+
+
+def load_inventory(
+    path: PathLike,
+    *,
+    prompt: Prompt | None = None,
+    env: dict[str, str] | None = None,
+    resolve_secrets: bool = True,
+) -> Inventory:
+    """Read and check an inventory file (``InventoryError`` naming file, host and field).
+
+    ``${VAR}`` comes from ``env`` (default ``os.environ``); ``prompt`` answers
+    ``password_prompt`` (None: refused). ``resolve_secrets=False`` reads no secret now; the
+    functions below read those of the hosts they use."""
+    return _load_inventory(path, prompt=prompt, env=env, resolve_secrets=resolve_secrets)
+
+
+def load_policy(path: PathLike | None = None) -> Policy:
+    """The built-in policy, or the policy file at ``path`` (``PolicyError`` if it is wrong)."""
+    return _load_policy(None if path is None else Path(path))
+
+
+def check(
+    inventory: Inventory,
+    policy: Policy | None = None,
+    *,
+    limit: str | None = None,
+    workers: int = DEFAULT_WORKERS,
+    template_dirs: Sequence[PathLike] = (),
+    progress: Progress | None = None,
+) -> CheckResult:
+    """Read every control of ``policy`` from the hosts ``limit`` selects (names, groups, globs;
+    None: all) concurrently. A host that cannot be read gives ``error`` findings, never an
+    exception; bad input (an unknown ``limit``, a secret that cannot be read) raises."""
+    policy = policy if policy is not None else _load_policy()
+    started = _io.now_iso()
+    hosts = inventory.select(limit)
+    targeted = [h.name for h in hosts if policy.controls_for(h)]
+    inventory = inventory.with_secrets(hosts=targeted)
+    findings = check_fleet(
+        [inventory.hosts[name] for name in targeted],
+        policy,
+        template_dirs=[Path(d) for d in template_dirs],
+        workers=workers,
+        progress=progress,
+    )
+    return CheckResult(
+        findings=findings,
+        inventory=inventory,
+        policy=policy,
+        started=started,
+        finished=_io.now_iso(),
+        hosts=[h.name for h in hosts],
+    )
+
+
+def plan(result: CheckResult, *, change_id: str = "", operator: str | None = None) -> Plan:
+    """A plan with one step per failing (host, control) of ``result``: its commands, their
+    rollback and the state read. Hosts that could not be decided get no step (they are in
+    ``result.failed_hosts``); save it with ``Plan.save(path)`` for review."""
+    if result.policy is None or result.inventory is None:
+        raise ConfigError("plan() needs a CheckResult made by mml_tool.check()")
+    return build_plan(
+        result.findings,
+        result.policy,
+        change_id=change_id,
+        inventory=result.inventory.path,
+        operator=operator or getpass.getuser(),
+    )
+
+
+def load_plan(
+    path: PathLike,
+    *,
+    max_age: timedelta | None = DEFAULT_MAX_AGE,
+    signing_key: Secret | None = None,
+) -> Plan:
+    """Read a saved plan; ``PlanError`` if tampered with, older than ``max_age`` or, given
+    ``signing_key``, not signed with it."""
+    return _load_plan(Path(path), max_age=max_age, signing_key=signing_key)
+
+
+def load_record(path: PathLike) -> ApplyRecord:
+    """Read a saved apply (or rollback) record; ``PlanError`` if tampered with."""
+    return _load_record(Path(path))
+
+
+def _lock_dir(inventory: Inventory, lock_dir: PathLike | None) -> Path:
+    """The lock folder: given, the inventory's, or the machine's shared one."""
+    if lock_dir is not None:
+        return Path(lock_dir)
+    if inventory.lock_dir is not None:
+        return inventory.lock_dir
+    return shared_lock_dir()
+
+
+def _context(
+    inventory: Inventory,
+    hosts: Sequence[str],
+    change_id: str,
+    audit: PathLike | None,
+    policy: Policy | None,
+    lock_dir: PathLike | None,
+    operator: str | None,
+    template_dirs: Sequence[PathLike],
+) -> ChangeContext:
+    return ChangeContext(
+        inventory=inventory.with_secrets(hosts=hosts),
+        audit=AuditTrail(Path(audit) if audit is not None else _io.default_audit_file()),
+        operator=operator or getpass.getuser(),
+        change_id=change_id,
+        lock_dir=_lock_dir(inventory, lock_dir),
+        template_dirs=[Path(d) for d in template_dirs],
+        policy=policy if policy is not None else _load_policy(),
+    )
+
+
+def _journal(path: PathLike | None, digest: str, action: str) -> RecordJournal | None:
+    if path is None:
+        return None
+    journal = RecordJournal(Path(path), plan_sha256=digest, action=action, accumulate=True)
+    journal.check()  # RecordError before anything is sent
+    return journal
+
+
+def apply(
+    plan: Plan,
+    inventory: Inventory,
+    *,
+    audit: PathLike | None = None,
+    record: PathLike | None = None,
+    policy: Policy | None = None,
+    lock_dir: PathLike | None = None,
+    operator: str | None = None,
+    workers: int = DEFAULT_WORKERS,
+    template_dirs: Sequence[PathLike] = (),
+    progress: Progress | None = None,
+) -> ApplyRecord:
+    """Apply a reviewed plan: per host lock, re-read, refuse drift, send, re-read, audit.
+
+    The plan must derive from ``policy`` (default built-in): ``PlanError`` before anything
+    is sent otherwise. ``record``: write the record ahead of every command (and merge an
+    earlier run of the same plan). One host's failure never stops another: see
+    ``ApplyRecord.failed`` and each step's ``StepStatus``."""
+    ctx = _context(
+        inventory, plan.hosts, plan.change_id, audit, policy, lock_dir, operator, template_dirs
+    )
+    journal = _journal(record, plan_sha256(plan), "apply")
+    return apply_plan(plan, replace(ctx, journal=journal), workers=workers, progress=progress)
+
+
+def rollback(
+    record: ApplyRecord,
+    inventory: Inventory,
+    *,
+    audit: PathLike | None = None,
+    save_to: PathLike | None = None,
+    policy: Policy | None = None,
+    lock_dir: PathLike | None = None,
+    operator: str | None = None,
+    workers: int = DEFAULT_WORKERS,
+    template_dirs: Sequence[PathLike] = (),
+    progress: Progress | None = None,
+) -> ApplyRecord:
+    """Undo what ``record``'s run may have changed (each step re-read first), with the same
+    care as ``apply``; returns the rollback's own record (``save_to``: written ahead)."""
+    policy = policy if policy is not None else _load_policy()
+    check_record(record, policy, inventory, f"record {record.change_id}")
+    hosts = sorted({s.host for s in rollback_steps(record)})
+    ctx = _context(
+        inventory, hosts, record.change_id, audit, policy, lock_dir, operator, template_dirs
+    )
+    journal = _journal(save_to, record.plan_sha256, "rollback")
+    return rollback_record(
+        record, replace(ctx, journal=journal), workers=workers, progress=progress
+    )
+
+
+def _gateway_name(inventory: Inventory, host: str | None, gateway: str | None) -> str:
+    where = str(inventory.path)
+    if host is not None and gateway is not None:
+        raise ConfigError("verify(): give host or gateway, not both")
+    if host is not None:
+        if host not in inventory.hosts:
+            raise ConfigError(f"{where}: no host {host!r}")
+        gateway = inventory.hosts[host].gateway
+        if gateway is None:
+            raise ConfigError(f"{where}: host {host!r} names no `gateway:`")
+    if gateway is None:
+        if len(inventory.gateways) != 1:
+            raise ConfigError(
+                f"{where}: {len(inventory.gateways)} gateways "
+                f"({', '.join(inventory.gateways) or 'none'}): name the host or the gateway"
+            )
+        gateway = next(iter(inventory.gateways))
+    if gateway not in inventory.gateways:
+        raise ConfigError(f"{where}: no gateway {gateway!r}")
+    return gateway
+
+
+def verify(
+    inventory: Inventory,
+    *,
+    host: str | None = None,
+    gateway: str | None = None,
+    directions: Sequence[int] = (1, 2),
+    wait_incoming: bool = False,
+    force_sign_in: bool = False,
+    ring_timeout: float | None = None,
+    on_step: Callable[[VerifyStep], None] | None = None,
+) -> VerifyResult:
+    """Prove video end to end through the CC-Gateway of ``host`` (or ``gateway``, or the only
+    one): sign in, call, check each video direction, release, sign out (always).
+    ``.passed`` is the verdict; ``.error`` says why there is none."""
+    name = _gateway_name(inventory, host, gateway)
+    settings = inventory.with_secrets(gateways=[name]).gateways[name]
+    return verify_gateway(
+        settings,
+        directions=directions,
+        wait_incoming=wait_incoming,
+        force_sign_in=force_sign_in,
+        ring_timeout=ring_timeout,
+        on_step=on_step,
+    )

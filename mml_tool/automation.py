@@ -1,0 +1,401 @@
+"""What the integrations (the Ansible collection, the Nornir plugin) call: one thin adapter.
+
+Each function here is a use of the library's own layers, not a second implementation of them:
+a host's fields go through the inventory loader's checks, reads through ``check.read_bit`` and
+the TextFSM templates, a bit change through ``change.apply_plan`` (the host's lock, the re-read
+under it, the refusal of drift, the write-ahead audit line, the fresh re-read instead of a
+resend after a lost reply) and verification through ``gateway.verify``. When the library grows
+a public API (``import mml_tool as mt``) only this module needs re-pointing.
+
+    host = host_from_fields("uap-1", {"hostname": "127.0.0.1", "port": 2222, ...})
+    info = read_parameter(host, "P978")                  # ParameterInfo: records, value, bits
+    change = set_bit(host, "P978", 0, 0, check_mode=True) # BitChange: changed, before, after
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from mml_tool.audit import AuditTrail, default_audit_path, operator_name
+from mml_tool.change import ChangeContext, apply_plan, build_plan
+from mml_tool.change.lock import default_lock_dir
+from mml_tool.change_id import validate_change_id
+from mml_tool.compliance import check_host
+from mml_tool.errors import AnswerError, ChangeError, CommandError, ConfigError, ParseError
+from mml_tool.gateway.verify import VerifyResult, verify_gateway
+from mml_tool.inventory import HOST_KEYS, HostConfig, Inventory, _Loader, load_inventory
+from mml_tool.mml.command import MmlCommand
+from mml_tool.mml.response import MmlResponse
+from mml_tool.mml.session import MmlSession
+from mml_tool.parsing import parse_output
+from mml_tool.policy import (
+    MAX_BIT,
+    Control,
+    Finding,
+    Policy,
+    SfpBitRule,
+    bit_from_records,
+    load_policy,
+    parameter_state,
+)
+
+__all__ = [
+    "BitChange",
+    "CommandResult",
+    "ParameterInfo",
+    "check_one_host",
+    "host_from_fields",
+    "host_from_inventory",
+    "load_inventory",
+    "read_parameter",
+    "run_read_only",
+    "set_bit",
+    "verify",
+]
+
+SessionFactory = Callable[[HostConfig], MmlSession]
+_PASSWORD_VAR = "MML_TOOL_FIELD_PASSWORD"
+_PASSPHRASE_VAR = "MML_TOOL_FIELD_PASSPHRASE"
+
+
+# -- hosts ------------------------------------------------------------------------------------
+
+
+def host_from_fields(
+    name: str, fields: Mapping[str, Any], *, base: Path | None = None
+) -> HostConfig:
+    """A host from the fields of an inventory host entry (``hostname``, ``port``, ``password``,
+    ...), checked exactly as the inventory loader checks them; ``None`` values are left out and
+    relative paths are relative to ``base`` (default: the current folder).
+
+    The secrets go in as ``${VAR}`` references resolved from a private mapping, so a password
+    that holds ``${...}`` is taken literally and never reaches an error message."""
+    unknown = sorted(set(fields) - set(HOST_KEYS))
+    if unknown:
+        raise ConfigError(
+            f"host {name!r}: unknown field(s) {', '.join(unknown)}; known: {', '.join(HOST_KEYS)}"
+        )
+    data = {k: v for k, v in fields.items() if v is not None}
+    env: dict[str, str] = {}
+    for key, var in (("password", _PASSWORD_VAR), ("key_passphrase", _PASSPHRASE_VAR)):
+        if key in data:
+            env[var] = str(data[key])
+            data[key] = "${" + var + "}"
+    folder = (base or Path.cwd()).resolve()
+    loader = _Loader(folder / "(connection options)", env, None)
+    return loader.host(name, data, {}, {}, {})
+
+
+def host_from_inventory(path: Path | str, name: str) -> tuple[Inventory, HostConfig]:
+    """The inventory at ``path`` and its host ``name`` with its secrets read (only that
+    host's: another host's unset variable does not matter); ``ConfigError`` naming both if
+    the host is absent."""
+    inventory = load_inventory(path, resolve_secrets=False)
+    if name not in inventory.hosts:
+        raise ConfigError(
+            f"{path}: no host {name!r}; hosts: {', '.join(sorted(inventory.hosts)) or '(none)'}"
+        )
+    inventory = inventory.with_secrets(hosts=[name])
+    return inventory, inventory.hosts[name]
+
+
+# -- reads ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ParameterInfo:
+    """A software parameter as read: the parsed records, the whole value when the reply gives
+    it, and every bit the reply tells (bit index -> 0/1)."""
+
+    parameter: str
+    records: list[dict[str, str]]
+    value: int | None
+    bits: dict[int, int]
+    state: str  # parameter_state(): "value=5" or "0=1,1=0,..."
+    raw: str  # the masked reply
+
+
+def _check_parameter(parameter: str) -> str:
+    try:
+        return str(MmlCommand.create("LST", "SFP", ID=parameter).param("ID"))
+    except CommandError as exc:
+        raise ConfigError(f"parameter {parameter!r}: {exc}") from None
+
+
+def read_parameter(
+    host: HostConfig,
+    parameter: str,
+    *,
+    template_dirs: Sequence[Path] = (),
+    session_factory: SessionFactory = MmlSession,
+) -> ParameterInfo:
+    """``LST SFP: ID=<parameter>;`` parsed by the templates; errors are the library's own."""
+    command = MmlCommand.create("LST", "SFP", ID=_check_parameter(parameter))
+    with session_factory(host) as session:
+        response = session.run(command)
+        response.raise_for_retcode()
+    _refuse_late_answer(session)
+    records = parse_output(command.render(), response.text, host.platform, template_dirs)
+    state = parameter_state(records, parameter)  # ParseError for a value that is no number
+    if not state:
+        raise ParseError(f"{host.name}: {parameter} is not in the reply to {command.render()}")
+    # The bits the reply tells: all of them from a whole value, else those listed one by one;
+    # each read by the library's own rule, which refuses records that disagree.
+    parts = state.split(",")
+    wholes = [int(part[len("value=") :]) for part in parts if part.startswith("value=")]
+    listed = list(range(MAX_BIT + 1)) if wholes else [int(part.split("=", 1)[0]) for part in parts]
+    bits = {bit: bit_from_records(records, parameter, bit) for bit in listed}
+    value = wholes[0] if len(set(wholes)) == 1 else None
+    if value is None and len(bits) == MAX_BIT + 1:
+        value = sum(v << b for b, v in bits.items())
+    return ParameterInfo(parameter, records, value, bits, state, response.raw)
+
+
+@dataclass(frozen=True)
+class CommandResult:
+    command: str  # masked
+    retcode: int | None
+    message: str
+    records: list[dict[str, str]]
+    raw: str  # masked
+    ok: bool
+
+
+def run_read_only(
+    host: HostConfig, text: str, *, session_factory: SessionFactory = MmlSession
+) -> CommandResult:
+    """One read-only command (LST, DSP, ...); a write verb is refused before connecting."""
+    command = read_only_command(text)
+    with session_factory(host) as session:
+        response = session.run(command)
+    _refuse_late_answer(session)
+    return command_result(response)
+
+
+def _refuse_late_answer(session: MmlSession) -> None:
+    """A second answer seen at logout means this session's answers cannot be trusted (as
+    ``check`` treats it)."""
+    if isinstance(session.refused, AnswerError):
+        raise session.refused
+
+
+def read_only_command(text: str) -> MmlCommand:
+    """``text`` parsed; ``CommandError`` for a malformed one or a write verb (nothing is sent)."""
+    command = MmlCommand.parse(text)
+    if not command.is_read_only:
+        raise CommandError(
+            f"{command.verb} changes the element: only read-only commands (LST, DSP, ...) are "
+            "run here; change a bit with the sfp module / mml_set_bit task (locked, re-read, "
+            "audited). Nothing was sent."
+        )
+    return command
+
+
+def command_result(response: MmlResponse) -> CommandResult:
+    return CommandResult(
+        response.command,
+        response.retcode,
+        response.message,
+        response.records,
+        response.raw,
+        response.ok,
+    )
+
+
+def check_one_host(
+    host: HostConfig,
+    policy: Policy | Path | str | None = None,
+    *,
+    template_dirs: Sequence[Path] = (),
+    session_factory: SessionFactory = MmlSession,
+) -> list[Finding]:
+    """The findings of ``policy`` (a Policy, a file, or None: the built-in one) for ``host``."""
+    if not isinstance(policy, Policy):
+        policy = load_policy(None if policy is None else Path(policy))
+    return check_host(host, policy, template_dirs=template_dirs, session_factory=session_factory)
+
+
+# -- one bit, changed like apply changes it ---------------------------------------------------
+
+
+@dataclass
+class BitChange:
+    """The outcome of ``set_bit``: ``before``/``after`` are the bit, ``*_state`` the whole
+    parameter; ``status`` is the change runner's step status (or ``check-mode``)."""
+
+    host: str
+    parameter: str
+    bit: int
+    value: int
+    changed: bool
+    before: int
+    after: int | None
+    before_state: str
+    after_state: str
+    status: str  # already-compliant | check-mode | changed | drifted | failed | unknown | ...
+    error: str | None = None
+    commands: list[dict[str, Any]] = field(default_factory=list)
+    rollback: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return self.status in ("already-compliant", "check-mode", "changed")
+
+    def diff_text(self, which: str) -> str:
+        """``before`` or ``after`` as text for a diff (Ansible ``--diff``, Nornir ``diff``)."""
+        bit = self.before if which == "before" else self.after
+        state = self.before_state if which == "before" else self.after_state
+        lines = [f"{self.parameter} bit {self.bit} = {'?' if bit is None else bit}"]
+        if state:
+            lines.append(f"{self.parameter} {state}")
+        return "\n".join(lines) + "\n"
+
+
+def _with_bit(state: str, bit: int, value: int) -> str:
+    """``parameter_state`` text as it would read with ``bit`` set to ``value`` (check mode)."""
+    if state.startswith("value="):
+        whole = int(state[len("value=") :])
+        return f"value={(whole & ~(1 << bit)) | (value << bit)}"
+    parts = dict(part.split("=", 1) for part in state.split(",") if "=" in part)
+    parts[str(bit)] = str(value)
+    return ",".join(f"{k}={v}" for k, v in parts.items())
+
+
+def _bit_policy(parameter: str, bit: int, value: int) -> Policy:
+    """A one-control policy for this bit: what the change runner checks every step against."""
+    rule = SfpBitRule(parameter=parameter, bit=bit, value=value)
+    control = Control(
+        id=f"{parameter}-B{bit}-{value}",
+        title=f"{parameter} bit {bit} = {value}",
+        severity="medium",
+        description="set by an automation task",
+        refs=(),
+        rule=rule,
+    )
+    body = json.dumps({"parameter": parameter, "bit": bit, "value": value}, sort_keys=True)
+    return Policy(
+        name=f"task {control.id}",
+        version="1",
+        path=Path(f"<task {control.id}>"),
+        sha256=hashlib.sha256(body.encode()).hexdigest(),
+        controls=(control,),
+    )
+
+
+def set_bit(
+    host: HostConfig,
+    parameter: str,
+    bit: int,
+    value: int,
+    *,
+    check_mode: bool = False,
+    change_id: str = "",
+    audit_path: Path | str | None = None,
+    lock_dir: Path | str | None = None,
+    operator: str | None = None,
+    template_dirs: Sequence[Path] = (),
+    session_factory: SessionFactory = MmlSession,
+) -> BitChange:
+    """Set ``parameter`` bit ``bit`` to ``value``, the way ``plan`` + ``apply`` do.
+
+    Reads the bit; already there: nothing more. Check mode: reports the change, sends nothing.
+    Otherwise a one-step plan goes through ``apply_plan``: under the host's lock it re-reads,
+    refuses drift (the whole parameter moved since the read), writes the audit line before the
+    command, confirms by a re-read, and after a lost reply settles by a fresh read, never a
+    resend. Bad arguments raise ``ConfigError``; an unreadable host the library's error."""
+    parameter = _check_parameter(parameter)
+    if isinstance(bit, bool) or not isinstance(bit, int) or not 0 <= bit <= MAX_BIT:
+        raise ConfigError(f"bit {bit!r}: give a bit number 0..{MAX_BIT}")
+    if value not in (0, 1) or isinstance(value, bool):
+        raise ConfigError(f"value {value!r}: a bit is set to 0 or 1")
+    if change_id:
+        validate_change_id(change_id)
+    policy = _bit_policy(parameter, bit, value)
+    findings = check_host(
+        host, policy, template_dirs=template_dirs, session_factory=session_factory
+    )
+    finding = findings[0]
+    if finding.status == "error" or finding.before_bit_value is None:
+        raise ChangeError(f"{host.name}: cannot read {parameter} bit {bit}: {finding.error}")
+    before, state = finding.before_bit_value, finding.parameter_state or ""
+    result = BitChange(
+        host.name, parameter, bit, value, False, before, before, state, state, "already-compliant"
+    )
+    if before == value:
+        return result
+    rollback = [policy.controls[0].rollback(before).render()]
+    if check_mode:
+        result.changed, result.after = True, value
+        result.after_state = _with_bit(state, bit, value)
+        result.status, result.rollback = "check-mode", rollback
+        return result
+    operator = operator or operator_name()
+    inventory = Inventory(Path(f"<task on {host.name}>"), {host.name: host}, {})
+    plan = build_plan(
+        findings, policy, change_id=change_id, inventory=inventory.path, operator=operator
+    )
+    ctx = ChangeContext(
+        inventory=inventory,
+        audit=AuditTrail(Path(audit_path) if audit_path else default_audit_path()),
+        operator=operator,
+        change_id=change_id,
+        lock_dir=Path(lock_dir) if lock_dir else default_lock_dir(),
+        template_dirs=template_dirs,
+        session_factory=session_factory,
+        policy=policy,
+    )
+    step = apply_plan(plan, ctx, workers=1).results[0]
+    result.status, result.error = step.status, step.error
+    result.before = step.before if step.before is not None else before
+    result.after, result.after_state = step.after, step.after_state
+    result.changed = step.may_have_changed  # also a command whose outcome is unknown
+    result.commands = [
+        {"command": c.command, "retcode": c.retcode, "message": c.message, "outcome": c.outcome}
+        for c in step.commands
+    ]
+    result.rollback = list(step.step.undo_commands)
+    return result
+
+
+# -- end-to-end verification ------------------------------------------------------------------
+
+
+def verify(
+    inventory: Inventory,
+    *,
+    gateway: str | None = None,
+    host: str | None = None,
+    directions: Sequence[int] = (1, 2),
+) -> VerifyResult:
+    """The video-direction verification through ``gateway`` (or the one ``host`` names, or the
+    inventory's only gateway), as ``mml-tool verify`` runs it; reads that gateway's secret
+    when ``inventory`` was loaded without secrets."""
+    if gateway is not None and host is not None:
+        raise ConfigError("give gateway or host, not both")
+    if host is not None:
+        if host not in inventory.hosts:
+            raise ConfigError(f"{inventory.path}: no host {host!r}")
+        gateway = inventory.hosts[host].gateway
+        if gateway is None:
+            raise ConfigError(f"{inventory.path}: host {host!r} names no `gateway:`")
+    if gateway is None:
+        if len(inventory.gateways) != 1:
+            raise ConfigError(
+                f"{inventory.path} has {len(inventory.gateways)} gateways "
+                f"({', '.join(inventory.gateways) or 'none'}): name one (gateway) or a host"
+            )
+        gateway = next(iter(inventory.gateways))
+    if gateway not in inventory.gateways:
+        raise ConfigError(f"{inventory.path}: no gateway {gateway!r}")
+    bad = [d for d in directions if d not in (1, 2, 3, 4)]
+    if bad or not directions:
+        raise ConfigError(
+            f"directions {list(directions)}: 1 receive-only, 2 send-only, 3 both, 4 unset"
+        )
+    inventory = inventory.with_secrets(gateways=[gateway])
+    return verify_gateway(inventory.gateways[gateway], directions=tuple(directions))

@@ -1,0 +1,292 @@
+"""`apply` and `rollback`: change hosts from a reviewed plan, undo from its record."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterable
+from dataclasses import replace
+from datetime import timedelta
+from pathlib import Path
+
+import click
+
+from mml_tool._io import now_iso
+from mml_tool.change import (
+    ApplyRecord,
+    ChangeContext,
+    Plan,
+    apply_plan,
+    check_plan,
+    check_record,
+    load_plan,
+    load_record,
+    plan_sha256,
+    rollback_record,
+    rollback_steps,
+)
+from mml_tool.change.record import RecordJournal, fresh_path
+from mml_tool.cli._common import (
+    MAX_AGE_HELP,
+    audit_option,
+    audit_trail,
+    confirm,
+    inventory_option,
+    lock_dir_option,
+    lock_folder,
+    operator,
+    policy_option,
+    read_inventory,
+    record_option,
+    report_option,
+    report_targets,
+    run_info,
+    template_dirs,
+    workers_option,
+    yes_option,
+)
+from mml_tool.cli._console import EXIT_ERROR, EXIT_OK, echo, err_console
+from mml_tool.cli._progress import BarProgress
+from mml_tool.cli._render import print_record, show_plan
+from mml_tool.errors import RecordError
+from mml_tool.inventory import Inventory
+from mml_tool.policy import Policy, load_policy
+from mml_tool.report import Outcome, Report, write_reports
+
+
+def _change_context(
+    ctx: click.Context,
+    inventory: Inventory,
+    change_id: str,
+    places: tuple[Path | None, Path | None],
+    policy: Policy,
+    hosts: Iterable[str] = (),
+) -> ChangeContext:
+    """What apply and rollback need; only the secrets of ``hosts`` are read.
+    ``places``: the --audit and --lock-dir values."""
+    audit_path, lock_dir = places
+    return ChangeContext(
+        inventory=inventory.with_secrets(hosts=hosts),
+        audit=audit_trail(audit_path),
+        operator=operator(ctx),
+        change_id=change_id,
+        lock_dir=lock_folder(inventory, lock_dir),
+        template_dirs=template_dirs(ctx),
+        policy=policy,
+    )
+
+
+@click.command()
+@click.argument("plan_path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@inventory_option
+@policy_option
+@yes_option
+@click.option(
+    "--max-age", type=click.FloatRange(min=0), default=24.0, show_default=True, help=MAX_AGE_HELP
+)
+@audit_option
+@lock_dir_option
+@record_option
+@workers_option
+@report_option
+@click.pass_context
+def apply(
+    ctx: click.Context,
+    plan_path: Path,
+    inventory_path: Path,
+    policy_path: Path | None,
+    yes: bool,
+    max_age: float,
+    audit_path: Path | None,
+    lock_dir: Path | None,
+    record_path: Path | None,
+    workers: int,
+    report_spec: str | None,
+) -> None:
+    """Apply a reviewed plan: lock, re-read, refuse drift, send, re-read, audit.
+
+    Refuses a plan whose sha256 does not match, that is older than --max-age hours, that is
+    not signed with the inventory's plan_signing_key (when it sets one), or whose commands are
+    not exactly those derived from the rules of the policy it was made with (-p, default the
+    built-in one). Per host: takes a lock (in the inventory's lock_dir, shared by every
+    operator), re-reads the state, skips a host already compliant, refuses one whose
+    state changed since the plan, sends the commands and confirms the result. Every command is
+    written to the audit trail before and after it is sent. The apply record (default:
+    PLAN.record.json) is what `mml-tool rollback` takes: it is written before each command and
+    after each step, and re-applying the plan adds to it, so it holds every host any run changed.
+
+    \b
+    Examples:
+      mml-tool apply plan.json -i inv.yaml
+      mml-tool apply plan.json -i inv.yaml --yes --report junit:out/apply.xml,md:out/apply.md
+
+    Exit: 0 every host reached the planned state, 1 otherwise, 2 usage error (nothing sent).
+    """
+    targets = report_targets(report_spec)
+    inventory = read_inventory(inventory_path)
+    policy = load_policy(policy_path)
+    the_plan = load_plan(
+        plan_path, max_age=timedelta(hours=max_age), signing_key=inventory.plan_signing_key
+    )
+    check_plan(the_plan, policy, inventory, str(plan_path))  # before the operator is asked
+    show_plan(the_plan, plan_path)
+    if not the_plan.steps:
+        _write_change_reports(targets, "apply", None, inventory_path, the_plan)
+        return
+    record_path = record_path or plan_path.with_suffix(".record.json")
+    journal = _journal(
+        record_path,
+        plan_sha256(the_plan),
+        "apply",
+        True,
+        "nothing was sent; give another --record PATH",
+    )
+    context = _change_context(
+        ctx, inventory, the_plan.change_id, (audit_path, lock_dir), policy, hosts=the_plan.hosts
+    )
+    confirm(f"Apply these commands to {len(the_plan.hosts)} host(s)?", yes)
+    record = apply_plan(
+        the_plan,
+        replace(context, journal=journal),
+        workers=workers,
+        progress=BarProgress(f"applying to {len(the_plan.hosts)} host(s)"),
+    )
+    print_record(record)
+    echo(f"apply record: {journal.written_to}")
+    _write_change_reports(targets, "apply", record, inventory_path, the_plan)
+    sys.exit(EXIT_OK if record.ok else EXIT_ERROR)
+
+
+def _journal(
+    path: Path, plan_digest: str, action: str, accumulate: bool, hint: str
+) -> RecordJournal:
+    """A record journal, checked before anything is connected: exit 2 when the file belongs to
+    another plan, exists where a new one is needed, or its folder cannot take it."""
+    journal = RecordJournal(
+        path,
+        plan_sha256=plan_digest,
+        action=action,
+        accumulate=accumulate,
+        # soft_wrap: a record printed as JSON must stay valid JSON (no line breaks added)
+        say=lambda line: err_console.print(line, highlight=False, markup=False, soft_wrap=True),
+        hint=hint,
+    )
+    try:
+        journal.check()
+    except RecordError as exc:
+        raise click.UsageError(str(exc)) from None
+    return journal
+
+
+def _write_change_reports(
+    targets: list[tuple[str, Path]],
+    command: str,
+    record: ApplyRecord | None,
+    inventory_path: Path,
+    the_plan: Plan | None,
+) -> None:
+    """One report entry (and JUnit testcase) per (host, step) of the record; with no record
+    (nothing to do) a report that says so, never an empty success."""
+    if not targets:
+        return
+    now = now_iso()
+    info = run_info(
+        command,
+        inventory_path,
+        record.started if record is not None else now,
+        policy_name=getattr(the_plan, "policy_name", "") or "",
+        policy_sha256=getattr(the_plan, "policy_sha256", "") or "",
+        change_id=getattr(record or the_plan, "change_id", None) or None,
+        finished=record.finished if record is not None else now,
+    )
+    if record is None:
+        done = Outcome("done", EXIT_OK, f"nothing to {command}: the input holds no step")
+        write_reports(Report(info, [], outcome=done), targets)
+        return
+    write_reports(Report(info, [], changes=[r.to_dict() for r in record.results]), targets)
+
+
+@click.command()
+@click.argument("record_path_in", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@inventory_option
+@policy_option
+@yes_option
+@audit_option
+@lock_dir_option
+@record_option
+@workers_option
+@report_option
+@click.pass_context
+def rollback(
+    ctx: click.Context,
+    record_path_in: Path,
+    inventory_path: Path,
+    policy_path: Path | None,
+    yes: bool,
+    audit_path: Path | None,
+    lock_dir: Path | None,
+    record_path: Path | None,
+    workers: int,
+    report_spec: str | None,
+) -> None:
+    """Undo what an apply changed, with the same care (lock, re-read, drift refusal, audit).
+
+    Only steps the apply record shows as changed (or unknown: sent without a clean answer) are
+    rolled back, to the value read before the change, and only with the command derived from
+    the rule of the policy the plan was made with (-p, default the built-in one). It shows the
+    commands and asks first, like apply (--yes to skip). The rollback record (default:
+    RECORD.rollback.json, or RECORD.rollback.2.json, ... when that exists) is written ahead of
+    every command like the apply record; an existing --record file is never replaced.
+
+    \b
+    Examples:
+      mml-tool rollback plan.record.json -i inv.yaml
+      mml-tool rollback plan.record.json -i inv.yaml --yes --report junit:out/rollback.xml
+
+    Exit: 0 every step rolled back, 1 otherwise, 2 usage error (nothing sent).
+    """
+    targets = report_targets(report_spec)
+    inventory = read_inventory(inventory_path)
+    policy = load_policy(policy_path)
+    record = load_record(record_path_in)
+    check_record(record, policy, inventory, str(record_path_in))
+    steps = rollback_steps(record)
+    if not steps:
+        echo("Nothing to roll back: the record shows no change.")
+        _write_change_reports(targets, "rollback", None, inventory_path, None)
+        return
+    for step in steps:
+        echo(
+            f"{step.host}  {step.parameter} bit {step.bit} {step.start_value} -> "
+            f"{step.target_value}:  {' '.join(step.commands)}"
+        )
+    if not record.finished:
+        err_console.print(
+            f"note: {record_path_in} is the record of a run that did not finish (killed?); "
+            "steps in flight are rolled back after a fresh read",
+            highlight=False,
+            markup=False,
+        )
+    out = record_path or fresh_path(
+        record_path_in.with_name(record_path_in.stem + ".rollback.json")
+    )
+    journal = _journal(
+        out,
+        record.plan_sha256,
+        "rollback",
+        False,
+        "nothing was sent; give another --record PATH, or leave --record out for a fresh name",
+    )
+    context = _change_context(
+        ctx,
+        inventory,
+        record.change_id,
+        (audit_path, lock_dir),
+        policy,
+        hosts=[s.host for s in steps],
+    )
+    confirm(f"Roll back {len(steps)} step(s)?", yes)
+    result = rollback_record(record, replace(context, journal=journal), workers=workers)
+    print_record(result)
+    echo(f"rollback record: {journal.written_to}")
+    _write_change_reports(targets, "rollback", result, inventory_path, None)
+    sys.exit(EXIT_OK if result.ok else EXIT_ERROR)

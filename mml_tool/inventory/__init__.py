@@ -1,0 +1,36 @@
+"""The inventory: hosts, groups, gateways and defaults from YAML, secrets resolved, never printed.
+
+``models`` holds the resolved dataclasses the rest of the tool uses, ``schema`` the pydantic
+models of the file itself (its JSON Schema: ``mml-tool schema inventory``), ``loader`` the
+reading (merging, ``${VAR}``, secrets from variables, files or prompts).
+"""
+
+from __future__ import annotations
+
+# _Loader: automation.host_from_fields checks one host entry as the loader does.
+from mml_tool.inventory.loader import _Loader as _Loader
+from mml_tool.inventory.loader import load_inventory
+from mml_tool.inventory.models import (
+    DEFAULT_PORTS,
+    HOST_KEYS,
+    MIN_SIGNING_KEY_BYTES,
+    TRANSPORTS,
+    GatewayConfig,
+    HostConfig,
+    Inventory,
+    JumpConfig,
+    Prompt,
+)
+
+__all__ = [
+    "DEFAULT_PORTS",
+    "HOST_KEYS",
+    "MIN_SIGNING_KEY_BYTES",
+    "TRANSPORTS",
+    "GatewayConfig",
+    "HostConfig",
+    "Inventory",
+    "JumpConfig",
+    "Prompt",
+    "load_inventory",
+]

@@ -1,0 +1,66 @@
+"""What every transport is: a byte pipe with a read deadline; shared connect-error wording."""
+
+from __future__ import annotations
+
+import logging
+import socket
+from typing import Protocol
+
+import paramiko
+
+from mml_tool.errors import TransportError
+
+log = logging.getLogger("mml_tool.transport")
+READ_SIZE = 65536
+KEEPALIVE = 30  # seconds: NOC and the vendor rely on keepalives, MML has no heartbeat
+
+
+class Transport(Protocol):
+    def open(self) -> None: ...
+    def write(self, data: bytes) -> None: ...
+    def read(self, deadline: float) -> bytes:
+        """Bytes that arrived (at least one) or b"" at ``deadline`` (a ``time.monotonic()``
+        value); raises TransportError when the peer closed or reset the connection."""
+        ...
+
+    def close(self) -> None: ...
+
+
+def _closed_by_peer(exc: BaseException) -> bool:
+    """Whether the peer hung up (EOF, reset), possibly under paramiko's "Error reading SSH
+    protocol banner" (raised while handling the EOFError, which stays its context)."""
+    seen: BaseException | None = exc
+    for _ in range(5):
+        if seen is None:
+            return False
+        if isinstance(seen, (EOFError, ConnectionResetError, BrokenPipeError)):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
+def _connect_error(where: str, exc: BaseException, timeout: float) -> TransportError:
+    if isinstance(exc, socket.gaierror):
+        return TransportError(f"{where}: cannot resolve the host name: check 'hostname'")
+    if isinstance(exc, TimeoutError):
+        return TransportError(
+            f"{where}: no answer within {timeout:g} s: check the address, port, firewall and "
+            "routing, or raise connect_timeout"
+        )
+    if isinstance(exc, (ConnectionRefusedError, paramiko.ssh_exception.NoValidConnectionsError)):
+        return TransportError(
+            f"{where}: connection refused: check the port and that the service runs"
+        )
+    if _closed_by_peer(exc):  # not a slow server: waiting longer would not help
+        return TransportError(
+            f"{where}: the server closed the connection before the SSH handshake: check that "
+            "the port is the SSH port and that the server accepts connections from this host"
+        )
+    if isinstance(exc, paramiko.SSHException) and any(
+        text in str(exc) for text in ("banner", "No existing session")
+    ):  # paramiko's words for "the SSH handshake did not finish in time"
+        return TransportError(
+            f"{where}: no SSH handshake within {timeout:g} s: check that the port is the SSH "
+            "port (not the plain MML port) and that the server is not overloaded"
+        )
+    return TransportError(f"{where}: cannot connect ({type(exc).__name__}: {exc})")

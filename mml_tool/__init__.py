@@ -10,6 +10,7 @@ The public API (``docs/api.md``)::
     record = mt.apply(plan, inv, audit="audit.jsonl")         # -> ApplyRecord
     undone = mt.rollback(record, inv, audit="audit.jsonl")
     outcome = mt.verify(inv, host="uap-1")                   # -> VerifyResult
+    drift = mt.diff_fleet(inv, "golden.json", ignore="P001")  # -> DriftResult
 
     with mt.MmlSession(mt.ConnectionParams(host="10.0.0.5", transport="tcp")) as s:
         rows = s.run("LST SFP: ID=P978;").raise_for_retcode().parse()
@@ -37,6 +38,14 @@ if TYPE_CHECKING:
     from mml_tool._api import plan as plan
     from mml_tool._api import rollback as rollback
     from mml_tool._api import verify as verify
+    from mml_tool.baseline import Difference as Difference
+    from mml_tool.baseline import DiffKind as DiffKind
+    from mml_tool.baseline import DriftResult as DriftResult
+    from mml_tool.baseline import HostDrift as HostDrift
+    from mml_tool.baseline import Snapshot as Snapshot
+    from mml_tool.baseline import diff_fleet as diff_fleet
+    from mml_tool.baseline import load_snapshot as load_snapshot
+    from mml_tool.baseline import take_snapshot as take_snapshot
     from mml_tool.change import ApplyRecord as ApplyRecord
     from mml_tool.change import Plan as Plan
     from mml_tool.change import Step as Step
@@ -69,6 +78,14 @@ _WHERE = {
     "plan": "mml_tool._api",
     "rollback": "mml_tool._api",
     "verify": "mml_tool._api",
+    "Difference": "mml_tool.baseline",
+    "DiffKind": "mml_tool.baseline",
+    "DriftResult": "mml_tool.baseline",
+    "HostDrift": "mml_tool.baseline",
+    "Snapshot": "mml_tool.baseline",
+    "diff_fleet": "mml_tool.baseline",
+    "load_snapshot": "mml_tool.baseline",
+    "take_snapshot": "mml_tool.baseline",
     "ApplyRecord": "mml_tool.change",
     "Plan": "mml_tool.change",
     "Step": "mml_tool.change",

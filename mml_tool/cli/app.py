@@ -40,6 +40,11 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
         "demo",
         "The whole story on built-in simulators: no device, no arguments needed.",
     ),
+    "diff": (
+        "baseline",
+        "diff",
+        "Compare hosts with a baseline snapshot: what differs, is missing or is extra; read-only.",
+    ),
     "exec": ("device", "exec_command", "Run one MML command on one host and print the reply."),
     "lab": (
         "lab",
@@ -70,6 +75,11 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
         "schema",
         "schema",
         "Print the JSON Schema of an inventory or a policy file, for editors and linters.",
+    ),
+    "snapshot": (
+        "baseline",
+        "snapshot",
+        "Read every software parameter of one host into a snapshot file (a baseline).",
     ),
     "verify": (
         "verify",

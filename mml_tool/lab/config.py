@@ -27,6 +27,11 @@ Format (``load_lab_config``)::
         state_file: state/uap-1.json   # relative to the LAB.yaml folder
         params: {P978: 1, P001: 0}     # merged over the default parameter set
         replace_params: false          # true: params replace the default set
+        offices:                       # LST OFI rows (default: four invented directions);
+          - {number: 1, name: TO-CCGW-1, peer_type: CCGW, max_calls: 480, status: normal}
+                              # peer_type CCGW | SOFTX | SIP | PSTN (default CCGW),
+                              # max_calls default 120, status normal | blocked | faulty
+                              # (default normal); [] lists none
         faults: {latency: 0.2, drop_after: 5, drop_mid_response: "LST SFP",
                  garbage_reply: null, never_end: null, alarms: false,
                  login_refused: false, drop_after_mod: false, times: null}
@@ -55,7 +60,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 from pydantic_core import ErrorDetails
 
 from mml_tool.errors import ConfigError
-from mml_tool.lab.uap import FaultConfig, NodeConfig, default_params
+from mml_tool.lab.uap import FaultConfig, NodeConfig, OfficeConfig, default_params
 from mml_tool.yamlload import load_yaml, show
 
 EventShape = Literal["documented", "wrapped"]
@@ -81,6 +86,16 @@ class FaultSettings(_Model):
     times: int | None = None
 
 
+class OfficeSettings(_Model):
+    """One entry of ``offices:``; the fields of ``OfficeConfig`` (values checked there)."""
+
+    number: int
+    name: str
+    peer_type: str = "CCGW"
+    max_calls: int = 120
+    status: str = "normal"
+
+
 class NodeSettings(_Model):
     """The settings of one node (or ``defaults:``); unset keys take ``NodeConfig``'s defaults."""
 
@@ -101,6 +116,7 @@ class NodeSettings(_Model):
     # Keys and values are checked by NodeConfig (P-number ids, 16-bit integers).
     params: dict[Any, Any] | None = None
     replace_params: bool = False
+    offices: list[OfficeSettings] | None = None
     faults: FaultSettings | None = None
 
 
@@ -229,12 +245,18 @@ def _gateway_message(field: tuple[str | int, ...], error: ErrorDetails) -> str:
 def _field_message(field: tuple[str | int, ...], error: ErrorDetails) -> str:
     name = ".".join(str(part) for part in field)
     if error["type"] == "extra_forbidden":
-        known = FaultSettings if field[:1] == ("faults",) else NodeSettings
+        known: type[_Model] = NodeSettings
+        if field[:1] == ("faults",):
+            known = FaultSettings
+        elif field[:1] == ("offices",):
+            known = OfficeSettings
         close = difflib.get_close_matches(str(field[-1]), list(known.model_fields), n=1)
         hint = f" (did you mean {close[0]!r}?)" if close else ""
         return f"unknown field {name!r}{hint}"
     if field == ("faults",):
         return "'faults' must be a mapping"
+    if field[:1] == ("offices",) and error["type"] == "missing":
+        return f"{name}: give number and name (e.g. {{number: 1, name: TO-CCGW-1}})"
     kind = _KINDS.get(error["type"], "of another type")
     got = type(error["input"]).__name__
     return f"{name} must be {kind}{_HINTS.get(name, '')}, not {got}"
@@ -246,6 +268,9 @@ def _node_from(path: Path, name: str, index: int, s: dict[str, Any]) -> NodeConf
     params = {} if s.pop("replace_params", False) else default_params()
     params.update({str(k).upper(): v for k, v in params_in.items()})
     faults_in = s.pop("faults", None) or {}
+    offices_in = s.pop("offices", None)
+    if offices_in is not None:
+        s["offices"] = tuple(OfficeConfig(**o) for o in offices_in)
     state = s.pop("state_file", None)
     meid = s.pop("meid", None)
     if s.get("ne_name") is None:

@@ -43,6 +43,7 @@ Commands (verb and object case-insensitive; names and enumeration values too):
     USE ME:MEID=n;                   n must be the node's meid
     LST SFP:[ID=Pnnn][,BIT=n];       layouts below; no ID lists every parameter, paged
     MOD SFP:ID=Pnnn,MODTYPE=P1,BIT=n,BITVAL=0|1;   sets one bit, persists the state file
+    LST OFI:[ONO=n];                 office directions (layout below), all or number n
 
 RETCODE numbers and texts (English; Chinese nodes print the ``RETCODES_ZH`` texts):
 
@@ -77,6 +78,21 @@ pages end as on Chinese-language elements: ``仍有后续报告输出`` on every
 ``frames``); ``paging="zh-bare"`` also drops header, echo and RETCODE from later pages, as in
 the UNC manual's DSP OFFLOAD example. An unknown ``ID`` answers RETCODE 1006 or, with
 ``unknown_param="empty"``, RETCODE 0 and ``No matching result is found``.
+
+``LST OFI`` (office directions; ``NodeConfig.offices``, ``OfficeConfig``): the simulator's own
+choice, not a documented UAP9600 reply (none is public). It lists the routes ("office
+directions") the element has towards its peers, as MSOFTX-family switches do, in the frame and
+table layout of reference/mml-protocol.md whatever ``NodeConfig.layout`` says; not paged. One
+block titled ``Office direction`` (``局向``), one row per direction ordered by number, columns::
+
+    Office direction number  Office direction name  Peer type  Maximum calls  Status
+    局向号                   局向名                 对端类型   最大呼叫数     状态
+
+number 0..65535; name 1..32 of ``A-Z a-z 0-9 _ . -`` (no spaces, so the columns split on runs
+of two spaces); peer type ``CCGW`` | ``SOFTX`` | ``SIP`` | ``PSTN``; maximum calls 0..65535;
+status ``Normal`` | ``Blocked`` | ``Faulty`` (``正常`` | ``闭塞`` | ``故障``). ``ONO=n`` lists
+direction n only; none (or no direction at all) answers RETCODE 0 and ``No matching result is
+found``. The default set (``default_offices``) has four directions, one of them blocked.
 
 Faults (``FaultConfig``, per node). A *prefix* selects the commands a fault hits: the command's
 ``VERB OBJECT`` starts with it (``"LST SFP"``, ``"MOD"``), ``"*"`` = every command but LGI and
@@ -119,6 +135,8 @@ from mml_tool.lab.uap.config import (
     SSH_LOG_NAME,
     FaultConfig,
     NodeConfig,
+    OfficeConfig,
+    default_offices,
     default_params,
 )
 from mml_tool.lab.uap.server import UapServer
@@ -139,9 +157,11 @@ __all__ = [
     "FaultConfig",
     "MmlConnection",
     "NodeConfig",
+    "OfficeConfig",
     "SfpStore",
     "UapNode",
     "UapServer",
+    "default_offices",
     "default_params",
     "generate_host_key",
     "load_or_create_host_key",

@@ -25,6 +25,9 @@ ENCODINGS = ("utf-8", "gb18030")
 PAGINGS = ("en", "zh", "zh-bare")
 ZH_MORE_LINE = "仍有后续报告输出"
 PID_RE = re.compile(r"P[0-9]{1,5}")
+OFFICE_NAME_RE = re.compile(r"[A-Za-z0-9_.-]{1,32}")
+OFFICE_STATUSES = ("normal", "blocked", "faulty")
+OFFICE_PEER_TYPES = ("CCGW", "SOFTX", "SIP", "PSTN")
 ECHO_SERIAL_TOKEN = "{serial}"
 _ECHO_TOKEN_RE = re.compile(r"\{[^{}]*\}")
 MAX_COMMAND_CHARS = 4096
@@ -78,6 +81,15 @@ _LABELS = {
         "hex": "Hexadecimal value",
         "count": "Number of results",
         "empty": "No matching result is found",
+        "ofi_title": "Office direction",
+        "ofi_number": "Office direction number",
+        "ofi_name": "Office direction name",
+        "ofi_peer": "Peer type",
+        "ofi_calls": "Maximum calls",
+        "ofi_status": "Status",
+        "normal": "Normal",
+        "blocked": "Blocked",
+        "faulty": "Faulty",
     },
     "zh": {
         "title": "软件参数",
@@ -88,6 +100,15 @@ _LABELS = {
         "hex": "十六进制值",
         "count": "结果个数",
         "empty": "没有查到相应的结果",
+        "ofi_title": "局向",
+        "ofi_number": "局向号",
+        "ofi_name": "局向名",
+        "ofi_peer": "对端类型",
+        "ofi_calls": "最大呼叫数",
+        "ofi_status": "状态",
+        "normal": "正常",
+        "blocked": "闭塞",
+        "faulty": "故障",
     },
 }
 
@@ -104,6 +125,46 @@ def default_params() -> dict[str, int]:
     params["P917"] = 8192
     params["P978"] = 1
     return params
+
+
+@dataclass(frozen=True)
+class OfficeConfig:
+    """One office direction a node lists with ``LST OFI`` (module docstring of the package)."""
+
+    number: int
+    name: str
+    peer_type: str = "CCGW"  # CCGW | SOFTX | SIP | PSTN
+    max_calls: int = 120
+    status: str = "normal"  # normal | blocked | faulty
+
+    def check(self, node: str) -> None:
+        where = f"node {node}: office direction {self.number!r}"
+        if isinstance(self.number, bool) or not isinstance(self.number, int):
+            raise ConfigError(f"{where}: number must be an integer")
+        if not 0 <= self.number <= 65535:
+            raise ConfigError(f"{where}: number must be in 0..65535")
+        if not isinstance(self.name, str) or not OFFICE_NAME_RE.fullmatch(self.name):
+            raise ConfigError(
+                f"{where}: name must be 1..32 letters, digits, '_', '.' or '-' (no spaces)"
+            )
+        if self.peer_type not in OFFICE_PEER_TYPES:
+            raise ConfigError(f"{where}: peer_type must be one of {', '.join(OFFICE_PEER_TYPES)}")
+        if isinstance(self.max_calls, bool) or not isinstance(self.max_calls, int):
+            raise ConfigError(f"{where}: max_calls must be an integer")
+        if not 0 <= self.max_calls <= 65535:
+            raise ConfigError(f"{where}: max_calls must be in 0..65535")
+        if self.status not in OFFICE_STATUSES:
+            raise ConfigError(f"{where}: status must be one of {', '.join(OFFICE_STATUSES)}")
+
+
+def default_offices() -> tuple[OfficeConfig, ...]:
+    """Office directions a plausible UAP9600 lists (invented: no public UAP9600 reply exists)."""
+    return (
+        OfficeConfig(1, "TO-CCGW-1", "CCGW", 480, "normal"),
+        OfficeConfig(2, "TO-CCGW-2", "CCGW", 480, "normal"),
+        OfficeConfig(10, "TO-SOFTX-A", "SOFTX", 960, "normal"),
+        OfficeConfig(20, "TO-PSTN-GW", "PSTN", 240, "blocked"),
+    )
 
 
 @dataclass
@@ -150,6 +211,7 @@ class NodeConfig:
     authorized_keys: Sequence[str] = ()  # OpenSSH public key lines accepted for SSH
     encoding: str = "utf-8"  # utf-8 | gb18030 (what Chinese-language elements send)
     paging: str = "en"  # en | zh | zh-bare (markers and later pages of LST SFP:;)
+    offices: Sequence[OfficeConfig] = field(default_factory=default_offices)  # LST OFI
 
     def __post_init__(self) -> None:
         if not self.ne_name:
@@ -169,6 +231,13 @@ class NodeConfig:
             raise ConfigError(f"node {self.name}: unknown_param must be 'error' or 'empty'")
         if self.page_size < 1:
             raise ConfigError(f"node {self.name}: page_size must be >= 1")
+        self.offices = tuple(self.offices)
+        numbers = set()
+        for office in self.offices:
+            office.check(self.name)
+            if office.number in numbers:
+                raise ConfigError(f"node {self.name}: office direction {office.number} twice")
+            numbers.add(office.number)
         for pid, value in self.params.items():
             if not PID_RE.fullmatch(pid):
                 raise ConfigError(f"node {self.name}: parameter id {pid!r} must look like P978")

@@ -215,6 +215,7 @@ class MmlConnection:
             "USE ME": self._use_me,
             "LST SFP": self._lst_sfp,
             "MOD SFP": self._mod_sfp,
+            "LST OFI": self._lst_ofi,
         }.get(cmd.key)
         if handler is None:
             return _Outcome([self._fail(echo, RC_UNSUPPORTED, cmd.key)])
@@ -345,6 +346,31 @@ class MmlConnection:
         if layout == "table":
             return [block(per_bit, "table")]
         return [block([record], "vertical") for record in per_bit]
+
+    def _lst_ofi(self, cmd: _Command, echo: str) -> _Outcome:
+        bad = self._check_names(cmd, ("ONO",))
+        if bad:
+            return _Outcome([self._fail(echo, RC_UNKNOWN_NAME, bad)])
+        offices = sorted(self.node.config.offices, key=lambda o: o.number)
+        if "ONO" in cmd.params:
+            raw = cmd.params["ONO"]
+            if not (raw.isascii() and raw.isdigit()) or int(raw) > 65535:
+                return _Outcome([self._fail(echo, RC_BAD_VALUE, "ONO: a number 0..65535")])
+            offices = [o for o in offices if o.number == int(raw)]
+        if not offices:
+            return _Outcome([self._ok(echo, empty=self.labels["empty"])])
+        lab = self.labels
+        rows = [
+            [
+                (lab["ofi_number"], str(o.number)),
+                (lab["ofi_name"], o.name),
+                (lab["ofi_peer"], o.peer_type),
+                (lab["ofi_calls"], str(o.max_calls)),
+                (lab["ofi_status"], lab[o.status]),
+            ]
+            for o in offices
+        ]
+        return _Outcome([self._ok(echo, [Block(lab["ofi_title"], rows, "table", lab["count"])])])
 
     def _mod_sfp(self, cmd: _Command, echo: str) -> _Outcome:
         bad = self._check_names(cmd, ("ID", "MODTYPE", "BIT", "BITVAL"))

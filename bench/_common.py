@@ -26,12 +26,9 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Any
 
 from mml_tool.inventory import HostConfig, load_inventory
-
-if TYPE_CHECKING:
-    from paramiko import HostKeys
 
 END_RE = re.compile(rb"^---\s+END\s*$", re.M)
 LAB_READY_TIMEOUT = 120.0
@@ -52,18 +49,26 @@ class Figures:
 # -- the lab, in its own process
 
 
+LAB_PROCESSES = os.cpu_count() or 1
+
+
 @contextmanager
-def lab_process(nodes: int) -> Iterator[Path]:
-    """Run ``mml-tool lab --no-gateway`` in a subprocess; yield its inventory path once ready."""
+def lab_process(
+    nodes: int, *, processes: int = LAB_PROCESSES, gateway: bool = False
+) -> Iterator[Path]:
+    """Run ``mml-tool lab`` (``--no-gateway`` unless ``gateway``, its nodes in ``processes``
+    worker processes) in a subprocess; yield its inventory path once ready."""
     folder = Path(tempfile.mkdtemp(prefix="mml-bench-"))
     inventory = folder / "inv.yaml"
     cmd = [
         sys.executable, "-c", "from mml_tool.cli import main; main()",
-        "lab", "--no-gateway", "--nodes", str(nodes), "--write-inventory", str(inventory),
+        "lab", "--nodes", str(nodes), "--write-inventory", str(inventory),
+        "--processes", str(processes), *([] if gateway else ["--no-gateway"]),
     ]  # fmt: skip
     # stderr to a file: a pipe nobody reads could fill up and block the lab.
     errors = (folder / "lab.stderr").open("wb")
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=errors, cwd=folder)
+    (folder / "lab.pid").write_text(str(proc.pid), encoding="utf-8")  # for its CPU (bench/lab.py)
     try:
         _wait_ready(proc, LAB_READY_TIMEOUT, folder / "lab.stderr")
         env = (folder / "lab.env").read_text(encoding="utf-8")
@@ -118,6 +123,45 @@ def measure(variant: str, mode: str, hosts: int, run: Callable[[], int]) -> Figu
     return Figures(variant, mode, hosts, ok, wall, cpu, rss_kb / 1024)
 
 
+def run_process(
+    variant: str,
+    mode: str,
+    hosts: int,
+    cmd: Sequence[str],
+    *,
+    cwd: Path,
+    expect: Sequence[int] = (0,),
+    timeout: float = 1800,
+) -> tuple[Figures, str]:
+    """Run ``cmd`` as a whole process (start-up, imports and output included) and take its
+    wall time, its own CPU (user + system) and peak RSS from ``wait4``; ``ok`` = the hosts its
+    summary line ("N pass, N fail, N error") counts as decided. Exit code outside ``expect``:
+    RuntimeError with its stderr."""
+    out_path, err_path = cwd / f"{variant}.out", cwd / f"{variant}.err"
+    with out_path.open("wb") as out, err_path.open("wb") as err:
+        start = time.perf_counter()
+        proc = subprocess.Popen(list(cmd), stdout=out, stderr=err, cwd=cwd)
+        try:
+            _, status, usage = os.wait4(proc.pid, 0)
+        except BaseException:
+            proc.kill()
+            proc.wait()
+            raise
+        wall = time.perf_counter() - start
+        proc.returncode = code = os.waitstatus_to_exitcode(status)
+    output = out_path.read_text(encoding="utf-8", errors="replace")
+    if code not in expect:
+        tail = err_path.read_text(errors="replace")[-3000:] or output[-3000:]
+        raise RuntimeError(f"{variant}: exit {code} (expected {list(expect)}): {tail}")
+    counts = SUMMARY_RE.findall(output)
+    ok = int(counts[-1][0]) + int(counts[-1][1]) if counts else 0
+    cpu = usage.ru_utime + usage.ru_stime
+    return Figures(variant, mode, hosts, ok, wall, cpu, usage.ru_maxrss / 1024), output
+
+
+SUMMARY_RE = re.compile(r"(\d+) pass, (\d+) fail, (\d+) error")
+
+
 def emit(figures: Figures) -> None:
     print(json.dumps(asdict(figures)), flush=True)
 
@@ -170,7 +214,7 @@ def run_pool(hosts: Sequence[HostConfig], job: Callable[[HostConfig], bool], wor
 
 
 def paramiko_exchange(
-    host: HostConfig, commands: Sequence[str], tuned: HostKeys | None = None
+    host: HostConfig, commands: Sequence[str], tuned: KnownHosts | None = None
 ) -> list[bytes]:
     """Connect, open a shell, send each command and read up to its ``---    END``.
 
@@ -186,7 +230,7 @@ def paramiko_exchange(
         client.load_host_keys(str(host.known_hosts))
     else:
         name = f"[{host.hostname}]:{host.port}"
-        for key_type, key in (tuned.lookup(name) or {}).items():
+        for key_type, key in tuned.get(name, {}).items():
             client.get_host_keys().add(name, key_type, key)
         sock = socket.create_connection((host.hostname, host.port), host.connect_timeout)
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
@@ -212,24 +256,46 @@ def paramiko_exchange(
         client.close()
 
 
-def host_keys(path: Path) -> HostKeys:
-    import paramiko
+KnownHosts = dict[str, dict[str, Any]]
 
-    return paramiko.HostKeys(str(path))
+
+def host_keys(path: Path) -> KnownHosts:
+    """known_hosts parsed once, in one pass (as mml-tool does; paramiko's own load and lookup
+    scan every entry per line)."""
+    from floor import known_hosts
+
+    return known_hosts(path)
+
+
+def one_line_known_hosts(hosts: Sequence[HostConfig], folder: Path) -> dict[str, Path]:
+    """For netmiko (which has paramiko load ``alt_key_file`` on every connection): a
+    known_hosts per host holding only its own line, written from one parse of the lab's file."""
+    keys = host_keys(hosts[0].known_hosts or Path())
+    files = {}
+    for host in hosts:
+        name = f"[{host.hostname}]:{host.port}"
+        files[host.name] = path = folder / host.name
+        lines = (f"{name} {t} {k.get_base64()}\n" for t, k in keys.get(name, {}).items())
+        path.write_text("".join(lines), encoding="utf-8")
+    return files
 
 
 # -- what a user would write: netmiko + TextFSM
 
 
 def netmiko_exchange(
-    host: HostConfig, commands: Sequence[str], parse: str, template: Path
+    host: HostConfig, commands: Sequence[str], parse: str, template: Path, known_hosts: Path
 ) -> list[dict[str, str]]:
     """netmiko's ``generic`` driver (= ``terminal_server``: no prompt handling, which suits the
     simulator: it prints no prompt); every reply ends at the END line. The reply to ``parse``
-    goes through TextFSM the netmiko way (``use_textfsm`` with our template)."""
+    goes through TextFSM the netmiko way (``use_textfsm`` with our template). The same two
+    tunings as the floor: its own socket with TCP_NODELAY (``sock=``) and a known_hosts with
+    only this host's line; ``fast_cli`` (its documented speed setting, the default in 4.x)."""
     from netmiko import ConnectHandler
 
     assert host.password is not None
+    sock = socket.create_connection((host.hostname, host.port), host.connect_timeout)
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     conn = ConnectHandler(
         device_type="generic",
         host=host.hostname,
@@ -239,7 +305,10 @@ def netmiko_exchange(
         ssh_strict=True,
         system_host_keys=False,
         alt_host_keys=True,
-        alt_key_file=str(host.known_hosts),
+        alt_key_file=str(known_hosts),
+        sock=sock,
+        fast_cli=True,
+        conn_timeout=host.connect_timeout,
     )
     records: list[dict[str, str]] = []
     try:

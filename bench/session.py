@@ -2,7 +2,7 @@
 (the floor) vs netmiko + TextFSM, sequential and concurrent, against the lab simulator running
 in its own process. Each variant runs in a fresh child process (own CPU and peak RSS).
 
-    python bench/session.py [--hosts 20] [--workers 10] [--repeat 3]
+    python bench/session.py [--hosts 200] [--workers 10] [--repeat 5]
 """
 
 from __future__ import annotations
@@ -10,12 +10,13 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import sys
+import tempfile
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 sys.path.insert(0, str(Path(__file__).parent))
 from _common import (
     LST,
+    KnownHosts,
     emit,
     host_keys,
     lab_process,
@@ -24,6 +25,7 @@ from _common import (
     login,
     measure,
     netmiko_exchange,
+    one_line_known_hosts,
     paramiko_exchange,
     run_all,
     run_pool,
@@ -33,15 +35,11 @@ from _common import (
 
 from mml_tool.inventory import HostConfig
 
-if TYPE_CHECKING:
-    from paramiko import HostKeys
-
 # The floor is paramiko*: bare paramiko with the same two socket/known_hosts tunings
 # mml-tool has (TCP_NODELAY, known_hosts parsed once); plain "paramiko" (library defaults)
 # is shown for reference, since that is what a quick script gets.
 VARIANTS = ("paramiko", "mml-tool", "netmiko", "paramiko*")
 TARGET_FLOOR = 1.2  # mml-tool wall and CPU within 1.2x of bare paramiko
-TARGET_NETMIKO = 5.0  # mml-tool at least 5x faster than netmiko
 
 
 def child(variant: str, mode: str, inventory: Path, count: int, workers: int) -> None:
@@ -58,12 +56,15 @@ def child(variant: str, mode: str, inventory: Path, count: int, workers: int) ->
             records = parse_output(LST, response.raw, host.platform)
         return response.ok and len(records) == 16
 
-    def bare(host: HostConfig, tuned: HostKeys | None = None) -> bool:
+    def bare(host: HostConfig, tuned: KnownHosts | None = None) -> bool:
         replies = paramiko_exchange(host, [login(host), LST, "LGO;"], tuned)
         return b"RETCODE = 0" in replies[1]
 
+    known: dict[str, Path] = {}
+
     def netmiko(host: HostConfig) -> bool:
-        return len(netmiko_exchange(host, [login(host), LST, "LGO;"], LST, template)) == 16
+        commands = [login(host), LST, "LGO;"]
+        return len(netmiko_exchange(host, commands, LST, template, known[host.name])) == 16
 
     if variant == "netmiko":
         import netmiko as _  # noqa: F401  (imports are not part of the figures)
@@ -73,6 +74,8 @@ def child(variant: str, mode: str, inventory: Path, count: int, workers: int) ->
         if variant == "paramiko*":
             keys = host_keys(hosts[0].known_hosts or Path())  # once per run, inside the figures
             return run_pool(hosts, lambda h: bare(h, keys), n)
+        if variant == "netmiko":  # its known_hosts tuning, inside the figures too
+            known.update(one_line_known_hosts(hosts, Path(tempfile.mkdtemp(prefix="nm-kh-"))))
         return run_pool(
             hosts, {"mml-tool": mml_tool, "paramiko": bare, "netmiko": netmiko}[variant], n
         )
@@ -82,9 +85,9 @@ def child(variant: str, mode: str, inventory: Path, count: int, workers: int) ->
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--hosts", type=int, default=20)
+    ap.add_argument("--hosts", type=int, default=200)  # 20 gave ratios that moved by 30 %
     ap.add_argument("--workers", type=int, default=10)
-    ap.add_argument("--repeat", type=int, default=3, help="runs per variant (median)")
+    ap.add_argument("--repeat", type=int, default=5, help="runs per variant (median)")
     ap.add_argument("--child", nargs=3, metavar=("VARIANT", "MODE", "INVENTORY"))
     args = ap.parse_args()
     if args.child:
@@ -122,13 +125,10 @@ def main() -> None:
                 mt.cpu <= TARGET_FLOOR * fl.cpu,
                 f"{mt.cpu / fl.cpu:.2f}x",
             ),
-            (
-                f"{mode}: mml-tool at least {TARGET_NETMIKO:g}x faster than netmiko (wall)",
-                nm.wall >= TARGET_NETMIKO * mt.wall,
-                f"{nm.wall / mt.wall:.2f}x",
-            ),
             (f"{mode}: every session succeeded", all(r.ok == r.hosts for r in by.values()), ""),
         ]
+        ratio = nm.wall / mt.wall
+        print(f"{mode}: netmiko (tuned) / mml-tool: {ratio:.2f}x wall (shown, no target)")
         for label, passed, detail in checks:
             print(verdict(label, passed, detail))
             ok = ok and passed

@@ -262,6 +262,8 @@ def _check_hex_agrees(template: Path, raw: str, records: list[dict[str, str]]) -
 def _is_foreign_number(value: str) -> bool:
     """A value made only of digits (``str.isdigit``) that are not all ASCII: ``٠``, ``０``,
     ``²``. int() reads most of them as a number; mml-tool never does."""
+    if value.isascii():  # O(1) in CPython: the common case costs nothing
+        return False
     text = value.strip()
     return bool(text) and not text.isascii() and all(c.isdigit() or c in "+-" for c in text)
 

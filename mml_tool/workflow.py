@@ -38,6 +38,7 @@ from mml_tool.inventory import HostConfig, Inventory
 from mml_tool.mml.session import MmlSession, Transcript
 from mml_tool.policy import Finding, Policy
 from mml_tool.report import Outcome, Report, RunInfo, write_reports
+from mml_tool.verify_fleet import verify_gateways
 
 EXIT_OK, EXIT_ERROR = ExitCode.OK, ExitCode.ERROR
 EXIT_NONCOMPLIANT, EXIT_VERIFY_FAILED = ExitCode.NONCOMPLIANT, ExitCode.VERIFY_FAILED
@@ -261,13 +262,24 @@ def _run(
             return
     else:
         say("check: every host is compliant; nothing to change")
-    for name in gateway_names:
-        say(f"verify: one-way video directions {','.join(map(str, directions))} via {name}")
-        result = verify_gateway(inventory.gateways[name], directions=directions)
-        outcome.verifications.append(result)
+    say(
+        f"verify: one-way video directions {','.join(map(str, directions))} via "
+        f"{len(gateway_names)} gateway(s), up to {workers} at once"
+    )
+
+    def verified(result: VerifyResult) -> None:
+        name = result.gateway
         verify_path, body = evidence / f"verify-{name}.json", result.to_dict()
         _keep_evidence(outcome, verify_path, partial(write_json_atomic, verify_path, body))
         say(f"verify: {name}: {result.status}" + (f" ({result.error})" if result.error else ""))
+
+    outcome.verifications = verify_gateways(  # concurrently, each releasing and signing out
+        [inventory.gateways[name] for name in gateway_names],
+        directions=directions,
+        workers=workers,
+        on_done=verified,
+        verify=verify_gateway,
+    )
     if outcome.verified:
         return
     could_not_run = any(v.status == "error" for v in outcome.verifications)

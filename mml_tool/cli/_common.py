@@ -18,6 +18,7 @@ from mml_tool.change_id import validate_change_id
 from mml_tool.cli._console import EXIT_USAGE, err_console, fail, stdout_taken
 from mml_tool.cli._context import cli_context
 from mml_tool.errors import ConfigError, InventoryError
+from mml_tool.fleet import DEFAULT_WORKERS
 from mml_tool.inventory import HostConfig, Inventory, load_inventory
 from mml_tool.policy import Policy
 from mml_tool.report import RunInfo, parse_report_targets, to_stdout
@@ -95,9 +96,9 @@ limit_option = click.option(
 workers_option = click.option(
     "--workers",
     type=click.IntRange(1, 512),
-    default=32,
+    default=DEFAULT_WORKERS,
     show_default=True,
-    help="Hosts worked on at once.",
+    help="Hosts worked on at once (default: sized to this machine's cores).",
 )
 report_option = click.option(
     "--report",

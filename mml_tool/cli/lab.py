@@ -64,12 +64,20 @@ def demo(workdir: Path | None, nodes: int) -> None:
     help="Write an inventory for the lab here (credentials go to lab.env beside it).",
 )
 @click.option("--no-gateway", is_flag=True, help="UAP nodes only, no CC-Gateway simulator.")
+@click.option(
+    "--processes",
+    type=click.IntRange(1, 64),
+    default=1,
+    show_default=True,
+    help="Serve the nodes from this many worker processes (blocks of nodes), for large fleets.",
+)
 def lab(
     nodes: int,
     config_path: Path | None,
     base_port: int,
     inventory_path: Path | None,
     no_gateway: bool,
+    processes: int,
 ) -> None:
     """Run the simulators in the foreground until Ctrl-C: UAP9600 nodes + a CC-Gateway.
 
@@ -88,5 +96,6 @@ def lab(
             base_port=base_port,
             inventory=inventory_path,
             with_gateway=not no_gateway,
+            processes=processes,
         )
     )

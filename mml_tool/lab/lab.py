@@ -17,6 +17,7 @@ are never printed.
 
 from __future__ import annotations
 
+import functools
 import os
 import secrets
 import signal
@@ -324,6 +325,7 @@ def run_lab_foreground(
     gateway_factory: GatewayFactory | None = None,
     out: TextIO | None = None,
     stop_event: threading.Event | None = None,
+    processes: int = 1,
 ) -> int:
     """``mml-tool lab``: start, write the inventory, print one ready line, block until
     SIGINT/SIGTERM (or ``stop_event``), stop. The password comes from $MML_LAB_PASSWORD or is
@@ -339,7 +341,12 @@ def run_lab_foreground(
         node_configs = make_nodes(nodes or 3, workdir=workdir)
     inventory = inventory or workdir / "inventory.yaml"
     stop = stop_event or threading.Event()
-    lab = Lab(
+    lab_class: Callable[..., Lab] = Lab
+    if processes > 1:  # nodes served by worker processes (lab/procs.py)
+        from mml_tool.lab.procs import ProcessLab
+
+        lab_class = functools.partial(ProcessLab, processes=processes)
+    lab = lab_class(
         node_configs,
         base_port=base_port,
         password=os.environ.get(PASSWORD_ENV) or None,

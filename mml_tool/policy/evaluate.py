@@ -15,11 +15,14 @@ from mml_tool.results import FindingStatus
 # --- evaluation ------------------------------------------------------------------------------
 
 
+_DECIMAL = re.compile(r"[0-9]{1,20}")  # compiled once: read for every record of every host
+
+
 def _number(text: str, what: str) -> int:
     # Decimal ASCII only: the reply prints decimal; anything else is a format we do not know.
     # (str.isdigit() and int() also take '²', '٠', '０': a crash or a silent 0; 20 digits
     # bound int().)
-    if not re.fullmatch(r"[0-9]{1,20}", text):
+    if not _DECIMAL.fullmatch(text):
         raise ParseError(
             f"{what} is {text[:40]!r}, not a decimal number in ASCII digits (0-9): "
             "the reply cannot be judged"

@@ -7,7 +7,8 @@ reading (merging, ``${VAR}``, secrets from variables, files or prompts).
 
 from __future__ import annotations
 
-from mml_tool.inventory.loader import host_from_fields, load_inventory
+from mml_tool.inventory.fields import host_from_fields
+from mml_tool.inventory.loader import load_inventory
 from mml_tool.inventory.models import (
     DEFAULT_PORTS,
     HOST_KEYS,

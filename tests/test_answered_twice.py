@@ -177,3 +177,76 @@ def test_a_read_answered_twice_is_not_already_compliant(normal: RunningLab, tmp_
     (step,) = json.loads(plan.with_suffix(".record.json").read_text(encoding="utf-8"))["results"]
     assert step["status"] == "failed" and "a second answer" in step["error"], step
     assert step["commands"] == []  # nothing was sent
+
+
+class TwiceWithTheNextStep:
+    """P978 and P100 (bit 0 each, both 1). The answer to the next step's ``on`` command (its
+    read, or its MOD) comes after a second copy of the first MOD's answer: the session refuses
+    it there, one step later."""
+
+    def __init__(self, on: str) -> None:
+        self.values = {"P978": "1", "P100": "1"}
+        self.repeated = False
+        self.on = on
+
+    def __call__(self, conn: Connection, command: str) -> str | None:
+        upper = command.upper()
+        pid = upper.split("ID=", 1)[-1].split(",")[0].split(";")[0].strip()
+        if upper.startswith("LST SFP"):
+            answer = frame(command, conn.next_serial(), body=sfp_table(self.values[pid], pid))
+        elif upper.startswith("MOD SFP"):
+            self.values[pid] = "0"
+            answer = frame(command, conn.next_serial())
+        else:
+            return None
+        mods = [c for c in conn.commands if c.upper().startswith("MOD")]
+        if mods and upper.startswith(self.on) and pid not in mods[0] and not self.repeated:
+            self.repeated = True
+            return frame(mods[0], conn.next_serial()) + answer
+        return answer
+
+
+def two_controls(folder: Path) -> Path:
+    rule = {"id": "P978", "bit": 0, "value": 0}
+    controls = [
+        {
+            "id": f"{p}-B0",
+            "title": f"{p} bit 0 is 0",
+            "severity": "high",
+            "rule": {"software_parameter": {**rule, "id": p}},
+        }
+        for p in ("P978", "P100")
+    ]
+    path = folder / "policy.yaml"
+    path.write_text(
+        yaml.safe_dump({"policy": {"name": "two"}, "controls": controls}), encoding="utf-8"
+    )
+    return path
+
+
+@pytest.mark.parametrize("on", ["LST", "MOD"])
+def test_an_earlier_write_is_settled_when_the_second_answer_comes_with_the_next_step(
+    normal: RunningLab, tmp_path: Path, on: str
+) -> None:
+    element = TwiceWithTheNextStep(on)
+    policy = two_controls(tmp_path)
+    with HostileServer(element) as server:
+        inventory = inventory_with(normal, server, tmp_path)
+        plan = tmp_path / "plan.json"
+        base = ["-i", inventory, "-p", policy]
+        made = invoke(normal, tmp_path, "plan", *base, "--limit", "odd-1", "-o", plan)
+        assert made.exit_code == 0, made.output
+        result = invoke(normal, tmp_path, "apply", plan, *base, "--yes")
+    assert element.repeated
+    assert "Traceback" not in result.output
+    record = json.loads(plan.with_suffix(".record.json").read_text(encoding="utf-8"))
+    first, second = record["results"]
+    assert first["parameter"] == "P978" and "a second answer" in first["error"], first
+    assert first["status"] == "changed" and "a fresh read confirmed" in first["error"]
+    if on == "LST":  # refused before the second step sent anything
+        assert result.exit_code == 1, result.output
+        assert second["status"] == "failed" and second["commands"] == []
+    else:  # its MOD went out: settled by a fresh read like the first
+        assert second["status"] == "changed" and "a fresh read confirmed" in second["error"]
+    p978 = [r.outcome for r in audit.read(tmp_path / "audit.jsonl") if "P978" in r.command]
+    assert p978 == ["sending", "ok", "unknown", "ok"]

@@ -141,6 +141,9 @@ class _StepRunner:
         self.action = action
         self.state = state
         self.fresh: set[int] = set()  # ids of results settled by a fresh read
+        # An answer no honest element gives, in the current session (AnswerError): none of
+        # that session's answers is trusted, also those before it (see answered_twice).
+        self.untrusted: AnswerError | None = None
 
     def audit(
         self,
@@ -232,28 +235,26 @@ class _StepRunner:
                             self.settled(results, result)
                             if result.status in ("unknown", "failed"):
                                 break  # the session or the device misbehaved: stop this host
-                    if results and results[-1].status in ("unknown", "failed"):
+                    self.untrusted = self.untrusted or _refusal(session)  # seen at logout
+                    if self.untrusted or (results and results[-1].status in ("unknown", "failed")):
                         break
-                    if isinstance(getattr(session, "refused", None), AnswerError):
-                        break  # settled below
             except ChangeStopped as exc:
                 if len(results) < len(steps):
                     step = steps[len(results)]
                     self.settled(results, StepResult(step, StepStatus.SKIPPED, error=str(exc)))
                     _audit_step(self.ctx, self.action, step, "skipped", str(exc))
             except MmlToolError as exc:
+                if isinstance(exc, AnswerError):  # e.g. a second answer with the next read
+                    self.untrusted = self.untrusted or exc
                 if len(results) == len(steps):  # after the last step: the session's end
-                    if isinstance(exc, AnswerError) and session is not None:
-                        session.refused = session.refused or exc
-                    else:
-                        log.warning("%s: after the last step: %s", self.host.name, exc)
+                    log.warning("%s: after the last step: %s", self.host.name, exc)
                 elif not results or results[-1].status != "unknown":
                     self.settled(
                         results, StepResult(steps[len(results)], StepStatus.FAILED, error=str(exc))
                     )
-            refused = getattr(session, "refused", None)
-            if isinstance(refused, AnswerError):
-                self.answered_twice(results, first, refused)
+            self.untrusted = self.untrusted or _refusal(session)
+            if self.untrusted is not None:
+                self.answered_twice(results, first, self.untrusted)
             why = "not attempted: an earlier step on this host did not complete"
             for step in steps[len(results) :]:
                 self.settled(results, StepResult(step, StepStatus.SKIPPED, error=why))
@@ -304,6 +305,8 @@ class _StepRunner:
                 if response.retcode is None:  # a frame, but not the answer to this command
                     raise MmlToolError(f"no RETCODE in the reply to {masked}")
             except Exception as exc:  # whatever went wrong, the command may have gone out
+                if isinstance(exc, AnswerError):
+                    self.untrusted = self.untrusted or exc
                 elapsed = time.monotonic() - started
                 result.commands.append(CommandRun(masked, None, str(exc), elapsed, "unknown"))
                 with contextlib.suppress(AuditError):  # halts the change; the record keeps it
@@ -327,6 +330,8 @@ class _StepRunner:
         except Exception as exc:
             # Sent and acknowledged, but the post-check failed: the outcome is unknown (and
             # stays in the record for rollback) until a fresh session re-reads the bit.
+            if isinstance(exc, AnswerError):
+                self.untrusted = self.untrusted or exc
             return self.settle_unknown(step, result, f"post-check failed: {exc}", masked)
         if result.after == step.target_value:
             result.status = StepStatus.CHANGED
@@ -393,6 +398,12 @@ class _StepRunner:
     def _audit_settled(self, command: str, outcome: str, message: str) -> None:
         with contextlib.suppress(AuditError):  # the change is halted; the record keeps the step
             self.audit(command, outcome, None, message)
+
+
+def _refusal(session: MmlSession | None) -> AnswerError | None:
+    """The answer a session refused as it ended (a late second answer), if any."""
+    refused = getattr(session, "refused", None)
+    return refused if isinstance(refused, AnswerError) else None
 
 
 def _replace_result(

@@ -342,10 +342,11 @@ class _StepRunner:
         return result
 
     def answered_twice(self, results: list[StepResult], first: int, refused: AnswerError) -> None:
-        """The session of ``results[first:]`` turned out, as it ended, to hold an answer no
-        honest element gives (a late second answer): none of its answers is trusted. A step
-        that sent a command becomes "unknown" (audited) and is settled by a fresh read; one
-        that sent nothing because it read the target value is not "already compliant"."""
+        """The session of ``results[first:]`` turned out to hold an answer no honest element
+        gives (``refused``: a second answer seen at logout or with a later reply): none of its
+        answers is trusted. A step that sent a command becomes "unknown" (audited) and is
+        settled by a fresh read; one that sent nothing because it read the target value is not
+        "already compliant". Steps already settled by a fresh read keep their outcome."""
         why = f"the session was not trusted after the step ({refused})"
         for i in range(first, len(results)):
             done = results[i]

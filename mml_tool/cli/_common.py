@@ -59,8 +59,16 @@ def nothing_checked(
 
 
 def waiver_warnings(inventory: Inventory, policy: Policy) -> list[str]:
-    """A waiver for a host the inventory does not have waives nothing: say so, naming it."""
+    """A waiver for a host the inventory or a control the policy does not have waives
+    nothing: say so, naming it."""
+    controls = {c.id for c in policy.controls}
     warnings = [
+        f"policy {policy.name!r}: the waiver of host {w.host!r} names control {w.control!r}, "
+        f"which is not in the policy ({policy.path}): it waives nothing (a typo?)"
+        for w in policy.waivers
+        if w.control not in controls
+    ]
+    warnings += [
         f"policy {policy.name!r}: the waiver of control {w.control} names host {w.host!r}, "
         f"which is not in {inventory.path}: it waives nothing (a typo?)"
         for w in policy.waivers

@@ -125,56 +125,70 @@ def _header_at(lines: Lines, i: int) -> tuple[re.Match[str], re.Match[str] | Non
     return head, kind
 
 
-def _parse_report(lines: Lines, raw: str, previous: MmlReport | None = None) -> MmlReport:
-    """``lines`` runs from the report's first line to its ``---    END`` line, both included.
+_HEADER_SHAPE = "'+++    <NE name>        [<YYYY-MM-DD HH:MM:SS>]'"
+_KIND_SHAPE = "'O&M    #<serial>' or an autonomous report kind"
 
-    ``previous`` is the page before, when it said another page follows: this page may then
-    repeat neither header nor echo nor RETCODE, and inherits them.
-    """
-    i, ne, timestamp, kind, serial_text, nms = 0, "", "", "O&M", "", ""
-    if lines[0][1].startswith("+++"):
-        found = _header_at(lines, 0)
+
+def _parse_header(lines: Lines) -> tuple[int, str, str, str, str, str]:
+    """The ``+++`` header and kind lines that open ``lines`` (after an NMS's own pair, if
+    any): (index after them, NE name, timestamp, kind, serial text, NMS)."""
+    i, nms = 0, ""
+    found = _header_at(lines, 0)
+    if found is None:
+        raise _fail(_HEADER_SHAPE, lines[0])
+    head, kind_m = found
+    if kind_m is None or len(lines) <= 2 or END_RE.match(lines[1][1]):
+        raise _fail(_KIND_SHAPE, lines[min(1, len(lines) - 1)])
+    if lines[2][1].startswith("+++") and kind_m.group(1) == "O&M":  # an NMS's own pair first
+        nms = f"{head.group(1)} #{kind_m.group(2) or kind_m.group(3) or ''}".strip()
+        found = _header_at(lines, 2)
         if found is None:
-            raise _fail("'+++    <NE name>        [<YYYY-MM-DD HH:MM:SS>]'", lines[0])
+            raise _fail(_HEADER_SHAPE, lines[2])
         head, kind_m = found
-        if kind_m is None or len(lines) <= 2 or END_RE.match(lines[1][1]):
-            raise _fail(
-                "'O&M    #<serial>' or an autonomous report kind", lines[min(1, len(lines) - 1)]
-            )
-        if lines[2][1].startswith("+++") and kind_m.group(1) == "O&M":  # an NMS's own pair first
-            nms = f"{head.group(1)} #{kind_m.group(2) or kind_m.group(3) or ''}".strip()
-            found = _header_at(lines, 2)
-            if found is None:
-                raise _fail("'+++    <NE name>        [<YYYY-MM-DD HH:MM:SS>]'", lines[2])
-            head, kind_m = found
-            i = 2
-            if kind_m is None or len(lines) <= i + 2:
-                raise _fail("'O&M    #<serial>' or an autonomous report kind", lines[i + 1])
-        kind = kind_m.group(1)
-        serial_text = kind_m.group(2) or kind_m.group(3) or ""
-        if kind == "O&M" and not serial_text:
-            raise _fail("'O&M    #<serial>' or an autonomous report kind", lines[i + 1])
-        ne, timestamp, i = head.group(1), head.group(2) or "", i + 2
-    elif previous is not None:
-        ne, timestamp, serial_text = previous.ne, previous.timestamp, previous.serial_text
-    echo, retcode, message = "", None, ""
+        i = 2
+        if kind_m is None or len(lines) <= i + 2:
+            raise _fail(_KIND_SHAPE, lines[i + 1])
+    kind = kind_m.group(1)
+    serial_text = kind_m.group(2) or kind_m.group(3) or ""
+    if kind == "O&M" and not serial_text:
+        raise _fail(_KIND_SHAPE, lines[i + 1])
+    return i + 2, head.group(1), head.group(2) or "", kind, serial_text, nms
+
+
+def _report_echo(
+    lines: Lines, i: int, kind: str, ne: str, previous: MmlReport | None
+) -> tuple[str, int]:
+    """The echo at line ``i`` (or the page before's) and the index after it."""
     if lines[i][1].startswith("%%"):
-        echo, i = _echo(lines, i)
-    elif kind == "O&M" and (ne or lines[i][1].startswith("+++")) and previous is None:
+        return _echo(lines, i)
+    if kind == "O&M" and (ne or lines[i][1].startswith("+++")) and previous is None:
         raise _fail("the command echo '%%<command>%%'", lines[i])
-    elif previous is not None and kind == "O&M":
-        echo = previous.echo
+    if previous is not None and kind == "O&M":
+        return previous.echo, i
+    return "", i
+
+
+def _report_retcode(
+    lines: Lines, i: int, kind: str, previous: MmlReport | None
+) -> tuple[int | None, str, int]:
+    """(RETCODE, its text, the index after it) at line ``i``, or the page before's."""
     if (m := RETCODE_RE.match(lines[i][1])) is not None:
         if not re.fullmatch(r"-?[0-9]{1,20}", m.group(1)):  # int() of 5000 digits fails
             raise _fail("a number after 'RETCODE ='", lines[i])
-        retcode, message, i = int(m.group(1)), (m.group(2) or "").strip(), i + 1
-    elif previous is not None and kind == "O&M":
-        retcode, message = previous.retcode, previous.message
-    elif kind == "O&M":
+        return int(m.group(1)), (m.group(2) or "").strip(), i + 1
+    if previous is not None and kind == "O&M":
+        return previous.retcode, previous.message, i
+    if kind == "O&M":
         raise _fail("'RETCODE = <n>  <text>'", lines[i])
+    return None, "", i
+
+
+def _split_trailers(lines: Lines) -> tuple[Lines, bool, int | None]:
+    """(body, continued, total): ``lines`` without the ``To be continued`` and
+    ``Number of results`` lines, and what they said."""
     body: Lines = []
     continued, total = False, None
-    for ln in lines[i:-1]:
+    for ln in lines:
         text = ln[1].strip()
         if CONTINUED_RE.match(text):
             continued = True
@@ -183,12 +197,33 @@ def _parse_report(lines: Lines, raw: str, previous: MmlReport | None = None) -> 
             total = int(number) if number else total
         else:
             body.append(ln)
+    return body, continued, total
+
+
+def _report_blocks(body: Lines, kind: str) -> tuple[list[MmlBlock], str]:
     try:
-        blocks, empty_text = _parse_body(body)
+        return _parse_body(body)
     except ParseError:
         if kind == "O&M":
             raise
-        blocks, empty_text = [], ""  # autonomous reports: best effort, the raw text is kept
+        return [], ""  # autonomous reports: best effort, the raw text is kept
+
+
+def _parse_report(lines: Lines, raw: str, previous: MmlReport | None = None) -> MmlReport:
+    """``lines`` runs from the report's first line to its ``---    END`` line, both included.
+
+    ``previous`` is the page before, when it said another page follows: this page may then
+    repeat neither header nor echo nor RETCODE, and inherits them.
+    """
+    i, ne, timestamp, kind, serial_text, nms = 0, "", "", "O&M", "", ""
+    if lines[0][1].startswith("+++"):
+        i, ne, timestamp, kind, serial_text, nms = _parse_header(lines)
+    elif previous is not None:
+        ne, timestamp, serial_text = previous.ne, previous.timestamp, previous.serial_text
+    echo, i = _report_echo(lines, i, kind, ne, previous)
+    retcode, message, i = _report_retcode(lines, i, kind, previous)
+    body, continued, total = _split_trailers(lines[i:-1])
+    blocks, empty_text = _report_blocks(body, kind)
     return MmlReport(
         ne=ne,
         timestamp=timestamp,

@@ -303,6 +303,35 @@ def _report_end(lines: Lines, i: int) -> int:
     return end
 
 
+def _take_report(lines: Lines, i: int, pending: MmlReport | None) -> tuple[MmlReport, int]:
+    """The report starting at line ``i`` and the index of its ``---    END`` line."""
+    end = _report_end(lines, i)
+    chunk = lines[i : end + 1]
+    raw = "\n".join(line for _, line in chunk) + "\n"
+    report = _parse_report(chunk, raw, pending)
+    if not report.autonomous and report.total is not None and report.total != report.page:
+        raise _fail(f"{report.page} report(s) as counted, not {report.total}", chunk[-2])
+    return report, end
+
+
+def _no_report(lines: Lines) -> ParseError:
+    first = next((ln for ln in lines if ln[1].strip()), None)
+    if first is not None:
+        return _fail("a report header '+++    <NE name>        <time>'", first)
+    return ParseError("MML reply: expected a report starting with '+++', got nothing")
+
+
+def _add_preamble(line: tuple[int, str], preamble: Lines, *, after_report: bool) -> None:
+    """Keep a line before the first report (a terminal's typed command and the NE name)."""
+    if after_report or _structural(line[1]) or len(preamble) >= MAX_PREAMBLE_LINES:
+        raise _fail(
+            "a report header '+++    <NE name>        <time>' (or the echo "
+            "'%%<command>%%', or 'RETCODE = <n>')",
+            line,
+        )
+    preamble.append(line)
+
+
 def _parse_lines(lines: Lines, previous: MmlReport | None = None) -> list[MmlReport]:
     reports: list[MmlReport] = []
     pending = previous if previous is not None and previous.continued else None
@@ -314,30 +343,16 @@ def _parse_lines(lines: Lines, previous: MmlReport | None = None) -> list[MmlRep
             i += 1
             continue
         if not _is_start(text) and pending is None:
-            if reports or _structural(text) or len(preamble) >= MAX_PREAMBLE_LINES:
-                raise _fail(
-                    "a report header '+++    <NE name>        <time>' (or the echo "
-                    "'%%<command>%%', or 'RETCODE = <n>')",
-                    lines[i],
-                )
-            preamble.append(lines[i])  # a terminal's typed command and the NE name
+            _add_preamble(lines[i], preamble, after_report=bool(reports))
             i += 1
             continue
-        end = _report_end(lines, i)
-        chunk = lines[i : end + 1]
-        raw = "\n".join(line for _, line in chunk) + "\n"
-        report = _parse_report(chunk, raw, pending)
+        report, end = _take_report(lines, i, pending)
         if not report.autonomous:
-            if report.total is not None and report.total != report.page:
-                raise _fail(f"{report.page} report(s) as counted, not {report.total}", chunk[-2])
             pending = report if report.continued else None
         reports.append(report)
         i = end + 1
     if not reports:
-        first = next((ln for ln in lines if ln[1].strip()), None)
-        if first is not None:
-            raise _fail("a report header '+++    <NE name>        <time>'", first)
-        raise ParseError("MML reply: expected a report starting with '+++', got nothing")
+        raise _no_report(lines)
     return reports
 
 

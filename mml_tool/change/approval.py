@@ -29,6 +29,7 @@ from mml_tool.errors import CommandError, ParseError, PlanError
 from mml_tool.inventory import HostConfig
 from mml_tool.mml.command import MmlCommand, mask_text
 from mml_tool.policy import Control, Policy, SfpBitRule
+from mml_tool.policy.models import Rule
 from mml_tool.policy.rules import MAX_VALUE, CommandRule, SfpMaskRule, SfpValueRule
 from mml_tool.secret import Secret
 
@@ -120,12 +121,11 @@ def _short(value: object) -> str:
     return _clip(repr(value))
 
 
-def _step_problem(step: StepLike, policy: Policy, host: HostConfig | None) -> str | None:
-    """Why ``step`` is not what ``policy`` derives (None: it is)."""
+def _writes_problem(step: StepLike, kind: object) -> str | None:
+    """Why the step's commands are not text, or not a plan's remediation (None: they are)."""
     writes: list[object] = [*step.commands, *step.undo_commands]
     if not all(isinstance(t, str) for t in [step.check_command, *writes]):
         return "its commands must be text"
-    kind = getattr(step, "kind", "bit")
     for text in writes:
         try:
             command = MmlCommand.parse(str(text))
@@ -136,19 +136,11 @@ def _step_problem(step: StepLike, policy: Policy, host: HostConfig | None) -> st
                 f"it would send {command.verb} {command.obj}: a plan sends only the control's "
                 "remediation, MOD SFP"
             )
-    control = next((c for c in policy.controls if c.id == step.control_id), None)
-    if control is None:
-        return (
-            f"control {_short(step.control_id)} is not in policy {policy.name!r} ({policy.path}); "
-            "pass the policy the plan was made with (-p FILE)"
-        )
-    if host is not None and not control.applies_to(host):
-        return f"control {control.id} does not apply to {host.name} (see its targets)"
-    rule = control.rule
-    if kind != rule.kind:
-        return f"kind is {_short(kind)}, but control {control.id}'s rule is a {rule.kind} rule"
-    if not (_is_int(step.bit) and _is_int(step.target_value) and _is_int(step.start_value)):
-        return "bit, start_value and target_value must be whole numbers"
+    return None
+
+
+def _rule_fields(step: StepLike, rule: Rule) -> tuple[dict[str, object], dict[str, object]]:
+    """(the step's fields, the values ``rule`` wants in them)."""
     if isinstance(rule, SfpBitRule):
         fields: dict[str, object] = {
             "parameter": step.parameter,
@@ -173,11 +165,27 @@ def _step_problem(step: StepLike, policy: Policy, host: HostConfig | None) -> st
             "mask": rule.mask if isinstance(rule, SfpMaskRule) else 0,
             "target_value": rule.target,
         }
+    return fields, wanted
+
+
+def _fields_problem(step: StepLike, control: Control, kind: object) -> str | None:
+    """Why the step's kind, parameter, bit, mask or target are not the rule's (None: they are)."""
+    rule = control.rule
+    if kind != rule.kind:
+        return f"kind is {_short(kind)}, but control {control.id}'s rule is a {rule.kind} rule"
+    if not (_is_int(step.bit) and _is_int(step.target_value) and _is_int(step.start_value)):
+        return "bit, start_value and target_value must be whole numbers"
+    fields, wanted = _rule_fields(step, rule)
     for name, value in fields.items():
         if value != wanted[name]:
             return (
                 f"{name} is {_short(value)}, but control {control.id}'s rule is {rule.describe()}"
             )
+    return None
+
+
+def _start_problem(step: StepLike, rule: Rule) -> str | None:
+    """Why ``start_value`` is not one the rule moves from (None: it is)."""
     if isinstance(rule, SfpBitRule) and step.start_value != 1 - rule.value:
         return f"start_value is {step.start_value}: a step moves the bit from {1 - rule.value}"
     if step.start_value == rule.target:
@@ -186,23 +194,31 @@ def _step_problem(step: StepLike, policy: Policy, host: HostConfig | None) -> st
         return f"start_value is {step.start_value}: it has bits outside the rule's mask"
     if isinstance(rule, SfpValueRule) and not 0 <= step.start_value <= MAX_VALUE:
         return f"start_value is {step.start_value}: not a 16-bit value"
-    records = list(getattr(step, "before_records", ()))
-    if isinstance(rule, CommandRule):
-        if step.start_value != 0:
-            return "start_value of a command step is 0 (its records are not as expected)"
-        if not all(
-            isinstance(r, dict) and all(isinstance(v, str) for v in r.values()) for r in records
-        ):
-            return "before_records must be records of text"
-        try:
-            state = rule.judge(records).state
-        except ParseError as exc:
-            return f"its before_records cannot be judged ({exc})"
-        # The commands are filled from before_records; the runner refuses the step unless
-        # the host reads exactly the start_state, so the records are the host's.
-        start_state = getattr(step, "start_state", "")
-        if start_state and start_state != state:
-            return "start_state is not the state of its before_records"
+    return None
+
+
+def _records_problem(step: StepLike, rule: CommandRule, records: list[Any]) -> str | None:
+    """Why a command step's ``before_records`` do not give its start (None: they do)."""
+    if step.start_value != 0:
+        return "start_value of a command step is 0 (its records are not as expected)"
+    if not all(
+        isinstance(r, dict) and all(isinstance(v, str) for v in r.values()) for r in records
+    ):
+        return "before_records must be records of text"
+    try:
+        state = rule.judge(records).state
+    except ParseError as exc:
+        return f"its before_records cannot be judged ({exc})"
+    # The commands are filled from before_records; the runner refuses the step unless
+    # the host reads exactly the start_state, so the records are the host's.
+    start_state = getattr(step, "start_state", "")
+    if start_state and start_state != state:
+        return "start_state is not the state of its before_records"
+    return None
+
+
+def _derived_problem(step: StepLike, control: Control, records: list[Any]) -> str | None:
+    """Why the step's commands are not the ones derived from the rule (None: they are)."""
     try:
         check, commands, undo = derived_commands(control, step.start_value, records)
     except ParseError as exc:
@@ -220,6 +236,29 @@ def _step_problem(step: StepLike, policy: Policy, host: HostConfig | None) -> st
                 f"{control.id}'s rule {list(want)}"
             )
     return None
+
+
+def _step_problem(step: StepLike, policy: Policy, host: HostConfig | None) -> str | None:
+    """Why ``step`` is not what ``policy`` derives (None: it is)."""
+    kind = getattr(step, "kind", "bit")
+    if (problem := _writes_problem(step, kind)) is not None:
+        return problem
+    control = next((c for c in policy.controls if c.id == step.control_id), None)
+    if control is None:
+        return (
+            f"control {_short(step.control_id)} is not in policy {policy.name!r} ({policy.path}); "
+            "pass the policy the plan was made with (-p FILE)"
+        )
+    if host is not None and not control.applies_to(host):
+        return f"control {control.id} does not apply to {host.name} (see its targets)"
+    rule = control.rule
+    records = list(getattr(step, "before_records", ()))
+    return (
+        _fields_problem(step, control, kind)
+        or _start_problem(step, rule)
+        or (_records_problem(step, rule, records) if isinstance(rule, CommandRule) else None)
+        or _derived_problem(step, control, records)
+    )
 
 
 def check_steps(

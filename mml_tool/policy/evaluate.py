@@ -8,7 +8,7 @@ from datetime import date
 
 from mml_tool.errors import ParseError
 from mml_tool.mml.command import mask_text
-from mml_tool.policy.models import Control, Finding, Waiver
+from mml_tool.policy.models import Control, Finding, Rule, Waiver
 from mml_tool.policy.rules import Judgement
 from mml_tool.results import FindingStatus
 
@@ -115,6 +115,44 @@ def parameter_state(records: Sequence[dict[str, str]], parameter: str) -> str:
     return ",".join(parts)
 
 
+def _judge(
+    rule: Rule, records: Sequence[dict[str, str]] | None, error: str | None
+) -> tuple[Judgement | None, str | None]:
+    """(the rule's judgement of ``records``, or None with the error that prevents one)."""
+    if error is not None:
+        return None, error
+    if records is None:
+        return None, "no reply was parsed"
+    try:
+        return rule.judge(records), None
+    except ParseError as exc:
+        return None, f"cannot decide: {exc}"
+
+
+def _status(judgement: Judgement | None, active: bool, notes: list[str]) -> FindingStatus:
+    if judgement is None:
+        if active:
+            notes.append("a waiver applies, but it accepts a known state, not an unread one")
+        return FindingStatus.ERROR
+    if active:
+        return FindingStatus.WAIVED
+    return FindingStatus.PASS if judgement.passed else FindingStatus.FAIL
+
+
+def _remediation(
+    rule: Rule, value: int, records: Sequence[dict[str, str]] | None, notes: list[str]
+) -> tuple[list[str], list[str]]:
+    """(remediation, rollback) commands for a failed check, noting why there are none."""
+    try:
+        do, undo = rule.derive(value, records or ())
+    except ParseError as exc:
+        do, undo = (), ()
+        notes.append(f"no remediation: {exc}")
+    if not do:
+        notes.append("check-only: the policy names no remediation for this state")
+    return list(do), list(undo)
+
+
 def evaluate(
     host_name: str,
     control: Control,
@@ -133,37 +171,15 @@ def evaluate(
     """
     rule = control.rule
     notes: list[str] = []
-    judgement: Judgement | None = None
-    if error is None and records is None:
-        error = "no reply was parsed"
-    if error is None and records is not None:
-        try:
-            judgement = rule.judge(records)
-        except ParseError as exc:
-            error = f"cannot decide: {exc}"
+    judgement, error = _judge(rule, records, error)
     active = waiver is not None and waiver.active(today)
     if waiver is not None and not active:
         notes.append(f"waiver expired on {waiver.expires.isoformat()}: {waiver.reason}")
+    status = _status(judgement, active, notes)
     remediation: list[str] = []
     rollback: list[str] = []
-    if judgement is None:
-        status = FindingStatus.ERROR
-        if active:
-            notes.append("a waiver applies, but it accepts a known state, not an unread one")
-    elif active:
-        status = FindingStatus.WAIVED
-    elif judgement.passed:
-        status = FindingStatus.PASS
-    else:
-        status = FindingStatus.FAIL
-        try:
-            do, undo = rule.derive(judgement.value, records or ())
-        except ParseError as exc:
-            do, undo = (), ()
-            notes.append(f"no remediation: {exc}")
-        remediation, rollback = list(do), list(undo)
-        if not do:
-            notes.append("check-only: the policy names no remediation for this state")
+    if status is FindingStatus.FAIL and judgement is not None:
+        remediation, rollback = _remediation(rule, judgement.value, records, notes)
     actual_bit = None if judgement is None else judgement.value
     state = None if judgement is None else judgement.state
     return Finding(

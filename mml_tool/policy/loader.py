@@ -238,6 +238,48 @@ def _field_name(check: _Checker, name: object, where: str, fld: str) -> str:
     return name
 
 
+def _expect_equals(check: _Checker, name: str, arg: object, where: str, at: str) -> Expect:
+    return Expect(name, "equals", text=_scalar(check, arg, where, at))
+
+
+def _expect_in(check: _Checker, name: str, arg: object, where: str, at: str) -> Expect:
+    if not isinstance(arg, list) or not arg:
+        raise check.fail(where, at, f"is {_show(arg)}", "expected a non-empty list")
+    options = tuple(_scalar(check, v, where, f"{at}[{i}]") for i, v in enumerate(arg))
+    return Expect(name, "in", options=options)
+
+
+def _expect_regex(check: _Checker, name: str, arg: object, where: str, at: str) -> Expect:
+    if not isinstance(arg, str):
+        raise check.fail(where, at, f"is {_show(arg)}", "expected a regular expression")
+    try:
+        re.compile(arg)
+    except re.error as exc:
+        raise check.fail(where, at, f"is not a regular expression ({exc})", "fix it") from None
+    return Expect(name, "regex", text=arg)
+
+
+def _expect_range(check: _Checker, name: str, arg: object, where: str, at: str) -> Expect:
+    bounds = check.mapping(arg, where, at)
+    low, high = bounds.get("min"), bounds.get("max")
+    for key, bound in (("min", low), ("max", high)):
+        if bound is not None and (isinstance(bound, bool) or not isinstance(bound, (int, float))):
+            raise check.fail(where, f"{at}.{key}", f"is {_show(bound)}", "expected a number")
+    if low is None and high is None:
+        raise check.fail(where, at, "has neither min nor max", "give min, max or both")
+    if low is not None and high is not None and low > high:
+        raise check.fail(where, at, f"has min {low} > max {high}", "give min <= max")
+    return Expect(name, "range", low=low, high=high)
+
+
+_EXPECT_PARSERS = {  # one per rules.OPERATORS
+    "equals": _expect_equals,
+    "in": _expect_in,
+    "regex": _expect_regex,
+    "range": _expect_range,
+}
+
+
 def _expect(check: _Checker, name: str, raw: object, where: str, fld: str) -> Expect:
     data = check.mapping(raw, where, fld)
     ops = [op for op in OPERATORS if data.get(op) is not None]
@@ -248,33 +290,8 @@ def _expect(check: _Checker, name: str, raw: object, where: str, fld: str) -> Ex
             f"names {', '.join(ops) or 'no operator'}",
             f"give exactly one of {', '.join(OPERATORS)}",
         )
-    op, arg = ops[0], data[ops[0]]
-    at = f"{fld}.{op}"
-    if op == "equals":
-        return Expect(name, op, text=_scalar(check, arg, where, at))
-    if op == "in":
-        if not isinstance(arg, list) or not arg:
-            raise check.fail(where, at, f"is {_show(arg)}", "expected a non-empty list")
-        options = tuple(_scalar(check, v, where, f"{at}[{i}]") for i, v in enumerate(arg))
-        return Expect(name, op, options=options)
-    if op == "regex":
-        if not isinstance(arg, str):
-            raise check.fail(where, at, f"is {_show(arg)}", "expected a regular expression")
-        try:
-            re.compile(arg)
-        except re.error as exc:
-            raise check.fail(where, at, f"is not a regular expression ({exc})", "fix it") from None
-        return Expect(name, op, text=arg)
-    bounds = check.mapping(arg, where, at)
-    low, high = bounds.get("min"), bounds.get("max")
-    for key, bound in (("min", low), ("max", high)):
-        if bound is not None and (isinstance(bound, bool) or not isinstance(bound, (int, float))):
-            raise check.fail(where, f"{at}.{key}", f"is {_show(bound)}", "expected a number")
-    if low is None and high is None:
-        raise check.fail(where, at, "has neither min nor max", "give min, max or both")
-    if low is not None and high is not None and low > high:
-        raise check.fail(where, at, f"has min {low} > max {high}", "give min <= max")
-    return Expect(name, op, low=low, high=high)
+    op = ops[0]
+    return _EXPECT_PARSERS[op](check, name, data[op], where, f"{fld}.{op}")
 
 
 def _count(check: _Checker, raw: object, where: str, fld: str) -> Count:

@@ -265,66 +265,91 @@ class _StepRunner:
         result = StepResult(step, StepStatus.FAILED)
         result.before, state = self.read(session, step)
         if result.before == step.target_value:
-            result.status = StepStatus.ALREADY_COMPLIANT
-            result.after, result.after_state = result.before, state
-            why = f"already compliant: {step.describe()} = {result.before}"
-            _audit_step(self.ctx, self.action, step, "skipped", f"{why}; nothing sent")
-            return result
-        # A command step's commands are filled from the records read for the plan: they go
-        # out only while the host reads exactly those (start_state), never without it.
-        strict = step.kind == "command"
-        if result.before != step.start_value or (
-            (step.start_state or strict) and state != step.start_state
-        ):
-            result.status = StepStatus.DRIFTED
-            result.error = str(
-                DriftError(
-                    f"{self.host.name}: {step.parameter or step.check_command} changed since "
-                    "the plan (then "
-                    f"{step.start_state or f'{step.describe()} = {step.start_value}'}, "
-                    f"now {state}); "
-                    "nothing was sent. Re-run `mml-tool plan`."
-                )
-            )
-            _audit_step(self.ctx, self.action, step, "refused", result.error)
-            return result
+            return self.already_compliant(step, result, state)
+        if (refused := self.refuse_if_drifted(step, result, state)) is not None:
+            return refused
+        masked = ""
         for text in step.commands:
             command = MmlCommand.parse(text)
             masked = command.masked()
-            if self.ctx.halted.is_set():
-                self.audit(masked, "sending")  # raises ChangeStopped: nothing is sent
-            # Written ahead: a process killed from here on leaves the step "unknown".
-            flying = CommandRun(masked, None, IN_FLIGHT, 0.0, "unknown")
-            marker = _replace_result(result, StepStatus.UNKNOWN, f"{IN_FLIGHT}: {masked}", flying)
-            if not self.mark(marker):
-                raise ChangeStopped("the record could not be written anywhere; nothing is sent")
-            self.audit(masked, "sending")  # no audit line, no command
-            started = time.monotonic()
-            try:
-                response = session.run(command)
-                if response.retcode is None:  # a frame, but not the answer to this command
-                    raise MmlToolError(f"no RETCODE in the reply to {masked}")
-            except Exception as exc:  # whatever went wrong, the command may have gone out
-                if isinstance(exc, AnswerError):
-                    self.untrusted = self.untrusted or exc
-                elapsed = time.monotonic() - started
-                result.commands.append(CommandRun(masked, None, str(exc), elapsed, "unknown"))
-                with contextlib.suppress(AuditError):  # halts the change; the record keeps it
-                    self.audit(masked, "unknown", None, str(exc), elapsed)
-                return self.settle_unknown(step, result, f"no clean reply ({exc})", masked)
-            outcome = "ok" if response.ok else "failed"
-            result.commands.append(
-                CommandRun(masked, response.retcode, response.message, response.elapsed, outcome)
+            if (ended := self.send(session, result, command, masked)) is not None:
+                return ended
+        return self.post_check(session, step, result, masked)
+
+    def already_compliant(self, step: Step, result: StepResult, state: str) -> StepResult:
+        result.status = StepStatus.ALREADY_COMPLIANT
+        result.after, result.after_state = result.before, state
+        why = f"already compliant: {step.describe()} = {result.before}"
+        _audit_step(self.ctx, self.action, step, "skipped", f"{why}; nothing sent")
+        return result
+
+    def refuse_if_drifted(self, step: Step, result: StepResult, state: str) -> StepResult | None:
+        """``result`` refused (drifted) if the host no longer reads the plan's start, else None.
+
+        A command step's commands are filled from the records read for the plan: they go
+        out only while the host reads exactly those (start_state), never without it."""
+        strict = step.kind == "command"
+        if result.before == step.start_value and not (
+            (step.start_state or strict) and state != step.start_state
+        ):
+            return None
+        result.status = StepStatus.DRIFTED
+        result.error = str(
+            DriftError(
+                f"{self.host.name}: {step.parameter or step.check_command} changed since "
+                "the plan (then "
+                f"{step.start_state or f'{step.describe()} = {step.start_value}'}, "
+                f"now {state}); "
+                "nothing was sent. Re-run `mml-tool plan`."
             )
-            try:
-                self.audit(masked, outcome, response.retcode, response.message, response.elapsed)
-            except AuditError as exc:
-                # The command went out: keep it in the record so that rollback sees it.
-                result.status, result.error = StepStatus.UNKNOWN, f"sent, then {exc}"
-                return result
-            if not response.ok:
-                result.error = f"{masked} answered RETCODE = {response.retcode}  {response.message}"
-                return result
+        )
+        _audit_step(self.ctx, self.action, step, "refused", result.error)
+        return result
+
+    def send(
+        self, session: MmlSession, result: StepResult, command: MmlCommand, masked: str
+    ) -> StepResult | None:
+        """Send one of the step's commands: the step's result if it ends here, else None."""
+        if self.ctx.halted.is_set():
+            self.audit(masked, "sending")  # raises ChangeStopped: nothing is sent
+        # Written ahead: a process killed from here on leaves the step "unknown".
+        flying = CommandRun(masked, None, IN_FLIGHT, 0.0, "unknown")
+        marker = _replace_result(result, StepStatus.UNKNOWN, f"{IN_FLIGHT}: {masked}", flying)
+        if not self.mark(marker):
+            raise ChangeStopped("the record could not be written anywhere; nothing is sent")
+        self.audit(masked, "sending")  # no audit line, no command
+        started = time.monotonic()
+        try:
+            response = session.run(command)
+            if response.retcode is None:  # a frame, but not the answer to this command
+                raise MmlToolError(f"no RETCODE in the reply to {masked}")
+        except Exception as exc:  # whatever went wrong, the command may have gone out
+            if isinstance(exc, AnswerError):
+                self.untrusted = self.untrusted or exc
+            elapsed = time.monotonic() - started
+            result.commands.append(CommandRun(masked, None, str(exc), elapsed, "unknown"))
+            with contextlib.suppress(AuditError):  # halts the change; the record keeps it
+                self.audit(masked, "unknown", None, str(exc), elapsed)
+            return self.settle_unknown(result.step, result, f"no clean reply ({exc})", masked)
+        outcome = "ok" if response.ok else "failed"
+        result.commands.append(
+            CommandRun(masked, response.retcode, response.message, response.elapsed, outcome)
+        )
+        try:
+            self.audit(masked, outcome, response.retcode, response.message, response.elapsed)
+        except AuditError as exc:
+            # The command went out: keep it in the record so that rollback sees it.
+            result.status, result.error = StepStatus.UNKNOWN, f"sent, then {exc}"
+            return result
+        if not response.ok:
+            result.error = f"{masked} answered RETCODE = {response.retcode}  {response.message}"
+            return result
+        return None
+
+    def post_check(
+        self, session: MmlSession, step: Step, result: StepResult, masked: str
+    ) -> StepResult:
+        """Re-read after the last command: changed, or failed with what was read."""
         try:
             result.after, result.after_state = self.read(session, step)
         except Exception as exc:

@@ -24,7 +24,6 @@ without waiting; what comes later is caught by the next command or the logout.
 from __future__ import annotations
 
 import logging
-import re
 import time
 from collections import deque
 from types import TracebackType
@@ -38,6 +37,7 @@ from mml_tool.errors import (
     ParseError,
     TransportError,
 )
+from mml_tool.mml.answers import AnswerGuard
 from mml_tool.mml.command import MmlCommand, mask_text, quoted
 from mml_tool.mml.encoding import decode, encode
 from mml_tool.mml.framing import _END_BYTES, _verb, skip_noise
@@ -64,8 +64,6 @@ TAIL_BYTES = 300
 MAX_FRAME_CHARS = 8 * 1024 * 1024  # bytes, in fact
 MAX_SET_ASIDE = 1000  # autonomous and stale reports kept per session (the newest)
 SESSION_VERBS = frozenset({"LGI", "LGO", "REG", "UNREG", "USE"})
-_MENAME_RE = re.compile(r"MENAME:\s*([^*]+?)\s*\*/")
-_MEID_RE = re.compile(r"MEID:\s*([0-9]{1,9})\b")
 
 
 class MmlSession:
@@ -94,11 +92,7 @@ class MmlSession:
         self._closed = False
         self._broken: str | None = None
         self._secrets = self.params.secrets()
-        self._selected = False  # REG NE / USE ME done: answers must come from that element
-        self._element: str | None = None  # the element header answers come with (pinned)
-        self._last_serial: dict[str | None, int] = {}  # per element header: an NMS counts apart
-        self._sends: dict[str, int] = {}  # masked command -> times sent
-        self._answers: dict[str, int] = {}  # masked command -> final answers received
+        self._guard = AnswerGuard(self.params)  # second answers, serials, the element
         # An AnswerError seen while logging out (a late second answer): the session's earlier
         # answers cannot be trusted; callers that keep values check this after closing.
         self.refused: AnswerError | None = None
@@ -130,7 +124,7 @@ class MmlSession:
                 self.run(MmlCommand.create("REG", "NE", NAME=quoted(h.ne_name))).raise_for_retcode()
             if h.meid is not None:
                 self.run(MmlCommand.create("USE", "ME", MEID=h.meid)).raise_for_retcode()
-            self._selected = h.ne_name is not None or h.meid is not None
+            self._guard.selected = h.ne_name is not None or h.meid is not None
         except BaseException as exc:
             self.close()
             if isinstance(exc, MmlToolError):
@@ -243,7 +237,7 @@ class MmlSession:
             self.transport.write(encode(cmd.render() + "\r\n", self._encoding))
         except TransportError as exc:
             raise TransportError(f"{self.params.name}: sending {masked}: {exc}") from None
-        self._sends[masked] = self._sends.get(masked, 0) + 1
+        self._guard.sent(masked)
         reports: list[MmlReport] = []
         frames: list[str] = []
         while True:
@@ -256,7 +250,7 @@ class MmlSession:
             frames.append(frame)
             if not report.pending:  # the last page, and not a progress report
                 break
-        self._answers[masked] = self._answers.get(masked, 0) + 1
+        self._guard.answered(masked)
         self._drain()
         elapsed = time.monotonic() - start
         log.debug("%s <<< RETCODE = %s (%.3f s)", self.params.name, reports[-1].retcode, elapsed)
@@ -280,13 +274,13 @@ class MmlSession:
             _set_aside(self.autonomous, report)
             return None
         element, serial = element_head(frame)
-        self._check_serial(element, serial, masked)
+        self._guard.check_serial(element, serial, masked)
         if current is not None and echo_matches(report.echo, current):
             # Session commands may be answered by an NMS in front of the element: not checked.
-            if self._selected and element is not None and _verb(current) not in SESSION_VERBS:
-                self._check_element(element, masked)
+            if self._guard.selected and element is not None and _verb(current) not in SESSION_VERBS:
+                self._guard.check_element(element, masked)
             return report
-        self._refuse_second_answer(report, serial)
+        self._guard.refuse_second_answer(report, serial)
         log.warning(
             "%s: set aside an O&M report #%s for %r while waiting for %s",
             self.params.name,
@@ -296,53 +290,6 @@ class MmlSession:
         )
         _set_aside(self.stale, report)
         return None
-
-    def _refuse_second_answer(self, report: MmlReport, serial: str | None) -> None:
-        for command, answered in self._answers.items():
-            if answered >= self._sends.get(command, 0) and echo_matches(report.echo, command):
-                raise AnswerError(
-                    f"{self.params.name} ({self.params.address}): a second answer to {command} "
-                    f"arrived (serial {serial or '?'}) after it had been answered: the element "
-                    "or something between us and it repeats or forges answers; nothing read in "
-                    "this session is used. Check the connection path to this element"
-                )
-
-    def _check_serial(self, element: str | None, serial: str | None, masked: str) -> None:
-        if serial is None or not (serial.isascii() and serial.isdigit()):
-            return  # no serial, or one that is not a number (#HWHandle=174): not ordered
-        number, last = int(serial), self._last_serial.get(element)
-        if last is not None and number < last:
-            raise AnswerError(
-                f"{self.params.name} ({self.params.address}): the O&M serial went backwards (#"
-                f"{number} after #{last}) in the reply to {masked}: an answer replayed or "
-                "injected on this connection; nothing read from it is used"
-            )
-        self._last_serial[element] = number
-
-    def _check_element(self, element: str, masked: str) -> None:
-        """The answer's element header must name the element selected with REG NE / USE ME;
-        when the header names neither, it must stay the one the first answer came with."""
-        h = self.params
-        name = _MENAME_RE.search(element)
-        meid = _MEID_RE.search(element)
-        if h.ne_name is not None:
-            shown = name.group(1) if name else element
-            ok = shown.casefold() == h.ne_name.casefold()
-            selected = f"NE {h.ne_name!r} (REG NE)"
-        elif h.meid is not None and meid is not None:
-            ok = int(meid.group(1)) == h.meid
-            selected = f"MEID {h.meid} (USE ME)"
-        else:
-            if self._element is None:
-                self._element = element
-            ok = element == self._element
-            selected = f"the element of the first answer ({self._element!r})"
-        if not ok:
-            raise AnswerError(
-                f"{h.name} ({h.address}): the reply to {masked} is headed by {element!r}, not "
-                f"by {selected}: another element answered; nothing read from it is used. "
-                "Check ne_name/meid in the inventory and the path to the element"
-            )
 
     def _drain(self) -> None:
         """Look at what has already arrived after an answer, without waiting: a second answer
@@ -363,7 +310,7 @@ class MmlSession:
                 continue  # the next command reports it, in its own words
             if not report.autonomous:
                 try:
-                    self._refuse_second_answer(report, element_head(frame)[1])
+                    self._guard.refuse_second_answer(report, element_head(frame)[1])
                 except AnswerError:
                     if self.transcript is not None:
                         self.transcript.add("<<<", frame)

@@ -163,27 +163,40 @@ class _StepRunner:
                     if self.untrusted or (results and results[-1].status in ("unknown", "failed")):
                         break
             except ChangeStopped as exc:
-                if len(results) < len(steps):
-                    step = steps[len(results)]
-                    self.settled(results, StepResult(step, StepStatus.SKIPPED, error=str(exc)))
-                    _audit_step(self.ctx, self.action, step, "skipped", str(exc))
+                self.stopped(steps, results, exc)
             except MmlToolError as exc:
-                if isinstance(exc, AnswerError):  # e.g. a second answer with the next read
-                    self.untrusted = self.untrusted or exc
-                if len(results) == len(steps):  # after the last step: the session's end
-                    log.warning("%s: after the last step: %s", self.host.name, exc)
-                elif not results or results[-1].status != "unknown":
-                    self.settled(
-                        results, StepResult(steps[len(results)], StepStatus.FAILED, error=str(exc))
-                    )
+                self.broke_off(steps, results, exc)
             self.untrusted = self.untrusted or _refusal(session)
             if self.untrusted is not None:
                 self.answered_twice(results, first, self.untrusted)
-            why = "not attempted: an earlier step on this host did not complete"
-            for step in steps[len(results) :]:
-                self.settled(results, StepResult(step, StepStatus.SKIPPED, error=why))
-                _audit_step(self.ctx, self.action, step, "skipped", why)
+            self.skip_rest(steps, results)
         return results
+
+    def stopped(self, steps: Sequence[Step], results: list[StepResult], exc: Exception) -> None:
+        """The change was halted: the next step is skipped (and audited)."""
+        if len(results) < len(steps):
+            step = steps[len(results)]
+            self.settled(results, StepResult(step, StepStatus.SKIPPED, error=str(exc)))
+            _audit_step(self.ctx, self.action, step, "skipped", str(exc))
+
+    def broke_off(
+        self, steps: Sequence[Step], results: list[StepResult], exc: MmlToolError
+    ) -> None:
+        """The session failed: the step it failed in failed (unless already "unknown")."""
+        if isinstance(exc, AnswerError):  # e.g. a second answer with the next read
+            self.untrusted = self.untrusted or exc
+        if len(results) == len(steps):  # after the last step: the session's end
+            log.warning("%s: after the last step: %s", self.host.name, exc)
+        elif not results or results[-1].status != "unknown":
+            self.settled(
+                results, StepResult(steps[len(results)], StepStatus.FAILED, error=str(exc))
+            )
+
+    def skip_rest(self, steps: Sequence[Step], results: list[StepResult]) -> None:
+        why = "not attempted: an earlier step on this host did not complete"
+        for step in steps[len(results) :]:
+            self.settled(results, StepResult(step, StepStatus.SKIPPED, error=why))
+            _audit_step(self.ctx, self.action, step, "skipped", why)
 
     def run_step(self, session: MmlSession, step: Step) -> StepResult:
         result = StepResult(step, StepStatus.FAILED)

@@ -24,7 +24,6 @@ step settles, so a process killed at any moment leaves a record that ``rollback`
 
 from __future__ import annotations
 
-from mml_tool.change.context import IN_FLIGHT, ChangeContext, ChangeStopped, Journal
 from mml_tool.change.lock import default_lock_dir, host_lock, prepare_lock_dir
 from mml_tool.change.outcome import (
     ApplyRecord,
@@ -56,6 +55,7 @@ from mml_tool.change.runner import (
     rollback_record,
     rollback_steps,
 )
+from mml_tool.change.steps import IN_FLIGHT, ChangeContext, ChangeStopped, Journal
 
 __all__ = [
     "CLOCK_SKEW",

@@ -12,11 +12,10 @@ from mml_tool.change.approval import (
     check_policy,
     check_steps,
 )
-from mml_tool.change.context import ChangeContext, _RunState
 from mml_tool.change.lock import prepare_lock_dir
 from mml_tool.change.outcome import ApplyRecord, StepResult
 from mml_tool.change.plan import Plan, Step, plan_sha256
-from mml_tool.change.steps import _POLL, _audit_step, _StepRunner, log
+from mml_tool.change.steps import _POLL, ChangeContext, _audit_step, _RunState, _StepRunner, log
 from mml_tool.errors import (
     LockError,
     PlanError,

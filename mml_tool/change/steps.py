@@ -10,7 +10,13 @@ from dataclasses import replace
 
 from mml_tool._io import utc_now
 from mml_tool.audit import AuditRecord
-from mml_tool.change.context import IN_FLIGHT, ChangeContext, ChangeStopped, _RunState
+
+# Re-exported: mml_tool.change and the runner import them from here.
+from mml_tool.change.context import IN_FLIGHT as IN_FLIGHT
+from mml_tool.change.context import ChangeContext as ChangeContext
+from mml_tool.change.context import ChangeStopped as ChangeStopped
+from mml_tool.change.context import Journal as Journal
+from mml_tool.change.context import _RunState as _RunState
 from mml_tool.change.lock import host_lock
 from mml_tool.change.outcome import CommandRun, StepResult
 from mml_tool.change.plan import Step

@@ -1,0 +1,77 @@
+"""The policy loader's value checks: every message names file, control and field."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import date, datetime
+from typing import Any
+
+from mml_tool.errors import PolicyError
+from mml_tool.yamlload import show
+
+
+class _Checker:
+    """Validates one policy document; every message names file, control and field."""
+
+    def __init__(self, source: str) -> None:
+        self.source = source
+
+    def fail(self, where: str, fld: str, problem: str, allowed: str) -> PolicyError:
+        place = f"{where}, " if where else ""
+        return PolicyError(f"{self.source}: {place}field {fld!r}: {problem}; {allowed}")
+
+    def mapping(self, value: object, where: str, fld: str) -> dict[str, Any]:
+        # Keys were checked against the models (schema.shape_error) before any value.
+        if not isinstance(value, dict):
+            raise self.fail(where, fld, f"is a {_kind(value)}", "expected a mapping")
+        return value
+
+    def text(self, value: object, where: str, fld: str) -> str:
+        if not isinstance(value, str) or not value.strip():
+            raise self.fail(where, fld, f"is {_show(value)}", "expected non-empty text")
+        return value.strip()
+
+    def text_list(self, value: object, where: str, fld: str) -> tuple[str, ...]:
+        if not isinstance(value, list):
+            raise self.fail(where, fld, f"is a {_kind(value)}", "expected a list of names")
+        return tuple(self.text(v, where, f"{fld}[{i}]") for i, v in enumerate(value))
+
+    def integer(self, value: object, where: str, fld: str, allowed: Sequence[int]) -> int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise self.fail(
+                where,
+                fld,
+                f"is {_show(value)} ({_kind(value)})",
+                f"expected an integer in {_span(allowed)}",
+            )
+        if value not in allowed:
+            raise self.fail(where, fld, f"is {value}", f"allowed: {_span(allowed)}")
+        return value
+
+    def day(self, value: object, where: str, fld: str) -> date:
+        if isinstance(value, datetime):  # YAML reads "2026-12-31 10:00" as a datetime
+            return value.date()
+        if isinstance(value, date):
+            return value
+        try:
+            if not isinstance(value, str):  # str() of a list may expand an alias bomb
+                raise ValueError(value)
+            return date.fromisoformat(value)
+        except ValueError:
+            raise self.fail(
+                where, fld, f"is {_show(value)}", "expected a date as YYYY-MM-DD"
+            ) from None
+
+
+def _kind(value: object) -> str:
+    return {dict: "mapping", list: "list", str: "text", type(None): "null"}.get(
+        type(value), type(value).__name__
+    )
+
+
+def _show(value: object) -> str:
+    return show(value)  # never repr(): the value may be an alias bomb (see yamlload)
+
+
+def _span(allowed: Sequence[int]) -> str:
+    return f"{allowed[0]}..{allowed[-1]}" if len(allowed) > 2 else " or ".join(map(str, allowed))

@@ -129,6 +129,22 @@ _HEADER_SHAPE = "'+++    <NE name>        [<YYYY-MM-DD HH:MM:SS>]'"
 _KIND_SHAPE = "'O&M    #<serial>' or an autonomous report kind"
 
 
+def _serial_of(kind: re.Match[str]) -> str:
+    """The serial a kind line shows (``O&M    #123``), or ""."""
+    return kind.group(2) or kind.group(3) or ""
+
+
+def _element_pair(lines: Lines) -> tuple[re.Match[str], re.Match[str]]:
+    """The element's header and kind lines after an NMS's own pair (at index 2)."""
+    found = _header_at(lines, 2)
+    if found is None:
+        raise _fail(_HEADER_SHAPE, lines[2])
+    head, kind_m = found
+    if kind_m is None or len(lines) <= 4:
+        raise _fail(_KIND_SHAPE, lines[3])
+    return head, kind_m
+
+
 def _parse_header(lines: Lines) -> tuple[int, str, str, str, str, str]:
     """The ``+++`` header and kind lines that open ``lines`` (after an NMS's own pair, if
     any): (index after them, NE name, timestamp, kind, serial text, NMS)."""
@@ -140,16 +156,11 @@ def _parse_header(lines: Lines) -> tuple[int, str, str, str, str, str]:
     if kind_m is None or len(lines) <= 2 or END_RE.match(lines[1][1]):
         raise _fail(_KIND_SHAPE, lines[min(1, len(lines) - 1)])
     if lines[2][1].startswith("+++") and kind_m.group(1) == "O&M":  # an NMS's own pair first
-        nms = f"{head.group(1)} #{kind_m.group(2) or kind_m.group(3) or ''}".strip()
-        found = _header_at(lines, 2)
-        if found is None:
-            raise _fail(_HEADER_SHAPE, lines[2])
-        head, kind_m = found
+        nms = f"{head.group(1)} #{_serial_of(kind_m)}".strip()
+        head, kind_m = _element_pair(lines)
         i = 2
-        if kind_m is None or len(lines) <= i + 2:
-            raise _fail(_KIND_SHAPE, lines[i + 1])
     kind = kind_m.group(1)
-    serial_text = kind_m.group(2) or kind_m.group(3) or ""
+    serial_text = _serial_of(kind_m)
     if kind == "O&M" and not serial_text:
         raise _fail(_KIND_SHAPE, lines[i + 1])
     return i + 2, head.group(1), head.group(2) or "", kind, serial_text, nms

@@ -28,10 +28,8 @@ def print_table(
     """Print the table and return True, or print nothing and return False (use rich's)."""
     if console.options.ascii_only or console.legacy_windows:
         return False  # rich substitutes an ASCII box there
-    for row in rows:
-        for cell in row:
-            if not cell.plain.isprintable() or cell.spans:  # one line, one style per cell
-                return False
+    if not _plain_cells(rows):
+        return False
     widths = [
         max([cell_len(header), *(row[i].cell_len for row in rows)])
         for i, header in enumerate(headers)
@@ -46,6 +44,29 @@ def print_table(
         or "\n" in title_text.plain + caption_text.plain
     ):
         return False
+    lines = _lines(title_text, caption_text, headers, rows, widths, total)
+    console.print(Text("\n").join(lines), no_wrap=True, overflow="ignore", crop=False)
+    return True
+
+
+def _plain_cells(rows: Sequence[Sequence[Text]]) -> bool:
+    """Whether every cell is one printable line in one style (what this module lays out)."""
+    for row in rows:
+        for cell in row:
+            if not cell.plain.isprintable() or cell.spans:
+                return False
+    return True
+
+
+def _lines(
+    title_text: Text,
+    caption_text: Text,
+    headers: Sequence[str],
+    rows: Sequence[Sequence[Text]],
+    widths: list[int],
+    total: int,
+) -> list[Text]:
+    """The table's lines: title, box top, header row, rule, rows, box bottom, caption."""
     lines: list[Text] = [title_text.copy()]
     lines[0].align("center", total)
     lines.append(Text("┏" + "┳".join("━" * (w + 2) for w in widths) + "┓"))
@@ -67,5 +88,4 @@ def print_table(
     caption_line = caption_text.copy()
     caption_line.align("center", total)
     lines.append(caption_line)
-    console.print(Text("\n").join(lines), no_wrap=True, overflow="ignore", crop=False)
-    return True
+    return lines

@@ -96,8 +96,13 @@ def _rule(check: _Checker, rule: dict[str, Any], where: str) -> Rule:
         )
     if kinds[0] == "command":
         return _command_rule(check, check.mapping(rule["command"], where, "rule.command"), where)
+    sfp = check.mapping(rule["software_parameter"], where, "rule.software_parameter")
+    return _sfp_rule(check, sfp, where)
+
+
+def _sfp_rule(check: _Checker, sfp: dict[str, Any], where: str) -> Rule:
+    """A software parameter rule: one bit, bits under a mask, or the whole value."""
     f = "rule.software_parameter"
-    sfp = check.mapping(rule["software_parameter"], where, f)
     parameter = sfp["id"]
     if not isinstance(parameter, str) or not _PARAMETER_RE.fullmatch(parameter):
         raise check.fail(where, f"{f}.id", f"is {_show(parameter)}", "expected P + digits")
@@ -122,16 +127,21 @@ def _rule(check: _Checker, rule: dict[str, Any], where: str) -> Rule:
         )
     value = check.integer(sfp["value"], where, f"{f}.value", range(MAX_VALUE + 1))
     if mask is not None:
-        mask = check.integer(mask, where, f"{f}.mask", range(1, MAX_VALUE + 1))
-        if value & ~mask:
-            raise check.fail(
-                where,
-                f"{f}.value",
-                f"is 0x{value:04X}, with bits outside mask 0x{mask:04X}",
-                "set only bits the mask names",
-            )
-        return SfpMaskRule(parameter=parameter, mask=mask, value=value)
+        return _mask_rule(check, parameter, mask, value, where)
     return SfpValueRule(parameter, value, *templates)
+
+
+def _mask_rule(check: _Checker, parameter: str, mask: object, value: int, where: str) -> Rule:
+    f = "rule.software_parameter"
+    mask = check.integer(mask, where, f"{f}.mask", range(1, MAX_VALUE + 1))
+    if value & ~mask:
+        raise check.fail(
+            where,
+            f"{f}.value",
+            f"is 0x{value:04X}, with bits outside mask 0x{mask:04X}",
+            "set only bits the mask names",
+        )
+    return SfpMaskRule(parameter=parameter, mask=mask, value=value)
 
 
 def _templates(

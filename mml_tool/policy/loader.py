@@ -257,17 +257,7 @@ def _count(check: _Checker, raw: object, where: str, fld: str) -> Count:
 
 def _command_rule(check: _Checker, data: dict[str, Any], where: str) -> CommandRule:
     f = "rule.command"
-    text = check.text(data["run"], where, f"{f}.run")
-    try:
-        command = MmlCommand.parse(text)
-    except CommandError as exc:
-        raise check.fail(
-            where, f"{f}.run", f"is not a valid MML command ({exc})", "fix it"
-        ) from None
-    if command.verb not in ("LST", "DSP"):
-        raise check.fail(
-            where, f"{f}.run", f"is a {command.verb} command", "a rule reads: LST or DSP only"
-        )
+    command = _read_command(check, data["run"], where)
     match_raw = check.mapping(data.get("match") or {}, where, f"{f}.match")
     match = tuple(
         (_field_name(check, k, where, f"{f}.match"), _scalar(check, v, where, f"{f}.match.{k}"))
@@ -282,17 +272,45 @@ def _command_rule(check: _Checker, data: dict[str, Any], where: str) -> CommandR
     if not expect and count is None:
         raise check.fail(where, f"{f}.expect", "is empty and no count is given", "give either")
     remediation, rollback = _templates(check, data, where, f, None)
+    _check_expected_field(check, expect, remediation, rollback, where)
+    return CommandRule(command, match, expect, count, remediation, rollback)
+
+
+def _read_command(check: _Checker, raw: object, where: str) -> MmlCommand:
+    """The rule's ``run``: a valid MML command that reads (LST or DSP)."""
+    f = "rule.command"
+    text = check.text(raw, where, f"{f}.run")
+    try:
+        command = MmlCommand.parse(text)
+    except CommandError as exc:
+        raise check.fail(
+            where, f"{f}.run", f"is not a valid MML command ({exc})", "fix it"
+        ) from None
+    if command.verb not in ("LST", "DSP"):
+        raise check.fail(
+            where, f"{f}.run", f"is a {command.verb} command", "a rule reads: LST or DSP only"
+        )
+    return command
+
+
+def _check_expected_field(
+    check: _Checker,
+    expect: tuple[Expect, ...],
+    remediation: tuple[str, ...],
+    rollback: tuple[str, ...],
+    where: str,
+) -> None:
+    """A template may use ``{expected}`` only when the rule has exactly one equals."""
     equals = [e for e in expect if e.op == "equals"]
     for name, texts in (("remediation", remediation), ("rollback", rollback)):
         for i, t in enumerate(texts):
             if "expected" in template_fields(t) and len(equals) != 1:
                 raise check.fail(
                     where,
-                    f"{f}.{name}[{i}]",
+                    f"rule.command.{name}[{i}]",
                     f"uses {{expected}}, but the rule has {len(equals)} equals expectations",
                     "use {expected} with exactly one equals, or name the value",
                 )
-    return CommandRule(command, match, expect, count, remediation, rollback)
 
 
 def _waiver(check: _Checker, raw: object, index: int) -> Waiver:

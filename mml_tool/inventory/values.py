@@ -169,38 +169,51 @@ class _Values:
             off = (None, False, "false", "no", "0")
             return _DEFERRED if any(v not in off for v in given) else None
         if name in data and data[name].value is not None:
-            value = self.expand(data[name], where, name)
-            if isinstance(value, (int, float)) and not isinstance(value, bool):
-                value = str(value)
-            if not isinstance(value, str):
-                raise self.fail(where, f"field {name!r} must be a string, not {_kind(value)}")
-            return Secret(value)
+            return self._secret_value(data[name], where, name)
         if file_field in data and data[file_field].value is not None:
-            path = self.file(self.expand(data[file_field], where, file_field), where, file_field)
-            try:
-                return Secret(path.read_text(encoding="utf-8").rstrip("\r\n"))
-            except OSError as exc:
-                raise self.fail(
-                    where,
-                    f"field {file_field!r}: cannot read {path} ({exc.strerror}): create it with "
-                    f"the {base} on one line, readable by you only (chmod 600)",
-                ) from None
+            return self._secret_file(data[file_field], where, file_field, base)
         raw = data.get(prompt_field)
         if raw is not None and self.boolean(
             self.expand(raw, where, prompt_field), where, prompt_field
         ):
-            key = f"{raw.origin}/{name}"
-            if key not in self._prompted:
-                if self.prompt is None:
-                    raise self.fail(
-                        where,
-                        f"field {prompt_field!r} asks for the {base} on the terminal, but "
-                        f"there is none: run interactively, or set the {base} through an "
-                        f"environment variable ({name}: ${{VAR}}) or a {name}_file",
-                    )
-                self._prompted[key] = Secret(self.prompt(f"{question} ({raw.origin}): "))
-            return self._prompted[key]
+            return self._secret_prompt(raw, where, name, question, base)
         return None
+
+    def _secret_value(self, raw: _Value, where: str, name: str) -> Secret:
+        value = self.expand(raw, where, name)
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            value = str(value)
+        if not isinstance(value, str):
+            raise self.fail(where, f"field {name!r} must be a string, not {_kind(value)}")
+        return Secret(value)
+
+    def _secret_file(self, raw: _Value, where: str, file_field: str, base: str) -> Secret:
+        path = self.file(self.expand(raw, where, file_field), where, file_field)
+        try:
+            return Secret(path.read_text(encoding="utf-8").rstrip("\r\n"))
+        except OSError as exc:
+            raise self.fail(
+                where,
+                f"field {file_field!r}: cannot read {path} ({exc.strerror}): create it with "
+                f"the {base} on one line, readable by you only (chmod 600)",
+            ) from None
+
+    def _secret_prompt(
+        self, raw: _Value, where: str, name: str, question: str, base: str
+    ) -> Secret:
+        """Asked once per file and field, however many hosts share it."""
+        prompt_field = f"{name}_prompt"
+        key = f"{raw.origin}/{name}"
+        if key not in self._prompted:
+            if self.prompt is None:
+                raise self.fail(
+                    where,
+                    f"field {prompt_field!r} asks for the {base} on the terminal, but "
+                    f"there is none: run interactively, or set the {base} through an "
+                    f"environment variable ({name}: ${{VAR}}) or a {name}_file",
+                )
+            self._prompted[key] = Secret(self.prompt(f"{question} ({raw.origin}): "))
+        return self._prompted[key]
 
 
 def _kind(value: object) -> str:

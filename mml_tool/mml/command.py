@@ -148,19 +148,7 @@ class MmlCommand:
     def parse(cls, text: str) -> MmlCommand:
         """Read ``LST SFP: ID=P978;`` (spaces after ``:`` and ``,`` optional, ``;`` required)."""
         body = text.rstrip(" \r\n")
-        for c in body:
-            if not c.isprintable():
-                raise CommandError(
-                    f"command {mask_text(body)[:80]!r} contains {c!r}: "
-                    "a command is one line of printable text"
-                )
-        if not body.endswith(";"):
-            raise CommandError(f"command {mask_text(body)[:80]!r} must end with ';'")
-        if ";" in body[:-1]:
-            raise CommandError(
-                f"command {mask_text(body)[:80]!r} holds ';' before its end: "
-                "send one command at a time, and ';' never inside a value"
-            )
+        _check_one_command(body)
         head, colon, rest = body[:-1].partition(":")
         if not colon:
             raise CommandError(
@@ -173,28 +161,7 @@ class MmlCommand:
                 f"command head {mask_text(head)[:80]!r} must be 'VERB' or 'VERB OBJECT', "
                 "e.g. 'LST SFP'"
             )
-        params: list[tuple[str, ParamValue]] = []
-        pos = 0
-        while rest.strip(" "):  # an empty parameter list ("LST ERRORCODE:;") skips the loop
-            m = _PARAM_RE.match(rest, pos)
-            if m is None:
-                raise CommandError(
-                    f"cannot read parameters at {mask_text(rest[pos:])[:60]!r}: "
-                    'expected NAME=value or NAME="text" separated by commas'
-                )
-            name, qval, bare = m.groups()
-            params.append((name, Quoted(qval) if qval is not None else bare))
-            pos = m.end()
-            if pos == len(rest):
-                break
-            if rest[pos] == '"':
-                raise CommandError(f"parameter {name}: a quoted value is not closed with '\"'")
-            if rest[pos] != ",":
-                raise CommandError(
-                    f"expected ',' between parameters at {mask_text(rest[pos:])[:60]!r}"
-                )
-            pos += 1
-        return cls(words[0], words[1] if len(words) == 2 else "", tuple(params))
+        return cls(words[0], words[1] if len(words) == 2 else "", _parse_params(rest))
 
     def _render(self, mask: bool) -> str:
         head = f"{self.verb} {self.obj}" if self.obj else self.verb
@@ -227,3 +194,44 @@ class MmlCommand:
 
     def __repr__(self) -> str:  # masked: a repr in a traceback or log must not leak a password
         return f"MmlCommand({self.masked()!r})"
+
+
+def _check_one_command(body: str) -> None:
+    """``body`` is one line of printable text ending in its only ``;``."""
+    for c in body:
+        if not c.isprintable():
+            raise CommandError(
+                f"command {mask_text(body)[:80]!r} contains {c!r}: "
+                "a command is one line of printable text"
+            )
+    if not body.endswith(";"):
+        raise CommandError(f"command {mask_text(body)[:80]!r} must end with ';'")
+    if ";" in body[:-1]:
+        raise CommandError(
+            f"command {mask_text(body)[:80]!r} holds ';' before its end: "
+            "send one command at a time, and ';' never inside a value"
+        )
+
+
+def _parse_params(rest: str) -> tuple[tuple[str, ParamValue], ...]:
+    """The parameters after the ``:`` (``NAME=value`` or ``NAME="text"``, comma-separated)."""
+    params: list[tuple[str, ParamValue]] = []
+    pos = 0
+    while rest.strip(" "):  # an empty parameter list ("LST ERRORCODE:;") skips the loop
+        m = _PARAM_RE.match(rest, pos)
+        if m is None:
+            raise CommandError(
+                f"cannot read parameters at {mask_text(rest[pos:])[:60]!r}: "
+                'expected NAME=value or NAME="text" separated by commas'
+            )
+        name, qval, bare = m.groups()
+        params.append((name, Quoted(qval) if qval is not None else bare))
+        pos = m.end()
+        if pos == len(rest):
+            break
+        if rest[pos] == '"':
+            raise CommandError(f"parameter {name}: a quoted value is not closed with '\"'")
+        if rest[pos] != ",":
+            raise CommandError(f"expected ',' between parameters at {mask_text(rest[pos:])[:60]!r}")
+        pos += 1
+    return tuple(params)

@@ -22,20 +22,11 @@ def parse_duration(text: str) -> timedelta:
     return timedelta(seconds=float(match.group(1)) * _UNITS[match.group(2).lower()])
 
 
-class DurationType(click.ParamType):
-    """A click parameter type for durations: a bad value is a usage error (exit 2)."""
-
-    name = "DURATION"
-
-    def convert(
-        self, value: object, param: click.Parameter | None, ctx: click.Context | None
-    ) -> timedelta:
-        if isinstance(value, timedelta):
-            return value
-        try:
-            return parse_duration(str(value))
-        except ValueError as exc:
-            self.fail(str(exc), param, ctx)
-
-
-DURATION = DurationType()
+def duration_option(value: str | None) -> timedelta | None:
+    """A command-line duration: a bad one is a usage error (exit 2), before anything is sent."""
+    if value is None:
+        return None
+    try:
+        return parse_duration(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None

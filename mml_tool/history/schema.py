@@ -42,7 +42,8 @@ runs = Table(
     "runs",
     metadata,
     Column("id", Integer, primary_key=True, autoincrement=True),
-    Column("command", String(16), nullable=False),  # check | apply | rollback | verify | run | watch
+    # check | apply | rollback | verify | run | watch
+    Column("command", String(16), nullable=False),
     Column("started", DateTime(timezone=True), nullable=False),
     Column("finished", DateTime(timezone=True), nullable=False),
     Column("inventory", String(1024), nullable=False),  # resolved path: the scope of since_last
@@ -122,8 +123,6 @@ def stored_version(conn: Connection) -> int:
 
 def set_version(conn: Connection, version: int) -> None:
     if conn.execute(select(meta.c.key).where(meta.c.key == "schema_version")).first():
-        conn.execute(
-            meta.update().where(meta.c.key == "schema_version").values(value=str(version))
-        )
+        conn.execute(meta.update().where(meta.c.key == "schema_version").values(value=str(version)))
     else:
         conn.execute(meta.insert().values(key="schema_version", value=str(version)))

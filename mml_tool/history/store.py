@@ -269,7 +269,7 @@ class HistoryStore:
 
     def record(self, run: RunRecord) -> int:
         """Store ``run`` with its rows in one transaction; its id."""
-        counts = {s: sum(1 for f in run.findings if f.status == s) for s in COMPLIANT + ("fail",)}
+        counts = {s: sum(1 for f in run.findings if f.status == s) for s in (*COMPLIANT, "fail")}
         counts["error"] = sum(1 for f in run.findings if f.status == "error")
         with self._begin("write") as conn:
             result = conn.execute(
@@ -292,7 +292,9 @@ class HistoryStore:
                     waived=counts["waived"],
                 )
             )
-            run_id = int(result.inserted_primary_key[0])
+            key = result.inserted_primary_key
+            assert key is not None  # an INSERT always has one
+            run_id = int(key[0])
             rows: list[tuple[Any, list[dict[str, Any]]]] = [
                 (schema.findings, [{"run_id": run_id, **_cut(f.__dict__)} for f in run.findings]),
                 (schema.changes, [{"run_id": run_id, **_cut(c.__dict__)} for c in run.changes]),
@@ -313,7 +315,8 @@ class HistoryStore:
         with self._begin("prune") as conn:
             for table in schema.DATA_TABLES:
                 conn.execute(delete(table).where(table.c.run_id.in_(old)))
-            return int(conn.execute(delete(schema.runs).where(schema.runs.c.started < cutoff)).rowcount)
+            gone = conn.execute(delete(schema.runs).where(schema.runs.c.started < cutoff))
+            return int(gone.rowcount)
 
     # -- reading
 

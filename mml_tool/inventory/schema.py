@@ -104,6 +104,15 @@ class GatewayDoc(_Doc):
     timeout: Seconds | None = None
 
 
+class HistoryDoc(_Doc):
+    """Where runs are recorded (read by mml_tool.history.config): a database URL and its
+    password from ${VAR} or a file, never in clear."""
+
+    url: str = Field(description="a path (SQLite) or postgresql://USER@HOST:PORT/DB")
+    password: SecretText | None = None
+    password_file: str | None = None
+
+
 class InventoryDoc(_Doc):
     """An mml-tool inventory file."""
 
@@ -114,6 +123,9 @@ class InventoryDoc(_Doc):
     lock_dir: str | None = None
     plan_signing_key: SecretText | None = None
     plan_signing_key_file: str | None = None
+    history: str | HistoryDoc | None = Field(
+        None, description="history store: an SQLite path or a {url, password} mapping"
+    )
 
 
 # Errors that are about the file's shape; the loader words every other one itself.

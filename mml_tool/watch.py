@@ -1,0 +1,410 @@
+"""`mml-tool watch`: check the fleet every interval on MML sessions kept open between rounds.
+
+A round on open sessions sends only the read commands: no TCP/SSH handshake, no LGI, no LGO.
+Each host has its own worker (``run_fleet``), so a host whose session must be re-opened, or
+that does not answer, holds up no other host beyond its own timeouts. A kept session the
+element dropped, or ended at its idle timeout, shows as a broken session at the first command
+of the next round: the host is then checked again at once on a new session, so a drop is a
+reconnect, not an `error`. At most ``max_sessions`` sessions are kept open (to stay under the
+element's or an NMS's session limit); hosts beyond that are checked on a session of their
+own each round, closed after it.
+
+Each round is recorded in the history (command ``watch``) and written to the metrics file;
+only changes of status are logged. SIGTERM ends the watch after the round in progress (its
+hosts are bounded by their timeouts): it is recorded, the sessions are logged out, exit 0.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import sys
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta, timezone
+from pathlib import Path
+from types import FrameType, TracebackType
+from typing import TYPE_CHECKING, Any
+
+import click
+
+if TYPE_CHECKING:  # the command line imports this module: the domain loads when it runs
+    from mml_tool.inventory import HostConfig
+    from mml_tool.mml.session import MmlSession
+    from mml_tool.policy import Finding, Policy
+
+log = logging.getLogger("mml_tool.watch")
+DEFAULT_MAX_SESSIONS = 100
+DEFAULT_WORKERS = 32
+
+
+def _new_session(host: HostConfig) -> MmlSession:
+    from mml_tool.mml.session import MmlSession
+
+    return MmlSession(host)
+
+
+class KeptSessions:
+    """One open MML session per host, kept between rounds; thread-safe."""
+
+    def __init__(
+        self,
+        max_sessions: int = DEFAULT_MAX_SESSIONS,
+        factory: Callable[[HostConfig], MmlSession] = _new_session,
+    ) -> None:
+        self.max_sessions = max_sessions
+        self.factory = factory
+        self._lock = threading.Lock()
+        self._open: dict[str, MmlSession] = {}
+        self.opened = 0  # sessions opened, over the whole watch
+        self.reconnects = 0  # of those, to replace a kept session that had been dropped
+
+    @property
+    def open_count(self) -> int:
+        with self._lock:
+            return len(self._open)
+
+    def lease(self, host: HostConfig) -> Lease:
+        return Lease(self, host)
+
+    def close_all(self) -> None:
+        """Log out of every kept session (each bounded by its logout timeout)."""
+        with self._lock:
+            sessions, self._open = list(self._open.values()), {}
+        for session in sessions:
+            session.close()
+
+
+class Lease:
+    """A host's session for one check: the kept one when it is still usable, else a new one
+    (kept when there is room). Used as ``check_host``'s session factory result."""
+
+    def __init__(self, pool: KeptSessions, host: HostConfig) -> None:
+        self.pool = pool
+        self.host = host
+        self.reused = False
+        self.broken = False
+        self.session: MmlSession | None = None
+        self.keep = False
+
+    def __enter__(self) -> MmlSession:
+        pool, name = self.pool, self.host.name
+        with pool._lock:
+            kept = pool._open.get(name)
+            if kept is not None and kept.healthy:
+                self.reused, self.keep, self.session = True, True, kept
+                return kept
+            if kept is not None:  # broken in an earlier round: replace it
+                del pool._open[name]
+            self.keep = len(pool._open) < pool.max_sessions
+        if kept is not None:
+            kept.close()
+        session = pool.factory(self.host)
+        session.open()  # outside the lock: a slow host must not hold the others up
+        with pool._lock:
+            pool.opened += 1
+            if self.keep:
+                pool._open[name] = session
+        self.session = session
+        return session
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        session = self.session
+        if session is None:
+            return
+        self.broken = not session.healthy
+        if self.keep and not self.broken:
+            return
+        with self.pool._lock:
+            if self.pool._open.get(self.host.name) is session:
+                del self.pool._open[self.host.name]
+        session.close()
+
+
+@dataclass
+class Round:
+    number: int
+    started: datetime
+    finished: datetime
+    findings: list[Finding]
+    exit_code: int
+    reconnects: int = 0
+    changes: list[str] = field(default_factory=list)
+
+    @property
+    def seconds(self) -> float:
+        return (self.finished - self.started).total_seconds()
+
+
+class Watcher:
+    """Rounds of checks over ``hosts`` on kept-open sessions."""
+
+    def __init__(
+        self,
+        hosts: Sequence[HostConfig],
+        policy: Policy,
+        *,
+        template_dirs: Sequence[Path] = (),
+        workers: int = DEFAULT_WORKERS,
+        max_sessions: int = DEFAULT_MAX_SESSIONS,
+        session_factory: Callable[[HostConfig], MmlSession] = _new_session,
+        on_round: Callable[[Round], None] | None = None,
+        say: Callable[[str], None] = lambda _: None,
+    ) -> None:
+        self.hosts = list(hosts)
+        self.policy = policy
+        self.template_dirs = list(template_dirs)
+        self.workers = workers
+        self.sessions = KeptSessions(max_sessions, session_factory)
+        self.on_round = on_round
+        self.say = say
+        self.rounds = 0
+        self._last: dict[tuple[str, str], str] = {}
+
+    def __enter__(self) -> Watcher:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self.sessions.close_all()
+
+    def _check(self, host: HostConfig, today: date) -> tuple[list[Finding], int]:
+        from mml_tool.check import check_host
+
+        leases: list[Lease] = []
+
+        def lease(h: HostConfig) -> Any:
+            leases.append(self.sessions.lease(h))
+            return leases[-1]
+
+        def once() -> list[Finding]:
+            return check_host(
+                host, self.policy, template_dirs=self.template_dirs, today=today,
+                session_factory=lease,
+            )  # fmt: skip
+
+        findings = once()
+        if leases and leases[-1].reused and leases[-1].broken:
+            # The element dropped the kept session (or its idle timeout ended it): what this
+            # session read is not trusted; read again on a new one, now.
+            log.info("%s: kept session lost, reconnecting", host.name)
+            with self.sessions._lock:
+                self.sessions.reconnects += 1
+            return once(), 1
+        return findings, 0
+
+    def round(self) -> Round:
+        """One check of every host; results recorded by ``on_round``."""
+        from mml_tool.fleet import run_fleet
+        from mml_tool.policy import evaluate
+        from mml_tool.report import exit_code_for
+
+        self.rounds += 1
+        today = date.today()
+        started = datetime.now(timezone.utc)
+        results = run_fleet(self.hosts, lambda h: self._check(h, today), workers=self.workers)
+        findings: list[Finding] = []
+        reconnects = 0
+        for host, result in zip(self.hosts, results, strict=True):
+            if result.error is None and result.value is not None:
+                findings.extend(result.value[0])
+                reconnects += result.value[1]
+            else:  # a job that died: every control of the host is an error (as check_fleet)
+                findings.extend(
+                    evaluate(
+                        host.name, c, None, error=str(result.error),
+                        waiver=self.policy.waiver_for(host.name, c.id), today=today,
+                    )
+                    for c in self.policy.controls_for(host)
+                )  # fmt: skip
+        done = Round(
+            self.rounds,
+            started,
+            datetime.now(timezone.utc),
+            findings,
+            int(exit_code_for(findings)),
+            reconnects,
+        )
+        done.changes = self._changes(findings, done.finished)
+        for line in done.changes:
+            self.say(line)
+        if self.on_round is not None:
+            self.on_round(done)
+        return done
+
+    def _changes(self, findings: Sequence[Finding], at: datetime) -> list[str]:
+        """Lines for the statuses that changed since the previous round (all, the first time)."""
+        lines = []
+        stamp = at.isoformat(timespec="seconds").replace("+00:00", "Z")
+        for f in sorted(findings, key=lambda f: (f.host, f.control_id)):
+            key = (f.host, f.control_id)
+            was = self._last.get(key)
+            if was != f.status:
+                why = f": {f.error}" if f.status == "error" and f.error else ""
+                lines.append(f"{stamp} {f.host} {f.control_id}: {was or 'new'} -> {f.status}{why}")
+            self._last[key] = f.status
+        return lines
+
+    def run(self, *, interval: float, rounds: int | None, stop: threading.Event) -> Round | None:
+        """Rounds every ``interval`` seconds (from the start of one to the next) until
+        ``rounds`` are done or ``stop`` is set; the last round."""
+        last = None
+        while not stop.is_set():
+            begun = time.monotonic()
+            last = self.round()
+            if rounds is not None and self.rounds >= rounds:
+                break
+            stop.wait(max(0.0, interval - (time.monotonic() - begun)))
+        return last
+
+
+# -- the command
+
+
+def _interval(ctx: click.Context, param: click.Parameter, value: str) -> timedelta:
+    from mml_tool.history.durations import duration_option
+
+    result = duration_option(value)
+    assert result is not None
+    return result
+
+
+def _watch_options(f: Any) -> Any:
+    from mml_tool.history.hooks import history_options, metrics_option
+
+    f = metrics_option(f)
+    return history_options(f)
+
+
+@click.command()
+@click.option(
+    "-i",
+    "--inventory",
+    "inventory_path",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    required=True,
+    help="Inventory YAML.",
+)
+@click.option(
+    "-p",
+    "--policy",
+    "policy_path",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="Policy YAML (default: the built-in P978 one-way-video control).",
+)
+@click.option("--limit", default=None, metavar="PATTERN", help="Only these hosts.")
+@click.option(
+    "--interval",
+    default="5m",
+    show_default=True,
+    metavar="DURATION",
+    callback=_interval,
+    help="From the start of one round to the next: 30s, 5m, 1h.",
+)
+@click.option(
+    "--rounds",
+    type=click.IntRange(1, None),
+    default=None,
+    help="Stop after this many rounds (default: until SIGTERM or Ctrl-C).",
+)
+@click.option(
+    "--max-sessions",
+    type=click.IntRange(1, 100000),
+    default=DEFAULT_MAX_SESSIONS,
+    show_default=True,
+    help="Sessions kept open at once; hosts beyond get a new session each round.",
+)
+@click.option(
+    "--workers", type=click.IntRange(1, 512), default=32, show_default=True,
+    help="Hosts checked at once.",
+)  # fmt: skip
+@_watch_options
+@click.pass_context
+def watch(
+    ctx: click.Context,
+    inventory_path: Path,
+    policy_path: Path | None,
+    limit: str | None,
+    interval: timedelta,
+    rounds: int | None,
+    max_sessions: int,
+    workers: int,
+) -> None:
+    """Check the fleet every --interval on MML sessions kept open between rounds.
+
+    Logs only changes of status (the first round: every status). Each round is recorded in
+    the history and written to --metrics. A dropped session is re-opened at once, without
+    holding up the other hosts. SIGTERM (systemctl stop) ends the watch after the round in
+    progress and logs out of every session.
+
+    Exit: 0 stopped by SIGTERM; after --rounds N, the last round's exit code (0 compliant,
+    100 non-compliant, 1 some host could not be decided).
+    """
+    from mml_tool.cli import _load_inventory, _templates
+    from mml_tool.history import hooks
+    from mml_tool.policy import load_policy
+
+    policy = load_policy(policy_path)
+    inventory = _load_inventory(inventory_path)
+    hosts = inventory.select(limit)
+    s = hooks.settings(ctx)
+    store = hooks.open_store(inventory_path, s)
+
+    def on_round(done: Round) -> None:
+        nonlocal store
+        run = hooks.findings_run(
+            "watch", done.findings, inventory_path=inventory_path, policy_name=policy.name,
+            policy_sha256=policy.sha256, started=done.started, finished=done.finished,
+            exit_code=done.exit_code,
+        )  # fmt: skip
+        if store is None and not s.no_history:  # the store was down: try again each round
+            store = hooks.open_store(inventory_path, s)
+        if store is not None:
+            try:
+                store.record(run)
+                if s.keep is not None:
+                    store.prune(s.keep)
+            except Exception as exc:  # never stop watching for the history's sake
+                log.warning("history not recorded: %s", exc)
+        if s.metrics is not None:
+            hooks.write_metrics_file(
+                s.metrics, done.findings, started=done.started, finished=done.finished,
+                exit_code=done.exit_code,
+            )  # fmt: skip
+
+    stop = threading.Event()
+
+    def on_sigterm(signum: int, frame: FrameType | None) -> None:
+        stop.set()
+
+    previous = signal.signal(signal.SIGTERM, on_sigterm)
+    click.echo(
+        f"watching {len(hosts)} host(s) every {interval}, policy {policy.name}; "
+        "logging changes only",
+    )
+    sys.stdout.flush()
+    last = None
+    try:
+        with Watcher(
+            hosts, policy, template_dirs=_templates(ctx), workers=workers,
+            max_sessions=max_sessions, on_round=on_round, say=click.echo,
+        ) as watcher:  # fmt: skip
+            last = watcher.run(interval=interval.total_seconds(), rounds=rounds, stop=stop)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+        if store is not None:
+            store.close()
+    if stop.is_set():
+        click.echo("stopped (SIGTERM): sessions logged out")
+        sys.exit(0)
+    sys.exit(last.exit_code if last is not None else 0)

@@ -375,7 +375,7 @@ def watch(
                 if s.keep is not None:
                     store.prune(s.keep)
             except Exception as exc:  # never stop watching for the history's sake
-                log.warning("history not recorded: %s", exc)
+                hooks._warn(exc)
         if s.metrics is not None:
             hooks.write_metrics_file(
                 s.metrics, done.findings, started=done.started, finished=done.finished,

@@ -157,8 +157,8 @@ def open_store(inventory_path: Path | None, s: Settings | None = None) -> Histor
         if location is None:
             return None
         return HistoryStore.open(location)
-    except MmlToolError as exc:
-        log.warning("history not recorded: %s", exc)
+    except Exception as exc:
+        _warn(exc)
         return None
 
 
@@ -176,11 +176,18 @@ def record_run(
         if s.keep is not None:
             store.prune(s.keep)
         return since
-    except MmlToolError as exc:
-        log.warning("history not recorded: %s", exc)
+    except Exception as exc:
+        _warn(exc)
         return None
     finally:
         store.close()
+
+
+def _warn(exc: Exception) -> None:
+    """Never fail the command for its history. Our errors are scrubbed of the password; an
+    unforeseen one is named by its type only, since its text could quote the URL."""
+    what = str(exc) if isinstance(exc, MmlToolError) else f"unexpected {type(exc).__name__}"
+    log.warning("history not recorded: %s", what)
 
 
 def _time(iso: str | None, default: datetime) -> datetime:

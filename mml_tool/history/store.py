@@ -214,14 +214,14 @@ class HistoryStore:
     def open(cls, location: HistoryLocation) -> HistoryStore:
         url = location.connect_url()
         connect_args: dict[str, Any]
-        if url.drivername.startswith("sqlite"):
-            if url.database:
-                Path(url.database).parent.mkdir(parents=True, exist_ok=True)
-            connect_args = {"timeout": CONNECT_TIMEOUT}
-        else:
-            connect_args = {"connect_timeout": CONNECT_TIMEOUT}
         store = None
         try:
+            if url.drivername.startswith("sqlite"):
+                if url.database:
+                    Path(url.database).parent.mkdir(parents=True, exist_ok=True)
+                connect_args = {"timeout": CONNECT_TIMEOUT}
+            else:
+                connect_args = {"connect_timeout": CONNECT_TIMEOUT}
             engine = create_engine(url, connect_args=connect_args, hide_parameters=True)
             store = cls(location, engine)
             store.upgrade()

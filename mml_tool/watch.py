@@ -211,6 +211,7 @@ class Watcher:
         self.rounds += 1
         today = date.today()
         started = datetime.now(timezone.utc)
+        log.info("round %d: checking %d host(s)", self.rounds, len(self.hosts))
         results = run_fleet(self.hosts, lambda h: self._check(h, today), workers=self.workers)
         findings: list[Finding] = []
         reconnects = 0
@@ -235,6 +236,10 @@ class Watcher:
             reconnects,
         )
         done.changes = self._changes(findings, done.finished)
+        log.info(
+            "round %d: done in %.2f s, exit %d, %d reconnect(s), %d session(s) open",
+            done.number, done.seconds, done.exit_code, reconnects, self.sessions.open_count,
+        )  # fmt: skip
         for line in done.changes:
             self.say(line)
         if self.on_round is not None:

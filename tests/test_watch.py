@@ -13,6 +13,7 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import IO
 
 import pytest
 from click.testing import CliRunner
@@ -116,18 +117,18 @@ def test_watch_command_rounds_history_and_metrics(inventory: Path, tmp_path: Pat
     assert hosts == {"compliant": 2, "noncompliant": 1, "unknown": 0}
 
 
-def _read_until(proc: subprocess.Popen[bytes], marker: bytes, timeout: float) -> bytes:
-    """stdout until ``marker``, with a deadline (no sleeps)."""
-    assert proc.stdout is not None
+def _read_until(stream: IO[bytes] | None, marker: bytes, timeout: float) -> bytes:
+    """``stream`` until ``marker``, with a deadline (no sleeps)."""
+    assert stream is not None
     deadline = time.monotonic() + timeout
     buffer = b""
     with selectors.DefaultSelector() as sel:
-        sel.register(proc.stdout, selectors.EVENT_READ)
+        sel.register(stream, selectors.EVENT_READ)
         while marker not in buffer:
             left = deadline - time.monotonic()
             if left <= 0 or not sel.select(left):
                 raise AssertionError(f"no {marker!r} within {timeout} s: {buffer!r}")
-            chunk = os.read(proc.stdout.fileno(), 4096)
+            chunk = os.read(stream.fileno(), 4096)
             if not chunk:
                 raise AssertionError(f"exited before {marker!r}: {buffer!r}")
             buffer += chunk
@@ -144,16 +145,18 @@ def test_sigterm_during_a_round_stops_cleanly(
         inventory = write_lab_inventory(lab, timeout=5, connect_timeout=5)
         store = tmp_path / "h.sqlite"
         proc = subprocess.Popen(
-            [sys.executable, "-c", "from mml_tool.cli import main; main()", "watch",
+            [sys.executable, "-c", "from mml_tool.cli import main; main()", "-v", "watch",
              "-i", str(inventory), "--interval", "1h", "--history", str(store)],
             stdout=subprocess.PIPE, stderr=subprocess.PIPE,
             env={**os.environ, PASSWORD_ENV: PASSWORD},
         )  # fmt: skip
         try:
-            _read_until(proc, b"watching 2 host(s)", 30)
+            # -v: the round's start is logged; its replies take 1.5 s at least from there.
+            early = _read_until(proc.stderr, b"round 1: checking 2 host(s)", 30)
             sent = time.monotonic()
             proc.send_signal(signal.SIGTERM)
             out, err = proc.communicate(timeout=30)
+            err = early + err
         finally:
             if proc.poll() is None:
                 proc.kill()
@@ -163,10 +166,12 @@ def test_sigterm_during_a_round_stops_cleanly(
         text = out.decode()
         # The round in progress finished (both hosts judged), then the watch stopped: it did
         # not wait out the 1 h interval, and left no session behind.
+        assert text.startswith("watching 2 host(s)")
         assert "slow-1 UAP-SFP-P978-B0: new -> fail" in text
         assert "slow-2 UAP-SFP-P978-B0: new -> fail" in text
         assert "stopped (SIGTERM): sessions logged out" in text
         assert took < 20
         assert "Traceback" not in err.decode()
+        assert "round 1: done" in err.decode() and "round 2" not in err.decode()
         runs = CliRunner().invoke(cli, ["history", "runs", "--history", str(store), "--json"])
         assert [r["command"] for r in json.loads(runs.output)] == ["watch"]

@@ -252,3 +252,23 @@ def test_inventory_password_file(tmp_path: Path) -> None:
     inv.write_text("history:\n  url: postgresql://mml@127.0.0.1:5/h\n  password: plain\n")
     with pytest.raises(ConfigError, match=r"must be \$\{VAR\}"):
         from_inventory(inv, env={})
+
+
+def test_timeline_window_keeps_when_the_status_began(env: Path) -> None:
+    now = datetime.now(timezone.utc)
+    store_path = env / "h.sqlite"
+    with HistoryStore.open(parse_location(str(store_path), where="t")) as store:
+        for days, status in ((20, "pass"), (10, "fail"), (3, "fail"), (1, "pass"), (0, "pass")):
+            at = now - timedelta(days=days)
+            store.record(RunRecord("check", at, at, "inv", "p", "s", 0,
+                                   findings=[FindingRow("h", "c", status)]))  # fmt: skip
+        whole = store.timelines(now=now)[0]
+        week = store.timelines(since=now - timedelta(days=7), now=now)[0]
+        assert store.timelines(since=now - timedelta(days=7), host="other") == []
+    assert [c.now for c in whole.changes] == ["pass", "fail", "pass"]
+    assert whole.non_compliant_seconds == pytest.approx(9 * 86400, abs=1)
+    # Within the last 7 days: non-compliant from the window's start until 1 day ago.
+    assert week.non_compliant_seconds == pytest.approx(6 * 86400, abs=1)
+    assert [c.now for c in week.changes] == ["pass"] and week.since == whole.since
+    assert week.status == "pass" and week.last_compliant is not None
+    assert abs((week.last_compliant - now).total_seconds()) < 1

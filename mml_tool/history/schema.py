@@ -28,6 +28,7 @@ from sqlalchemy import (
 )
 
 SCHEMA_VERSION = 1
+UPGRADE_LOCK_ID = 0x6D6D6C  # PostgreSQL advisory lock held while a store is upgraded
 
 metadata = MetaData()
 

@@ -250,6 +250,8 @@ class HistoryStore:
 
     def upgrade(self) -> None:
         with self.engine.begin() as conn:
+            if conn.dialect.name == "postgresql":  # two machines upgrading at once: one waits
+                conn.execute(select(func.pg_advisory_xact_lock(schema.UPGRADE_LOCK_ID)))
             version = schema.stored_version(conn)
             if version > schema.SCHEMA_VERSION:
                 raise HistoryError(
@@ -420,8 +422,10 @@ class HistoryStore:
         since: datetime | None = None,
         now: datetime | None = None,
     ) -> list[Timeline]:
-        """Per (host, control): status changes, current status and since when, time spent
-        non-compliant, last compliant and last readable run; within ``since``..now."""
+        """Per (host, control) seen since ``since``: the status changes in that window (or the
+        one that began the current status, when none), when the current status began (even
+        before the window), time spent non-compliant within the window, and the last
+        compliant and last readable run."""
         now = now or utc_now()
         r, f = schema.runs, schema.findings
         query = (
@@ -434,17 +438,27 @@ class HistoryStore:
             query = query.where(f.c.host == host)
         if control is not None:
             query = query.where(f.c.control == control)
-        if since is not None:
-            query = query.where(r.c.started >= since)
-        with self._begin("read") as conn:
+        with self._begin("read") as conn:  # the whole history: a status may predate the window
             rows = conn.execute(query).all()
         grouped: dict[tuple[str, str], list[Any]] = {}
         for row in rows:
             grouped.setdefault((row.host, row.control), []).append(row)
-        return [_timeline(key, seen, now) for key, seen in grouped.items()]
+        return [
+            _timeline(key, seen, now, since)
+            for key, seen in grouped.items()
+            if since is None or _utc(seen[-1].started) >= since
+        ]
 
 
-def _timeline(key: tuple[str, str], rows: Sequence[Any], now: datetime) -> Timeline:
+def _overlap(start: datetime, end: datetime, since: datetime | None) -> float:
+    """Seconds of [start, end] inside the window that begins at ``since``."""
+    begin = start if since is None else max(start, since)
+    return max(0.0, (end - begin).total_seconds())
+
+
+def _timeline(
+    key: tuple[str, str], rows: Sequence[Any], now: datetime, since: datetime | None = None
+) -> Timeline:
     changes: list[StatusChange] = []
     status: str | None = None
     non_compliant = 0.0
@@ -454,7 +468,7 @@ def _timeline(key: tuple[str, str], rows: Sequence[Any], now: datetime) -> Timel
         at = _utc(row.started)
         if row.status != status:
             if fail_since is not None:
-                non_compliant += (at - fail_since).total_seconds()
+                non_compliant += _overlap(fail_since, at, since)
                 fail_since = None
             if row.status == "fail":
                 fail_since = at
@@ -465,13 +479,14 @@ def _timeline(key: tuple[str, str], rows: Sequence[Any], now: datetime) -> Timel
         if row.status != "error":
             last_read = at
     if fail_since is not None:
-        non_compliant += (now - fail_since).total_seconds()
+        non_compliant += _overlap(fail_since, now, since)
+    shown = [c for c in changes if since is None or c.at >= since] or changes[-1:]
     return Timeline(
         key[0],
         key[1],
         changes[-1].now,
         changes[-1].at,
-        changes,
+        shown,
         non_compliant,
         last_compliant,
         last_read,

@@ -347,6 +347,11 @@ def watch(
 ) -> None:
     """Check the fleet every --interval on MML sessions kept open between rounds.
 
+    \b
+    Examples:
+      mml-tool watch -i inv.yaml --interval 5m --metrics /var/lib/node_exporter/mml.prom
+      mml-tool watch -i inv.yaml --interval 30s --rounds 10 --max-sessions 20 --no-history
+
     Logs only changes of status (the first round: every status). Each round is recorded in
     the history and written to --metrics. A dropped session is re-opened at once, without
     holding up the other hosts. SIGTERM (systemctl stop) ends the watch after the round in
@@ -355,13 +360,19 @@ def watch(
     Exit: 0 stopped by SIGTERM; after --rounds N, the last round's exit code (0 compliant,
     100 non-compliant, 1 some host could not be decided).
     """
-    from mml_tool.cli import _load_inventory, _templates
+    from mml_tool.cli import _load_inventory, _nothing_checked, _select, _templates, fail
     from mml_tool.history import hooks
     from mml_tool.policy import load_policy
 
     policy = load_policy(policy_path)
     inventory = _load_inventory(inventory_path)
-    hosts = inventory.select(limit)
+    hosts = _select(inventory, limit)
+    nothing = _nothing_checked(inventory, policy, hosts, limit)
+    if nothing:  # as check: nothing evaluated is never compliant
+        fail(f"nothing to watch: {nothing}", 1)
+    # Only the secrets of the hosts watched are read (as check does).
+    inventory = inventory.with_secrets(hosts=[h.name for h in hosts if policy.controls_for(h)])
+    hosts = [inventory.hosts[h.name] for h in hosts]
     s = hooks.settings(ctx)
     store = hooks.open_store(inventory_path, s)
 

@@ -286,13 +286,11 @@ def write_metrics_file(
 def after_check(report: Any, inventory_path: Path) -> dict[str, Any] | None:
     """Record a check, write its metrics; the JSON-ready ``since_last`` (None without
     history)."""
-    from mml_tool.report import exit_code_for
-
     s = settings()
     info = report.info
     finished = _time(info.finished, utc_now())
     started = _time(info.started, s.started)
-    code = int(exit_code_for(report.findings))
+    code = int(report.decide().exit_code)  # "nothing checked" is 1, never compliant
     run = findings_run(
         "check",
         list(report.findings),

@@ -193,7 +193,8 @@ class Watcher:
             )  # fmt: skip
 
         findings = once()
-        if leases and leases[-1].reused and leases[-1].broken:
+        lost = leases and leases[-1].reused and leases[-1].broken
+        if lost and any(f.status == "error" for f in findings):
             # The element dropped the kept session (or its idle timeout ended it): what this
             # session read is not trusted; read again on a new one, now.
             log.info("%s: kept session lost, reconnecting", host.name)

@@ -26,6 +26,7 @@ from mml_tool.secret import scrub
 COMPLIANT = ("pass", "waived")
 CHECK_COMMANDS = ("check", "watch", "run")  # runs whose findings are a fleet's state
 CONNECT_TIMEOUT = 5  # seconds: a store that is down must not hold a change up for long
+STATEMENT_TIMEOUT_MS = 15000
 
 
 def utc_now() -> datetime:
@@ -220,8 +221,12 @@ class HistoryStore:
                 if url.database:
                     Path(url.database).parent.mkdir(parents=True, exist_ok=True)
                 connect_args = {"timeout": CONNECT_TIMEOUT}
-            else:
-                connect_args = {"connect_timeout": CONNECT_TIMEOUT}
+            else:  # nor must a locked table or a stuck server hold it up
+                connect_args = {
+                    "connect_timeout": CONNECT_TIMEOUT,
+                    "options": f"-c statement_timeout={STATEMENT_TIMEOUT_MS} "
+                    f"-c lock_timeout={STATEMENT_TIMEOUT_MS}",
+                }
             engine = create_engine(url, connect_args=connect_args, hide_parameters=True)
             store = cls(location, engine)
             store.upgrade()

@@ -4,6 +4,7 @@ same CLI runs as on SQLite, the password from ${VAR} or a file, never printed.""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -25,14 +26,18 @@ PASSWORD = "Pg-Lab-Pass-5x"
 
 @pytest.fixture(scope="module")
 def pg() -> Iterator[postgres.PostgresServer]:
+    # In CI (.ci/run installs PostgreSQL) a missing or broken server fails: never a silent skip.
+    give_up = pytest.fail if os.environ.get("CI") else pytest.skip
     bin_dir = postgres.find_bin_dir()
     if bin_dir is None:
-        pytest.skip("PostgreSQL is not installed (initdb not found); .ci/run installs it")
+        give_up("PostgreSQL is not installed (initdb not found); .ci/run installs it")
+    assert bin_dir is not None
     try:
         server = postgres.start(bin_dir)
     except (subprocess.CalledProcessError, OSError, KeyError) as exc:
         detail = getattr(exc, "stderr", b"") or b""
-        pytest.skip(f"PostgreSQL could not be started here: {exc} {detail[-300:]!r}")
+        give_up(f"PostgreSQL could not be started here: {exc} {detail[-300:]!r}")
+        raise
     yield server
     server.stop()
 

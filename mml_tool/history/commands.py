@@ -141,7 +141,7 @@ def history(
     table = Table("host", "control", "status", "since", "non-compliant", "last compliant",
                   "last read", "changes")  # fmt: skip
     for t in lines:
-        changes = " ".join(f"{_when(c.at)}:{c.now}" for c in t.changes[-4:])
+        changes = " -> ".join(f"{c.now} {c.at:%m-%d %H:%M}" for c in t.changes[-4:])
         table.add_row(
             Text(t.host),
             Text(t.control),

@@ -99,6 +99,10 @@ def test_fail_apply_pass_timeline_and_since_last(inventory: Path, env: Path) -> 
     assert [(c["was"], c["now"]) for c in line["changes"]] == [(None, "fail"), ("fail", "pass")]
     assert line["since"] == line["changes"][-1]["at"] == line["last_compliant"]
     assert line["non_compliant_seconds"] >= 0
+    other = invoke("history", "--history", store, "--control", "NO-SUCH", "--json")
+    assert other.exit_code == 0 and json.loads(other.output) == []
+    recent = invoke("history", "runs", "--history", store, "--since", "1h", "--limit", "1")
+    assert recent.exit_code == 0 and "check" in recent.output, recent.output
     table = invoke("history", "--history", store, "--since", "7d")
     assert table.exit_code == 0 and "uap-2" in table.output, table.output
 

@@ -375,7 +375,7 @@ def watch(
     inventory = inventory.with_secrets(hosts=[h.name for h in hosts if policy.controls_for(h)])
     hosts = [inventory.hosts[h.name] for h in hosts]
     s = hooks.settings(ctx)
-    store = hooks.open_store(inventory_path, s)
+    store: Any = None  # opened at the first round, kept open; tried again while it fails
 
     def on_round(done: Round) -> None:
         nonlocal store
@@ -384,7 +384,7 @@ def watch(
             policy_sha256=policy.sha256, started=done.started, finished=done.finished,
             exit_code=done.exit_code,
         )  # fmt: skip
-        if store is None and not s.no_history:  # the store was down: try again each round
+        if store is None and not s.no_history:
             store = hooks.open_store(inventory_path, s)
         if store is not None:
             try:

@@ -175,3 +175,40 @@ def test_sigterm_during_a_round_stops_cleanly(
         assert "round 1: done" in err.decode() and "round 2" not in err.decode()
         runs = CliRunner().invoke(cli, ["history", "runs", "--history", str(store), "--json"])
         assert [r["command"] for r in json.loads(runs.output)] == ["watch"]
+
+
+def test_sigterm_between_rounds_stops_at_once(inventory: Path, tmp_path: Path) -> None:
+    proc = subprocess.Popen(
+        [sys.executable, "-c", "from mml_tool.cli import main; main()", "-v", "watch",
+         "-i", str(inventory), "--interval", "1h", "--no-history",
+         "--metrics", str(tmp_path / "w.prom")],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        env={**os.environ, PASSWORD_ENV: PASSWORD},
+    )  # fmt: skip
+    try:
+        _read_until(proc.stderr, b"round 1: done", 30)  # now waiting out the 1 h interval
+        sent = time.monotonic()
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 0, err.decode()
+    assert time.monotonic() - sent < 10
+    assert "stopped (SIGTERM)" in out.decode()
+    assert (tmp_path / "w.prom").exists()
+
+
+def test_history_that_cannot_be_written_never_stops_the_watch(
+    inventory: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    result = CliRunner().invoke(
+        cli,
+        ["watch", "-i", str(inventory), "--interval", "0.05s", "--rounds", "2",
+         "--history", str(blocker / "h.sqlite")],
+    )  # fmt: skip
+    assert result.exit_code == 100, result.output
+    assert caplog.text.count("history not recorded") == 2  # tried again each round

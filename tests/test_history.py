@@ -276,3 +276,14 @@ def test_timeline_window_keeps_when_the_status_began(env: Path) -> None:
     assert [c.now for c in week.changes] == ["pass"] and week.since == whole.since
     assert week.status == "pass" and week.last_compliant is not None
     assert abs((week.last_compliant - now).total_seconds()) < 1
+
+
+def test_keep_on_check_prunes_old_runs(inventory: Path, env: Path) -> None:
+    store_path = env / "h.sqlite"
+    old = datetime.now(timezone.utc) - timedelta(days=100)
+    with HistoryStore.open(parse_location(str(store_path), where="t")) as store:
+        store.record(RunRecord("check", old, old, "inv", "p", "s", 0))
+    result = invoke("check", "-i", inventory, "--history", store_path, "--keep", "90d")
+    assert result.exit_code == 100, result.output
+    with HistoryStore.open(parse_location(str(store_path), where="t")) as store:
+        assert [r.started > old for r in store.runs()] == [True]

@@ -414,7 +414,7 @@ def since_last_lines(since: dict[str, Any] | None) -> list[str]:
     if not since or since.get("previous_run") is None:
         return []
     groups = (
-        ("new failure", since["new_failures"]),
+        ("new failure(s)", since["new_failures"]),
         ("fixed", since["fixed"]),
         ("became unreadable", since["became_unreadable"]),
     )

@@ -22,7 +22,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).parent))
 from _common import lab_process, load_hosts, load_note, verdict
 
-from mml_tool.check import check_fleet
+from mml_tool.compliance import check_fleet
 from mml_tool.policy import Finding, load_policy
 from mml_tool.watch import Watcher
 

@@ -182,7 +182,7 @@ class Watcher:
         self.sessions.close_all()
 
     def _check(self, host: HostConfig, today: date) -> tuple[list[Finding], int]:
-        from mml_tool.check import check_host
+        from mml_tool.compliance import check_host
 
         leases: list[Lease] = []
 

@@ -15,7 +15,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import platformdirs
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
 
@@ -53,7 +52,9 @@ class HistoryLocation:
 def default_path() -> Path:
     """``history.sqlite`` in the user's state directory (``$XDG_STATE_HOME/mml-tool`` or
     ``~/.local/state/mml-tool`` on Linux)."""
-    return platformdirs.user_state_path("mml-tool") / HISTORY_FILE
+    from mml_tool._io import state_dir  # the one state folder (audit trail, locks, history)
+
+    return state_dir() / HISTORY_FILE
 
 
 def _sqlite(path: Path) -> HistoryLocation:

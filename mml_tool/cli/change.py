@@ -23,7 +23,6 @@ from mml_tool.change import (
     rollback_steps,
 )
 from mml_tool.change.record import RecordJournal, default_fallback_dirs, fresh_path
-from mml_tool.history import hooks as history_hooks
 from mml_tool.cli._common import (
     MAX_AGE_HELP,
     audit_option,
@@ -45,6 +44,7 @@ from mml_tool.cli._console import EXIT_ERROR, EXIT_OK, echo, err_console
 from mml_tool.cli._progress import BarProgress
 from mml_tool.cli._render import print_record, show_plan
 from mml_tool.errors import RecordError
+from mml_tool.history import hooks as history_hooks
 from mml_tool.inventory import Inventory
 from mml_tool.policy import load_policy
 from mml_tool.report import Outcome, Report, write_reports

@@ -10,7 +10,6 @@ import click
 from mml_tool.change import Plan
 from mml_tool.change.record import fresh_folder
 from mml_tool.change_id import evidence_folder
-from mml_tool.history import hooks as history_hooks
 from mml_tool.cli._common import (
     audit_option,
     audit_trail,
@@ -32,6 +31,7 @@ from mml_tool.cli._common import (
 )
 from mml_tool.cli._console import EXIT_ERROR, echo, err_console, fail, out_console
 from mml_tool.cli._render import show_plan
+from mml_tool.history import hooks as history_hooks
 from mml_tool.policy import load_policy
 from mml_tool.workflow import gateways_for, run_change
 

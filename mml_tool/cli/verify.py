@@ -9,7 +9,6 @@ import click
 
 import mml_tool as mt
 from mml_tool._io import now_iso
-from mml_tool.history import hooks as history_hooks
 from mml_tool.cli._common import (
     directions_option,
     inventory_option,
@@ -28,6 +27,7 @@ from mml_tool.cli._console import (
 from mml_tool.errors import ConfigError
 from mml_tool.gateway.pick import pick_gateway
 from mml_tool.gateway.verify import VerifyStep
+from mml_tool.history import hooks as history_hooks
 from mml_tool.report import Report, write_reports
 
 

@@ -287,3 +287,12 @@ def test_keep_on_check_prunes_old_runs(inventory: Path, env: Path) -> None:
     assert result.exit_code == 100, result.output
     with HistoryStore.open(parse_location(str(store_path), where="t")) as store:
         assert [r.started > old for r in store.runs()] == [True]
+
+
+def test_a_misspelt_history_key_is_named_before_anything_is_read(tmp_path: Path) -> None:
+    inventory = tmp_path / "inv.yaml"
+    inventory.write_text("hosts: {}\nhistory:\n  url: h.sqlite\n  passwrd: ${X}\n")
+    result = invoke("check", "-i", inventory)
+    assert result.exit_code == 1, result.output  # as any other inventory error
+    assert "history: unknown key 'passwrd': did you mean 'password'?" in result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit)

@@ -162,6 +162,7 @@ _SECTIONS: dict[str, type[_Doc]] = {
     "defaults": HostSettingsDoc,
     "vars": HostSettingsDoc,
     "jump": JumpDoc,
+    "history": HistoryDoc,
 }
 
 
@@ -170,6 +171,8 @@ def _model_at(loc: Sequence[Any]) -> type[_Doc]:
     path = list(loc)
     while path:
         part = path.pop(0)
+        if part == HistoryDoc.__name__:
+            continue  # pydantic names the member of `history: str | HistoryDoc` it tried
         if model is InventoryDoc and part in ("groups", "hosts", "gateways") and path:
             path.pop(0)  # the group, host or gateway name
             model = _ENTRIES[part]

@@ -9,9 +9,10 @@ reconnect, not an `error`. At most ``max_sessions`` sessions are kept open (to s
 element's or an NMS's session limit); hosts beyond that are checked on a session of their
 own each round, closed after it.
 
-Each round is recorded in the history (command ``watch``) and written to the metrics file;
-only changes of status are logged. SIGTERM ends the watch after the round in progress (its
-hosts are bounded by their timeouts): it is recorded, the sessions are logged out, exit 0.
+The command (``mml_tool/cli/watch.py``) records each round in the history (command ``watch``)
+and the metrics file, and prints only changes of status. SIGTERM ends the watch after the round
+in progress (its hosts are bounded by their timeouts): it is recorded, the sessions are logged
+out, exit 0.
 """
 
 from __future__ import annotations

@@ -126,6 +126,16 @@ def from_inventory(path: Path, env: Mapping[str, str] | None = None) -> HistoryL
     base = path.parent
     if isinstance(spec, str):
         return parse_location(_expand(spec, where, env), where=where, env=env, base=base)
+    _check_spec(spec, where)
+    password = _spec_password(spec, where, env, base)
+    location = parse_location(
+        _expand(spec["url"], where, env), where=where, env=env, base=base, password=password
+    )
+    return location if location.password is not None else HistoryLocation(location.url, password)
+
+
+def _check_spec(spec: Any, where: str) -> None:
+    """The mapping form names url and at most one of password, password_file."""
     if not isinstance(spec, dict) or not isinstance(spec.get("url"), str):
         raise InventoryError(
             f"{where}: give a path or URL, or a mapping with url: and optionally password: "
@@ -138,7 +148,12 @@ def from_inventory(path: Path, env: Mapping[str, str] | None = None) -> HistoryL
         )
     if "password" in spec and "password_file" in spec:
         raise InventoryError(f"{where}: password and password_file are both set: keep one")
-    password = None
+
+
+def _spec_password(
+    spec: dict[str, Any], where: str, env: Mapping[str, str], base: Path
+) -> Secret | None:
+    """The password the mapping names: ``${VAR}`` or a file (relative to ``base``)."""
     if "password" in spec:
         match = _VAR.match(str(spec["password"]))
         if match is None:
@@ -148,22 +163,19 @@ def from_inventory(path: Path, env: Mapping[str, str] | None = None) -> HistoryL
             )
         if match.group(1) not in env:
             raise InventoryError(f"{where}: password variable ${{{match.group(1)}}} is not set")
-        password = Secret(env[match.group(1)])
-    elif "password_file" in spec:
+        return Secret(env[match.group(1)])
+    if "password_file" in spec:
         file = Path(_expand(str(spec["password_file"]), where, env)).expanduser()
         file = file if file.is_absolute() else base / file
         try:
-            password = Secret(file.read_text(encoding="utf-8").rstrip("\r\n"))
+            return Secret(file.read_text(encoding="utf-8").rstrip("\r\n"))
         except (OSError, ValueError) as exc:
             why = getattr(exc, "strerror", None) or "not UTF-8 text"
             raise InventoryError(
                 f"{where}: cannot read password_file {file} ({why}): put the password on one "
                 "line, readable only by the user that runs mml-tool (chmod 600)"
             ) from None
-    location = parse_location(
-        _expand(spec["url"], where, env), where=where, env=env, base=base, password=password
-    )
-    return location if location.password is not None else HistoryLocation(location.url, password)
+    return None
 
 
 def _expand(value: str, where: str, env: Mapping[str, str]) -> str:

@@ -260,6 +260,28 @@ def load_snapshot(path: str | Path, *, template_dirs: Sequence[str | Path] = ())
     """Read a snapshot file; ConfigError naming the file when it is not one, or not intact."""
     path = Path(path)
     take_new = f"take a new one with `mml-tool snapshot -i INVENTORY HOST -o {path}`"
+    data_bytes = _read_bounded(path)
+    data = _snapshot_document(path, data_bytes, take_new)
+    params = _stored_parameters(path, data["parameters"], take_new)
+    _check_against_raw(path, data, params, template_dirs, take_new)
+    return Snapshot(
+        host=data["host"],
+        address=data["address"],
+        transport=data["transport"],
+        platform=data["platform"],
+        taken=data["taken"],
+        parameters=params,
+        raw=data["raw"],
+        command=data["command"],
+        tool_version=data["tool_version"],
+        ne_name=data.get("ne_name"),
+        path=path,
+        sha256=hashlib.sha256(data_bytes).hexdigest(),
+    )
+
+
+def _read_bounded(path: Path) -> bytes:
+    """The file's bytes; ConfigError when unreadable or larger than any snapshot."""
     try:
         with path.open("rb") as handle:  # bounded: a wrong file may be huge
             data_bytes = handle.read(_MAX_SNAPSHOT_BYTES + 1)
@@ -267,6 +289,11 @@ def load_snapshot(path: str | Path, *, template_dirs: Sequence[str | Path] = ())
         raise ConfigError(f"cannot read the snapshot {path}: {exc.strerror or exc}") from exc
     if len(data_bytes) > _MAX_SNAPSHOT_BYTES:
         raise ConfigError(f"{path}: larger than {_MAX_SNAPSHOT_BYTES} bytes: not a snapshot")
+    return data_bytes
+
+
+def _snapshot_document(path: Path, data_bytes: bytes, take_new: str) -> dict[str, Any]:
+    """The snapshot's JSON, checked for kind, version and schema."""
     try:
         data = json.loads(data_bytes.decode("utf-8"))
     except (UnicodeDecodeError, ValueError, RecursionError) as exc:
@@ -285,7 +312,17 @@ def load_snapshot(path: str | Path, *, template_dirs: Sequence[str | Path] = ())
     if error is not None:
         where = "/".join(str(p) for p in error.absolute_path) or "the top level"
         raise ConfigError(f"{path}: not a valid snapshot at {where}: {error.message[:200]}")
-    params = _stored_parameters(path, data["parameters"], take_new)
+    return data
+
+
+def _check_against_raw(
+    path: Path,
+    data: Mapping[str, Any],
+    params: dict[str, dict[int, int]],
+    template_dirs: Sequence[str | Path],
+    take_new: str,
+) -> None:
+    """The stored values must be the ones the kept reply gives (else it was edited)."""
     try:
         records = parse_output(
             data["command"], data["raw"], data["platform"], [Path(d) for d in template_dirs]
@@ -303,20 +340,6 @@ def load_snapshot(path: str | Path, *, template_dirs: Sequence[str | Path] = ())
             f"{' ...' if len(changed) > 5 else ''}): it was edited after it was taken; "
             f"{take_new}"
         )
-    return Snapshot(
-        host=data["host"],
-        address=data["address"],
-        transport=data["transport"],
-        platform=data["platform"],
-        taken=data["taken"],
-        parameters=params,
-        raw=data["raw"],
-        command=data["command"],
-        tool_version=data["tool_version"],
-        ne_name=data.get("ne_name"),
-        path=path,
-        sha256=hashlib.sha256(data_bytes).hexdigest(),
-    )
 
 
 def _stored_parameters(

@@ -24,6 +24,7 @@ from typing import Any
 from mml_tool.audit import AuditTrail, default_audit_path, operator_name
 from mml_tool.change import ChangeContext, apply_plan, build_plan
 from mml_tool.change.lock import default_lock_dir
+from mml_tool.change.outcome import StepResult
 from mml_tool.change_id import validate_change_id
 from mml_tool.compliance import check_host
 from mml_tool.errors import AnswerError, ChangeError, CommandError, ConfigError, ParseError
@@ -282,12 +283,7 @@ def set_bit(
     command, confirms by a re-read, and after a lost reply settles by a fresh read, never a
     resend. Bad arguments raise ``ConfigError``; an unreadable host the library's error."""
     parameter = _check_parameter(parameter)
-    if isinstance(bit, bool) or not isinstance(bit, int) or not 0 <= bit <= MAX_BIT:
-        raise ConfigError(f"bit {bit!r}: give a bit number 0..{MAX_BIT}")
-    if value not in (0, 1) or isinstance(value, bool):
-        raise ConfigError(f"value {value!r}: a bit is set to 0 or 1")
-    if change_id:
-        validate_change_id(change_id)
+    _check_bit_args(bit, value, change_id)
     policy = _bit_policy(parameter, bit, value)
     findings = check_host(
         host, policy, template_dirs=template_dirs, session_factory=session_factory
@@ -322,7 +318,21 @@ def set_bit(
         session_factory=session_factory,
         policy=policy,
     )
-    step = apply_plan(plan, ctx, workers=1).results[0]
+    _take_step(result, apply_plan(plan, ctx, workers=1).results[0], before)
+    return result
+
+
+def _check_bit_args(bit: int, value: int, change_id: str) -> None:
+    if isinstance(bit, bool) or not isinstance(bit, int) or not 0 <= bit <= MAX_BIT:
+        raise ConfigError(f"bit {bit!r}: give a bit number 0..{MAX_BIT}")
+    if value not in (0, 1) or isinstance(value, bool):
+        raise ConfigError(f"value {value!r}: a bit is set to 0 or 1")
+    if change_id:
+        validate_change_id(change_id)
+
+
+def _take_step(result: BitChange, step: StepResult, before: int) -> None:
+    """Fill ``result`` from the applied step's result."""
     result.status, result.error = step.status, step.error
     result.before = step.before if step.before is not None else before
     result.after, result.after_state = step.after, step.after_state
@@ -332,7 +342,6 @@ def set_bit(
         for c in step.commands
     ]
     result.rollback = list(step.step.undo_commands)
-    return result
 
 
 # -- end-to-end verification ------------------------------------------------------------------

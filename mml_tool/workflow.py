@@ -180,6 +180,46 @@ def _keep_evidence(outcome: RunOutcome, what: Path | str, write: Callable[[], ob
         return False
 
 
+def _apply(
+    outcome: RunOutcome,
+    plan: Plan,
+    ctx: ChangeContext,
+    *,
+    approve: Callable[[Plan], bool],
+    workers: int,
+    say: Callable[[str], None],
+) -> bool:
+    """Approve and apply ``plan``; False (notes and exit code set) when the run stops here."""
+    evidence, audit = outcome.evidence, ctx.audit
+    if not approve(plan):
+        outcome.notes.append("plan not approved: nothing was sent")
+        # 1, not 100: the hosts were not judged again, the change was not done.
+        outcome.exit_code, outcome.result = EXIT_ERROR, "not approved"
+        return False
+    say(f"apply: {len(plan.steps)} step(s) on {len(plan.hosts)} host(s)")
+    # Written ahead of every command: a run killed mid-change leaves a record to roll back.
+    journal = RecordJournal(
+        evidence / "apply-record.json",
+        plan_sha256=plan_sha256(plan),
+        accumulate=False,
+        fallback_dirs=default_fallback_dirs(audit.path),
+        hint="nothing was sent",
+    )
+    try:
+        journal.check()
+    except RecordError as exc:
+        _evidence_lost(outcome, journal.path, str(exc))
+        outcome.exit_code = EXIT_ERROR
+        return False
+    outcome.applied = apply_plan(plan, replace(ctx, journal=journal), workers=workers)
+    _note_fallback(outcome, journal)
+    if not outcome.applied.ok:
+        outcome.notes.append("apply did not reach the planned state everywhere; not verified")
+        outcome.exit_code = EXIT_ERROR
+        return False
+    return True
+
+
 def _run(
     inventory: Inventory,
     policy: Policy,
@@ -234,31 +274,7 @@ def _run(
         policy=policy,
     )
     if outcome.plan.steps:
-        if not approve(outcome.plan):
-            outcome.notes.append("plan not approved: nothing was sent")
-            # 1, not 100: the hosts were not judged again, the change was not done.
-            outcome.exit_code, outcome.result = EXIT_ERROR, "not approved"
-            return
-        say(f"apply: {len(outcome.plan.steps)} step(s) on {len(outcome.plan.hosts)} host(s)")
-        # Written ahead of every command: a run killed mid-change leaves a record to roll back.
-        journal = RecordJournal(
-            evidence / "apply-record.json",
-            plan_sha256=plan_sha256(plan),
-            accumulate=False,
-            fallback_dirs=default_fallback_dirs(audit.path),
-            hint="nothing was sent",
-        )
-        try:
-            journal.check()
-        except RecordError as exc:
-            _evidence_lost(outcome, journal.path, str(exc))
-            outcome.exit_code = EXIT_ERROR
-            return
-        outcome.applied = apply_plan(outcome.plan, replace(ctx, journal=journal), workers=workers)
-        _note_fallback(outcome, journal)
-        if not outcome.applied.ok:
-            outcome.notes.append("apply did not reach the planned state everywhere; not verified")
-            outcome.exit_code = EXIT_ERROR
+        if not _apply(outcome, plan, ctx, approve=approve, workers=workers, say=say):
             return
     else:
         say("check: every host is compliant; nothing to change")
@@ -285,18 +301,29 @@ def _run(
     could_not_run = any(v.status == "error" for v in outcome.verifications)
     outcome.exit_code = EXIT_ERROR if could_not_run else EXIT_VERIFY_FAILED
     if outcome.applied is not None and rollback_on_failure:
-        say("rollback: verification failed, restoring the state read before the change")
-        undo = _rollback_journal(outcome, evidence / "rollback-record.json", change_id, audit.path)
-        outcome.rolled_back = rollback_record(
-            outcome.applied, replace(ctx, journal=undo), workers=workers
-        )
-        if undo is not None:
-            _note_fallback(outcome, undo)
-        if not outcome.rolled_back.ok:
-            outcome.notes.append("ROLLBACK INCOMPLETE: check the hosts by hand")
-            outcome.exit_code = EXIT_ERROR
-        else:
-            outcome.notes.append("verification failed: the change was rolled back")
+        _roll_back(outcome, outcome.applied, ctx, workers=workers, say=say)
+
+
+def _roll_back(
+    outcome: RunOutcome,
+    applied: ApplyRecord,
+    ctx: ChangeContext,
+    *,
+    workers: int,
+    say: Callable[[str], None],
+) -> None:
+    """Verification failed after ``applied``: restore the state read before the change."""
+    say("rollback: verification failed, restoring the state read before the change")
+    path = outcome.evidence / "rollback-record.json"
+    undo = _rollback_journal(outcome, path, ctx.change_id, ctx.audit.path)
+    outcome.rolled_back = rollback_record(applied, replace(ctx, journal=undo), workers=workers)
+    if undo is not None:
+        _note_fallback(outcome, undo)
+    if not outcome.rolled_back.ok:
+        outcome.notes.append("ROLLBACK INCOMPLETE: check the hosts by hand")
+        outcome.exit_code = EXIT_ERROR
+    else:
+        outcome.notes.append("verification failed: the change was rolled back")
 
 
 def _evidence_lost(outcome: RunOutcome, what: Path | str, detail: str) -> None:

@@ -19,8 +19,6 @@ from mml_tool.inventory.models import (
     _NAME_RE,
     DEFAULT_PORTS,
     MIN_SIGNING_KEY_BYTES,
-    PASSPHRASE_SOURCES,
-    PASSWORD_SOURCES,
     TRANSPORTS,
     GatewayConfig,
     HostConfig,
@@ -28,7 +26,7 @@ from mml_tool.inventory.models import (
     JumpConfig,
     Prompt,
 )
-from mml_tool.inventory.values import _Value, _Values
+from mml_tool.inventory.values import _merge_levels, _Value, _Values
 from mml_tool.secret import Secret
 from mml_tool.yamlload import load_yaml, show
 
@@ -163,11 +161,7 @@ class _Loader(_Values):
         if problem is not None:
             raise InventoryError(f"{self.path}: {problem}")
         self.password_level(host, where)
-        raw_groups = host.get("groups") or []
-        if isinstance(raw_groups, str):
-            raw_groups = [raw_groups]
-        if not isinstance(raw_groups, list) or not all(isinstance(g, str) for g in raw_groups):
-            raise self.fail(where, "field 'groups' must be a list of group names")
+        raw_groups = self.group_names(host, where)
         levels = [("defaults", defaults)]
         for g in raw_groups:
             if g not in groups:
@@ -176,16 +170,15 @@ class _Loader(_Values):
                 raise self.fail(where, f"field 'groups': unknown group {g!r}: {hint}")
             levels.append((f"group {g!r}", groups[g]))
         levels.append((where, host))
-        merged: dict[str, _Value] = {}
-        for origin, data in levels:
-            for sources in (PASSWORD_SOURCES, PASSPHRASE_SOURCES):
-                if any(k in data for k in sources):
-                    for k in sources:  # the level that sets a secret replaces all its sources
-                        merged.pop(k, None)
-            for key, value in data.items():
-                if key != "groups":
-                    merged[key] = _Value(value, origin)
-        return merged, tuple(raw_groups)
+        return _merge_levels(levels), tuple(raw_groups)
+
+    def group_names(self, host: dict[str, Any], where: str) -> list[str]:
+        raw_groups = host.get("groups") or []
+        if isinstance(raw_groups, str):
+            raw_groups = [raw_groups]
+        if not isinstance(raw_groups, list) or not all(isinstance(g, str) for g in raw_groups):
+            raise self.fail(where, "field 'groups' must be a list of group names")
+        return raw_groups
 
     def host(
         self,

@@ -221,3 +221,17 @@ def _kind(value: object) -> str:
     return {dict: "a mapping", list: "a list", type(None): "nothing"}.get(
         type(value), type(value).__name__
     )
+
+
+def _merge_levels(levels: list[tuple[str, dict[str, Any]]]) -> dict[str, _Value]:
+    """defaults, then groups, then the host: each level's values over the one before."""
+    merged: dict[str, _Value] = {}
+    for origin, data in levels:
+        for sources in (PASSWORD_SOURCES, PASSPHRASE_SOURCES):
+            if any(k in data for k in sources):
+                for k in sources:  # the level that sets a secret replaces all its sources
+                    merged.pop(k, None)
+        for key, value in data.items():
+            if key != "groups":
+                merged[key] = _Value(value, origin)
+    return merged

@@ -7,7 +7,7 @@ import difflib
 import functools
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -180,6 +180,34 @@ class _Loader(_Values):
             raise self.fail(where, "field 'groups' must be a list of group names")
         return raw_groups
 
+    def credentials(
+        self,
+        merged: dict[str, _Value],
+        where: str,
+        transport: str,
+        username: str,
+        get: Callable[[str], Any],
+    ) -> tuple[Secret | None, Path | None, Secret | None]:
+        """(password, key_file, key passphrase): at least a password, or an SSH key."""
+        password = self.secret(merged, where, "", f"MML password for {username}")
+        key_file = (
+            None if get("key_file") is None else self.file(get("key_file"), where, "key_file")
+        )
+        passphrase = self.secret(
+            merged, where, "key_", f"passphrase of SSH key {key_file}", base="passphrase"
+        )
+        if passphrase is not None and key_file is None:
+            raise self.fail(
+                where, "key_passphrase is set but key_file is not: add key_file or remove it"
+            )
+        if password is None and (transport != "ssh" or key_file is None):
+            raise self.fail(
+                where,
+                "no password: set password (e.g. ${MML_PASSWORD}), password_file or "
+                "password_prompt: true" + (" (or key_file)" if transport == "ssh" else ""),
+            )
+        return password, key_file, passphrase
+
     def host(
         self,
         name: str,
@@ -204,23 +232,7 @@ class _Loader(_Values):
         if get("username") is None:
             raise self.fail(where, "field 'username' is missing: set it on the host or defaults")
         username = self.safe_label(get("username"), where, "username")
-        password = self.secret(merged, where, "", f"MML password for {username}")
-        key_file = (
-            None if get("key_file") is None else self.file(get("key_file"), where, "key_file")
-        )
-        passphrase = self.secret(
-            merged, where, "key_", f"passphrase of SSH key {key_file}", base="passphrase"
-        )
-        if passphrase is not None and key_file is None:
-            raise self.fail(
-                where, "key_passphrase is set but key_file is not: add key_file or remove it"
-            )
-        if password is None and (transport != "ssh" or key_file is None):
-            raise self.fail(
-                where,
-                "no password: set password (e.g. ${MML_PASSWORD}), password_file or "
-                "password_prompt: true" + (" (or key_file)" if transport == "ssh" else ""),
-            )
+        password, key_file, passphrase = self.credentials(merged, where, transport, username, get)
         kh = get("known_hosts")
         gateway = self.gateway_ref(get("gateway"), where, gateways)
         jump = None

@@ -42,21 +42,27 @@ def parse_device_command(text: str) -> _Command:
     for part in _split_outside_quotes(rest, ","):
         if not part.strip():
             continue
-        name, eq, value = part.partition("=")
-        name = name.strip().upper()
-        value = value.strip()
-        if not eq or not re.fullmatch(r"[A-Z][A-Z0-9_]*", name):
-            raise _BadCommand(f"expected NAME=value, got {part.strip()!r}")
-        if value.startswith('"'):
-            if len(value) < 2 or not value.endswith('"') or '"' in value[1:-1]:
-                raise _BadCommand(f"unbalanced quotes in {name}")
-            value = value[1:-1]
-        elif '"' in value or not value:
-            raise _BadCommand(f"bad value of {name}")
+        name, value = _param(part)
         if name in params:
             raise _BadCommand(f"parameter {name} given twice")
         params[name] = value
     return _Command(words[0].upper(), words[1].upper() if len(words) > 1 else "", params)
+
+
+def _param(part: str) -> tuple[str, str]:
+    """``NAME=value`` or ``NAME="text"``: (NAME in capitals, the value unquoted)."""
+    name, eq, value = part.partition("=")
+    name = name.strip().upper()
+    value = value.strip()
+    if not eq or not re.fullmatch(r"[A-Z][A-Z0-9_]*", name):
+        raise _BadCommand(f"expected NAME=value, got {part.strip()!r}")
+    if value.startswith('"'):
+        if len(value) < 2 or not value.endswith('"') or '"' in value[1:-1]:
+            raise _BadCommand(f"unbalanced quotes in {name}")
+        value = value[1:-1]
+    elif '"' in value or not value:
+        raise _BadCommand(f"bad value of {name}")
+    return name, value
 
 
 def _split_outside_quotes(text: str, sep: str) -> list[str]:

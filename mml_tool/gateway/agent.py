@@ -279,6 +279,35 @@ class _AgentConnection:
             )
         return self._error(f"{action}: request {request} to {url} failed: {exc}")
 
+    def _json(self, response: httpx.Response, action: str, request: str, poll: bool) -> Any:
+        """The body as JSON, or None (an event poll's broken JSON event is an error)."""
+        try:
+            return response.json()
+        except (ValueError, UnicodeDecodeError) as exc:
+            if poll and b'"eventType"' in response.content:  # an event, but not valid JSON
+                raise GatewayEventError(
+                    self._scrub(
+                        f"{action}: {self.url} sent an agent event that is not valid JSON in "
+                        f"answer to {request} ({exc}); check the gateway's version"
+                    )
+                ) from None
+            return None
+
+    def _event(
+        self, raw_event: object, bare: bool, action: str, request: str
+    ) -> GatewayEvent | None:
+        if raw_event is None:
+            return None
+        try:
+            return parse_event(raw_event, received=time.monotonic(), wrapped=not bare)
+        except EventFormatError as exc:
+            raise GatewayEventError(
+                self._scrub(
+                    f"{action}: {self.url} sent an agent event that cannot be read in answer "
+                    f"to {request}: {exc}; check the gateway's version and its event format"
+                )
+            ) from None
+
     def _decode(
         self, response: httpx.Response, action: str, request: str, elapsed: float
     ) -> GatewayReply:
@@ -289,17 +318,7 @@ class _AgentConnection:
                 "load balancer in front of it) is failing: retry later or check its state"
             )
         poll = request.startswith("GET ") and "/agentevent/" in request
-        try:
-            data = response.json()
-        except (ValueError, UnicodeDecodeError) as exc:
-            data = None
-            if poll and b'"eventType"' in response.content:  # an event, but not valid JSON
-                raise GatewayEventError(
-                    self._scrub(
-                        f"{action}: {self.url} sent an agent event that is not valid JSON in "
-                        f"answer to {request} ({exc}); check the gateway's version"
-                    )
-                ) from None
+        data = self._json(response, action, request, poll)
         # The vendor's pages print some events bare, without the envelope (gateway/events.py).
         bare = poll and is_bare_event(data)
         if not bare and (
@@ -311,18 +330,7 @@ class _AgentConnection:
                 "CC-Gateway JSON envelope; check that the URL points at the AgentGateway"
             )
         assert isinstance(data, dict)
-        event: GatewayEvent | None = None
-        raw_event = data if bare else data.get("event")
-        if raw_event is not None:
-            try:
-                event = parse_event(raw_event, received=time.monotonic(), wrapped=not bare)
-            except EventFormatError as exc:
-                raise GatewayEventError(
-                    self._scrub(
-                        f"{action}: {self.url} sent an agent event that cannot be read in answer "
-                        f"to {request}: {exc}; check the gateway's version and its event format"
-                    )
-                ) from None
+        event = self._event(data if bare else data.get("event"), bare, action, request)
         message = data.get("message")
         return GatewayReply(
             request=request,

@@ -199,26 +199,9 @@ class _AgentConnection:
         attempt = 0
         while True:
             attempt += 1
-            with self._lock:
-                guid_sent = self._guid
-            headers = {"Guid": guid_sent} if guid_sent else {}
-            content = json.dumps(body).encode("utf-8") if body is not None else None
-            started = time.monotonic()
-            try:
-                with request_deadline(budget):
-                    response = self._http.request(
-                        method,
-                        self.url + path,
-                        params=params,
-                        content=content,
-                        headers=headers,
-                        timeout=timeout if timeout is not None else self.timeout,
-                    )
-            except httpx.HTTPError as exc:
-                raise self._transport_error(exc, action, request_line, budget) from None
-            elapsed = time.monotonic() - started
-            self._set_guid(response.headers.get("Set-GUID"))
-            reply = self._decode(response, action, request_line, elapsed)
+            reply, guid_sent, elapsed = self._send(
+                method, path, body, params, timeout, budget, action, request_line
+            )
             if reply.retcode == "0":
                 logger.debug("%s: %s -> 0 (%.0f ms)", self.name, request_line, elapsed * 1000)
                 return reply
@@ -236,6 +219,39 @@ class _AgentConnection:
                 reply.retcode,
                 reply.message,
             )
+
+    def _send(
+        self,
+        method: str,
+        path: str,
+        body: dict[str, Any] | None,
+        params: dict[str, int] | None,
+        timeout: httpx.Timeout | float | None,
+        budget: float,
+        action: str,
+        request_line: str,
+    ) -> tuple[GatewayReply, str | None, float]:
+        """One attempt: (the decoded reply, the GUID it was sent with, seconds taken)."""
+        with self._lock:
+            guid_sent = self._guid
+        headers = {"Guid": guid_sent} if guid_sent else {}
+        content = json.dumps(body).encode("utf-8") if body is not None else None
+        started = time.monotonic()
+        try:
+            with request_deadline(budget):
+                response = self._http.request(
+                    method,
+                    self.url + path,
+                    params=params,
+                    content=content,
+                    headers=headers,
+                    timeout=timeout if timeout is not None else self.timeout,
+                )
+        except httpx.HTTPError as exc:
+            raise self._transport_error(exc, action, request_line, budget) from None
+        elapsed = time.monotonic() - started
+        self._set_guid(response.headers.get("Set-GUID"))
+        return self._decode(response, action, request_line, elapsed), guid_sent, elapsed
 
     def _transport_error(
         self, exc: httpx.HTTPError, action: str, request: str, budget: float

@@ -44,7 +44,8 @@ class _Loader(_Values):
 
     # -- sections --------------------------------------------------------------------------
 
-    def load(self) -> Inventory:
+    def document(self) -> Any:
+        """The file's YAML, its structure checked by the models."""
         try:
             doc = load_yaml(self.path.read_text(encoding="utf-8"), str(self.path), InventoryError)
         except OSError as exc:
@@ -64,7 +65,10 @@ class _Loader(_Values):
         problem = structure_error(doc)  # unknown keys, sections that are not mappings
         if problem is not None:
             raise InventoryError(f"{self.path}: {problem}")
-        top = self.mapping(doc, "top level")
+        return doc
+
+    def load(self) -> Inventory:
+        top = self.mapping(self.document(), "top level")
         defaults = self.mapping(top.get("defaults"), "defaults")
         self.password_level(defaults, "defaults")
         groups: dict[str, dict[str, Any]] = {}

@@ -320,28 +320,38 @@ class CommandRule:
     def selected(self, records: Sequence[dict[str, str]]) -> list[dict[str, str]]:
         return [r for r in records if all(self._field(r, k) == v for k, v in self.match)]
 
+    def _unmet(self, record: Mapping[str, str]) -> list[str]:
+        """``FIELD=value`` for each expectation ``record`` does not meet."""
+        bad = []
+        for expect in self.expect:
+            text = self._field(record, expect.field)
+            if not text:
+                raise ParseError(f"{expect.field} is empty in a record: cannot judge it")
+            if not expect.holds(text):
+                bad.append(f"{expect.field}={text}")
+        return bad
+
+    def _count_problem(self, chosen: int) -> str | None:
+        if self.count is not None and not self.count.holds(chosen):
+            return f"{chosen} record(s), expected {self.count.describe()}"
+        if self.count is None and not chosen and self.expect:
+            return "no record matches"
+        return None
+
     def judge(self, records: Sequence[dict[str, str]]) -> Judgement:
         chosen = self.selected(records)
         problems: list[str] = []
         failing: list[dict[str, str]] = []
         for record in chosen:
-            bad = []
-            for expect in self.expect:
-                text = self._field(record, expect.field)
-                if not text:
-                    raise ParseError(f"{expect.field} is empty in a record: cannot judge it")
-                if not expect.holds(text):
-                    bad.append(f"{expect.field}={text}")
+            bad = self._unmet(record)
             if bad:
                 failing.append(record)
                 # Name the record by what selected it, and its NAME or ID when it has one.
                 named = {*dict(self.match), "NAME", "ID"}
                 key = ", ".join(f"{k}={v}" for k, v in sorted(record.items()) if k in named)
                 problems.append(f"{key or 'a record'}: {', '.join(bad)}")
-        if self.count is not None and not self.count.holds(len(chosen)):
-            problems.insert(0, f"{len(chosen)} record(s), expected {self.count.describe()}")
-        elif self.count is None and not chosen and self.expect:
-            problems.insert(0, "no record matches")
+        if (count_problem := self._count_problem(len(chosen))) is not None:
+            problems.insert(0, count_problem)
         actual = "; ".join(problems) if problems else f"{len(chosen)} record(s), all as expected"
         return Judgement(0 if problems else 1, 1, _canonical(chosen), actual, tuple(failing))
 

@@ -13,29 +13,13 @@ from collections.abc import Callable, Sequence
 from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from mml_tool import _io
-from mml_tool.audit import AuditTrail
-from mml_tool.change import (
-    DEFAULT_MAX_AGE,
-    ApplyRecord,
-    ChangeContext,
-    Plan,
-    apply_plan,
-    build_plan,
-    check_record,
-    plan_sha256,
-    rollback_record,
-    rollback_steps,
-)
-from mml_tool.change import load_plan as _load_plan
-from mml_tool.change import load_record as _load_record
-from mml_tool.change.lock import shared_lock_dir
-from mml_tool.change.record import RecordJournal
+from mml_tool.change.plan import DEFAULT_MAX_AGE
 from mml_tool.compliance import check_fleet
 from mml_tool.errors import ConfigError
 from mml_tool.fleet import DEFAULT_WORKERS, Progress
-from mml_tool.gateway.verify import VerifyResult, VerifyStep, verify_gateway
 from mml_tool.inventory import Inventory, Prompt
 from mml_tool.inventory import load_inventory as _load_inventory
 from mml_tool.mml.session import MmlSession as _MmlSession
@@ -44,6 +28,13 @@ from mml_tool.policy import Policy
 from mml_tool.policy import load_policy as _load_policy
 from mml_tool.results import CheckResult
 from mml_tool.secret import Secret
+
+# What only a change or a verification needs loads when one is made: `check` need not import
+# the runner, the audit trail or the gateway client with httpx (issue 14, start-up cost).
+if TYPE_CHECKING:
+    from mml_tool.change import ApplyRecord, ChangeContext, Plan
+    from mml_tool.change.record import RecordJournal
+    from mml_tool.gateway.verify import VerifyResult, VerifyStep
 
 PathLike = str | Path
 
@@ -118,6 +109,8 @@ def plan(result: CheckResult, *, change_id: str = "", operator: str | None = Non
     """A plan with one step per failing (host, control) of ``result``: its commands, their
     rollback and the state read. Hosts that could not be decided get no step (they are in
     ``result.failed_hosts``); save it with ``Plan.save(path)`` for review."""
+    from mml_tool.change import build_plan
+
     if result.policy is None or result.inventory is None:
         raise ConfigError("plan() needs a CheckResult made by mml_tool.check()")
     return build_plan(
@@ -137,11 +130,15 @@ def load_plan(
 ) -> Plan:
     """Read a saved plan; ``PlanError`` if tampered with, older than ``max_age`` or, given
     ``signing_key``, not signed with it."""
+    from mml_tool.change import load_plan as _load_plan
+
     return _load_plan(Path(path), max_age=max_age, signing_key=signing_key)
 
 
 def load_record(path: PathLike) -> ApplyRecord:
     """Read a saved apply (or rollback) record; ``PlanError`` if tampered with."""
+    from mml_tool.change import load_record as _load_record
+
     return _load_record(Path(path))
 
 
@@ -151,6 +148,8 @@ def _lock_dir(inventory: Inventory, lock_dir: PathLike | None) -> Path:
         return Path(lock_dir)
     if inventory.lock_dir is not None:
         return inventory.lock_dir
+    from mml_tool.change.lock import shared_lock_dir
+
     return shared_lock_dir()
 
 
@@ -164,6 +163,9 @@ def _context(
     operator: str | None,
     template_dirs: Sequence[PathLike],
 ) -> ChangeContext:
+    from mml_tool.audit import AuditTrail
+    from mml_tool.change import ChangeContext
+
     return ChangeContext(
         inventory=inventory.with_secrets(hosts=hosts),
         audit=AuditTrail(Path(audit) if audit is not None else _io.default_audit_file()),
@@ -178,6 +180,8 @@ def _context(
 def _journal(path: PathLike | None, digest: str, action: str) -> RecordJournal | None:
     if path is None:
         return None
+    from mml_tool.change.record import RecordJournal
+
     journal = RecordJournal(Path(path), plan_sha256=digest, action=action, accumulate=True)
     journal.check()  # RecordError before anything is sent
     return journal
@@ -202,6 +206,8 @@ def apply(
     is sent otherwise. ``record``: write the record ahead of every command (and merge an
     earlier run of the same plan). One host's failure never stops another: see
     ``ApplyRecord.failed`` and each step's ``StepStatus``."""
+    from mml_tool.change import apply_plan, plan_sha256
+
     ctx = _context(
         inventory, plan.hosts, plan.change_id, audit, policy, lock_dir, operator, template_dirs
     )
@@ -224,6 +230,8 @@ def rollback(
 ) -> ApplyRecord:
     """Undo what ``record``'s run may have changed (each step re-read first), with the same
     care as ``apply``; returns the rollback's own record (``save_to``: written ahead)."""
+    from mml_tool.change import check_record, rollback_record, rollback_steps
+
     policy = policy if policy is not None else _load_policy()
     check_record(record, policy, inventory, f"record {record.change_id}")
     hosts = sorted({s.host for s in rollback_steps(record)})
@@ -272,6 +280,8 @@ def verify(
     """Prove video end to end through the CC-Gateway of ``host`` (or ``gateway``, or the only
     one): sign in, call, check each video direction, release, sign out (always).
     ``.passed`` is the verdict; ``.error`` says why there is none."""
+    from mml_tool.gateway.verify import verify_gateway
+
     name = _gateway_name(inventory, host, gateway)
     settings = inventory.with_secrets(gateways=[name]).gateways[name]
     return verify_gateway(

@@ -3,7 +3,8 @@
 Each one takes everything it needs as parameters: nothing here reads an ``MML_TOOL_*``
 environment variable (the CLI reads those and passes them). Defaults: the built-in policy,
 the audit trail in the user's state folder (``$XDG_STATE_HOME/mml-tool/audit.jsonl``), the
-inventory's ``lock_dir`` or the machine's shared lock folder.
+inventory's ``lock_dir`` (it wins over a ``lock_dir`` argument, as over ``--lock-dir``), else
+the argument, else the machine's shared lock folder.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from mml_tool.change.plan import DEFAULT_MAX_AGE
 from mml_tool.compliance import check_fleet
 from mml_tool.errors import ConfigError
 from mml_tool.fleet import DEFAULT_WORKERS, Progress
+from mml_tool.gateway.pick import pick_gateway
 from mml_tool.inventory import Inventory, Prompt
 from mml_tool.inventory import load_inventory as _load_inventory
 from mml_tool.mml.session import MmlSession as _MmlSession
@@ -143,14 +145,10 @@ def load_record(path: PathLike) -> ApplyRecord:
 
 
 def _lock_dir(inventory: Inventory, lock_dir: PathLike | None) -> Path:
-    """The lock folder: given, the inventory's, or the machine's shared one."""
-    if lock_dir is not None:
-        return Path(lock_dir)
-    if inventory.lock_dir is not None:
-        return inventory.lock_dir
-    from mml_tool.change.lock import shared_lock_dir
+    """The inventory's lock_dir, else ``lock_dir``, else the machine's shared one (as the CLI)."""
+    from mml_tool.change.lock import lock_dir_for
 
-    return shared_lock_dir()
+    return lock_dir_for(inventory.lock_dir, None if lock_dir is None else Path(lock_dir))
 
 
 def _context(
@@ -177,12 +175,24 @@ def _context(
     )
 
 
-def _journal(path: PathLike | None, digest: str, action: str) -> RecordJournal | None:
-    if path is None:
-        return None
-    from mml_tool.change.record import RecordJournal
+def _journal(
+    path: PathLike | RecordJournal | None, digest: str, action: str, audit: PathLike | None
+) -> RecordJournal | None:
+    """The record's journal: the caller's (already checked: the CLI words its own messages),
+    or a new one, checked here; a record whose folder fails goes beside the audit trail."""
+    from mml_tool.change.record import RecordJournal, default_fallback_dirs
 
-    journal = RecordJournal(Path(path), plan_sha256=digest, action=action, accumulate=True)
+    if path is None or isinstance(path, RecordJournal):
+        return path
+    journal = RecordJournal(
+        Path(path),
+        plan_sha256=digest,
+        action=action,
+        accumulate=True,
+        fallback_dirs=default_fallback_dirs(
+            Path(audit) if audit is not None else _io.default_audit_file()
+        ),
+    )
     journal.check()  # RecordError before anything is sent
     return journal
 
@@ -192,7 +202,7 @@ def apply(
     inventory: Inventory,
     *,
     audit: PathLike | None = None,
-    record: PathLike | None = None,
+    record: PathLike | RecordJournal | None = None,
     policy: Policy | None = None,
     lock_dir: PathLike | None = None,
     operator: str | None = None,
@@ -211,7 +221,7 @@ def apply(
     ctx = _context(
         inventory, plan.hosts, plan.change_id, audit, policy, lock_dir, operator, template_dirs
     )
-    journal = _journal(record, plan_sha256(plan), "apply")
+    journal = _journal(record, plan_sha256(plan), "apply", audit)
     return apply_plan(plan, replace(ctx, journal=journal), workers=workers, progress=progress)
 
 
@@ -220,7 +230,7 @@ def rollback(
     inventory: Inventory,
     *,
     audit: PathLike | None = None,
-    save_to: PathLike | None = None,
+    save_to: PathLike | RecordJournal | None = None,
     policy: Policy | None = None,
     lock_dir: PathLike | None = None,
     operator: str | None = None,
@@ -238,32 +248,10 @@ def rollback(
     ctx = _context(
         inventory, hosts, record.change_id, audit, policy, lock_dir, operator, template_dirs
     )
-    journal = _journal(save_to, record.plan_sha256, "rollback")
+    journal = _journal(save_to, record.plan_sha256, "rollback", audit)
     return rollback_record(
         record, replace(ctx, journal=journal), workers=workers, progress=progress
     )
-
-
-def _gateway_name(inventory: Inventory, host: str | None, gateway: str | None) -> str:
-    where = str(inventory.path)
-    if host is not None and gateway is not None:
-        raise ConfigError("verify(): give host or gateway, not both")
-    if host is not None:
-        if host not in inventory.hosts:
-            raise ConfigError(f"{where}: no host {host!r}")
-        gateway = inventory.hosts[host].gateway
-        if gateway is None:
-            raise ConfigError(f"{where}: host {host!r} names no `gateway:`")
-    if gateway is None:
-        if len(inventory.gateways) != 1:
-            raise ConfigError(
-                f"{where}: {len(inventory.gateways)} gateways "
-                f"({', '.join(inventory.gateways) or 'none'}): name the host or the gateway"
-            )
-        gateway = next(iter(inventory.gateways))
-    if gateway not in inventory.gateways:
-        raise ConfigError(f"{where}: no gateway {gateway!r}")
-    return gateway
 
 
 def verify(
@@ -271,6 +259,8 @@ def verify(
     *,
     host: str | None = None,
     gateway: str | None = None,
+    agent: str | None = None,
+    called: str | None = None,
     directions: Sequence[int] = (1, 2),
     wait_incoming: bool = False,
     force_sign_in: bool = False,
@@ -279,11 +269,16 @@ def verify(
 ) -> VerifyResult:
     """Prove video end to end through the CC-Gateway of ``host`` (or ``gateway``, or the only
     one): sign in, call, check each video direction, release, sign out (always).
+    ``agent``/``called`` replace the inventory's agent ID and number called for this run.
     ``.passed`` is the verdict; ``.error`` says why there is none."""
     from mml_tool.gateway.verify import verify_gateway
 
-    name = _gateway_name(inventory, host, gateway)
+    name = pick_gateway(inventory, gateway=gateway, host=host, names=("gateway=", "host="))
     settings = inventory.with_secrets(gateways=[name]).gateways[name]
+    # Overrides of the inventory's agent and number (the CLI's --agent, --called).
+    settings = replace(
+        settings, agent_id=agent or settings.agent_id, called=called or settings.called
+    )
     return verify_gateway(
         settings,
         directions=directions,

@@ -62,17 +62,15 @@ class AuditRecord:
 
 
 def default_audit_path() -> Path:
-    """``$MML_TOOL_AUDIT``, else ``audit.jsonl`` in the user's state folder
-    (``$XDG_STATE_HOME/mml-tool``, by default ``~/.local/state/mml-tool``)."""
-    env = os.environ.get("MML_TOOL_AUDIT")
-    if env:
-        return Path(env).expanduser()
+    """``audit.jsonl`` in the user's state folder (``$XDG_STATE_HOME/mml-tool``, by default
+    ``~/.local/state/mml-tool``). ``$MML_TOOL_AUDIT`` is read by the CLI (``--audit``), not here."""
     return default_audit_file()
 
 
 def operator_name() -> str:
-    """``$MML_TOOL_OPERATOR``, else the login name of the current user."""
-    return os.environ.get("MML_TOOL_OPERATOR") or getpass.getuser()
+    """The login name of the current user. ``$MML_TOOL_OPERATOR`` is read by the CLI
+    (``--operator``), not here: callers pass the name they were given."""
+    return getpass.getuser()
 
 
 class AuditTrail:

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,7 +28,7 @@ from mml_tool.change_id import validate_change_id
 from mml_tool.compliance import check_host
 from mml_tool.errors import AnswerError, ChangeError, CommandError, ConfigError, ParseError
 from mml_tool.gateway.verify import VerifyResult, verify_gateway
-from mml_tool.inventory import HOST_KEYS, HostConfig, Inventory, _Loader, load_inventory
+from mml_tool.inventory import HostConfig, Inventory, host_from_fields, load_inventory
 from mml_tool.mml.command import MmlCommand
 from mml_tool.mml.response import MmlResponse
 from mml_tool.mml.session import MmlSession
@@ -59,36 +59,9 @@ __all__ = [
 ]
 
 SessionFactory = Callable[[HostConfig], MmlSession]
-_PASSWORD_VAR = "MML_TOOL_FIELD_PASSWORD"
-_PASSPHRASE_VAR = "MML_TOOL_FIELD_PASSPHRASE"
 
 
 # -- hosts ------------------------------------------------------------------------------------
-
-
-def host_from_fields(
-    name: str, fields: Mapping[str, Any], *, base: Path | None = None
-) -> HostConfig:
-    """A host from the fields of an inventory host entry (``hostname``, ``port``, ``password``,
-    ...), checked exactly as the inventory loader checks them; ``None`` values are left out and
-    relative paths are relative to ``base`` (default: the current folder).
-
-    The secrets go in as ``${VAR}`` references resolved from a private mapping, so a password
-    that holds ``${...}`` is taken literally and never reaches an error message."""
-    unknown = sorted(set(fields) - set(HOST_KEYS))
-    if unknown:
-        raise ConfigError(
-            f"host {name!r}: unknown field(s) {', '.join(unknown)}; known: {', '.join(HOST_KEYS)}"
-        )
-    data = {k: v for k, v in fields.items() if v is not None}
-    env: dict[str, str] = {}
-    for key, var in (("password", _PASSWORD_VAR), ("key_passphrase", _PASSPHRASE_VAR)):
-        if key in data:
-            env[var] = str(data[key])
-            data[key] = "${" + var + "}"
-    folder = (base or Path.cwd()).resolve()
-    loader = _Loader(folder / "(connection options)", env, None)
-    return loader.host(name, data, {}, {}, {})
 
 
 def host_from_inventory(path: Path | str, name: str) -> tuple[Inventory, HostConfig]:

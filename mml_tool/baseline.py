@@ -379,7 +379,7 @@ class HostDrift:
 
 @dataclass(frozen=True)
 class DriftFinding:
-    """A report row (``report.FindingLike``) of a diff: one difference, a match, an error."""
+    """A report row (``report.model.Row``) of a diff: one difference, a match, an error."""
 
     host: str
     control_id: str

@@ -52,9 +52,10 @@ def builtin_templates_dir() -> Path:
     return resource
 
 
-def template_dirs_from_env(environ: Mapping[str, str] | None = None) -> list[Path]:
-    """User template directories from ``MML_TOOL_TEMPLATES`` (``os.pathsep``-separated)."""
-    value = (os.environ if environ is None else environ).get(TEMPLATES_ENV, "")
+def template_dirs_from_env(environ: Mapping[str, str]) -> list[Path]:
+    """User template directories from ``MML_TOOL_TEMPLATES`` (``os.pathsep``-separated) in
+    ``environ``, which the caller passes (``os.environ`` at a program's edge)."""
+    value = environ.get(TEMPLATES_ENV, "")
     return [Path(part).expanduser() for part in value.split(os.pathsep) if part.strip()]
 
 

@@ -15,11 +15,12 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, as_completed
 
-from mml_tool.gateway.verify import GatewaySettings, VerifyResult, verify_gateway
+from mml_tool.gateway.verify import VerifyResult, verify_gateway
+from mml_tool.inventory.models import GatewayConfig
 
 
 def verify_gateways(
-    gateways: Sequence[GatewaySettings],
+    gateways: Sequence[GatewayConfig],
     *,
     directions: Sequence[int] = (1, 2),
     workers: int,

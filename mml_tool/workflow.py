@@ -245,6 +245,7 @@ def _run(
             evidence / "apply-record.json",
             plan_sha256=plan_sha256(plan),
             accumulate=False,
+            fallback_dirs=default_fallback_dirs(audit.path),
             hint="nothing was sent",
         )
         try:
@@ -285,7 +286,7 @@ def _run(
     outcome.exit_code = EXIT_ERROR if could_not_run else EXIT_VERIFY_FAILED
     if outcome.applied is not None and rollback_on_failure:
         say("rollback: verification failed, restoring the state read before the change")
-        undo = _rollback_journal(outcome, evidence / "rollback-record.json", change_id)
+        undo = _rollback_journal(outcome, evidence / "rollback-record.json", change_id, audit.path)
         outcome.rolled_back = rollback_record(
             outcome.applied, replace(ctx, journal=undo), workers=workers
         )
@@ -309,14 +310,23 @@ def _note_fallback(outcome: RunOutcome, journal: RecordJournal) -> None:
         _evidence_lost(outcome, journal.path, f"the record is in {journal.fallback}")
 
 
-def _rollback_journal(outcome: RunOutcome, path: Path, change_id: str) -> RecordJournal | None:
+def _rollback_journal(
+    outcome: RunOutcome, path: Path, change_id: str, audit_path: Path
+) -> RecordJournal | None:
     """A journal for the rollback record: in the evidence folder, else (the folder failed) in a
     fallback folder, said in the notes. A failed verification is rolled back in any case."""
     digest = outcome.applied.plan_sha256 if outcome.applied is not None else ""
     tried = []
-    for candidate in (path, *(d / f"{change_id}-{path.name}" for d in default_fallback_dirs())):
+    for candidate in (
+        path,
+        *(d / f"{change_id}-{path.name}" for d in default_fallback_dirs(audit_path)),
+    ):
         journal = RecordJournal(
-            fresh_path(candidate), plan_sha256=digest, action="rollback", accumulate=False
+            fresh_path(candidate),
+            plan_sha256=digest,
+            action="rollback",
+            accumulate=False,
+            fallback_dirs=default_fallback_dirs(audit_path),
         )
         try:
             journal.check()

@@ -15,6 +15,7 @@ from conftest import RunningLab, StartLab
 import mml_tool as mt
 from mml_tool.errors import (
     CheckError,
+    ConfigError,
     MmlTimeout,
     MmlToolError,
     RetcodeError,
@@ -175,6 +176,15 @@ def test_verify_through_the_host_gateway(fresh: RunningLab) -> None:
     outcome = mt.verify(fresh.inventory, host="uap-1")
     assert isinstance(outcome, mt.VerifyResult)
     assert outcome.passed, outcome.error
+
+
+def test_verify_overrides_the_agent_and_the_number_called(fresh: RunningLab) -> None:
+    # The CLI's --agent/--called go through these: a bad one is refused before sign-in.
+    outcome = mt.verify(fresh.inventory, host="uap-1", agent="12")
+    assert not outcome.passed and "agent ID '12' is invalid" in str(outcome.error)
+    assert not outcome.steps  # nothing was sent
+    with pytest.raises(ConfigError, match="called number 'x' is invalid"):
+        mt.verify(fresh.inventory, host="uap-1", called="x")
 
 
 def test_all_names_resolve() -> None:

@@ -122,15 +122,13 @@ def test_invalid_outcome_or_action_rejected() -> None:
 
 
 def test_default_path_and_operator(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    # The library reads no MML_TOOL_* variable: the CLI reads them as --audit/--operator.
     monkeypatch.setenv("MML_TOOL_AUDIT", str(tmp_path / "a.jsonl"))
-    assert default_audit_path() == tmp_path / "a.jsonl"
-    monkeypatch.delenv("MML_TOOL_AUDIT")
-    monkeypatch.setenv("HOME", str(tmp_path))
-    assert default_audit_path() == tmp_path / ".local/state/mml-tool/audit.jsonl"
     monkeypatch.setenv("MML_TOOL_OPERATOR", "bob")
-    assert operator_name() == "bob"
-    monkeypatch.delenv("MML_TOOL_OPERATOR")
-    assert operator_name()  # the login name
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.delenv("XDG_STATE_HOME", raising=False)
+    assert default_audit_path() == tmp_path / ".local/state/mml-tool/audit.jsonl"
+    assert operator_name() != "bob" and operator_name()  # the login name
 
 
 def test_utc_now_is_iso_utc() -> None:

@@ -15,6 +15,7 @@ import yaml
 from click.testing import CliRunner
 from conftest import StartLab, lab_env
 
+import mml_tool as mt
 from mml_tool.cli import cli
 from mml_tool.cli.app import COMMANDS
 from mml_tool.errors import ConfigError
@@ -180,3 +181,13 @@ def test_the_built_in_policy_has_the_models_shape() -> None:
 
     text = resources.files("mml_tool").joinpath("policies").joinpath(BUILTIN_POLICY).read_text()
     assert shape_error(yaml.safe_load(text)) is None
+
+
+def test_the_api_chooses_the_gateway_by_the_same_rule_in_its_own_words(tmp_path: Path) -> None:
+    two = load_inventory(_inventory(tmp_path, ["gw-a", "gw-b"], None), resolve_secrets=False)
+    with pytest.raises(ConfigError, match="pick one with gateway= NAME or host= UAP-HOST"):
+        mt.verify(two)
+    with pytest.raises(ConfigError, match="give gateway= or host=, not both"):
+        mt.verify(two, gateway="gw-a", host="uap-1")
+    with pytest.raises(ConfigError, match="host 'uap-1' names no `gateway:`"):
+        mt.verify(two, host="uap-1")

@@ -178,8 +178,9 @@ def test_a_trickling_gateway_hits_one_overall_deadline(
     with client(server, timeout=1.0) as gw, pytest.raises(GatewayError) as info:
         gw.sign_in()
     elapsed = time.monotonic() - started
-    # One deadline for connect, headers and body: 1 s, not "1 s between two bytes".
-    assert elapsed < 3.0, f"the client waited {elapsed:.1f} s for a trickling gateway"
+    # One deadline for connect, headers and body: 1 s, not "1 s between two bytes" (which
+    # waits until the server gives up); the bound leaves room for a loaded machine.
+    assert elapsed < GIVE_UP / 2, f"the client waited {elapsed:.1f} s for a trickling gateway"
     message = str(info.value)
     assert "no answer" in message and "within 1 s" in message, message
     assert server.url in message and PASSWORD not in message
@@ -193,7 +194,7 @@ def test_verify_against_a_trickling_gateway_ends_with_an_error(
     result = verify_video_directions(
         lambda: client(server, timeout=1.0), called="40040", skill_id=25, step_timeout=1.0
     )
-    assert time.monotonic() - started < 3.0
+    assert time.monotonic() - started < GIVE_UP / 2
     assert result.status == "error"
     assert result.error is not None and "no answer" in result.error
 

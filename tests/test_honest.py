@@ -219,6 +219,24 @@ def test_waiver_for_an_unknown_host_is_a_warning(lab_inv: tuple[Lab, Path], tmp_
     assert any("uap-99" in w for w in warnings)
 
 
+def test_waiver_for_an_unknown_control_is_a_warning(
+    lab_inv: tuple[Lab, Path], tmp_path: Path
+) -> None:
+    """Like an unknown host: the policy loads, the waiver waives nothing, and it is named."""
+    _, inv = lab_inv
+    policy = tmp_path / "policy.yaml"
+    waiver = {"host": "uap-2", "control": "P978-B9", "reason": "x", "expires": "2999-01-01"}
+    policy.write_text(_policy(waivers=[waiver]), encoding="utf-8")
+    spec = f"json:{tmp_path}/c.json,md:{tmp_path}/c.md"
+    result = invoke("check", "-i", inv, "-p", policy, "--limit", "uap-2", "--report", spec)
+    assert result.exit_code == 0, result.output
+    assert "warning" in result.stderr and "'P978-B9'" in result.stderr
+    assert "'uap-2'" in result.stderr  # the waiver, by its host
+    warnings = json.loads((tmp_path / "c.json").read_text())["warnings"]
+    assert any("'P978-B9'" in w and "not in the policy" in w for w in warnings)
+    assert "P978-B9" in (tmp_path / "c.md").read_text()
+
+
 # -- one exit-code contract; usage errors before anything is sent -------------------------------
 
 

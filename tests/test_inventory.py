@@ -259,3 +259,16 @@ def test_production_example_loads(monkeypatch: pytest.MonkeyPatch) -> None:
     assert inv.hosts["uap-a3"].password is None and inv.hosts["uap-a3"].key_file is not None
     assert {h.transport for h in inv.hosts.values()} == {"ssh", "ssh-tunnel", "tcp"}
     assert PW not in repr(inv)
+
+
+def test_host_from_fields_is_checked_like_a_file_entry(tmp_path: Path) -> None:
+    from mml_tool.inventory import host_from_fields
+
+    fields = {"hostname": "127.0.0.1", "port": 2222, "username": "op", "password": "p${X}"}
+    host = host_from_fields("uap-1", fields, base=tmp_path)
+    assert (host.hostname, host.port) == ("127.0.0.1", 2222)
+    assert host.password is not None and host.password.reveal() == "p${X}"
+    with pytest.raises(InventoryError, match=r"'uap-1'.*port"):
+        host_from_fields("uap-1", {**fields, "port": 70000})
+    with pytest.raises(InventoryError, match=r"unknown field.*prot"):
+        host_from_fields("uap-1", {**fields, "prot": 22})

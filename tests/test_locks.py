@@ -23,8 +23,10 @@ import yaml
 from click.testing import CliRunner, Result
 from conftest import write_lab_inventory
 
-from mml_tool import audit
+import mml_tool as mt
+from mml_tool import _api, audit
 from mml_tool.change import load_record
+from mml_tool.change.lock import lock_dir_for, shared_lock_dir
 from mml_tool.cli import cli
 from mml_tool.errors import LockError
 from mml_tool.inventory import load_inventory
@@ -153,9 +155,16 @@ def test_default_lock_dir_is_per_machine_not_per_user(tmp_path: Path) -> None:
     assert mode & stat.S_ISVTX and mode & stat.S_IWOTH  # a shared sticky folder (/run/lock...)
 
 
-def test_default_lock_dir_follows_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_lock_dir_precedence_is_one_rule(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The library reads no MML_TOOL_LOCKS (the CLI's --lock-dir does); the inventory's
+    # lock_dir wins over a given folder, in the CLI and in mml_tool.apply alike.
     monkeypatch.setenv("MML_TOOL_LOCKS", "/srv/mml-locks")
-    assert default_lock_dir() == Path("/srv/mml-locks")
+    assert default_lock_dir() == shared_lock_dir()
+    inv, given = Path("/srv/fleet-locks"), Path("/srv/mine")
+    assert lock_dir_for(inv, given) == inv
+    assert lock_dir_for(None, given) == given
+    assert lock_dir_for(None, None) == shared_lock_dir()
+    assert _api._lock_dir(mt.Inventory.from_hosts([], lock_dir=inv), given) == inv
 
 
 def test_second_process_is_refused_and_told_who_holds_the_host(

@@ -118,11 +118,18 @@ def test_mml_check_gives_findings_and_fails_an_unreadable_host(
 def test_mml_set_bit_dry_run_change_idempotent_and_back(
     nornir_lab: RunningLab, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("MML_TOOL_LOCKS", str(tmp_path / "locks"))
-    audit = tmp_path / "audit.jsonl"
+    # The library reads no MML_TOOL_LOCKS: a Nornir task is given its lock folder.
+    monkeypatch.setenv("MML_TOOL_LOCKS", str(tmp_path / "not-read"))
+    audit, locks = tmp_path / "audit.jsonl", tmp_path / "locks"
     store = nornir_lab.lab.node("uap-2").store
     nr = init(nornir_lab, tmp_path).filter(name="uap-2")
-    kwargs: dict[str, Any] = {"parameter": "P978", "bit": 0, "audit": audit, "change_id": "CHG7"}
+    kwargs: dict[str, Any] = {
+        "parameter": "P978",
+        "bit": 0,
+        "audit": audit,
+        "lock_dir": locks,
+        "change_id": "CHG7",
+    }
     try:
         dry = nr.run(task=mml_set_bit, value=0, dry_run=True, **kwargs)["uap-2"][0]
         assert dry.changed and not dry.failed
@@ -142,6 +149,7 @@ def test_mml_set_bit_dry_run_change_idempotent_and_back(
         records = read_audit(audit)
         assert [(r.host, r.outcome) for r in records] == [("uap-2", "sending"), ("uap-2", "ok")] * 2
         assert {r.change_id for r in records} == {"CHG7"}
+        assert (locks / "uap-2.lock").exists() and not (tmp_path / "not-read").exists()
     finally:
         store.set_bit("P978", 0, 1)
         nr.close_connections()

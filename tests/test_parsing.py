@@ -112,7 +112,9 @@ def test_template_dirs_from_env(tmp_path: Path) -> None:
 
 def test_env_dirs_reach_parse_output(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("MML_TOOL_TEMPLATES", str(_user_dir(tmp_path)))
-    records = parse_output("LST SFP:;", "PARAM P1 IS 2\n", template_dirs=template_dirs_from_env())
+    records = parse_output(
+        "LST SFP:;", "PARAM P1 IS 2\n", template_dirs=template_dirs_from_env(os.environ)
+    )
     assert records == [{"ID": "P1", "VALUE": "2"}]
 
 

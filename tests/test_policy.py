@@ -213,12 +213,6 @@ BAD_CASES = [
     ),
     ("ref-field", "controls.0.refs.0.url", "x", ["UAP-SFP-P978-B0", "'refs[0].url'", "allowed"]),
     (
-        "waiver-unknown-control",
-        "waivers.0.control",
-        "NOPE",
-        ["waiver #1", "'control'", "'NOPE'", "known: ["],
-    ),
-    (
         "waiver-bad-date",
         "waivers.0.expires",
         "31/12/2026",

@@ -690,7 +690,7 @@ def test_record_written_nowhere_is_printed_whole_on_stderr_by_the_cli(
     lab: Lab, inventory: Path, env: Env, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     plan_path = make_plan(env, inventory, "uap-1")
-    fault = _WritesFail(env.tmp, *record.default_fallback_dirs())
+    fault = _WritesFail(env.tmp, *record.default_fallback_dirs(env.audit))
     fault.install(monkeypatch)
     arrived = watch_mods(lab, "uap-1", monkeypatch)
     monkeypatch.setattr(arrived, "set", fault.armed.set)

@@ -4,7 +4,7 @@ import io
 import json
 import os
 import xml.etree.ElementTree as ET
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +13,7 @@ from rich.console import Console
 
 from mml_tool import report as rpt
 from mml_tool.errors import ConfigError
+from mml_tool.policy import Finding
 from mml_tool.report import (
     Report,
     RunInfo,
@@ -24,28 +25,24 @@ from mml_tool.report import (
     to_markdown,
     write_reports,
 )
+from mml_tool.results import FindingStatus
 
 
-@dataclass(frozen=True)
-class F:
-    """A local stand-in satisfying report.FindingLike."""
-
-    host: str
-    control_id: str
-    status: str
-    expected: str = "bit 0 = 0"
-    actual: str | None = "bit 0 = 0"
-    evidence: str = ""
-    remediation: list[str] = field(default_factory=list)
-    rollback: list[str] = field(default_factory=list)
-    error: str | None = None
-    waiver_reason: str | None = None
-    before_bit_value: int | None = None
-    title: str = "One-way video enabled"
-    severity: str = "high"
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+def F(host: str, control_id: str, status: str, **kw: Any) -> Finding:
+    """A finding as policy evaluation makes it, with defaults for what a test leaves out."""
+    fields: dict[str, Any] = {
+        "expected": "bit 0 = 0",
+        "actual": "bit 0 = 0",
+        "evidence": "",
+        "remediation": [],
+        "rollback": [],
+        "error": None,
+        "waiver_reason": None,
+        "before_bit_value": None,
+        "title": "One-way video enabled",
+        "severity": "high",
+    }
+    return Finding(host, control_id, FindingStatus(status), **{**fields, **kw})
 
 
 INFO = RunInfo(
@@ -60,7 +57,7 @@ INFO = RunInfo(
     operator="alice",
 )
 
-FINDINGS: list[rpt.FindingLike] = [
+FINDINGS: list[Finding] = [
     F("uap-2", "P978-VIDEO", "fail", actual="bit 0 = 1", evidence="P978 = 1 | raw <x>",
       remediation=["MOD SFP: ID=P978, MODTYPE=P1, BIT=0, BITVAL=0;"],
       rollback=["MOD SFP: ID=P978, MODTYPE=P1, BIT=0, BITVAL=1;"], before_bit_value=1),

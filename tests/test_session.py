@@ -22,7 +22,7 @@ from mml_tool.errors import (
 from mml_tool.lab.uap import FaultConfig, NodeConfig
 from mml_tool.mml.command import MmlCommand, quoted
 from mml_tool.mml.response import parse_response
-from mml_tool.mml.session import MmlSession, Transcript
+from mml_tool.mml.session import LOGOUT_TIMEOUT, MmlSession, Transcript
 from mml_tool.secret import Secret
 
 LST = "LST SFP: ID=P978;"
@@ -123,12 +123,12 @@ def test_autonomous_reports_are_set_aside(fl: RunningLab, transport: str) -> Non
 
 @pytest.mark.parametrize("transport", TRANSPORTS)
 def test_latency_within_and_beyond_the_timeout(fl: RunningLab, transport: str) -> None:
-    with MmlSession(fl.host("uap-slow", transport, timeout=2)) as s:
+    with MmlSession(fl.host("uap-slow", transport, timeout=5)) as s:
         assert s.run(LST).elapsed >= 0.3
         start = time.monotonic()
         with pytest.raises(MmlTimeout) as info:
             s.run(LST, timeout=0.1)
-        assert time.monotonic() - start < 1
+        assert time.monotonic() - start < 2.5  # the 0.1 s, not the host's 5 s (load-proof gap)
         assert "uap-slow" in str(info.value) and LST in str(info.value)
         assert "within 0.1 s" in str(info.value)
         assert_closed_after_error(s)
@@ -277,7 +277,7 @@ def expected_echo(node: str, command: str) -> str:
 def test_echo_with_a_prefix_is_matched(
     pfx: RunningLab, transport: str, node: str, caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.WARNING, logger="mml_tool.session")
+    caplog.set_level(logging.DEBUG, logger="mml_tool.session")
     store = pfx.lab.node(node).store
     transcript = Transcript()
     s = MmlSession(pfx.host(node, transport, timeout=5), transcript=transcript)
@@ -301,7 +301,9 @@ def test_echo_with_a_prefix_is_matched(
             assert numbers[1] == numbers[0] + 4 and len(set(numbers[1:])) == 1
         assert s.healthy
         start = time.monotonic()
-    assert time.monotonic() - start < 1  # LGO answered and matched, not left to its timeout
+    # LGO answered and matched, not left to its timeout (the log says so; the clock agrees).
+    assert not [rec for rec in caplog.records if "logout failed" in rec.getMessage()]
+    assert time.monotonic() - start < LOGOUT_TIMEOUT
     assert not s.stale and not s.autonomous
     assert not [rec for rec in caplog.records if rec.levelno >= logging.WARNING]
     received = "".join(e.text for e in transcript.entries if e.direction == "<<<")

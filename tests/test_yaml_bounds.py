@@ -5,6 +5,11 @@ whose aliases expand to 10^9 values) and with 100 000 nested lists, in YAML and 
 must give the typed error naming the file, at once, in little memory; never a RecursionError
 traceback, never a message that formats the expanded value.
 
+"At once" is measured in CPU time of the thread (or child process) doing the work, not wall
+time: on a loaded 2-core CI machine wall time grows with every other process, CPU time does
+not. The bounds sit far above what the bounded code takes (milliseconds for the bomb, ~0.2 s
+for 100 000 levels) and far below what the unbounded work would cost (10^9 values).
+
 The bombs run in a child process under a 1 GiB address-space limit: should the bound ever be
 lost, the child fails with MemoryError instead of taking the machine's memory.
 """
@@ -79,13 +84,13 @@ _CHILD = textwrap.dedent(
     load = {"inventory": lambda: load_inventory(path, env={}), "policy": lambda: load_policy(path),
             "lab": lambda: load_lab_config(path)}[kind]
     tracemalloc.start()
-    started = time.perf_counter()
+    started = time.process_time()
     try:
         load()
         error, message = "", ""
     except ConfigError as exc:
         error, message = type(exc).__name__, str(exc)
-    elapsed = time.perf_counter() - started
+    elapsed = time.process_time() - started  # CPU seconds: immune to a loaded machine
     peak = tracemalloc.get_traced_memory()[1]
     print(json.dumps({"error": error, "message": message, "elapsed": elapsed, "peak": peak}))
     """
@@ -115,7 +120,7 @@ def test_an_alias_bomb_is_refused_at_once_in_little_memory(
     message = outcome["message"]
     assert str(path) in message and "aliases" in message and "billion laughs" in message
     assert len(message) < 600
-    assert outcome["elapsed"] < 0.5, outcome  # well under a second, tracemalloc included
+    assert outcome["elapsed"] < 1.0, outcome  # CPU s; takes ~0.003 (tracemalloc included)
     assert outcome["peak"] < 16 << 20, outcome  # bytes: the file's graph, never its expansion
 
 
@@ -140,10 +145,10 @@ def test_deep_nesting_is_a_typed_error_naming_the_file(
         "policy": lambda: load_policy(path),
         "lab": lambda: load_lab_config(path),
     }[kind]
-    started = time.monotonic()
+    started = time.thread_time()
     with pytest.raises(error) as info:
         load()
-    assert time.monotonic() - started < 2.0
+    assert time.thread_time() - started < 2.0  # CPU s of this thread; takes ~0.2
     message = str(info.value)
     assert str(path) in message and f"nested deeper than {MAX_DEPTH} levels" in message
     assert "line 1" in message
@@ -174,9 +179,9 @@ def test_show_never_builds_the_whole_repr() -> None:
     level: list[object] = ["lol"] * 10
     for _ in range(9):
         level = [level] * 10  # 10^10 strings once expanded
-    started = time.monotonic()
+    started = time.thread_time()
     text = show(level)
-    assert time.monotonic() - started < 0.1
+    assert time.thread_time() - started < 0.5  # CPU s; takes ~0.0001, the whole repr: hours
     assert len(text) <= 60 and text.startswith("[[")
 
 

@@ -3,8 +3,9 @@
 A host's lock is ``flock`` on ``LOCK_DIR/HOST.lock``. The kernel frees it when the holder dies,
 so a crash leaves no stale lock. ``LOCK_DIR`` is shared by everyone who changes the same hosts:
 the inventory's ``lock_dir`` (for several machines: a folder on a shared filesystem whose locks
-work across machines, e.g. NFSv4), else ``$MML_TOOL_LOCKS``, else a per-machine folder that is
-the same for every user (``/run/lock/mml-tool``, ``/var/lock/mml-tool`` or ``/tmp/mml-tool``).
+work across machines, e.g. NFSv4), else the folder given (``--lock-dir``, ``$MML_TOOL_LOCKS``:
+read by the CLI, not here), else a per-machine folder that is the same for every user
+(``/run/lock/mml-tool``, ``/var/lock/mml-tool`` or ``/tmp/mml-tool``).
 
 Several users must be able to lock the same files: a folder this module creates is made
 ``1777`` (everyone may create lock files, nobody may delete another's) and lock files ``0666``.
@@ -38,12 +39,18 @@ _HOLDER_MAX = 4096
 
 
 def default_lock_dir() -> Path:
-    """``$MML_TOOL_LOCKS``, else ``mml-tool`` in the first of /run/lock, /var/lock, /tmp that is
-    a world-writable sticky folder: the same for every user of this machine."""
-    configured = os.environ.get(LOCK_ENV)
-    if configured:
-        return Path(configured).expanduser()
+    """``mml-tool`` in the first of /run/lock, /var/lock, /tmp that is a world-writable sticky
+    folder: the same for every user of this machine. ``$MML_TOOL_LOCKS`` is read by the CLI
+    (``--lock-dir``), not here."""
     return shared_lock_dir()
+
+
+def lock_dir_for(configured: Path | None, given: Path | None) -> Path:
+    """The lock folder of a change: the inventory's ``lock_dir`` (``configured``) first, since
+    every operator who changes these hosts must meet the same locks and a per-shell setting
+    must not sidestep them; else ``given`` (``--lock-dir``, ``$MML_TOOL_LOCKS``, a parameter);
+    else the machine's shared folder."""
+    return configured or given or shared_lock_dir()
 
 
 def shared_lock_dir() -> Path:

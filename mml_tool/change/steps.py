@@ -18,6 +18,7 @@ from mml_tool.change.outcome import ApplyRecord, CommandRun, StepResult
 from mml_tool.change.plan import Step
 from mml_tool.compliance import read_bit, read_records
 from mml_tool.errors import (
+    AnswerError,
     AuditError,
     DriftError,
     MmlToolError,
@@ -139,6 +140,10 @@ class _StepRunner:
         self.host = host
         self.action = action
         self.state = state
+        self.fresh: set[int] = set()  # ids of results settled by a fresh read
+        # An answer no honest element gives, in the current session (AnswerError): none of
+        # that session's answers is trusted, also those before it (see answered_twice).
+        self.untrusted: AnswerError | None = None
 
     def audit(
         self,
@@ -217,27 +222,39 @@ class _StepRunner:
             operator=self.ctx.operator,
             action=self.action,
         ):
+            session: MmlSession | None = None
+            first = 0  # the index of the first step run in ``session``
             try:
                 while len(results) < len(steps):
                     # A lost reply settled by a fresh read leaves this session broken: the
                     # host's next steps go on in a new one.
+                    first = len(results)
                     with self.ctx.session_factory(self.host) as session:
                         while len(results) < len(steps) and session.healthy:
                             result = self.run_step(session, steps[len(results)])
                             self.settled(results, result)
                             if result.status in ("unknown", "failed"):
                                 break  # the session or the device misbehaved: stop this host
-                    if results and results[-1].status in ("unknown", "failed"):
+                    self.untrusted = self.untrusted or _refusal(session)  # seen at logout
+                    if self.untrusted or (results and results[-1].status in ("unknown", "failed")):
                         break
             except ChangeStopped as exc:
-                step = steps[len(results)]
-                self.settled(results, StepResult(step, StepStatus.SKIPPED, error=str(exc)))
-                _audit_step(self.ctx, self.action, step, "skipped", str(exc))
+                if len(results) < len(steps):
+                    step = steps[len(results)]
+                    self.settled(results, StepResult(step, StepStatus.SKIPPED, error=str(exc)))
+                    _audit_step(self.ctx, self.action, step, "skipped", str(exc))
             except MmlToolError as exc:
-                if not results or results[-1].status != "unknown":
+                if isinstance(exc, AnswerError):  # e.g. a second answer with the next read
+                    self.untrusted = self.untrusted or exc
+                if len(results) == len(steps):  # after the last step: the session's end
+                    log.warning("%s: after the last step: %s", self.host.name, exc)
+                elif not results or results[-1].status != "unknown":
                     self.settled(
                         results, StepResult(steps[len(results)], StepStatus.FAILED, error=str(exc))
                     )
+            self.untrusted = self.untrusted or _refusal(session)
+            if self.untrusted is not None:
+                self.answered_twice(results, first, self.untrusted)
             why = "not attempted: an earlier step on this host did not complete"
             for step in steps[len(results) :]:
                 self.settled(results, StepResult(step, StepStatus.SKIPPED, error=why))
@@ -288,6 +305,8 @@ class _StepRunner:
                 if response.retcode is None:  # a frame, but not the answer to this command
                     raise MmlToolError(f"no RETCODE in the reply to {masked}")
             except Exception as exc:  # whatever went wrong, the command may have gone out
+                if isinstance(exc, AnswerError):
+                    self.untrusted = self.untrusted or exc
                 elapsed = time.monotonic() - started
                 result.commands.append(CommandRun(masked, None, str(exc), elapsed, "unknown"))
                 with contextlib.suppress(AuditError):  # halts the change; the record keeps it
@@ -311,6 +330,8 @@ class _StepRunner:
         except Exception as exc:
             # Sent and acknowledged, but the post-check failed: the outcome is unknown (and
             # stays in the record for rollback) until a fresh session re-reads the bit.
+            if isinstance(exc, AnswerError):
+                self.untrusted = self.untrusted or exc
             return self.settle_unknown(step, result, f"post-check failed: {exc}", masked)
         if result.after == step.target_value:
             result.status = StepStatus.CHANGED
@@ -320,13 +341,46 @@ class _StepRunner:
             )
         return result
 
+    def answered_twice(self, results: list[StepResult], first: int, refused: AnswerError) -> None:
+        """The session of ``results[first:]`` turned out to hold an answer no honest element
+        gives (``refused``: a second answer seen at logout or with a later reply): none of its
+        answers is trusted. A step that sent a command becomes "unknown" (audited) and is
+        settled by a fresh read; one that sent nothing because it read the target value is not
+        "already compliant". Steps already settled by a fresh read keep their outcome."""
+        why = f"the session was not trusted after the step ({refused})"
+        for i in range(first, len(results)):
+            done = results[i]
+            if id(done) in self.fresh:
+                continue  # settled by a fresh read in a session of its own
+            if done.status == StepStatus.ALREADY_COMPLIANT:
+                results[i] = _replace_result(
+                    done, StepStatus.FAILED, f"{why}; nothing was sent: re-run the apply"
+                )
+                self.mark(None)
+                continue
+            if not done.commands:
+                continue
+            results[i] = _replace_result(done, StepStatus.UNKNOWN, why)
+            self.mark(None)  # unknown on disk before the fresh read
+            for run in done.commands:
+                self._audit_settled(run.command, "unknown", why)
+            last = done.commands[-1].command
+            results[i] = self.settle_unknown(
+                done.step, _replace_result(done, done.status, ""), why, last
+            )
+            self.mark(None)
+
     def settle_unknown(self, step: Step, result: StepResult, why: str, command: str) -> StepResult:
         """After a lost reply or post-check only a fresh read tells what happened; never re-send.
         The settled outcome goes to the audit trail after the "unknown" line."""
         result.status, result.error = StepStatus.UNKNOWN, why
+        self.fresh.add(id(result))
         try:
             with self.ctx.session_factory(self.host) as session:
                 result.after, result.after_state = self.read(session, step)
+            refused = getattr(session, "refused", None)
+            if isinstance(refused, AnswerError):  # the fresh read is not trusted either
+                raise refused
         except Exception as exc:
             result.error += f"; re-read failed too ({exc}): check the host by hand"
             self._audit_settled(command, "unknown", f"not settled: a fresh read failed ({exc})")
@@ -345,6 +399,12 @@ class _StepRunner:
     def _audit_settled(self, command: str, outcome: str, message: str) -> None:
         with contextlib.suppress(AuditError):  # the change is halted; the record keeps the step
             self.audit(command, outcome, None, message)
+
+
+def _refusal(session: MmlSession | None) -> AnswerError | None:
+    """The answer a session refused as it ended (a late second answer), if any."""
+    refused = getattr(session, "refused", None)
+    return refused if isinstance(refused, AnswerError) else None
 
 
 def _replace_result(

@@ -13,7 +13,7 @@ from rich.markup import escape
 from mml_tool import __version__
 from mml_tool._io import default_audit_file, now_iso
 from mml_tool.audit import AuditTrail
-from mml_tool.change.lock import shared_lock_dir
+from mml_tool.change.lock import lock_dir_for
 from mml_tool.change_id import validate_change_id
 from mml_tool.cli._console import EXIT_USAGE, err_console, fail, stdout_taken
 from mml_tool.cli._context import cli_context
@@ -59,8 +59,16 @@ def nothing_checked(
 
 
 def waiver_warnings(inventory: Inventory, policy: Policy) -> list[str]:
-    """A waiver for a host the inventory does not have waives nothing: say so, naming it."""
+    """A waiver for a host the inventory or a control the policy does not have waives
+    nothing: say so, naming it."""
+    controls = {c.id for c in policy.controls}
     warnings = [
+        f"policy {policy.name!r}: the waiver of host {w.host!r} names control {w.control!r}, "
+        f"which is not in the policy ({policy.path}): it waives nothing (a typo?)"
+        for w in policy.waivers
+        if w.control not in controls
+    ]
+    warnings += [
         f"policy {policy.name!r}: the waiver of control {w.control} names host {w.host!r}, "
         f"which is not in {inventory.path}: it waives nothing (a typo?)"
         for w in policy.waivers
@@ -197,7 +205,7 @@ def audit_trail(audit_path: Path | None) -> AuditTrail:
 
 def lock_folder(inventory: Inventory, lock_dir: Path | None) -> Path:
     """The inventory's lock_dir first (every operator must share it), then --lock-dir."""
-    return inventory.lock_dir or lock_dir or shared_lock_dir()
+    return lock_dir_for(inventory.lock_dir, lock_dir)
 
 
 def run_info(

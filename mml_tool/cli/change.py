@@ -10,29 +10,25 @@ from pathlib import Path
 
 import click
 
-from mml_tool._io import now_iso
+import mml_tool as mt
+from mml_tool._io import default_audit_file, now_iso
 from mml_tool.change import (
     ApplyRecord,
-    ChangeContext,
     Plan,
-    apply_plan,
     check_plan,
     check_record,
     load_plan,
     load_record,
     plan_sha256,
-    rollback_record,
     rollback_steps,
 )
-from mml_tool.change.record import RecordJournal, fresh_path
+from mml_tool.change.record import RecordJournal, default_fallback_dirs, fresh_path
 from mml_tool.cli._common import (
     MAX_AGE_HELP,
     audit_option,
-    audit_trail,
     confirm,
     inventory_option,
     lock_dir_option,
-    lock_folder,
     operator,
     policy_option,
     read_inventory,
@@ -49,30 +45,14 @@ from mml_tool.cli._progress import BarProgress
 from mml_tool.cli._render import print_record, show_plan
 from mml_tool.errors import RecordError
 from mml_tool.inventory import Inventory
-from mml_tool.policy import Policy, load_policy
+from mml_tool.policy import load_policy
 from mml_tool.report import Outcome, Report, write_reports
 
 
-def _change_context(
-    ctx: click.Context,
-    inventory: Inventory,
-    change_id: str,
-    places: tuple[Path | None, Path | None],
-    policy: Policy,
-    hosts: Iterable[str] = (),
-) -> ChangeContext:
-    """What apply and rollback need; only the secrets of ``hosts`` are read.
-    ``places``: the --audit and --lock-dir values."""
-    audit_path, lock_dir = places
-    return ChangeContext(
-        inventory=inventory.with_secrets(hosts=hosts),
-        audit=audit_trail(audit_path),
-        operator=operator(ctx),
-        change_id=change_id,
-        lock_dir=lock_folder(inventory, lock_dir),
-        template_dirs=template_dirs(ctx),
-        policy=policy,
-    )
+def _secrets_first(inventory: Inventory, hosts: Iterable[str]) -> Inventory:
+    """The inventory with the secrets of ``hosts`` read now, before the operator is asked
+    (a missing one or a prompt comes first), and not read again by the library."""
+    return replace(inventory.with_secrets(hosts=hosts), resolver=None)
 
 
 @click.command()
@@ -139,15 +119,20 @@ def apply(
         "apply",
         True,
         "nothing was sent; give another --record PATH",
+        audit_path,
     )
-    context = _change_context(
-        ctx, inventory, the_plan.change_id, (audit_path, lock_dir), policy, hosts=the_plan.hosts
-    )
+    inventory = _secrets_first(inventory, the_plan.hosts)
     confirm(f"Apply these commands to {len(the_plan.hosts)} host(s)?", yes)
-    record = apply_plan(
+    record = mt.apply(
         the_plan,
-        replace(context, journal=journal),
+        inventory,
+        audit=audit_path,
+        record=journal,
+        policy=policy,
+        lock_dir=lock_dir,  # the inventory's lock_dir wins (docs/api.md)
+        operator=operator(ctx),
         workers=workers,
+        template_dirs=template_dirs(ctx),
         progress=BarProgress(f"applying to {len(the_plan.hosts)} host(s)"),
     )
     print_record(record)
@@ -157,15 +142,17 @@ def apply(
 
 
 def _journal(
-    path: Path, plan_digest: str, action: str, accumulate: bool, hint: str
+    path: Path, plan_digest: str, action: str, accumulate: bool, hint: str, audit_path: Path | None
 ) -> RecordJournal:
     """A record journal, checked before anything is connected: exit 2 when the file belongs to
-    another plan, exists where a new one is needed, or its folder cannot take it."""
+    another plan, exists where a new one is needed, or its folder cannot take it. Its fallback
+    folder is beside the audit trail (--audit)."""
     journal = RecordJournal(
         path,
         plan_sha256=plan_digest,
         action=action,
         accumulate=accumulate,
+        fallback_dirs=default_fallback_dirs(audit_path or default_audit_file()),
         # soft_wrap: a record printed as JSON must stay valid JSON (no line breaks added)
         say=lambda line: err_console.print(line, highlight=False, markup=False, soft_wrap=True),
         hint=hint,
@@ -275,17 +262,21 @@ def rollback(
         "rollback",
         False,
         "nothing was sent; give another --record PATH, or leave --record out for a fresh name",
+        audit_path,
     )
-    context = _change_context(
-        ctx,
-        inventory,
-        record.change_id,
-        (audit_path, lock_dir),
-        policy,
-        hosts=[s.host for s in steps],
-    )
+    inventory = _secrets_first(inventory, [s.host for s in steps])
     confirm(f"Roll back {len(steps)} step(s)?", yes)
-    result = rollback_record(record, replace(context, journal=journal), workers=workers)
+    result = mt.rollback(
+        record,
+        inventory,
+        audit=audit_path,
+        save_to=journal,
+        policy=policy,
+        lock_dir=lock_dir,
+        operator=operator(ctx),
+        workers=workers,
+        template_dirs=template_dirs(ctx),
+    )
     print_record(result)
     echo(f"rollback record: {journal.written_to}")
     _write_change_reports(targets, "rollback", result, inventory_path, None)

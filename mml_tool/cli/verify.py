@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import sys
-from dataclasses import replace
 from pathlib import Path
 
 import click
 
+import mml_tool as mt
 from mml_tool._io import now_iso
 from mml_tool.cli._common import (
     directions_option,
@@ -26,7 +26,7 @@ from mml_tool.cli._console import (
 )
 from mml_tool.errors import ConfigError
 from mml_tool.gateway.pick import pick_gateway
-from mml_tool.gateway.verify import VerifyStep, verify_gateway
+from mml_tool.gateway.verify import VerifyStep
 from mml_tool.report import Report, write_reports
 
 
@@ -97,10 +97,6 @@ def verify(
         gateway_name = pick_gateway(inventory, gateway=gateway_name, host=host_name)
     except ConfigError as exc:
         raise click.UsageError(str(exc)) from None
-    gateway = inventory.with_secrets(gateways=[gateway_name]).gateways[gateway_name]
-    gateway = replace(
-        gateway, agent_id=agent_id or gateway.agent_id, called=called or gateway.called
-    )
     console = out_console()
 
     def show(step: VerifyStep) -> None:
@@ -108,8 +104,11 @@ def verify(
         console.print(f"{mark:<16} {step.name}  ({step.elapsed:.2f} s)", highlight=False)
 
     started = now_iso()
-    result = verify_gateway(
-        gateway,
+    result = mt.verify(
+        inventory,
+        gateway=gateway_name,
+        agent=agent_id,
+        called=called,
         directions=directions,
         wait_incoming=wait_incoming,
         force_sign_in=force_login,

@@ -109,21 +109,38 @@ def parse_event(raw: Any, *, received: float, wrapped: bool = True) -> GatewayEv
     work_no = as_text(raw.get("workNo", ""))
     if work_no is None or len(work_no) > _MAX_TEXT:
         raise EventFormatError(f"{where}workNo is {_show(raw.get('workNo'))}, not an agent ID")
-    generated: int | None = None
-    if raw.get("eventGenTime") is not None:
-        generated = as_int(raw["eventGenTime"])
-        if generated is None or generated < 0:
-            raise EventFormatError(
-                f"{where}eventGenTime is {_show(raw['eventGenTime'])}, not epoch milliseconds"
-            )
-    content = raw.get("content")
+    generated = _generated(raw, where)
+    content = _content(raw.get("content"), where)
+    event = GatewayEvent(event_type, work_no, content, received, generated, wrapped)
+    _check_content(event, where)
+    return event
+
+
+def _generated(raw: dict[str, Any], where: str) -> int | None:
+    """``eventGenTime`` in epoch milliseconds, or None when absent."""
+    if raw.get("eventGenTime") is None:
+        return None
+    generated = as_int(raw["eventGenTime"])
+    if generated is None or generated < 0:
+        raise EventFormatError(
+            f"{where}eventGenTime is {_show(raw['eventGenTime'])}, not epoch milliseconds"
+        )
+    return generated
+
+
+def _content(content: Any, where: str) -> dict[str, Any] | str | None:
     if isinstance(content, bool) or not isinstance(content, (dict, str, int, type(None))):
         raise EventFormatError(
             f"{where}content is {_show(content)}: expected an object, a string or null"
         )
     if isinstance(content, int):  # a call ID sent as a number
-        content = str(content)
-    event = GatewayEvent(event_type, work_no, content, received, generated, wrapped)
+        return str(content)
+    return content
+
+
+def _check_content(event: GatewayEvent, where: str) -> None:
+    """The numbers the event type must carry, and a call ID that is one."""
+    content, event_type = event.content, event.event_type
     required = _NUMBERS_REQUIRED.get(event_type, ())
     if required and not isinstance(content, dict):
         raise EventFormatError(f"{where}content is {_show(content)}, expected an object")
@@ -136,4 +153,3 @@ def parse_event(raw: Any, *, received: float, wrapped: bool = True) -> GatewayEv
         callid, field = (content if event_type == CALL_RELEASE else None), "content"
     if callid is not None and (as_text(callid) is None or len(str(callid)) > _MAX_TEXT):
         raise EventFormatError(f"{where}{field} is {_show(callid)}, not a call ID")
-    return event

@@ -7,8 +7,7 @@ reading (merging, ``${VAR}``, secrets from variables, files or prompts).
 
 from __future__ import annotations
 
-# _Loader: automation.host_from_fields checks one host entry as the loader does.
-from mml_tool.inventory.loader import _Loader as _Loader
+from mml_tool.inventory.fields import host_from_fields
 from mml_tool.inventory.loader import load_inventory
 from mml_tool.inventory.models import (
     DEFAULT_PORTS,
@@ -32,5 +31,6 @@ __all__ = [
     "Inventory",
     "JumpConfig",
     "Prompt",
+    "host_from_fields",
     "load_inventory",
 ]

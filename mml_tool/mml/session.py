@@ -27,9 +27,6 @@ import logging
 import re
 import time
 from collections import deque
-from dataclasses import dataclass, field
-from datetime import datetime
-from pathlib import Path
 from types import TracebackType
 
 from mml_tool.errors import (
@@ -43,6 +40,10 @@ from mml_tool.errors import (
 )
 from mml_tool.mml.command import MmlCommand, mask_text, quoted
 from mml_tool.mml.encoding import decode, encode
+from mml_tool.mml.framing import _END_BYTES, _verb, skip_noise
+from mml_tool.mml.framing import Transcript as Transcript
+from mml_tool.mml.framing import TranscriptEntry as TranscriptEntry
+from mml_tool.mml.framing import element_head as element_head
 from mml_tool.mml.lineends import LineEnds
 from mml_tool.mml.params import ConnectionParams, HasConnectionParams, as_params
 from mml_tool.mml.response import (
@@ -61,45 +62,10 @@ TAIL_BYTES = 300
 # One report without its "---    END" line: far above any real page (long replies are paged), low
 # enough that a peer streaming endless bytes cannot exhaust memory before the deadline.
 MAX_FRAME_CHARS = 8 * 1024 * 1024  # bytes, in fact
-# Framing on bytes: "---", spaces and "END" after a line start are ASCII in UTF-8 and GB18030.
-_END_BYTES = re.compile(rb"^[ \t]*---[ \t]+END[ \t\r]*$", re.M)
 MAX_SET_ASIDE = 1000  # autonomous and stale reports kept per session (the newest)
-_ERASE_RE = re.compile(r".?\x08 \x08")  # a terminal's echo of backspace erases one character
-_HEAD_RE = re.compile(
-    r"^\+\+\+\s+(.*?)(?:\s+\d{4}-\d{2}-\d{2}\s+\d{2}:\d{2}:\d{2}\S*(?:\s+DST)?)?\s*$"
-)
 SESSION_VERBS = frozenset({"LGI", "LGO", "REG", "UNREG", "USE"})
-_SERIAL_RE = re.compile(r"^O&M\s+#?([0-9]{1,20})\s*$")
 _MENAME_RE = re.compile(r"MENAME:\s*([^*]+?)\s*\*/")
 _MEID_RE = re.compile(r"MEID:\s*([0-9]{1,9})\b")
-
-
-@dataclass(frozen=True)
-class TranscriptEntry:
-    time: float  # time.time()
-    direction: str  # ">>>" sent, "<<<" received, "---" a note
-    text: str
-
-
-@dataclass
-class Transcript:
-    """A masked record of what was exchanged, for evidence and debugging."""
-
-    entries: list[TranscriptEntry] = field(default_factory=list)
-
-    def add(self, direction: str, text: str) -> None:
-        self.entries.append(TranscriptEntry(time.time(), direction, mask_text(text)))
-
-    def text(self) -> str:
-        out = []
-        for e in self.entries:
-            stamp = datetime.fromtimestamp(e.time).isoformat(timespec="milliseconds")
-            for line in e.text.replace("\r\n", "\n").rstrip("\n").split("\n"):
-                out.append(f"{stamp} {e.direction} {line}")
-        return "\n".join(out) + ("\n" if out else "")
-
-    def write(self, path: Path) -> None:
-        path.write_text(self.text(), encoding="utf-8")
 
 
 class MmlSession:
@@ -281,7 +247,7 @@ class MmlSession:
         reports: list[MmlReport] = []
         frames: list[str] = []
         while True:
-            frame = self._skip_noise(self._read_frame(masked, deadline, timeout))
+            frame = skip_noise(self._sent, self._read_frame(masked, deadline, timeout))
             previous = reports[-1] if reports and reports[-1].continued else None
             report = self._take(frame, masked, masked, previous)
             if report is None:
@@ -392,7 +358,7 @@ class MmlSession:
             frame = self._clean(decode(self._buffer[start : m.end()], self._encoding)[0])
             start = m.end()
             try:
-                report = parse_report(self._skip_noise(frame))
+                report = parse_report(skip_noise(self._sent, frame))
             except ParseError:
                 continue  # the next command reports it, in its own words
             if not report.autonomous:
@@ -450,48 +416,7 @@ class MmlSession:
         partial = "utf-8" if self._encoding == "auto" else self._encoding  # may end mid-character
         return decode(self._buffer, partial)[0]
 
-    def _skip_noise(self, frame: str) -> str:
-        """Drop what a terminal prints before a report: blank lines and the echo of a command
-        we sent (SSH shells with echo). Anything else is left for the parser to refuse."""
-        lines = frame.splitlines(keepends=True)
-        i = 0
-        while i < len(lines) and not lines[i].startswith("+++"):
-            line = lines[i]
-            while _ERASE_RE.search(line):
-                line = _ERASE_RE.sub("", line, count=1)
-            line = line.strip()
-            if line and not any(_same(line, sent) for sent in self._sent):
-                break
-            i += 1
-        return "".join(lines[i:])
-
-
-def _verb(command: str) -> str:
-    head = command.split(":", 1)[0].split()
-    return head[0].upper() if head else ""
-
-
-def element_head(frame: str) -> tuple[str | None, str | None]:
-    """The element's name and O&M serial text from a report's header lines: the last ``+++``
-    line and the last ``O&M`` line before the ``%%echo%%`` (an NMS may print its own pair
-    first). None where the report has no such line (later pages, header-less variants)."""
-    element = serial = None
-    for line in frame.splitlines():
-        text = line.strip()
-        if text.startswith("%%"):
-            break
-        if text.startswith("+++") and (m := _HEAD_RE.match(text)) is not None:
-            element, serial = m.group(1).strip() or None, None
-        elif text.startswith("O&M"):
-            m2 = _SERIAL_RE.match(text)
-            serial = m2.group(1) if m2 else text.removeprefix("O&M").strip().lstrip("#")
-    return element, serial
-
 
 def _set_aside(reports: list[MmlReport], report: MmlReport) -> None:
     reports.append(report)
     del reports[:-MAX_SET_ASIDE]
-
-
-def _same(echoed: str, sent: str) -> bool:
-    return "".join(echoed.split()) == "".join(sent.split())

@@ -335,15 +335,13 @@ def _command_rule(check: _Checker, data: dict[str, Any], where: str) -> CommandR
     return CommandRule(command, match, expect, count, remediation, rollback)
 
 
-def _waiver(check: _Checker, raw: object, index: int, control_ids: set[str]) -> Waiver:
+def _waiver(check: _Checker, raw: object, index: int) -> Waiver:
     where = f"waiver #{index + 1}"
     data = check.mapping(raw, where, "")
     control = check.text(data["control"], where, "control")
     where = f"waiver #{index + 1} (control {control})"
-    if control not in control_ids:
-        raise check.fail(
-            where, "control", f"names unknown control {control!r}", f"known: {sorted(control_ids)}"
-        )
+    # A control the policy does not have is not refused: the waiver waives nothing, and the
+    # commands that use the policy warn about it (cli._common.waiver_warnings).
     return Waiver(
         host=check.text(data["host"], where, "host"),
         control=control,
@@ -387,10 +385,9 @@ def parse_policy(content: bytes, source: str, path: Path, *, shape: bool = True)
     raw_waivers = top.get("waivers") or []
     if not isinstance(raw_waivers, list):
         raise check.fail("", "waivers", f"is a {_kind(raw_waivers)}", "expected a list")
-    ids = {c.id for c in controls}
     waivers: list[Waiver] = []
     for i, raw in enumerate(raw_waivers):
-        waiver = _waiver(check, raw, i, ids)
+        waiver = _waiver(check, raw, i)
         if any((w.host, w.control) == (waiver.host, waiver.control) for w in waivers):
             raise check.fail(
                 f"waiver #{i + 1}",

@@ -22,7 +22,6 @@ from mml_tool.report.junit import to_junit as to_junit
 from mml_tool.report.markdown import to_markdown as to_markdown
 from mml_tool.report.model import SCHEMA_VERSION as SCHEMA_VERSION
 from mml_tool.report.model import STATUSES as STATUSES
-from mml_tool.report.model import FindingLike as FindingLike
 from mml_tool.report.model import Outcome as Outcome
 from mml_tool.report.model import Report as Report
 from mml_tool.report.model import RunInfo as RunInfo

@@ -8,7 +8,7 @@ from importlib import resources
 from typing import Any
 
 from mml_tool.mml.command import mask_text
-from mml_tool.report.model import SCHEMA_VERSION, FindingLike, Report, _notes, summary
+from mml_tool.report.model import SCHEMA_VERSION, Report, Row, _notes, summary
 from mml_tool.results import exit_code_for as exit_code_for  # decided in results
 
 
@@ -18,7 +18,7 @@ def json_schema() -> dict[str, Any]:
     return dict(json.loads(text))
 
 
-def _result(f: FindingLike) -> dict[str, Any]:
+def _result(f: Row) -> dict[str, Any]:
     return {
         "host": f.host,
         "control": f.control_id,

@@ -100,6 +100,23 @@ def _counts_line(report: Report) -> str:
 
 
 def to_markdown(report: Report) -> str:
+    out = _header(report)
+    if report.warnings:
+        out += ["", "## Warnings", ""] + [f"- {_cell(w)}" for w in report.warnings]
+    problems = _problems(report)
+    if problems:
+        out += ["", "## Problems", ""] + [f"- {_cell(p)}" for p in problems]
+    if report.findings:
+        out += _results(report)
+    if report.changes:
+        out += _changes(report)
+    if report.verification is not None:
+        out += _verification(report.verification)
+    out += _evidence(report)
+    return mask_text("\n".join(out).rstrip() + "\n")
+
+
+def _header(report: Report) -> list[str]:
     i, outcome = report.info, report.decide()
     title = f"Change {i.change_id}" if i.change_id else "Compliance report"
     message = f": {outcome.message}" if outcome.message else ""
@@ -120,71 +137,80 @@ def to_markdown(report: Report) -> str:
         f"- **Inventory:** {i.inventory or '-'}",
         f"- **Tool:** mml-tool {i.tool_version}",
     ]
-    if report.warnings:
-        out += ["", "## Warnings", ""] + [f"- {_cell(w)}" for w in report.warnings]
-    problems = _problems(report)
-    if problems:
-        out += ["", "## Problems", ""] + [f"- {_cell(p)}" for p in problems]
-    if report.findings:
-        out += [
-            "",
-            "## Results",
-            "",
-            _row("host", "control", "status", "expected", "actual", "detail"),
-            "|---|---|---|---|---|---|",
-        ]
-        out += [
-            _row(f.host, f.control_id, f.status, f.expected, f.actual, _detail(f))
-            for f in report.ordered()
-        ]
-    if report.changes:
-        out += ["", "## Before / after", ""]
-        out.append(_row("host", "control", "before", "after", "status", "error"))
-        out.append("|---|---|---|---|---|---|")
-        for c in report.ordered_changes():
-            out.append(
-                _row(
-                    c.get("host"),
-                    c.get("control"),
-                    c.get("before"),
-                    c.get("after"),
-                    _change_status(c),
-                    c.get("error"),
-                )
+    return out
+
+
+def _results(report: Report) -> list[str]:
+    out = [
+        "",
+        "## Results",
+        "",
+        _row("host", "control", "status", "expected", "actual", "detail"),
+        "|---|---|---|---|---|---|",
+    ]
+    out += [
+        _row(f.host, f.control_id, f.status, f.expected, f.actual, _detail(f))
+        for f in report.ordered()
+    ]
+    return out
+
+
+def _changes(report: Report) -> list[str]:
+    out = ["", "## Before / after", ""]
+    out.append(_row("host", "control", "before", "after", "status", "error"))
+    out.append("|---|---|---|---|---|---|")
+    for c in report.ordered_changes():
+        out.append(
+            _row(
+                c.get("host"),
+                c.get("control"),
+                c.get("before"),
+                c.get("after"),
+                _change_status(c),
+                c.get("error"),
             )
-        out += ["", "## Commands run", ""]
-        for c in report.ordered_changes():
-            lines = [_command_line(x) for x in c.get("commands") or []]
-            head = f"**{c.get('host', '?')}** {c.get('control') or ''}".rstrip()
-            out += [head, "", _fenced("\n".join(lines) or "(none)"), ""]
-    if report.verification is not None:
-        out += ["", "## Verification", ""]
-        tls_off = _tls_off_line(report.verification)
-        if tls_off:
-            out.append(tls_off)
-        gateways = gateway_results(report.verification)
-        if gateways:
-            out += [_row("gateway", "videoDirection", "result", "reason"), "|---|---|---|---|"]
-            for g in gateways:
-                for d in g.get("directions") or []:
-                    verdict = "pass" if d.get("ok") else "FAIL"
-                    out.append(_row(g.get("gateway"), d.get("direction"), verdict, d.get("reason")))
-            out.append("")
-        for key, value in report.verification.items():
-            if isinstance(value, (dict, list)):
-                if key == "notes" and isinstance(value, list):
-                    out += [f"- **note:** {_cell(note)}" for note in value]
-                    continue
-                dumped = json.dumps(value, indent=2, default=str)
-                out += [f"<details><summary>{_cell(key)}</summary>", "", _fenced(dumped, "json")]
-                out += ["", "</details>", ""]
-            else:
-                out.append(f"- **{_cell(key)}:** {_cell(value)}")
+        )
+    out += ["", "## Commands run", ""]
+    for c in report.ordered_changes():
+        lines = [_command_line(x) for x in c.get("commands") or []]
+        head = f"**{c.get('host', '?')}** {c.get('control') or ''}".rstrip()
+        out += [head, "", _fenced("\n".join(lines) or "(none)"), ""]
+    return out
+
+
+def _verification(verification: dict[str, Any]) -> list[str]:
+    out = ["", "## Verification", ""]
+    tls_off = _tls_off_line(verification)
+    if tls_off:
+        out.append(tls_off)
+    gateways = gateway_results(verification)
+    if gateways:
+        out += [_row("gateway", "videoDirection", "result", "reason"), "|---|---|---|---|"]
+        for g in gateways:
+            for d in g.get("directions") or []:
+                verdict = "pass" if d.get("ok") else "FAIL"
+                out.append(_row(g.get("gateway"), d.get("direction"), verdict, d.get("reason")))
+        out.append("")
+    for key, value in verification.items():
+        if isinstance(value, (dict, list)):
+            if key == "notes" and isinstance(value, list):
+                out += [f"- **note:** {_cell(note)}" for note in value]
+                continue
+            dumped = json.dumps(value, indent=2, default=str)
+            out += [f"<details><summary>{_cell(key)}</summary>", "", _fenced(dumped, "json")]
+            out += ["", "</details>", ""]
+        else:
+            out.append(f"- **{_cell(key)}:** {_cell(value)}")
+    return out
+
+
+def _evidence(report: Report) -> list[str]:
     evidence = [f for f in report.ordered() if f.evidence]
-    if evidence:
-        out += ["", "## Evidence", ""]
-        for f in evidence:
-            head = _cell(f"{f.host} {f.control_id} ({f.status})")
-            out += [f"<details><summary>{head}</summary>", "", _fenced(f.evidence), ""]
-            out += ["</details>", ""]
-    return mask_text("\n".join(out).rstrip() + "\n")
+    if not evidence:
+        return []
+    out = ["", "## Evidence", ""]
+    for f in evidence:
+        head = _cell(f"{f.host} {f.control_id} ({f.status})")
+        out += [f"<details><summary>{head}</summary>", "", _fenced(f.evidence), ""]
+        out += ["</details>", ""]
+    return out

@@ -6,10 +6,17 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 from mml_tool.exitcodes import ExitCode
+from mml_tool.policy.models import Finding
 from mml_tool.results import exit_code_for as exit_code_for  # decided in results
+
+if TYPE_CHECKING:  # baseline is not loaded to render a compliance report
+    from mml_tool.baseline import DriftFinding
+
+# A row of a report: a control's verdict (check, apply...) or a difference from a baseline (diff).
+Row: TypeAlias = "Finding | DriftFinding"
 
 SCHEMA_VERSION = 1
 
@@ -31,38 +38,6 @@ def natural_key(name: str) -> tuple[tuple[int, int, str], ...]:
         for part in _DIGITS.split(name)
         if part
     )
-
-
-class FindingLike(Protocol):
-    """What a report needs from ``mml_tool.policy.Finding`` (read-only attributes)."""
-
-    @property
-    def host(self) -> str: ...
-    @property
-    def control_id(self) -> str: ...
-    @property
-    def status(self) -> str: ...  # pass | fail | error | waived
-    @property
-    def expected(self) -> str: ...
-    @property
-    def actual(self) -> str | None: ...
-    @property
-    def evidence(self) -> str: ...
-    @property
-    def remediation(self) -> Sequence[str]: ...
-    @property
-    def rollback(self) -> Sequence[str]: ...
-    @property
-    def error(self) -> str | None: ...
-    @property
-    def waiver_reason(self) -> str | None: ...
-    @property
-    def before_bit_value(self) -> int | None: ...
-    @property
-    def title(self) -> str: ...
-    @property
-    def severity(self) -> str: ...
-    def to_dict(self) -> Mapping[str, Any]: ...
 
 
 @dataclass(frozen=True)
@@ -92,13 +67,13 @@ class Outcome:
 @dataclass
 class Report:
     info: RunInfo
-    findings: Sequence[FindingLike]
+    findings: Sequence[Row]
     changes: list[dict[str, Any]] = field(default_factory=list)
     verification: dict[str, Any] | None = None
     warnings: list[str] = field(default_factory=list)
     outcome: Outcome | None = None  # None: decided from what the report holds
 
-    def ordered(self) -> list[FindingLike]:
+    def ordered(self) -> list[Row]:
         """Findings by host then control, so reports do not depend on thread timing."""
         return sorted(self.findings, key=lambda f: (natural_key(f.host), f.control_id))
 
@@ -152,13 +127,12 @@ def summary(report: Report) -> dict[str, int]:
     return {**counts, "total": len(report.findings), "hosts": hosts}
 
 
-def _notes(f: FindingLike) -> Sequence[str]:
-    """Remarks on a finding (an expired waiver...); FindingLike stand-ins may have none."""
-    notes = getattr(f, "notes", None) or ()
-    return [str(n) for n in notes]
+def _notes(f: Row) -> Sequence[str]:
+    """Remarks on a finding (an expired waiver...)."""
+    return [str(n) for n in f.notes]
 
 
-def _detail(f: FindingLike) -> str:
+def _detail(f: Row) -> str:
     """Why a row is what it is, in words: the error, the waiver, or a note."""
     parts = [f.error] if f.error else []
     if f.waiver_reason:

@@ -44,7 +44,8 @@ options:
     type: path
   lock_dir:
     description:
-      - Folder of the per-host locks; default the inventory's C(lock_dir), else
+      - Folder of the per-host locks when the inventory sets no C(lock_dir) (the inventory's
+        wins, as for the CLI, since every operator must meet the same locks); default
         C($MML_TOOL_LOCKS), else the machine's lock folder.
     type: path
   operator:
@@ -117,6 +118,10 @@ rollback:
   sample: ["MOD SFP: ID=P978, MODTYPE=P1, BIT=0, BITVAL=1;"]
 """
 
+import os
+
+from ansible.module_utils.basic import env_fallback
+
 from ansible_collections.mml_tool.uap9600.plugins.module_utils.mml import (
     automation,
     connection_of,
@@ -133,9 +138,10 @@ def main() -> None:
             "bit": {"type": "int", "required": True},
             "value": {"type": "int", "required": True, "choices": [0, 1]},
             "change_id": {"type": "str", "default": ""},
-            "audit": {"type": "path"},
+            # The library reads no environment variable: the module does, at its edge.
+            "audit": {"type": "path", "fallback": (env_fallback, ["MML_TOOL_AUDIT"])},
             "lock_dir": {"type": "path"},
-            "operator": {"type": "str"},
+            "operator": {"type": "str", "fallback": (env_fallback, ["MML_TOOL_OPERATOR"])},
         },
         supports_check_mode=True,
     )
@@ -151,7 +157,8 @@ def main() -> None:
             check_mode=module.check_mode,
             change_id=p["change_id"],
             audit_path=p["audit"],
-            lock_dir=p["lock_dir"] or inventory_lock_dir,
+            # As the CLI and mml_tool.apply: the inventory's lock_dir wins (shared by all).
+            lock_dir=inventory_lock_dir or p["lock_dir"] or os.environ.get("MML_TOOL_LOCKS"),
             operator=p["operator"],
             template_dirs=template_dirs(module),
         )

@@ -20,6 +20,7 @@ catches every failure after which a reply may have been lost (drops and timeouts
     ├── AnswerError                 a hostile or odd answer: another NE, a second answer, ...
     ├── UnexpectedError             an exception mml-tool did not foresee, in one host's job
     ├── CheckError                  a check could not decide for some hosts (.hosts)
+    ├── HistoryError                the history store could not be opened, read or written
     ├── ChangeError                 plan / apply / rollback refused or failed
     │   ├── PlanError               plan file missing, tampered, expired
     │   ├── DriftError              device state changed since the plan
@@ -128,6 +129,10 @@ class CheckError(MmlToolError):
     def __init__(self, message: str, hosts: list[str] | None = None) -> None:
         self.hosts = list(hosts or [])
         super().__init__(message, host=self.hosts[0] if len(self.hosts) == 1 else "")
+
+
+class HistoryError(MmlToolError):
+    """The history store could not be opened, read or written (a warning when recording)."""
 
 
 class ChangeError(MmlToolError):

@@ -69,6 +69,17 @@ class RunningLab:
 StartLab = Callable[..., RunningLab]
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _state_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """Commands record their runs in the history under the state directory: the tests' own,
+    never the user's (XDG_STATE_HOME is what platformdirs reads on Linux)."""
+    state = tmp_path_factory.mktemp("state")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("XDG_STATE_HOME", str(state))
+        mp.delenv("MML_TOOL_HISTORY", raising=False)
+        yield state
+
+
 @pytest.fixture(scope="session")
 def report_validator() -> jsonschema.protocols.Validator:
     schema = report_module.json_schema()

@@ -34,6 +34,7 @@ def test_collecting_results_is_linear_in_the_fleet(lab_hosts: object) -> None:
     host = lab_hosts.host("uap-1")  # type: ignore[attr-defined]
     cpu_of(fleet(host, 100))  # warm up
     small = min(cpu_of(fleet(host, 300)) for _ in range(3))
-    large = cpu_of(fleet(host, 2400))
+    # The best of two: a loaded machine adds noise, never removes work.
+    large = min(cpu_of(fleet(host, 2400)) for _ in range(2))
     # 8x the hosts: linear is ~8x; the quadratic collection was ~33x.
-    assert large < 16 * max(small, 0.01), (small, large)
+    assert large < 20 * max(small, 0.01), (small, large)

@@ -76,9 +76,10 @@ def test_json_schema() -> None:
     assert data["schema_version"] == 1
     assert set(data) == {
         "schema_version", "outcome", "run", "summary", "results", "changes", "verification",
-        "warnings",
+        "warnings", "since_last",
     }  # fmt: skip
     assert data["outcome"] == {"result": "not decided", "exit_code": 1, "message": ""}
+    assert data["since_last"] is None  # added within schema_version 1: only the history sets it
     assert data["run"] == {
         "tool_version": "0.1.0",
         "command": "check",

@@ -46,6 +46,11 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
         "Compare hosts with a baseline snapshot: what differs, is missing or is extra; read-only.",
     ),
     "exec": ("device", "exec_command", "Run one MML command on one host and print the reply."),
+    "history": (
+        "history",
+        "history",
+        "Per host and control: the timeline of status changes, when the current status began,",
+    ),
     "lab": (
         "lab",
         "lab",
@@ -90,6 +95,11 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
         "verify",
         "verify",
         "Prove one-way video end to end through the CC-Gateway REST API.",
+    ),
+    "watch": (
+        "watch",
+        "watch",
+        "Check the fleet every --interval on MML sessions kept open between rounds.",
     ),
 }
 

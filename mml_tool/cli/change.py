@@ -44,6 +44,7 @@ from mml_tool.cli._console import EXIT_ERROR, EXIT_OK, echo, err_console
 from mml_tool.cli._progress import BarProgress
 from mml_tool.cli._render import print_record, show_plan
 from mml_tool.errors import RecordError
+from mml_tool.history import hooks as history_hooks
 from mml_tool.inventory import Inventory
 from mml_tool.policy import load_policy
 from mml_tool.report import Outcome, Report, write_reports
@@ -68,6 +69,7 @@ def _secrets_first(inventory: Inventory, hosts: Iterable[str]) -> Inventory:
 @record_option
 @workers_option
 @report_option
+@history_hooks.history_options
 @click.pass_context
 def apply(
     ctx: click.Context,
@@ -138,6 +140,7 @@ def apply(
     print_record(record)
     echo(f"apply record: {journal.written_to}")
     _write_change_reports(targets, "apply", record, inventory_path, the_plan)
+    history_hooks.after_change("apply", record, inventory_path, the_plan, int(not record.ok))
     sys.exit(EXIT_OK if record.ok else EXIT_ERROR)
 
 
@@ -202,6 +205,7 @@ def _write_change_reports(
 @record_option
 @workers_option
 @report_option
+@history_hooks.history_options
 @click.pass_context
 def rollback(
     ctx: click.Context,
@@ -280,4 +284,5 @@ def rollback(
     print_record(result)
     echo(f"rollback record: {journal.written_to}")
     _write_change_reports(targets, "rollback", result, inventory_path, None)
+    history_hooks.after_change("rollback", result, inventory_path, policy, int(not result.ok))
     sys.exit(EXIT_OK if result.ok else EXIT_ERROR)

@@ -31,6 +31,7 @@ from mml_tool.cli._common import (
 from mml_tool.cli._console import EXIT_ERROR, echo, err_console, fail, out_console
 from mml_tool.cli._progress import BarProgress
 from mml_tool.cli._render import show_plan
+from mml_tool.history import hooks as history_hooks
 from mml_tool.inventory import Inventory
 from mml_tool.policy import Policy
 from mml_tool.report import Outcome, Report, render_table, write_reports
@@ -83,6 +84,8 @@ class _Checked:
 @limit_option
 @workers_option
 @report_option
+@history_hooks.history_options
+@history_hooks.metrics_option
 @click.pass_context
 def check(
     ctx: click.Context,
@@ -123,7 +126,9 @@ def check(
         warnings=done.warnings,
         outcome=outcome,
     )
+    report.since_last = history_hooks.after_check(report, inventory_path)
     render_table(report, out_console())
+    history_hooks.show_since_last(report.since_last, out_console())
     write_reports(report, targets)
     if done.nothing:
         fail(done.nothing, EXIT_ERROR)

@@ -31,6 +31,7 @@ from mml_tool.cli._common import (
 )
 from mml_tool.cli._console import EXIT_ERROR, echo, err_console, fail, out_console
 from mml_tool.cli._render import show_plan
+from mml_tool.history import hooks as history_hooks
 from mml_tool.policy import load_policy
 from mml_tool.workflow import gateways_for, run_change
 
@@ -59,6 +60,7 @@ from mml_tool.workflow import gateways_for, run_change
 @directions_option
 @audit_option
 @lock_dir_option
+@history_hooks.history_options
 @click.pass_context
 def run(
     ctx: click.Context,
@@ -148,4 +150,5 @@ def run(
     for note in outcome.notes:  # soft_wrap: a long path stays whole, to copy and paste
         err_console.print(note, highlight=False, markup=False, soft_wrap=True)
     echo(f"evidence: {evidence}")
+    history_hooks.after_run(outcome, inventory_path, policy, change_id)
     sys.exit(outcome.exit_code)

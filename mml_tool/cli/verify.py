@@ -27,6 +27,7 @@ from mml_tool.cli._console import (
 from mml_tool.errors import ConfigError
 from mml_tool.gateway.pick import pick_gateway
 from mml_tool.gateway.verify import VerifyStep
+from mml_tool.history import hooks as history_hooks
 from mml_tool.report import Report, write_reports
 
 
@@ -65,6 +66,7 @@ from mml_tool.report import Report, write_reports
     help="Force sign-in when the agent is already signed in elsewhere.",
 )
 @report_option
+@history_hooks.history_options
 def verify(
     inventory_path: Path,
     gateway_name: str | None,
@@ -130,4 +132,6 @@ def verify(
     if targets:
         info = run_info("verify", inventory_path, started)
         write_reports(Report(info, [], verification=result.to_dict()), targets)
-    sys.exit({"pass": EXIT_OK, "fail": EXIT_VERIFY_FAILED}.get(result.status, EXIT_ERROR))
+    code = {"pass": EXIT_OK, "fail": EXIT_VERIFY_FAILED}.get(result.status, EXIT_ERROR)
+    history_hooks.after_verify(result, inventory_path, code)
+    sys.exit(code)

@@ -104,6 +104,15 @@ class GatewayDoc(_Doc):
     timeout: Seconds | None = None
 
 
+class HistoryDoc(_Doc):
+    """Where runs are recorded (read by mml_tool.history.config): a database URL and its
+    password from ${VAR} or a file, never in clear."""
+
+    url: str = Field(description="a path (SQLite) or postgresql://USER@HOST:PORT/DB")
+    password: SecretText | None = None
+    password_file: str | None = None
+
+
 class InventoryDoc(_Doc):
     """An mml-tool inventory file."""
 
@@ -114,6 +123,9 @@ class InventoryDoc(_Doc):
     lock_dir: str | None = None
     plan_signing_key: SecretText | None = None
     plan_signing_key_file: str | None = None
+    history: str | HistoryDoc | None = Field(
+        None, description="history store: an SQLite path or a {url, password} mapping"
+    )
 
 
 # Errors that are about the file's shape; the loader words every other one itself.
@@ -150,6 +162,7 @@ _SECTIONS: dict[str, type[_Doc]] = {
     "defaults": HostSettingsDoc,
     "vars": HostSettingsDoc,
     "jump": JumpDoc,
+    "history": HistoryDoc,
 }
 
 
@@ -158,6 +171,8 @@ def _model_at(loc: Sequence[Any]) -> type[_Doc]:
     path = list(loc)
     while path:
         part = path.pop(0)
+        if part == HistoryDoc.__name__:
+            continue  # pydantic names the member of `history: str | HistoryDoc` it tried
         if model is InventoryDoc and part in ("groups", "hosts", "gateways") and path:
             path.pop(0)  # the group, host or gateway name
             model = _ENTRIES[part]

@@ -72,6 +72,7 @@ def to_dict(report: Report) -> dict[str, Any]:
         "changes": report.ordered_changes(),
         "verification": report.verification,
         "warnings": list(report.warnings),
+        "since_last": report.since_last,
     }
     return dict(_masked(data))
 

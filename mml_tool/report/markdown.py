@@ -108,12 +108,24 @@ def to_markdown(report: Report) -> str:
         out += ["", "## Problems", ""] + [f"- {_cell(p)}" for p in problems]
     if report.findings:
         out += _results(report)
+    out += _since_last(report)
     if report.changes:
         out += _changes(report)
     if report.verification is not None:
         out += _verification(report.verification)
     out += _evidence(report)
     return mask_text("\n".join(out).rstrip() + "\n")
+
+
+def _since_last(report: Report) -> list[str]:
+    """What changed since the previous run in the history (`check`); [] without one."""
+    if not report.since_last or report.since_last.get("previous_run") is None:
+        return []
+    from mml_tool.history.hooks import since_last_lines
+
+    head, *items = since_last_lines(report.since_last)
+    out = ["", "## Since the last run", "", _cell(head), ""]
+    return out + ([f"- {_cell(line.strip())}" for line in items] or ["- nothing changed"])
 
 
 def _header(report: Report) -> list[str]:

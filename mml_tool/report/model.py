@@ -72,6 +72,7 @@ class Report:
     verification: dict[str, Any] | None = None
     warnings: list[str] = field(default_factory=list)
     outcome: Outcome | None = None  # None: decided from what the report holds
+    since_last: dict[str, Any] | None = None  # from the history store (check only)
 
     def ordered(self) -> list[Row]:
         """Findings by host then control, so reports do not depend on thread timing."""

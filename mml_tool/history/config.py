@@ -1,0 +1,202 @@
+"""Where the history goes: ``--no-history``, ``--history URL|PATH`` (or ``$MML_TOOL_HISTORY``),
+the inventory's ``history:``, else an SQLite file in the state directory.
+
+A PostgreSQL password never sits in a URL on a command line or in an inventory: it comes from
+``${VAR}`` (expanded here from the environment) or a file (the inventory's ``password_file``).
+The location is shown with the password hidden; the password travels as a ``Secret``.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import ArgumentError
+
+from mml_tool.errors import ConfigError, InventoryError
+from mml_tool.secret import Secret
+from mml_tool.yamlload import load_yaml
+
+HISTORY_FILE = "history.sqlite"
+_VAR = re.compile(r"^\$\{([A-Za-z_][A-Za-z0-9_]*)\}$")
+_PLAIN_VAR = re.compile(r"\$\{(\w+)\}")
+_SCHEMES = ("sqlite", "postgresql")
+
+
+@dataclass(frozen=True)
+class HistoryLocation:
+    """A store to open: an SQLAlchemy URL without its password, and the password apart."""
+
+    url: URL
+    password: Secret | None = None
+
+    @property
+    def shown(self) -> str:
+        """For messages: never the password."""
+        return self.url.render_as_string(hide_password=True)
+
+    def connect_url(self) -> URL:
+        url = self.url
+        if url.drivername == "postgresql":  # psycopg 3: the driver pyproject installs
+            url = url.set(drivername="postgresql+psycopg")
+        if self.password is not None:
+            url = url.set(password=self.password.reveal())
+        return url
+
+
+def default_path() -> Path:
+    """``history.sqlite`` in the user's state directory (``$XDG_STATE_HOME/mml-tool`` or
+    ``~/.local/state/mml-tool`` on Linux)."""
+    from mml_tool._io import state_dir  # the one state folder (audit trail, locks, history)
+
+    return state_dir() / HISTORY_FILE
+
+
+def _sqlite(path: Path) -> HistoryLocation:
+    return HistoryLocation(URL.create("sqlite", database=str(path.expanduser())))
+
+
+def parse_location(
+    value: str,
+    *,
+    where: str,
+    env: Mapping[str, str] | None = None,
+    base: Path | None = None,
+    password: Secret | None = None,
+) -> HistoryLocation:
+    """``value`` (a path or a ``sqlite:``/``postgresql:`` URL) as a location; ConfigError
+    naming ``where`` for anything else, and for a password written out in the URL."""
+    env = os.environ if env is None else env
+    if "://" not in value:
+        path = Path(value).expanduser()
+        return _sqlite(path if path.is_absolute() or base is None else base / path)
+    try:
+        url = make_url(value)
+    except ArgumentError:
+        raise ConfigError(
+            f"{where}: {value.split('://')[0]}://... is not a database URL: give a file path, "
+            "sqlite:///PATH or postgresql://USER@HOST:PORT/DB"
+        ) from None
+    if url.drivername.split("+")[0] not in _SCHEMES:
+        raise ConfigError(
+            f"{where}: {url.drivername}:// is not supported: give a file path (SQLite), "
+            "sqlite:///PATH or postgresql://USER@HOST:PORT/DB"
+        )
+    if url.password is not None:
+        match = _VAR.match(str(url.password))
+        if match is None:  # never echo it: it is a password
+            raise ConfigError(
+                f"{where}: the URL holds a password: write postgresql://USER:${{VAR}}@HOST/DB "
+                "with the password in the environment variable VAR (or use the inventory's "
+                "history: password_file)"
+            )
+        name = match.group(1)
+        if name not in env:
+            raise ConfigError(f"{where}: the URL's password variable ${{{name}}} is not set")
+        password = Secret(env[name])
+        url = url.set(password=None)
+    if url.drivername.startswith("sqlite") and url.database and base is not None:
+        path = Path(url.database).expanduser()
+        if not path.is_absolute():
+            url = url.set(database=str(base / path))
+    return HistoryLocation(url, password)
+
+
+def from_inventory(path: Path, env: Mapping[str, str] | None = None) -> HistoryLocation | None:
+    """The inventory's ``history:`` (a path or URL, or ``{url, password | password_file}``);
+    None when it has none. Relative paths are from the inventory's folder."""
+    env = os.environ if env is None else env
+    try:
+        text = path.read_bytes()
+    except OSError as exc:
+        raise InventoryError(f"{path}: cannot read ({exc.strerror or exc})") from None
+    try:
+        doc = load_yaml(text, str(path), InventoryError)
+    except Exception:  # the inventory loader reports a broken file with its own message
+        return None
+    spec: Any = doc.get("history") if isinstance(doc, dict) else None
+    if spec is None:
+        return None
+    where = f"{path}: history"
+    base = path.parent
+    if isinstance(spec, str):
+        return parse_location(_expand(spec, where, env), where=where, env=env, base=base)
+    if not isinstance(spec, dict) or not isinstance(spec.get("url"), str):
+        raise InventoryError(
+            f"{where}: give a path or URL, or a mapping with url: and optionally password: "
+            "${VAR} or password_file: PATH"
+        )
+    unknown = set(spec) - {"url", "password", "password_file"}
+    if unknown:
+        raise InventoryError(
+            f"{where}: unknown key {sorted(unknown)[0]!r}: use url, password, password_file"
+        )
+    if "password" in spec and "password_file" in spec:
+        raise InventoryError(f"{where}: password and password_file are both set: keep one")
+    password = None
+    if "password" in spec:
+        match = _VAR.match(str(spec["password"]))
+        if match is None:
+            raise InventoryError(
+                f"{where}: password must be ${{VAR}} (an environment variable), never the "
+                "password itself; or use password_file"
+            )
+        if match.group(1) not in env:
+            raise InventoryError(f"{where}: password variable ${{{match.group(1)}}} is not set")
+        password = Secret(env[match.group(1)])
+    elif "password_file" in spec:
+        file = Path(_expand(str(spec["password_file"]), where, env)).expanduser()
+        file = file if file.is_absolute() else base / file
+        try:
+            password = Secret(file.read_text(encoding="utf-8").rstrip("\r\n"))
+        except (OSError, ValueError) as exc:
+            why = getattr(exc, "strerror", None) or "not UTF-8 text"
+            raise InventoryError(
+                f"{where}: cannot read password_file {file} ({why}): put the password on one "
+                "line, readable only by the user that runs mml-tool (chmod 600)"
+            ) from None
+    location = parse_location(
+        _expand(spec["url"], where, env), where=where, env=env, base=base, password=password
+    )
+    return location if location.password is not None else HistoryLocation(location.url, password)
+
+
+def _expand(value: str, where: str, env: Mapping[str, str]) -> str:
+    """``${VAR}`` in a path or URL (not its password, which stays a ${VAR} for parse_location)."""
+
+    def one(match: re.Match[str]) -> str:
+        if match.group(1) not in env:
+            raise InventoryError(f"{where}: variable ${{{match.group(1)}}} is not set")
+        return env[match.group(1)]
+
+    # The password part (":${VAR}@") is left for parse_location, which keeps it a Secret.
+    head, at, tail = value.rpartition("@")
+    if at and "://" in head:
+        scheme, _, userinfo = head.partition("://")
+        user, colon, secret = userinfo.partition(":")
+        return f"{scheme}://{_PLAIN_VAR.sub(one, user)}{colon}{secret}@{_PLAIN_VAR.sub(one, tail)}"
+    return _PLAIN_VAR.sub(one, value)
+
+
+def resolve(
+    *,
+    cli_value: str | None,
+    no_history: bool,
+    inventory_path: Path | None,
+    env: Mapping[str, str] | None = None,
+) -> HistoryLocation | None:
+    """The store to use, in order: none (--no-history), --history, inventory, default."""
+    if no_history:
+        return None
+    if cli_value:
+        return parse_location(cli_value, where="--history", env=env)
+    if inventory_path is not None:
+        found = from_inventory(inventory_path, env)
+        if found is not None:
+            return found
+    return _sqlite(default_path())

@@ -1,0 +1,514 @@
+"""The history store: what every run found and did, in SQLite or PostgreSQL.
+
+One ``HistoryStore`` per process; SQLAlchemy Core statements over the tables of ``schema``, so
+the same code runs on both databases. Every failure is a ``HistoryError`` whose message shows
+the store with its password hidden and scrubbed of the password's value.
+"""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Connection, Engine, and_, create_engine, delete, func, select
+from sqlalchemy.exc import SQLAlchemyError
+
+from mml_tool.errors import HistoryError
+from mml_tool.history import schema
+from mml_tool.history.config import HistoryLocation
+from mml_tool.secret import scrub
+
+COMPLIANT = ("pass", "waived")
+CHECK_COMMANDS = ("check", "watch", "run")  # runs whose findings are a fleet's state
+CONNECT_TIMEOUT = 5  # seconds: a store that is down must not hold a change up for long
+STATEMENT_TIMEOUT_MS = 15000
+
+
+def utc_now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def _utc(value: datetime) -> datetime:
+    """SQLite gives naive datetimes back: every time stored here is UTC."""
+    return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value
+
+
+@dataclass(frozen=True)
+class FindingRow:
+    host: str
+    control: str
+    status: str  # pass | fail | error | waived
+    actual: str | None = None
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class ChangeRow:
+    host: str
+    control: str
+    action: str  # apply | rollback
+    status: str
+    before: int | None = None
+    after: int | None = None
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class VerificationRow:
+    gateway: str
+    direction: int | None
+    ok: bool
+    reason: str
+
+
+@dataclass
+class RunRecord:
+    """One run as the store keeps it."""
+
+    command: str
+    started: datetime
+    finished: datetime
+    inventory: str
+    policy_name: str
+    policy_sha256: str
+    exit_code: int
+    change_id: str | None = None
+    operator: str = ""
+    tool_version: str = ""
+    findings: list[FindingRow] = field(default_factory=list)
+    changes: list[ChangeRow] = field(default_factory=list)
+    verifications: list[VerificationRow] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Transition:
+    host: str
+    control: str
+    was: str
+    now: str
+
+    def to_dict(self) -> dict[str, str]:
+        return {"host": self.host, "control": self.control, "was": self.was, "now": self.now}
+
+
+@dataclass(frozen=True)
+class SinceLast:
+    """What changed since the previous run of the same inventory and policy."""
+
+    previous_run: int | None
+    previous_started: datetime | None
+    new_failures: list[Transition]
+    fixed: list[Transition]
+    became_unreadable: list[Transition]
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.new_failures or self.fixed or self.became_unreadable)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "previous_run": self.previous_run,
+            "previous_started": _iso(self.previous_started) if self.previous_started else None,
+            "new_failures": [t.to_dict() for t in self.new_failures],
+            "fixed": [t.to_dict() for t in self.fixed],
+            "became_unreadable": [t.to_dict() for t in self.became_unreadable],
+        }
+
+
+@dataclass(frozen=True)
+class RunSummary:
+    id: int
+    command: str
+    started: datetime
+    finished: datetime
+    inventory: str
+    policy_name: str
+    change_id: str | None
+    operator: str
+    machine: str
+    exit_code: int
+    hosts: int
+    passed: int
+    failed: int
+    errors: int
+    waived: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "command": self.command,
+            "started": _iso(self.started),
+            "finished": _iso(self.finished),
+            "duration_seconds": round((self.finished - self.started).total_seconds(), 3),
+            "inventory": self.inventory,
+            "policy": self.policy_name,
+            "change_id": self.change_id,
+            "operator": self.operator,
+            "machine": self.machine,
+            "exit_code": self.exit_code,
+            "counts": {
+                "hosts": self.hosts,
+                "pass": self.passed,
+                "fail": self.failed,
+                "error": self.errors,
+                "waived": self.waived,
+            },
+        }
+
+
+@dataclass(frozen=True)
+class StatusChange:
+    at: datetime
+    was: str | None
+    now: str
+    run_id: int
+
+
+@dataclass(frozen=True)
+class Timeline:
+    """One (host, control)'s statuses over the window asked for."""
+
+    host: str
+    control: str
+    status: str  # the latest
+    since: datetime  # when the latest status began (within the window)
+    changes: list[StatusChange]
+    non_compliant_seconds: float  # time spent in `fail` within the window, up to now
+    last_compliant: datetime | None
+    last_read: datetime | None  # the last run that could read it (not `error`)
+    last_seen: datetime
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "host": self.host,
+            "control": self.control,
+            "status": self.status,
+            "since": _iso(self.since),
+            "non_compliant_seconds": round(self.non_compliant_seconds, 3),
+            "last_compliant": _iso(self.last_compliant) if self.last_compliant else None,
+            "last_read": _iso(self.last_read) if self.last_read else None,
+            "last_seen": _iso(self.last_seen),
+            "changes": [
+                {"at": _iso(c.at), "was": c.was, "now": c.now, "run": c.run_id}
+                for c in self.changes
+            ],
+        }
+
+
+def _iso(value: datetime) -> str:
+    return _utc(value).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+class HistoryStore:
+    """An open store, upgraded to the current schema."""
+
+    def __init__(self, location: HistoryLocation, engine: Engine) -> None:
+        self.location = location
+        self.engine = engine
+
+    @classmethod
+    def open(cls, location: HistoryLocation) -> HistoryStore:
+        url = location.connect_url()
+        connect_args: dict[str, Any]
+        store = None
+        try:
+            if url.drivername.startswith("sqlite"):
+                if url.database:
+                    Path(url.database).parent.mkdir(parents=True, exist_ok=True)
+                connect_args = {"timeout": CONNECT_TIMEOUT}
+            else:  # nor must a locked table or a stuck server hold it up
+                connect_args = {
+                    "connect_timeout": CONNECT_TIMEOUT,
+                    "options": f"-c statement_timeout={STATEMENT_TIMEOUT_MS} "
+                    f"-c lock_timeout={STATEMENT_TIMEOUT_MS}",
+                }
+            engine = create_engine(url, connect_args=connect_args, hide_parameters=True)
+            store = cls(location, engine)
+            store.upgrade()
+        except (SQLAlchemyError, OSError) as exc:
+            if store is not None:
+                store.close()
+            raise _error(location, "open", exc) from None
+        return store
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    def __enter__(self) -> HistoryStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @contextmanager
+    def _begin(self, what: str) -> Iterator[Connection]:
+        try:
+            with self.engine.begin() as conn:
+                yield conn
+        except SQLAlchemyError as exc:
+            raise _error(self.location, what, exc) from None
+
+    def upgrade(self) -> None:
+        with self.engine.begin() as conn:
+            if conn.dialect.name == "postgresql":  # two machines upgrading at once: one waits
+                conn.execute(select(func.pg_advisory_xact_lock(schema.UPGRADE_LOCK_ID)))
+            version = schema.stored_version(conn)
+            if version > schema.SCHEMA_VERSION:
+                raise HistoryError(
+                    f"history store {self.location.shown} has schema version {version}, newer "
+                    f"than this mml-tool knows ({schema.SCHEMA_VERSION}): upgrade mml-tool"
+                )
+            for target in range(version + 1, schema.SCHEMA_VERSION + 1):
+                schema.UPGRADES[target - 1](conn)
+                schema.set_version(conn, target)
+
+    @property
+    def version(self) -> int:
+        with self._begin("read") as conn:
+            return schema.stored_version(conn)
+
+    # -- writing
+
+    def record(self, run: RunRecord) -> int:
+        """Store ``run`` with its rows in one transaction; its id."""
+        counts = {s: sum(1 for f in run.findings if f.status == s) for s in (*COMPLIANT, "fail")}
+        counts["error"] = sum(1 for f in run.findings if f.status == "error")
+        with self._begin("write") as conn:
+            result = conn.execute(
+                schema.runs.insert().values(
+                    command=run.command,
+                    started=run.started,
+                    finished=run.finished,
+                    inventory=run.inventory[:1024],
+                    policy_name=run.policy_name[:255],
+                    policy_sha256=run.policy_sha256[:64],
+                    change_id=run.change_id,
+                    operator=run.operator[:255],
+                    machine=socket.gethostname()[:255],
+                    tool_version=run.tool_version[:32],
+                    exit_code=run.exit_code,
+                    hosts=len({f.host for f in run.findings} | {c.host for c in run.changes}),
+                    passed=counts["pass"],
+                    failed=counts["fail"],
+                    errors=counts["error"],
+                    waived=counts["waived"],
+                )
+            )
+            key = result.inserted_primary_key
+            assert key is not None  # an INSERT always has one
+            run_id = int(key[0])
+            rows: list[tuple[Any, list[dict[str, Any]]]] = [
+                (schema.findings, [{"run_id": run_id, **_cut(f.__dict__)} for f in run.findings]),
+                (schema.changes, [{"run_id": run_id, **_cut(c.__dict__)} for c in run.changes]),
+                (
+                    schema.verifications,
+                    [{"run_id": run_id, **_cut(v.__dict__)} for v in run.verifications],
+                ),
+            ]
+            for table, values in rows:
+                if values:
+                    conn.execute(table.insert(), values)
+        return run_id
+
+    def prune(self, keep: timedelta, now: datetime | None = None) -> int:
+        """Delete runs that started more than ``keep`` ago, with their rows; how many."""
+        cutoff = (now or utc_now()) - keep
+        old = select(schema.runs.c.id).where(schema.runs.c.started < cutoff)
+        with self._begin("prune") as conn:
+            for table in schema.DATA_TABLES:
+                conn.execute(delete(table).where(table.c.run_id.in_(old)))
+            gone = conn.execute(delete(schema.runs).where(schema.runs.c.started < cutoff))
+            return int(gone.rowcount)
+
+    # -- reading
+
+    def since_last(self, run_id: int) -> SinceLast:
+        """Compare run ``run_id`` with the previous check-kind run of its inventory and policy."""
+        r = schema.runs
+        with self._begin("read") as conn:
+            this = conn.execute(select(r).where(r.c.id == run_id)).one()
+            previous = conn.execute(
+                select(r.c.id, r.c.started)
+                .where(
+                    and_(
+                        r.c.inventory == this.inventory,
+                        r.c.policy_sha256 == this.policy_sha256,
+                        r.c.command.in_(CHECK_COMMANDS),
+                        r.c.id != run_id,
+                        r.c.started <= this.started,
+                    )
+                )
+                .order_by(r.c.started.desc(), r.c.id.desc())
+                .limit(1)
+            ).first()
+            now = self._statuses(conn, run_id)
+            before = self._statuses(conn, previous.id) if previous else {}
+        new_failures, fixed, unreadable = [], [], []
+        for (host, control), status in sorted(now.items()):
+            was = before.get((host, control))
+            if was is None or was == status:
+                continue
+            change = Transition(host, control, was, status)
+            if status == "fail":
+                new_failures.append(change)
+            elif status in COMPLIANT and was in ("fail", "error"):
+                fixed.append(change)
+            elif status == "error":
+                unreadable.append(change)
+        return SinceLast(
+            previous.id if previous else None,
+            _utc(previous.started) if previous else None,
+            new_failures,
+            fixed,
+            unreadable,
+        )
+
+    @staticmethod
+    def _statuses(conn: Connection, run_id: int) -> dict[tuple[str, str], str]:
+        f = schema.findings
+        rows = conn.execute(select(f.c.host, f.c.control, f.c.status).where(f.c.run_id == run_id))
+        return {(row.host, row.control): row.status for row in rows}
+
+    def runs(self, *, since: datetime | None = None, limit: int = 50) -> list[RunSummary]:
+        """The newest runs first."""
+        r = schema.runs
+        query = select(r).order_by(r.c.started.desc(), r.c.id.desc()).limit(limit)
+        if since is not None:
+            query = query.where(r.c.started >= since)
+        with self._begin("read") as conn:
+            rows = conn.execute(query).all()
+        return [
+            RunSummary(
+                row.id,
+                row.command,
+                _utc(row.started),
+                _utc(row.finished),
+                row.inventory,
+                row.policy_name,
+                row.change_id,
+                row.operator,
+                row.machine,
+                row.exit_code,
+                row.hosts,
+                row.passed,
+                row.failed,
+                row.errors,
+                row.waived,
+            )
+            for row in rows
+        ]
+
+    def last_success(self, inventory: str, policy_sha256: str) -> datetime | None:
+        """When the last check-kind run of this inventory and policy decided every host."""
+        r = schema.runs
+        with self._begin("read") as conn:
+            value = conn.execute(
+                select(func.max(r.c.finished)).where(
+                    and_(
+                        r.c.inventory == inventory,
+                        r.c.policy_sha256 == policy_sha256,
+                        r.c.command.in_(CHECK_COMMANDS),
+                        r.c.exit_code.in_((0, 100)),
+                    )
+                )
+            ).scalar()
+        return _utc(value) if value is not None else None
+
+    def timelines(
+        self,
+        *,
+        host: str | None = None,
+        control: str | None = None,
+        since: datetime | None = None,
+        now: datetime | None = None,
+    ) -> list[Timeline]:
+        """Per (host, control) seen since ``since``: the status changes in that window (or the
+        one that began the current status, when none), when the current status began (even
+        before the window), time spent non-compliant within the window, and the last
+        compliant and last readable run."""
+        now = now or utc_now()
+        r, f = schema.runs, schema.findings
+        query = (
+            select(r.c.id, r.c.started, f.c.host, f.c.control, f.c.status)
+            .join(r, r.c.id == f.c.run_id)
+            .where(r.c.command.in_(CHECK_COMMANDS))
+            .order_by(f.c.host, f.c.control, r.c.started, r.c.id)
+        )
+        if host is not None:
+            query = query.where(f.c.host == host)
+        if control is not None:
+            query = query.where(f.c.control == control)
+        with self._begin("read") as conn:  # the whole history: a status may predate the window
+            rows = conn.execute(query).all()
+        grouped: dict[tuple[str, str], list[Any]] = {}
+        for row in rows:
+            grouped.setdefault((row.host, row.control), []).append(row)
+        return [
+            _timeline(key, seen, now, since)
+            for key, seen in grouped.items()
+            if since is None or _utc(seen[-1].started) >= since
+        ]
+
+
+def _overlap(start: datetime, end: datetime, since: datetime | None) -> float:
+    """Seconds of [start, end] inside the window that begins at ``since``."""
+    begin = start if since is None else max(start, since)
+    return max(0.0, (end - begin).total_seconds())
+
+
+def _timeline(
+    key: tuple[str, str], rows: Sequence[Any], now: datetime, since: datetime | None = None
+) -> Timeline:
+    changes: list[StatusChange] = []
+    status: str | None = None
+    non_compliant = 0.0
+    fail_since: datetime | None = None
+    last_compliant = last_read = None
+    for row in rows:
+        at = _utc(row.started)
+        if row.status != status:
+            if fail_since is not None:
+                non_compliant += _overlap(fail_since, at, since)
+                fail_since = None
+            if row.status == "fail":
+                fail_since = at
+            changes.append(StatusChange(at, status, row.status, row.id))
+            status = row.status
+        if row.status in COMPLIANT:
+            last_compliant = at
+        if row.status != "error":
+            last_read = at
+    if fail_since is not None:
+        non_compliant += _overlap(fail_since, now, since)
+    shown = [c for c in changes if since is None or c.at >= since] or changes[-1:]
+    return Timeline(
+        key[0],
+        key[1],
+        changes[-1].now,
+        changes[-1].at,
+        shown,
+        non_compliant,
+        last_compliant,
+        last_read,
+        _utc(rows[-1].started),
+    )
+
+
+def _cut(row: dict[str, Any]) -> dict[str, Any]:
+    """Column widths: a long device message must not make a write fail."""
+    return {
+        k: v[:255] if isinstance(v, str) and k not in ("error", "reason") else v
+        for k, v in row.items()
+    }
+
+
+def _error(location: HistoryLocation, what: str, exc: BaseException) -> HistoryError:
+    secrets: Iterable[Any] = [location.password] if location.password else []
+    detail = str(getattr(exc, "orig", None) or exc).strip().splitlines()
+    text = scrub(detail[0] if detail else type(exc).__name__, secrets)
+    return HistoryError(f"history store {location.shown}: cannot {what}: {text}")

@@ -38,14 +38,10 @@ def default_audit_file() -> Path:
     return state_dir() / "audit.jsonl"
 
 
-def write_text_atomic(path: Path, text: str, mode: int | None = None) -> None:
-    """Write ``text`` to ``path`` through a synced temp file in the same folder and a rename.
-
-    ``mode``: the new file's permissions; default: the old file's, else 0644.
-    """
+def _synced_temp(path: Path, text: str, mode: int) -> Path:
+    """Write ``text`` to a new synced temp file beside ``path`` (folder created if missing);
+    the caller renames or links it into place. Removed again if writing fails."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    if mode is None:
-        mode = path.stat().st_mode & 0o777 if path.exists() else 0o644
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         os.fchmod(fd, mode)
@@ -53,26 +49,35 @@ def write_text_atomic(path: Path, text: str, mode: int | None = None) -> None:
             handle.write(text)
             handle.flush()
             os.fsync(handle.fileno())
-        os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
+        raise
+    return Path(tmp)
+
+
+def write_text_atomic(path: Path, text: str, mode: int | None = None) -> None:
+    """Write ``text`` to ``path`` through a synced temp file in the same folder and a rename.
+
+    ``mode``: the new file's permissions; default: the old file's, else 0644.
+    """
+    if mode is None:
+        mode = path.stat().st_mode & 0o777 if path.exists() else 0o644
+    tmp = _synced_temp(path, text, mode)
+    try:
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
         raise
 
 
 def write_text_new(path: Path, text: str, mode: int = 0o644) -> None:
     """Like ``write_text_atomic``, but never replaces a file: ``FileExistsError`` if ``path``
     exists, even when another process creates it at the same moment (a hard link is atomic)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    tmp = _synced_temp(path, text, mode)
     try:
-        os.fchmod(fd, mode)
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
         os.link(tmp, path)
     finally:
-        Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
 
 
 def probe_folder(folder: Path, size: int = 16 * 1024) -> None:

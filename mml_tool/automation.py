@@ -27,6 +27,7 @@ from mml_tool.change.lock import default_lock_dir
 from mml_tool.change_id import validate_change_id
 from mml_tool.compliance import check_host
 from mml_tool.errors import AnswerError, ChangeError, CommandError, ConfigError, ParseError
+from mml_tool.gateway.pick import pick_gateway
 from mml_tool.gateway.verify import VerifyResult, verify_gateway
 from mml_tool.inventory import HostConfig, Inventory, host_from_fields, load_inventory
 from mml_tool.mml.command import MmlCommand
@@ -348,23 +349,7 @@ def verify(
     """The video-direction verification through ``gateway`` (or the one ``host`` names, or the
     inventory's only gateway), as ``mml-tool verify`` runs it; reads that gateway's secret
     when ``inventory`` was loaded without secrets."""
-    if gateway is not None and host is not None:
-        raise ConfigError("give gateway or host, not both")
-    if host is not None:
-        if host not in inventory.hosts:
-            raise ConfigError(f"{inventory.path}: no host {host!r}")
-        gateway = inventory.hosts[host].gateway
-        if gateway is None:
-            raise ConfigError(f"{inventory.path}: host {host!r} names no `gateway:`")
-    if gateway is None:
-        if len(inventory.gateways) != 1:
-            raise ConfigError(
-                f"{inventory.path} has {len(inventory.gateways)} gateways "
-                f"({', '.join(inventory.gateways) or 'none'}): name one (gateway) or a host"
-            )
-        gateway = next(iter(inventory.gateways))
-    if gateway not in inventory.gateways:
-        raise ConfigError(f"{inventory.path}: no gateway {gateway!r}")
+    gateway = pick_gateway(inventory, gateway=gateway, host=host, names=("gateway", "host"))
     bad = [d for d in directions if d not in (1, 2, 3, 4)]
     if bad or not directions:
         raise ConfigError(

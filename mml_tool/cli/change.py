@@ -137,10 +137,24 @@ def apply(
         template_dirs=template_dirs(ctx),
         progress=BarProgress(f"applying to {len(the_plan.hosts)} host(s)"),
     )
+    _finish("apply", record, journal, targets, inventory_path, the_plan, the_plan)
+
+
+def _finish(
+    command: str,
+    record: ApplyRecord,
+    journal: RecordJournal,
+    targets: list[tuple[str, Path]],
+    inventory_path: Path,
+    the_plan: Plan | None,
+    history_policy: object,
+) -> None:
+    """Show the record and where it was written, write the reports and the history entry,
+    and exit 0 when every step went well, else 1."""
     print_record(record)
-    echo(f"apply record: {journal.written_to}")
-    _write_change_reports(targets, "apply", record, inventory_path, the_plan)
-    history_hooks.after_change("apply", record, inventory_path, the_plan, int(not record.ok))
+    echo(f"{command} record: {journal.written_to}")
+    _write_change_reports(targets, command, record, inventory_path, the_plan)
+    history_hooks.after_change(command, record, inventory_path, history_policy, int(not record.ok))
     sys.exit(EXIT_OK if record.ok else EXIT_ERROR)
 
 
@@ -281,8 +295,4 @@ def rollback(
         workers=workers,
         template_dirs=template_dirs(ctx),
     )
-    print_record(result)
-    echo(f"rollback record: {journal.written_to}")
-    _write_change_reports(targets, "rollback", result, inventory_path, None)
-    history_hooks.after_change("rollback", result, inventory_path, policy, int(not result.ok))
-    sys.exit(EXIT_OK if result.ok else EXIT_ERROR)
+    _finish("rollback", result, journal, targets, inventory_path, None, policy)

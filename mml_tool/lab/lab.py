@@ -177,6 +177,12 @@ class Lab:
             password=self.password,
         )
         self._started = True
+        self._start_gateway()
+        return self
+
+    def _start_gateway(self) -> None:
+        """Start the gateway (when asked for) in front of the started nodes; all stops if it
+        fails, so a half-built lab holds no ports or threads."""
         if self.with_gateway:
             try:
                 self.gateway = self._gateway_factory(self)
@@ -184,7 +190,6 @@ class Lab:
             except BaseException:
                 self.stop()
                 raise
-        return self
 
     def stop(self) -> None:
         gateway, self.gateway = self.gateway, None

@@ -158,13 +158,7 @@ class ProcessLab(Lab):
             self.stop()
             raise
         self._started = True
-        if self.with_gateway:
-            try:
-                self.gateway = self._gateway_factory(self)
-                self.gateway.start()
-            except BaseException:
-                self.stop()
-                raise
+        self._start_gateway()
         return self
 
     def _collect_ports(self) -> None:

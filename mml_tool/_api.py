@@ -14,30 +14,14 @@ from collections.abc import Callable, Sequence
 from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from mml_tool import _io
-from mml_tool.audit import AuditTrail
-from mml_tool.change import (
-    DEFAULT_MAX_AGE,
-    ApplyRecord,
-    ChangeContext,
-    Plan,
-    apply_plan,
-    build_plan,
-    check_record,
-    plan_sha256,
-    rollback_record,
-    rollback_steps,
-)
-from mml_tool.change import load_plan as _load_plan
-from mml_tool.change import load_record as _load_record
-from mml_tool.change.lock import lock_dir_for
-from mml_tool.change.record import RecordJournal, default_fallback_dirs
+from mml_tool.change.plan import DEFAULT_MAX_AGE
 from mml_tool.compliance import check_fleet
 from mml_tool.errors import ConfigError
 from mml_tool.fleet import DEFAULT_WORKERS, Progress
 from mml_tool.gateway.pick import pick_gateway
-from mml_tool.gateway.verify import VerifyResult, VerifyStep, verify_gateway
 from mml_tool.inventory import Inventory, Prompt
 from mml_tool.inventory import load_inventory as _load_inventory
 from mml_tool.mml.session import MmlSession as _MmlSession
@@ -46,6 +30,13 @@ from mml_tool.policy import Policy
 from mml_tool.policy import load_policy as _load_policy
 from mml_tool.results import CheckResult
 from mml_tool.secret import Secret
+
+# What only a change or a verification needs loads when one is made: `check` need not import
+# the runner, the audit trail or the gateway client with httpx (issue 14, start-up cost).
+if TYPE_CHECKING:
+    from mml_tool.change import ApplyRecord, ChangeContext, Plan
+    from mml_tool.change.record import RecordJournal
+    from mml_tool.gateway.verify import VerifyResult, VerifyStep
 
 PathLike = str | Path
 
@@ -120,6 +111,8 @@ def plan(result: CheckResult, *, change_id: str = "", operator: str | None = Non
     """A plan with one step per failing (host, control) of ``result``: its commands, their
     rollback and the state read. Hosts that could not be decided get no step (they are in
     ``result.failed_hosts``); save it with ``Plan.save(path)`` for review."""
+    from mml_tool.change import build_plan
+
     if result.policy is None or result.inventory is None:
         raise ConfigError("plan() needs a CheckResult made by mml_tool.check()")
     return build_plan(
@@ -139,16 +132,22 @@ def load_plan(
 ) -> Plan:
     """Read a saved plan; ``PlanError`` if tampered with, older than ``max_age`` or, given
     ``signing_key``, not signed with it."""
+    from mml_tool.change import load_plan as _load_plan
+
     return _load_plan(Path(path), max_age=max_age, signing_key=signing_key)
 
 
 def load_record(path: PathLike) -> ApplyRecord:
     """Read a saved apply (or rollback) record; ``PlanError`` if tampered with."""
+    from mml_tool.change import load_record as _load_record
+
     return _load_record(Path(path))
 
 
 def _lock_dir(inventory: Inventory, lock_dir: PathLike | None) -> Path:
     """The inventory's lock_dir, else ``lock_dir``, else the machine's shared one (as the CLI)."""
+    from mml_tool.change.lock import lock_dir_for
+
     return lock_dir_for(inventory.lock_dir, None if lock_dir is None else Path(lock_dir))
 
 
@@ -162,6 +161,9 @@ def _context(
     operator: str | None,
     template_dirs: Sequence[PathLike],
 ) -> ChangeContext:
+    from mml_tool.audit import AuditTrail
+    from mml_tool.change import ChangeContext
+
     return ChangeContext(
         inventory=inventory.with_secrets(hosts=hosts),
         audit=AuditTrail(Path(audit) if audit is not None else _io.default_audit_file()),
@@ -178,6 +180,8 @@ def _journal(
 ) -> RecordJournal | None:
     """The record's journal: the caller's (already checked: the CLI words its own messages),
     or a new one, checked here; a record whose folder fails goes beside the audit trail."""
+    from mml_tool.change.record import RecordJournal, default_fallback_dirs
+
     if path is None or isinstance(path, RecordJournal):
         return path
     journal = RecordJournal(
@@ -212,6 +216,8 @@ def apply(
     is sent otherwise. ``record``: write the record ahead of every command (and merge an
     earlier run of the same plan). One host's failure never stops another: see
     ``ApplyRecord.failed`` and each step's ``StepStatus``."""
+    from mml_tool.change import apply_plan, plan_sha256
+
     ctx = _context(
         inventory, plan.hosts, plan.change_id, audit, policy, lock_dir, operator, template_dirs
     )
@@ -234,6 +240,8 @@ def rollback(
 ) -> ApplyRecord:
     """Undo what ``record``'s run may have changed (each step re-read first), with the same
     care as ``apply``; returns the rollback's own record (``save_to``: written ahead)."""
+    from mml_tool.change import check_record, rollback_record, rollback_steps
+
     policy = policy if policy is not None else _load_policy()
     check_record(record, policy, inventory, f"record {record.change_id}")
     hosts = sorted({s.host for s in rollback_steps(record)})
@@ -263,6 +271,8 @@ def verify(
     one): sign in, call, check each video direction, release, sign out (always).
     ``agent``/``called`` replace the inventory's agent ID and number called for this run.
     ``.passed`` is the verdict; ``.error`` says why there is none."""
+    from mml_tool.gateway.verify import verify_gateway
+
     name = pick_gateway(inventory, gateway=gateway, host=host, names=("gateway=", "host="))
     settings = inventory.with_secrets(gateways=[name]).gateways[name]
     # Overrides of the inventory's agent and number (the CLI's --agent, --called).

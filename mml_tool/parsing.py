@@ -9,6 +9,7 @@ template and the first line it rejected: never a silent fallback to raw text.
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 import threading
@@ -41,6 +42,7 @@ class IndexEntry:
         return bool(self.platform.match(platform) and self.command.match(command))
 
 
+@functools.cache  # the package does not move during a run; a fleet check asks once per host
 def builtin_templates_dir() -> Path:
     """The templates shipped inside the package (works from a plain wheel install)."""
     resource = resources.files("mml_tool").joinpath("templates")
@@ -222,9 +224,10 @@ def parse_with_template(template: Path, raw: str) -> list[dict[str, str]]:
             "as a sample and adapt or override the template (--templates)"
         ) from None  # TextFSM's own message repeats the input line unmasked
     records = []
+    header = fsm.header  # a property that builds a new list at every call
     for row in rows:
         record = {}
-        for name, value in zip(fsm.header, row, strict=True):
+        for name, value in zip(header, row, strict=True):
             if not isinstance(value, str):
                 raise ParseError(
                     f"{template}: Value {name} uses the List option; mml-tool records hold "

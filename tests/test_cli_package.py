@@ -4,6 +4,7 @@ commands' own, environment variables are visible options, the gateway is picked 
 from __future__ import annotations
 
 import ast
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -12,6 +13,7 @@ import click
 import pytest
 import yaml
 from click.testing import CliRunner
+from conftest import StartLab, lab_env
 
 import mml_tool as mt
 from mml_tool.cli import cli
@@ -137,6 +139,48 @@ def test_cli_modules_import_at_the_top() -> None:
                     if isinstance(n, ast.Import | ast.ImportFrom)
                 ]
     assert inside == []
+
+
+def test_check_imports_nothing_it_does_not_use(start_lab: StartLab) -> None:
+    """Issue 14: `check`'s start-up is part of its cost at fleet scale; the change runner and
+    journal, the gateway client (httpx) and the policy's pydantic models (the built-in policy's
+    shape is tested below) stay unloaded, while the check itself is real."""
+    running = start_lab(1)
+    code = (
+        "import atexit, sys\n"
+        "atexit.register(lambda: print('LOADED', ' '.join(sorted(sys.modules))))\n"
+        "from mml_tool.cli import main\n"
+        "main()\n"
+    )
+    env = {**os.environ, **lab_env(running.inventory_path)}
+    done = subprocess.run(
+        [sys.executable, "-c", code, "check", "-i", str(running.inventory_path)],
+        capture_output=True, text=True, timeout=60, env=env, check=False,
+    )  # fmt: skip
+    assert done.returncode == 100, done.stderr  # the lab's node is non-compliant: it was read
+    loaded = set(done.stdout.split("LOADED", 1)[1].split())
+    assert "paramiko" in loaded and "textfsm" in loaded
+    unused = {
+        "httpx",
+        "mml_tool.change.runner",
+        "mml_tool.change.steps",
+        "mml_tool.change.record",
+        "mml_tool.gateway.client",
+        "mml_tool.gateway.verify",
+        "mml_tool.policy.schema",
+    }
+    assert not loaded & unused
+
+
+def test_the_built_in_policy_has_the_models_shape() -> None:
+    """`load_policy()` skips the pydantic shape check for the built-in file; this is it."""
+    from importlib import resources
+
+    from mml_tool.policy.loader import BUILTIN_POLICY
+    from mml_tool.policy.schema import shape_error
+
+    text = resources.files("mml_tool").joinpath("policies").joinpath(BUILTIN_POLICY).read_text()
+    assert shape_error(yaml.safe_load(text)) is None
 
 
 def test_the_api_chooses_the_gateway_by_the_same_rule_in_its_own_words(tmp_path: Path) -> None:

@@ -24,38 +24,78 @@ step settles, so a process killed at any moment leaves a record that ``rollback`
 
 from __future__ import annotations
 
-from mml_tool.change.lock import default_lock_dir, host_lock, prepare_lock_dir
-from mml_tool.change.outcome import (
-    ApplyRecord,
-    CommandRun,
-    StepResult,
-    load_record,
-    record_json,
-    save_record,
-)
-from mml_tool.change.plan import (
-    CLOCK_SKEW,
-    DEFAULT_MAX_AGE,
-    PLAN_KIND,
-    RECORD_KIND,
-    SCHEMA_VERSION,
-    Plan,
-    Step,
-    build_plan,
-    load_plan,
-    plan_sha256,
-    save_plan,
-    write_json_atomic,
-)
-from mml_tool.change.runner import (
-    apply_plan,
-    check_plan,
-    check_record,
-    execute,
-    rollback_record,
-    rollback_steps,
-)
-from mml_tool.change.steps import IN_FLIGHT, ChangeContext, ChangeStopped, Journal
+import importlib
+from typing import TYPE_CHECKING, Any
+
+# The names load on first use: `check` imports `mml_tool.change.lock` or `.plan` alone and need
+# not pay for the runner, the records and the journal (issue 14, start-up cost).
+if TYPE_CHECKING:
+    from mml_tool.change.lock import default_lock_dir as default_lock_dir
+    from mml_tool.change.lock import host_lock as host_lock
+    from mml_tool.change.lock import prepare_lock_dir as prepare_lock_dir
+    from mml_tool.change.outcome import ApplyRecord as ApplyRecord
+    from mml_tool.change.outcome import CommandRun as CommandRun
+    from mml_tool.change.outcome import StepResult as StepResult
+    from mml_tool.change.outcome import load_record as load_record
+    from mml_tool.change.outcome import record_json as record_json
+    from mml_tool.change.outcome import save_record as save_record
+    from mml_tool.change.plan import CLOCK_SKEW as CLOCK_SKEW
+    from mml_tool.change.plan import DEFAULT_MAX_AGE as DEFAULT_MAX_AGE
+    from mml_tool.change.plan import PLAN_KIND as PLAN_KIND
+    from mml_tool.change.plan import RECORD_KIND as RECORD_KIND
+    from mml_tool.change.plan import SCHEMA_VERSION as SCHEMA_VERSION
+    from mml_tool.change.plan import Plan as Plan
+    from mml_tool.change.plan import Step as Step
+    from mml_tool.change.plan import build_plan as build_plan
+    from mml_tool.change.plan import load_plan as load_plan
+    from mml_tool.change.plan import plan_sha256 as plan_sha256
+    from mml_tool.change.plan import save_plan as save_plan
+    from mml_tool.change.plan import write_json_atomic as write_json_atomic
+    from mml_tool.change.runner import apply_plan as apply_plan
+    from mml_tool.change.runner import check_plan as check_plan
+    from mml_tool.change.runner import check_record as check_record
+    from mml_tool.change.runner import execute as execute
+    from mml_tool.change.runner import rollback_record as rollback_record
+    from mml_tool.change.runner import rollback_steps as rollback_steps
+    from mml_tool.change.steps import IN_FLIGHT as IN_FLIGHT
+    from mml_tool.change.steps import ChangeContext as ChangeContext
+    from mml_tool.change.steps import ChangeStopped as ChangeStopped
+    from mml_tool.change.steps import Journal as Journal
+
+# public name -> the module that defines it
+_WHERE = {
+    "default_lock_dir": "mml_tool.change.lock",
+    "host_lock": "mml_tool.change.lock",
+    "prepare_lock_dir": "mml_tool.change.lock",
+    "ApplyRecord": "mml_tool.change.outcome",
+    "CommandRun": "mml_tool.change.outcome",
+    "StepResult": "mml_tool.change.outcome",
+    "load_record": "mml_tool.change.outcome",
+    "record_json": "mml_tool.change.outcome",
+    "save_record": "mml_tool.change.outcome",
+    "CLOCK_SKEW": "mml_tool.change.plan",
+    "DEFAULT_MAX_AGE": "mml_tool.change.plan",
+    "PLAN_KIND": "mml_tool.change.plan",
+    "Plan": "mml_tool.change.plan",
+    "RECORD_KIND": "mml_tool.change.plan",
+    "SCHEMA_VERSION": "mml_tool.change.plan",
+    "Step": "mml_tool.change.plan",
+    "build_plan": "mml_tool.change.plan",
+    "load_plan": "mml_tool.change.plan",
+    "plan_sha256": "mml_tool.change.plan",
+    "save_plan": "mml_tool.change.plan",
+    "write_json_atomic": "mml_tool.change.plan",
+    "apply_plan": "mml_tool.change.runner",
+    "check_plan": "mml_tool.change.runner",
+    "check_record": "mml_tool.change.runner",
+    "execute": "mml_tool.change.runner",
+    "rollback_record": "mml_tool.change.runner",
+    "rollback_steps": "mml_tool.change.runner",
+    "ChangeContext": "mml_tool.change.steps",
+    "ChangeStopped": "mml_tool.change.steps",
+    "IN_FLIGHT": "mml_tool.change.steps",
+    "Journal": "mml_tool.change.steps",
+}
 
 __all__ = [
     "CLOCK_SKEW",
@@ -90,3 +130,16 @@ __all__ = [
     "save_record",
     "write_json_atomic",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    module = _WHERE.get(name)
+    if module is None:
+        raise AttributeError(f"module 'mml_tool.change' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value  # once loaded, a plain attribute
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})

@@ -328,19 +328,22 @@ def _waiver(check: _Checker, raw: object, index: int) -> Waiver:
     )
 
 
-def parse_policy(content: bytes, source: str, path: Path) -> Policy:
-    """Validate a policy document (``source`` names it in messages)."""
+def parse_policy(content: bytes, source: str, path: Path, *, shape: bool = True) -> Policy:
+    """Validate a policy document (``source`` names it in messages). ``shape=False`` skips
+    the models' field check, for the built-in policy only: a test runs it on that file, and
+    pydantic is a tenth of a second of `check`'s start-up (issue 14)."""
     check = _Checker(source)
     try:
         doc = load_yaml(content, source, PolicyError)
     except yaml.YAMLError as exc:
         raise PolicyError(f"{source}: not valid YAML: {exc}") from None
-    # Imported here: pydantic takes ~0.1 s to import; `mml-tool --help` need not wait.
-    from mml_tool.policy.schema import shape_error
+    if shape:
+        # Imported here: pydantic takes ~0.1 s to import; `mml-tool --help` need not wait.
+        from mml_tool.policy.schema import shape_error
 
-    problem = shape_error(doc)  # unknown, missing and misplaced fields, by the models
-    if problem is not None:
-        raise check.fail(*problem)
+        problem = shape_error(doc)  # unknown, missing and misplaced fields, by the models
+        if problem is not None:
+            raise check.fail(*problem)
     top = check.mapping(doc, "", "")
     meta = check.mapping(top["policy"], "", "policy")
     version = meta.get("version", "1")
@@ -386,7 +389,8 @@ def load_policy(path: Path | None = None) -> Policy:
     if path is None:
         resource = resources.files("mml_tool").joinpath("policies").joinpath(BUILTIN_POLICY)
         content = resource.read_bytes()
-        return parse_policy(content, f"built-in policy {BUILTIN_POLICY}", Path(str(resource)))
+        where = f"built-in policy {BUILTIN_POLICY}"
+        return parse_policy(content, where, Path(str(resource)), shape=False)
     try:
         content = Path(path).read_bytes()
     except OSError as exc:

@@ -19,7 +19,8 @@ from mml_tool.cli import cli
 from mml_tool.errors import ConfigError, HistoryError
 from mml_tool.history import schema
 from mml_tool.history.config import default_path, from_inventory, parse_location
-from mml_tool.history.store import FindingRow, HistoryStore, RunRecord
+from mml_tool.history.rows import FindingRow, RunRecord
+from mml_tool.history.store import HistoryStore
 from mml_tool.lab.lab import PASSWORD_ENV, Lab
 from mml_tool.lab.uap import NodeConfig
 

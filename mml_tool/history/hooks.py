@@ -29,14 +29,14 @@ from mml_tool.errors import ConfigError, MmlToolError
 from mml_tool.history.durations import duration_option
 
 if TYPE_CHECKING:  # SQLAlchemy is loaded only when a run is recorded
-    from mml_tool.history.store import (
+    from mml_tool.history.rows import (
         ChangeRow,
         FindingRow,
-        HistoryStore,
         RunRecord,
         SinceLast,
         VerificationRow,
     )
+    from mml_tool.history.store import HistoryStore
 
 log = logging.getLogger("mml_tool.history")
 KEY = "mml_tool.history"
@@ -206,7 +206,7 @@ def scope(inventory_path: Path | str | None) -> str:
 
 
 def finding_rows(findings: Iterable[Any]) -> list[FindingRow]:
-    from mml_tool.history.store import FindingRow
+    from mml_tool.history.rows import FindingRow
 
     return [
         FindingRow(
@@ -232,7 +232,7 @@ def findings_run(
     exit_code: int,
     operator: str = "",
 ) -> RunRecord:
-    from mml_tool.history.store import RunRecord
+    from mml_tool.history.rows import RunRecord
 
     return RunRecord(
         command=command,
@@ -311,7 +311,7 @@ def after_check(report: Any, inventory_path: Path) -> dict[str, Any] | None:
 
 
 def change_rows(record: Any) -> list[ChangeRow]:
-    from mml_tool.history.store import ChangeRow
+    from mml_tool.history.rows import ChangeRow
 
     return [
         ChangeRow(
@@ -331,7 +331,7 @@ def after_change(
     command: str, record: Any, inventory_path: Path, policy: Any, exit_code: int
 ) -> None:
     """Record an apply or a rollback."""
-    from mml_tool.history.store import RunRecord
+    from mml_tool.history.rows import RunRecord
 
     s = settings()
     run = RunRecord(
@@ -351,7 +351,7 @@ def after_change(
 
 
 def verification_rows(result: Any) -> list[VerificationRow]:
-    from mml_tool.history.store import VerificationRow
+    from mml_tool.history.rows import VerificationRow
 
     rows = [
         VerificationRow(result.gateway, d.direction, bool(d.ok), mask_text(d.reason))
@@ -363,7 +363,7 @@ def verification_rows(result: Any) -> list[VerificationRow]:
 
 
 def after_verify(result: Any, inventory_path: Path, exit_code: int) -> None:
-    from mml_tool.history.store import RunRecord
+    from mml_tool.history.rows import RunRecord
 
     s = settings()
     run = RunRecord(

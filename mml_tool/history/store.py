@@ -10,8 +10,7 @@ from __future__ import annotations
 import socket
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -21,187 +20,25 @@ from sqlalchemy.exc import SQLAlchemyError
 from mml_tool.errors import HistoryError
 from mml_tool.history import schema
 from mml_tool.history.config import HistoryLocation
+from mml_tool.history.rows import (
+    RunRecord,
+    RunSummary,
+    SinceLast,
+    StatusChange,
+    Timeline,
+    Transition,
+    _utc,
+    utc_now,
+)
+from mml_tool.history.rows import (
+    VerificationRow as VerificationRow,
+)
 from mml_tool.secret import scrub
 
 COMPLIANT = ("pass", "waived")
 CHECK_COMMANDS = ("check", "watch", "run")  # runs whose findings are a fleet's state
 CONNECT_TIMEOUT = 5  # seconds: a store that is down must not hold a change up for long
 STATEMENT_TIMEOUT_MS = 15000
-
-
-def utc_now() -> datetime:
-    return datetime.now(timezone.utc)
-
-
-def _utc(value: datetime) -> datetime:
-    """SQLite gives naive datetimes back: every time stored here is UTC."""
-    return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value
-
-
-@dataclass(frozen=True)
-class FindingRow:
-    host: str
-    control: str
-    status: str  # pass | fail | error | waived
-    actual: str | None = None
-    error: str | None = None
-
-
-@dataclass(frozen=True)
-class ChangeRow:
-    host: str
-    control: str
-    action: str  # apply | rollback
-    status: str
-    before: int | None = None
-    after: int | None = None
-    error: str | None = None
-
-
-@dataclass(frozen=True)
-class VerificationRow:
-    gateway: str
-    direction: int | None
-    ok: bool
-    reason: str
-
-
-@dataclass
-class RunRecord:
-    """One run as the store keeps it."""
-
-    command: str
-    started: datetime
-    finished: datetime
-    inventory: str
-    policy_name: str
-    policy_sha256: str
-    exit_code: int
-    change_id: str | None = None
-    operator: str = ""
-    tool_version: str = ""
-    findings: list[FindingRow] = field(default_factory=list)
-    changes: list[ChangeRow] = field(default_factory=list)
-    verifications: list[VerificationRow] = field(default_factory=list)
-
-
-@dataclass(frozen=True)
-class Transition:
-    host: str
-    control: str
-    was: str
-    now: str
-
-    def to_dict(self) -> dict[str, str]:
-        return {"host": self.host, "control": self.control, "was": self.was, "now": self.now}
-
-
-@dataclass(frozen=True)
-class SinceLast:
-    """What changed since the previous run of the same inventory and policy."""
-
-    previous_run: int | None
-    previous_started: datetime | None
-    new_failures: list[Transition]
-    fixed: list[Transition]
-    became_unreadable: list[Transition]
-
-    @property
-    def changed(self) -> bool:
-        return bool(self.new_failures or self.fixed or self.became_unreadable)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "previous_run": self.previous_run,
-            "previous_started": _iso(self.previous_started) if self.previous_started else None,
-            "new_failures": [t.to_dict() for t in self.new_failures],
-            "fixed": [t.to_dict() for t in self.fixed],
-            "became_unreadable": [t.to_dict() for t in self.became_unreadable],
-        }
-
-
-@dataclass(frozen=True)
-class RunSummary:
-    id: int
-    command: str
-    started: datetime
-    finished: datetime
-    inventory: str
-    policy_name: str
-    change_id: str | None
-    operator: str
-    machine: str
-    exit_code: int
-    hosts: int
-    passed: int
-    failed: int
-    errors: int
-    waived: int
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "command": self.command,
-            "started": _iso(self.started),
-            "finished": _iso(self.finished),
-            "duration_seconds": round((self.finished - self.started).total_seconds(), 3),
-            "inventory": self.inventory,
-            "policy": self.policy_name,
-            "change_id": self.change_id,
-            "operator": self.operator,
-            "machine": self.machine,
-            "exit_code": self.exit_code,
-            "counts": {
-                "hosts": self.hosts,
-                "pass": self.passed,
-                "fail": self.failed,
-                "error": self.errors,
-                "waived": self.waived,
-            },
-        }
-
-
-@dataclass(frozen=True)
-class StatusChange:
-    at: datetime
-    was: str | None
-    now: str
-    run_id: int
-
-
-@dataclass(frozen=True)
-class Timeline:
-    """One (host, control)'s statuses over the window asked for."""
-
-    host: str
-    control: str
-    status: str  # the latest
-    since: datetime  # when the latest status began (within the window)
-    changes: list[StatusChange]
-    non_compliant_seconds: float  # time spent in `fail` within the window, up to now
-    last_compliant: datetime | None
-    last_read: datetime | None  # the last run that could read it (not `error`)
-    last_seen: datetime
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "host": self.host,
-            "control": self.control,
-            "status": self.status,
-            "since": _iso(self.since),
-            "non_compliant_seconds": round(self.non_compliant_seconds, 3),
-            "last_compliant": _iso(self.last_compliant) if self.last_compliant else None,
-            "last_read": _iso(self.last_read) if self.last_read else None,
-            "last_seen": _iso(self.last_seen),
-            "changes": [
-                {"at": _iso(c.at), "was": c.was, "now": c.now, "run": c.run_id}
-                for c in self.changes
-            ],
-        }
-
-
-def _iso(value: datetime) -> str:
-    return _utc(value).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
 class HistoryStore:

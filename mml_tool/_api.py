@@ -166,7 +166,7 @@ def _context(
 
     return ChangeContext(
         inventory=inventory.with_secrets(hosts=hosts),
-        audit=AuditTrail(Path(audit) if audit is not None else _io.default_audit_file()),
+        audit=AuditTrail(inventory.audit_file(audit)),
         operator=operator or getpass.getuser(),
         change_id=change_id,
         lock_dir=_lock_dir(inventory, lock_dir),
@@ -176,7 +176,7 @@ def _context(
 
 
 def _journal(
-    path: PathLike | RecordJournal | None, digest: str, action: str, audit: PathLike | None
+    path: PathLike | RecordJournal | None, digest: str, action: str, audit: Path
 ) -> RecordJournal | None:
     """The record's journal: the caller's (already checked: the CLI words its own messages),
     or a new one, checked here; a record whose folder fails goes beside the audit trail."""
@@ -189,9 +189,7 @@ def _journal(
         plan_sha256=digest,
         action=action,
         accumulate=True,
-        fallback_dirs=default_fallback_dirs(
-            Path(audit) if audit is not None else _io.default_audit_file()
-        ),
+        fallback_dirs=default_fallback_dirs(audit),
     )
     journal.check()  # RecordError before anything is sent
     return journal
@@ -221,7 +219,7 @@ def apply(
     ctx = _context(
         inventory, plan.hosts, plan.change_id, audit, policy, lock_dir, operator, template_dirs
     )
-    journal = _journal(record, plan_sha256(plan), "apply", audit)
+    journal = _journal(record, plan_sha256(plan), "apply", inventory.audit_file(audit))
     return apply_plan(plan, replace(ctx, journal=journal), workers=workers, progress=progress)
 
 
@@ -248,7 +246,7 @@ def rollback(
     ctx = _context(
         inventory, hosts, record.change_id, audit, policy, lock_dir, operator, template_dirs
     )
-    journal = _journal(save_to, record.plan_sha256, "rollback", audit)
+    journal = _journal(save_to, record.plan_sha256, "rollback", inventory.audit_file(audit))
     return rollback_record(
         record, replace(ctx, journal=journal), workers=workers, progress=progress
     )

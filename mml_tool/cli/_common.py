@@ -11,7 +11,7 @@ import click
 from rich.markup import escape
 
 from mml_tool import __version__
-from mml_tool._io import default_audit_file, now_iso
+from mml_tool._io import now_iso
 from mml_tool.audit import AuditTrail
 from mml_tool.change.lock import lock_dir_for
 from mml_tool.change_id import validate_change_id
@@ -199,8 +199,9 @@ record_option = click.option(
 )
 
 
-def audit_trail(audit_path: Path | None) -> AuditTrail:
-    return AuditTrail(audit_path or default_audit_file())
+def audit_trail(audit_path: Path | None, inventory: Inventory) -> AuditTrail:
+    """--audit (or $MML_TOOL_AUDIT), else the inventory's ``audit:``, else the state folder."""
+    return AuditTrail(inventory.audit_file(audit_path))
 
 
 def lock_folder(inventory: Inventory, lock_dir: Path | None) -> Path:

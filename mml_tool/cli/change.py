@@ -11,7 +11,7 @@ from pathlib import Path
 import click
 
 import mml_tool as mt
-from mml_tool._io import default_audit_file, now_iso
+from mml_tool._io import now_iso
 from mml_tool.change import (
     ApplyRecord,
     Plan,
@@ -121,7 +121,7 @@ def apply(
         "apply",
         True,
         "nothing was sent; give another --record PATH",
-        audit_path,
+        inventory.audit_file(audit_path),
     )
     inventory = _secrets_first(inventory, the_plan.hosts)
     confirm(f"Apply these commands to {len(the_plan.hosts)} host(s)?", yes)
@@ -159,7 +159,7 @@ def _finish(
 
 
 def _journal(
-    path: Path, plan_digest: str, action: str, accumulate: bool, hint: str, audit_path: Path | None
+    path: Path, plan_digest: str, action: str, accumulate: bool, hint: str, audit_path: Path
 ) -> RecordJournal:
     """A record journal, checked before anything is connected: exit 2 when the file belongs to
     another plan, exists where a new one is needed, or its folder cannot take it. Its fallback
@@ -169,7 +169,7 @@ def _journal(
         plan_sha256=plan_digest,
         action=action,
         accumulate=accumulate,
-        fallback_dirs=default_fallback_dirs(audit_path or default_audit_file()),
+        fallback_dirs=default_fallback_dirs(audit_path),
         # soft_wrap: a record printed as JSON must stay valid JSON (no line breaks added)
         say=lambda line: err_console.print(line, highlight=False, markup=False, soft_wrap=True),
         hint=hint,
@@ -280,7 +280,7 @@ def rollback(
         "rollback",
         False,
         "nothing was sent; give another --record PATH, or leave --record out for a fresh name",
-        audit_path,
+        inventory.audit_file(audit_path),
     )
     inventory = _secrets_first(inventory, [s.host for s in steps])
     confirm(f"Roll back {len(steps)} step(s)?", yes)

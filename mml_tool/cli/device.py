@@ -246,7 +246,7 @@ def exec_command(
             )
         click.echo(f"{host.name}: {command.masked()}")
         confirm("Send this command?", yes)
-        trail = audit_trail(audit_path)
+        trail = audit_trail(audit_path, inventory)
     transcript = Transcript() if transcript_path else None
     try:
         response = run_one(

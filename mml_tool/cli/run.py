@@ -138,7 +138,7 @@ def run(
         change_id=change_id,
         evidence=evidence,
         approve=approve,
-        audit=audit_trail(audit_path),
+        audit=audit_trail(audit_path, inventory),
         lock_dir=lock_folder(inventory, lock_dir),
         rollback_on_failure=not no_rollback,
         directions=directions,

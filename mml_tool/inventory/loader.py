@@ -95,7 +95,7 @@ class _Loader(_Values):
                 self.host, hname, hmap, defaults, groups, gateways
             )
         members = {g: tuple(h for h in hosts if g in hosts[h].groups) for g in groups}
-        lock_dir = top.get("lock_dir")
+        lock_dir, audit = top.get("lock_dir"), top.get("audit")
         key, key_problem = None, None
         try:
             key = self.signing_key(top)
@@ -106,16 +106,16 @@ class _Loader(_Values):
             hosts,
             gateways,
             members,
-            lock_dir=None
-            if lock_dir is None
-            else self.file(
-                self.expand(_Value(lock_dir, "top level"), "top level", "lock_dir"),
-                "top level",
-                "lock_dir",
-            ),
+            lock_dir=None if lock_dir is None else self.top_file(lock_dir, "lock_dir"),
+            audit=None if audit is None else self.top_file(audit, "audit"),
             signing_key=key,
             signing_key_problem=key_problem,
             resolver=self.resolve if self.defer else None,
+        )
+
+    def top_file(self, value: Any, field: str) -> Path:
+        return self.file(
+            self.expand(_Value(value, "top level"), "top level", field), "top level", field
         )
 
     def signing_key(self, top: Mapping[str, Any]) -> Secret | None:

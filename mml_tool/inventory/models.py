@@ -26,6 +26,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from mml_tool._io import default_audit_file
 from mml_tool.errors import InventoryError
 from mml_tool.mml.params import ConnectionParams, JumpHost
 from mml_tool.secret import Secret
@@ -151,6 +152,8 @@ class Inventory:
     groups: dict[str, tuple[str, ...]] = field(default_factory=dict)  # group -> host names
     # Where host locks live for everyone using this inventory (None: the machine's default).
     lock_dir: Path | None = None
+    # The audit trail of changes made with this inventory (None: the user's state folder).
+    audit: Path | None = None
     # See plan_signing_key: the key, or why it could not be read.
     signing_key: Secret | None = field(default=None, repr=False)
     signing_key_problem: str | None = None
@@ -177,6 +180,7 @@ class Inventory:
         *,
         gateways: Iterable[GatewayConfig] = (),
         lock_dir: Path | str | None = None,
+        audit: Path | str | None = None,
     ) -> Inventory:
         """An inventory built in code, no YAML: ``ConnectionParams`` become hosts (their
         ``name``; no group, no gateway), ``HostConfig`` are taken as they are."""
@@ -201,7 +205,15 @@ class Inventory:
             hosts=built,
             gateways={g.name: g for g in gateways},
             lock_dir=None if lock_dir is None else Path(lock_dir),
+            audit=None if audit is None else Path(audit),
         )
+
+    def audit_file(self, explicit: Path | str | None = None) -> Path:
+        """Where this inventory's changes are audited: ``explicit`` (``--audit``), else the
+        inventory's ``audit:``, else ``audit.jsonl`` in the user's state folder."""
+        if explicit is not None:
+            return Path(explicit)
+        return self.audit if self.audit is not None else default_audit_file()
 
     def with_secrets(self, hosts: Iterable[str] = (), gateways: Iterable[str] = ()) -> Inventory:
         """This inventory with the secrets of ``hosts`` and ``gateways`` read (variables, files,

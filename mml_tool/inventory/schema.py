@@ -121,6 +121,9 @@ class InventoryDoc(_Doc):
     hosts: dict[str, HostDoc | None] | None = None
     gateways: dict[str, GatewayDoc | None] | None = None
     lock_dir: str | None = None
+    audit: str | None = Field(
+        None, description="the audit trail (JSON lines) for everyone using this inventory"
+    )
     plan_signing_key: SecretText | None = None
     plan_signing_key_file: str | None = None
     history: str | HistoryDoc | None = Field(

@@ -141,10 +141,12 @@ def test_cli_modules_import_at_the_top() -> None:
     assert inside == []
 
 
-def test_check_imports_nothing_it_does_not_use(start_lab: StartLab) -> None:
+@pytest.mark.parametrize("no_history", [False, True])
+def test_check_imports_nothing_it_does_not_use(start_lab: StartLab, no_history: bool) -> None:
     """Issue 14: `check`'s start-up is part of its cost at fleet scale; the change runner and
     journal, the gateway client (httpx) and the policy's pydantic models (the built-in policy's
-    shape is tested below) stay unloaded, while the check itself is real."""
+    shape is tested below) stay unloaded, while the check itself is real. With --no-history
+    nothing of the history store (SQLAlchemy) or the metrics file is loaded either."""
     running = start_lab(1)
     code = (
         "import atexit, sys\n"
@@ -154,7 +156,8 @@ def test_check_imports_nothing_it_does_not_use(start_lab: StartLab) -> None:
     )
     env = {**os.environ, **lab_env(running.inventory_path)}
     done = subprocess.run(
-        [sys.executable, "-c", code, "check", "-i", str(running.inventory_path)],
+        [sys.executable, "-c", code, "check", "-i", str(running.inventory_path)]
+        + (["--no-history"] if no_history else []),
         capture_output=True, text=True, timeout=60, env=env, check=False,
     )  # fmt: skip
     assert done.returncode == 100, done.stderr  # the lab's node is non-compliant: it was read
@@ -169,6 +172,8 @@ def test_check_imports_nothing_it_does_not_use(start_lab: StartLab) -> None:
         "mml_tool.gateway.verify",
         "mml_tool.policy.schema",
     }
+    if no_history:
+        unused |= {"sqlalchemy", "mml_tool.history.store", "mml_tool.metrics", "prometheus_client"}
     assert not loaded & unused
 
 

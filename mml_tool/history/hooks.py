@@ -291,18 +291,20 @@ def after_check(report: Any, inventory_path: Path) -> dict[str, Any] | None:
     finished = _time(info.finished, utc_now())
     started = _time(info.started, s.started)
     code = int(report.decide().exit_code)  # "nothing checked" is 1, never compliant
-    run = findings_run(
-        "check",
-        list(report.findings),
-        inventory_path=inventory_path,
-        policy_name=info.policy_name,
-        policy_sha256=info.policy_sha256,
-        started=started,
-        finished=finished,
-        exit_code=code,
-        operator=info.operator,
-    )
-    since = record_run(run, inventory_path, compare=True)
+    since = None
+    if not s.no_history:  # with --no-history the store's module (SQLAlchemy) is not imported
+        run = findings_run(
+            "check",
+            list(report.findings),
+            inventory_path=inventory_path,
+            policy_name=info.policy_name,
+            policy_sha256=info.policy_sha256,
+            started=started,
+            finished=finished,
+            exit_code=code,
+            operator=info.operator,
+        )
+        since = record_run(run, inventory_path, compare=True)
     if s.metrics is not None:
         write_metrics_file(
             s.metrics, list(report.findings), started=started, finished=finished, exit_code=code
@@ -331,9 +333,11 @@ def after_change(
     command: str, record: Any, inventory_path: Path, policy: Any, exit_code: int
 ) -> None:
     """Record an apply or a rollback."""
+    s = settings()
+    if s.no_history:  # nothing to record: the store's module (SQLAlchemy) stays unloaded
+        return
     from mml_tool.history.rows import RunRecord
 
-    s = settings()
     run = RunRecord(
         command=command,
         started=_time(record.started, s.started),
@@ -363,9 +367,11 @@ def verification_rows(result: Any) -> list[VerificationRow]:
 
 
 def after_verify(result: Any, inventory_path: Path, exit_code: int) -> None:
+    s = settings()
+    if s.no_history:  # nothing to record: the store's module (SQLAlchemy) stays unloaded
+        return
     from mml_tool.history.rows import RunRecord
 
-    s = settings()
     run = RunRecord(
         command="verify",
         started=s.started,
@@ -385,6 +391,8 @@ def after_run(outcome: Any, inventory_path: Path, policy: Any, change_id: str) -
     """Record `run`: the fleet's state after it (or before, when nothing was sent), what
     apply and rollback did, each verification."""
     s = settings()
+    if s.no_history:  # nothing to record: the store's module (SQLAlchemy) stays unloaded
+        return
     findings = outcome.findings_after if outcome.findings_after is not None else outcome.findings
     changes = [*(change_rows(outcome.applied) if outcome.applied else [])]
     if outcome.rolled_back is not None:

@@ -14,6 +14,7 @@ from typing import Any
 import yaml
 
 from mml_tool.errors import InventoryError
+from mml_tool.inventory import shape
 from mml_tool.inventory.models import (
     _HOSTNAME_RE,
     _NAME_RE,
@@ -59,6 +60,8 @@ class _Loader(_Values):
             raise InventoryError(
                 f"{self.path}: YAML syntax error{line}: {problem}: fix the file"
             ) from None
+        if shape.clean(doc):  # the common case, without importing pydantic (issue 14)
+            return doc
         # Imported here: pydantic takes ~0.1 s to import; `mml-tool --help` need not wait.
         from mml_tool.inventory.schema import structure_error
 
@@ -159,11 +162,13 @@ class _Loader(_Values):
     ) -> tuple[dict[str, _Value], tuple[str, ...]]:
         where = f"host {name!r}"
         # Again here, for a host entry given without a file (automation.host_from_fields).
-        from mml_tool.inventory.schema import structure_error
+        entry = {"hosts": {name: host}}
+        if not shape.clean(entry):
+            from mml_tool.inventory.schema import structure_error
 
-        problem = structure_error({"hosts": {name: host}})
-        if problem is not None:
-            raise InventoryError(f"{self.path}: {problem}")
+            problem = structure_error(entry)
+            if problem is not None:
+                raise InventoryError(f"{self.path}: {problem}")
         self.password_level(host, where)
         raw_groups = self.group_names(host, where)
         levels = [("defaults", defaults)]

@@ -68,6 +68,7 @@ INVENTORY_KEYS = frozenset(
         "plan_signing_key",
         "plan_signing_key_file",
         "history",
+        "audit",
     ]
 )
 

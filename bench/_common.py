@@ -30,6 +30,10 @@ from typing import Any
 
 from mml_tool.inventory import HostConfig, load_inventory
 
+# Benchmarked commands record history and audit as a real run does, but in a state folder of
+# their own (every child inherits it): never into the user's history.
+os.environ["XDG_STATE_HOME"] = tempfile.mkdtemp(prefix="mml-bench-state-")
+
 END_RE = re.compile(rb"^---\s+END\s*$", re.M)
 LAB_READY_TIMEOUT = 120.0
 LST = "LST SFP: ID=P978;"

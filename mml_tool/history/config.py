@@ -77,7 +77,7 @@ def parse_location(
         return _sqlite(path if path.is_absolute() or base is None else base / path)
     try:
         url = make_url(value)
-    except ArgumentError:
+    except (ArgumentError, ValueError):  # ValueError: a bad port, e.g. an unclosed [::1
         raise ConfigError(
             f"{where}: {value.split('://')[0]}://... is not a database URL: give a file path, "
             "sqlite:///PATH or postgresql://USER@HOST:PORT/DB"

@@ -89,8 +89,9 @@ def host_of(module: AnsibleModule) -> Any:
     return connection_of(module)[0]
 
 
-def connection_of(module: AnsibleModule) -> tuple[Any, Path | None]:
-    """The ``HostConfig`` and the inventory's ``lock_dir`` (None: not set, or no inventory)."""
+def connection_of(module: AnsibleModule) -> tuple[Any, Any | None]:
+    """The ``HostConfig`` and its ``Inventory`` (None: the host was given by fields), whose
+    ``lock_dir`` and ``audit`` the inventory's other users share."""
     params = module.params
     if params["inventory"]:
         if params["hostname"]:
@@ -98,7 +99,7 @@ def connection_of(module: AnsibleModule) -> tuple[Any, Path | None]:
         if not params["host"]:
             module.fail_json(msg="inventory is given but host is not: name the host in it")
         inventory, host = automation.host_from_inventory(Path(params["inventory"]), params["host"])
-        return host, inventory.lock_dir
+        return host, inventory
     if not params["hostname"]:
         module.fail_json(
             msg="no host to connect to: give inventory (and host), or hostname, username and "

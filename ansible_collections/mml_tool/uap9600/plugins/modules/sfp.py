@@ -39,7 +39,8 @@ options:
   audit:
     description:
       - The audit trail (JSON lines) on the node that runs the module. Default
-        C($MML_TOOL_AUDIT), else C(~/.local/state/mml-tool/audit.jsonl).
+        C($MML_TOOL_AUDIT), else the O(inventory)'s C(audit:), else
+        C(~/.local/state/mml-tool/audit.jsonl).
       - In an execution environment (ephemeral pod) point it at a mounted volume.
     type: path
   lock_dir:
@@ -148,7 +149,8 @@ def main() -> None:
     p = module.params
 
     def change() -> automation.BitChange:
-        host, inventory_lock_dir = connection_of(module)
+        host, inventory = connection_of(module)
+        inventory_lock_dir = inventory.lock_dir if inventory else None
         return automation.set_bit(
             host,
             p["parameter"],
@@ -156,7 +158,8 @@ def main() -> None:
             p["value"],
             check_mode=module.check_mode,
             change_id=p["change_id"],
-            audit_path=p["audit"],
+            # As apply: the audit option wins, then the inventory's audit:, then the default.
+            audit_path=inventory.audit_file(p["audit"]) if inventory else p["audit"],
             # As the CLI and mml_tool.apply: the inventory's lock_dir wins (shared by all).
             lock_dir=inventory_lock_dir or p["lock_dir"] or os.environ.get("MML_TOOL_LOCKS"),
             operator=p["operator"],

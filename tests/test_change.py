@@ -223,6 +223,16 @@ def test_plan_with_an_unreachable_host_plans_the_others_and_exits_1(
     assert [s.host for s in load_plan(plan_path).steps] == ["uap-1"]
 
 
+def test_plan_of_only_unreadable_hosts_does_not_call_them_compliant(
+    lab: Lab, inventory: Path, env: Env
+) -> None:
+    plan_path = env.tmp / "plan.json"
+    result = invoke("plan", "-i", inventory, "--limit", "bad-1", "-o", plan_path)
+    assert result.exit_code == 1
+    assert "not planned bad-1" in result.output
+    assert "compliant" not in result.output.replace("non-compliant", "")
+
+
 def test_tampered_plan_is_refused_and_nothing_sent(lab: Lab, inventory: Path, env: Env) -> None:
     plan_path = make_plan(env, inventory)
     text = plan_path.read_text(encoding="utf-8")

@@ -17,7 +17,8 @@ def show_plan(the_plan: Plan, path: Path) -> None:
         highlight=False,
     )
     if not the_plan.steps:
-        console.print("Nothing to change: every host checked is compliant.")
+        # Not "compliant": hosts that could not be read are not in the plan either.
+        console.print("Nothing to change: the plan has no step.")
         return
     for step in sorted(the_plan.steps, key=lambda s: natural_key(s.host)):
         console.print(

@@ -147,6 +147,13 @@ def test_snapshot_never_replaces_a_file_silently(inventory: Path, tmp_path: Path
     assert json.loads(path.read_text(encoding="utf-8"))["host"] == "gold"
 
 
+def test_snapshot_into_a_file_as_folder_is_a_usage_error(inventory: Path, tmp_path: Path) -> None:
+    (tmp_path / "afile").write_text("", encoding="utf-8")
+    result = invoke("snapshot", "-i", inventory, "dead", "-o", tmp_path / "afile" / "snap.json")
+    assert result.exit_code == 2, result.output  # found before connecting: "dead" is not tried
+    assert "afile" in result.output and "not a folder" in result.output
+
+
 def test_snapshot_default_file_name(inventory: Path, tmp_path: Path, monkeypatch: Any) -> None:
     monkeypatch.chdir(tmp_path)
     result = invoke("snapshot", "-i", inventory, "gold")

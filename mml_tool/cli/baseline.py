@@ -67,6 +67,10 @@ def snapshot(
             "with --force (nothing was read)",
             EXIT_USAGE,
         )
+    # A file where the folder should be is found now, not after the host was read.
+    folder = next((p for p in path.absolute().parents if p.exists()), None)
+    if folder is not None and not folder.is_dir():
+        fail(f"{path}: {folder} is not a folder: choose another file with -o", EXIT_USAGE)
     host = inventory.with_secrets(hosts=[name]).hosts[name]
     taken = mt.take_snapshot(host, template_dirs=template_dirs(ctx))
     taken.save(path, force=force)

@@ -158,6 +158,16 @@ def test_capture_refuses_writes_before_connecting(cap: RunningLab, tmp_path: Pat
     assert cap.lab.node("uap-en").store.snapshot() == before and not any(tmp_path.iterdir())
 
 
+def test_capture_into_a_file_as_folder_is_a_usage_error(cap: RunningLab, tmp_path: Path) -> None:
+    (tmp_path / "afile").write_text("", encoding="utf-8")
+    result = invoke(
+        "capture", "-i", cap.inventory_path, "uap-en", "LST SFP:;", "-o", tmp_path / "afile" / "c",
+        env=lab_env(cap.inventory_path),
+    )  # fmt: skip
+    assert result.exit_code == 2, result.output
+    assert "afile" in result.output and "not a folder" in result.output
+
+
 def test_from_capture_to_a_users_template(cap: RunningLab, tmp_path: Path) -> None:
     """The README's path: a reply the templates cannot read, captured, then a template in the
     user's own folder with its own index, checked with parse, used with --templates."""

@@ -175,6 +175,10 @@ def capture(
             )
     except ConfigError as exc:
         fail(str(exc), EXIT_USAGE)
+    # A file where a folder should be is found now, not after the command was sent.
+    folder = next((p for p in (out_dir / "x").absolute().parents if p.exists()), None)
+    if folder is not None and not folder.is_dir():
+        fail(f"{out_dir}: {folder} is not a folder: choose another one with -o", EXIT_USAGE)
     inventory = read_inventory(inventory_path)
     host = _one_host(inventory, host_name)
     result = run_capture(

@@ -26,7 +26,7 @@ from mml_tool.cli._common import (
     workers_option,
 )
 from mml_tool.cli._console import fail
-from mml_tool.history import hooks
+from mml_tool.history import hooks, options
 from mml_tool.history.durations import duration_option
 from mml_tool.policy import load_policy
 from mml_tool.watch import DEFAULT_MAX_SESSIONS, Round, Watcher
@@ -103,7 +103,7 @@ def watch(
     # Only the secrets of the hosts watched are read (as check does).
     inventory = inventory.with_secrets(hosts=[h.name for h in hosts if policy.controls_for(h)])
     hosts = [inventory.hosts[h.name] for h in hosts]
-    s = hooks.settings(ctx)
+    s = options.settings(ctx)
     store: Any = None  # opened at the first round, kept open; tried again while it fails
 
     def on_round(done: Round) -> None:

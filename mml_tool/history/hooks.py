@@ -14,19 +14,20 @@ verification results, run outcomes), so pointing it at another API is a change h
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from collections.abc import Iterable, Sequence
+from datetime import datetime, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any
 
-import click
 from rich.console import Console
 from rich.text import Text
 
 from mml_tool import __version__
-from mml_tool.errors import ConfigError, MmlToolError
-from mml_tool.history.durations import duration_option
+from mml_tool.errors import MmlToolError
+from mml_tool.history.options import Settings, settings
+from mml_tool.history.options import history_options as history_options
+from mml_tool.history.options import metrics_option as metrics_option
+from mml_tool.history.rows import utc_now
 
 if TYPE_CHECKING:  # SQLAlchemy is loaded only when a run is recorded
     from mml_tool.history.rows import (
@@ -39,8 +40,6 @@ if TYPE_CHECKING:  # SQLAlchemy is loaded only when a run is recorded
     from mml_tool.history.store import HistoryStore
 
 log = logging.getLogger("mml_tool.history")
-KEY = "mml_tool.history"
-F = TypeVar("F", bound=Callable[..., Any])
 
 
 def mask_text(text: str) -> str:
@@ -48,96 +47,6 @@ def mask_text(text: str) -> str:
     from mml_tool.mml.command import mask_text as mask
 
     return mask(text)
-
-
-def utc_now() -> datetime:
-    return datetime.now(timezone.utc)
-
-
-@dataclass
-class Settings:
-    """What the command line said about history and metrics."""
-
-    history: str | None = None
-    no_history: bool = False
-    keep: timedelta | None = None
-    metrics: Path | None = None
-    started: datetime = field(default_factory=utc_now)  # when the command line was read
-
-
-def settings(ctx: click.Context | None = None) -> Settings:
-    ctx = ctx or click.get_current_context(silent=True)
-    if ctx is None:
-        return Settings()
-    found = ctx.meta.get(KEY)
-    if not isinstance(found, Settings):
-        found = ctx.meta[KEY] = Settings()
-    return found
-
-
-def _keep(name: str) -> Callable[[click.Context, click.Parameter, Any], Any]:
-    def callback(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
-        if name == "keep":
-            value = duration_option(value)
-        if name == "history" and value:
-            from mml_tool.history.config import parse_location
-
-            try:  # a bad value is a usage error, found before anything is sent
-                parse_location(value, where="--history")
-            except ConfigError as exc:
-                raise click.BadParameter(str(exc)) from None
-        if name == "metrics" and value is not None and value.suffix != ".prom":
-            raise click.BadParameter(
-                f"{value}: node_exporter's textfile collector reads only *.prom files"
-            )
-        if value is not None:
-            setattr(settings(ctx), name, value)
-        return value
-
-    return callback
-
-
-def history_options(f: F) -> F:
-    """``--history``, ``--no-history``, ``--keep`` for a command that records its run."""
-    f = click.option(
-        "--keep",
-        default=None,
-        metavar="DURATION",
-        expose_value=False,
-        callback=_keep("keep"),
-        help="Prune runs that started longer ago than this from the history (e.g. 90d).",
-    )(f)
-    f = click.option(
-        "--no-history",
-        is_flag=True,
-        default=False,
-        expose_value=False,
-        callback=_keep("no_history"),
-        help="Do not record this run in the history.",
-    )(f)
-    return click.option(
-        "--history",
-        default=None,
-        metavar="URL|PATH",
-        envvar="MML_TOOL_HISTORY",
-        show_envvar=True,
-        expose_value=False,
-        callback=_keep("history"),
-        help="History store: an SQLite file or postgresql://USER:${VAR}@HOST/DB. Default: the "
-        "inventory's history:, else history.sqlite in the state directory.",
-    )(f)
-
-
-def metrics_option(f: F) -> F:
-    return click.option(
-        "--metrics",
-        type=click.Path(dir_okay=False, path_type=Path),
-        default=None,
-        metavar="PATH.prom",
-        expose_value=False,
-        callback=_keep("metrics"),
-        help="Write Prometheus metrics here (node_exporter textfile collector), atomically.",
-    )(f)
 
 
 # -- opening and writing, never raising

@@ -274,6 +274,8 @@ def _is_foreign_number(value: str) -> bool:
 def _refuse_foreign_digits(template: Path, raw: str, records: list[dict[str, str]]) -> None:
     """ParseError naming the line when a captured value is a number in non-ASCII digits: a
     user template's ``\\S+`` must not hand one on to be read as a value (or crash on it)."""
+    if raw.isascii():  # values are cut from the reply: none can hold a non-ASCII digit
+        return
     for record in records:
         for name, value in record.items():
             if not _is_foreign_number(value):

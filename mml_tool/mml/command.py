@@ -24,6 +24,9 @@ _MASK_RE = re.compile(
     r"""\b([A-Za-z0-9_]*(?:PWD|PASSW|PSWD)[A-Za-z0-9_]*)([ \t]*=[ \t]*)("[^"\r\n]*"?|[^\s,;"%]+)""",
     re.IGNORECASE,
 )
+# Cheap first test, same case rules: most text holds no password-like name at all, and the
+# full pattern tries a match at every word boundary.
+_MASK_HINT_RE = re.compile(r"PWD|PASSW|PSWD", re.IGNORECASE)
 _PARAM_RE = re.compile(r' *([^ =,"]+) *= *(?:"([^"]*)"|([^ ,"]*)) *')
 
 
@@ -59,6 +62,8 @@ def mask_text(text: str) -> str:
         value = f'"{MASK}"' if m.group(3).startswith('"') else MASK
         return f"{m.group(1)}{m.group(2)}{value}"
 
+    if _MASK_HINT_RE.search(text) is None:
+        return text
     return _MASK_RE.sub(repl, text)
 
 

@@ -25,6 +25,7 @@ expected and the line.
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 
@@ -48,6 +49,9 @@ TOTAL_RE = re.compile(
 )
 _ECHO_PREFIX = re.compile(r"^(?:\s*(?:[0-9]+|/\*.*?\*/))*")  # "241299", "/*1879 MEID=5*/"
 _QUOTED = re.compile(r'("[^"]*")')
+_SPACES = re.compile(r"\s+")
+_CRS_LF = re.compile(r"\r+\n")
+_TOTAL_HINT = re.compile(r"total|共有", re.I)  # what every TOTAL_RE line holds (cheap search)
 CONTINUED = "To be continued..."
 PROGRESS_RETCODE = 99999  # "实时上报成功": an intermediate report, the final one follows
 _DONE_RE = re.compile(r"([0-9]{1,3})\s*%")
@@ -99,16 +103,22 @@ class MmlReport:
 def echo_matches(echo: str, command: str) -> bool:
     """Whether ``echo`` (from ``%%...%%``) is ``command``, allowing leading numbers and
     ``/*...*/`` comments. Outside quotes, whitespace and case do not count; inside, they do."""
+    return _echo_norm(_ECHO_PREFIX.sub("", echo, count=1)) == _echo_norm(command)
 
-    def norm(text: str) -> str:  # masked on both sides, so a masked command matches too
-        # An element may echo a masked password bare (PWD=*****) where we sent it quoted.
-        masked = mask_text(text).replace(f'"{MASK}"', MASK)
-        parts = _QUOTED.split(masked)  # odd indexes are the quoted strings, kept as they are
-        return "".join(
-            p if i % 2 else re.sub(r"\s+", "", p).upper() for i, p in enumerate(parts)
-        ).rstrip(";")
 
-    return norm(_ECHO_PREFIX.sub("", echo, count=1)) == norm(command)
+def _echo_norm(text: str) -> str:
+    """``text`` masked (so a masked command matches too), whitespace and case dropped outside
+    quotes, without a final ``;``."""
+    return _norm_masked(mask_text(text))  # masked first: no secret is kept in the cache
+
+
+@functools.lru_cache(maxsize=4096)  # the same few commands and echoes, host after host
+def _norm_masked(masked: str) -> str:
+    # An element may echo a masked password bare (PWD=*****) where we sent it quoted.
+    parts = _QUOTED.split(masked.replace(f'"{MASK}"', MASK))  # odd indexes: quoted strings
+    return "".join(p if i % 2 else _SPACES.sub("", p).upper() for i, p in enumerate(parts)).rstrip(
+        ";"
+    )
 
 
 def command_from_echo(echo: str) -> str:
@@ -203,7 +213,7 @@ def _split_trailers(lines: Lines) -> tuple[Lines, bool, int | None]:
         text = ln[1].strip()
         if CONTINUED_RE.match(text):
             continued = True
-        elif (t := TOTAL_RE.match(text)) is not None:
+        elif _TOTAL_HINT.search(text) and (t := TOTAL_RE.match(text)) is not None:
             number = t.group(1) or t.group(2)
             total = int(number) if number else total
         else:
@@ -292,8 +302,10 @@ def _structural(text: str) -> bool:
 
 
 def _lines(text: str) -> Lines:
-    norm = re.sub(r"\r+\n", "\n", text).replace("\r", "\n").split("\n")
-    return _dedent([(n, line.rstrip()) for n, line in enumerate(norm, start=1)])
+    norm = _CRS_LF.sub("\n", text).replace("\r", "\n")
+    lines = [(n, line.rstrip()) for n, line in enumerate(norm.split("\n"), start=1)]
+    indented = norm[:1] in (" ", "\t") or "\n " in norm or "\n\t" in norm
+    return _dedent(lines) if indented else lines  # most replies are not indented
 
 
 def _is_om(text: str) -> bool:
@@ -350,7 +362,9 @@ def _parse_lines(lines: Lines, previous: MmlReport | None = None) -> list[MmlRep
     i = 0
     while i < len(lines):
         text = lines[i][1]
-        if not text.strip() or (TOTAL_RE.match(text.strip()) and reports):
+        if not text.strip() or (
+            reports and _TOTAL_HINT.search(text) and TOTAL_RE.match(text.strip())
+        ):
             i += 1
             continue
         if not _is_start(text) and pending is None:

@@ -64,6 +64,7 @@ TAIL_BYTES = 300
 MAX_FRAME_CHARS = 8 * 1024 * 1024  # bytes, in fact
 MAX_SET_ASIDE = 1000  # autonomous and stale reports kept per session (the newest)
 SESSION_VERBS = frozenset({"LGI", "LGO", "REG", "UNREG", "USE"})
+_LGO = MmlCommand.create("LGO")
 
 
 class MmlSession:
@@ -161,7 +162,7 @@ class MmlSession:
             return
         if self._logged_in and self._broken is None:
             try:
-                self._exchange(MmlCommand.create("LGO"), min(LOGOUT_TIMEOUT, self.params.timeout))
+                self._exchange(_LGO, min(LOGOUT_TIMEOUT, self.params.timeout))
             except AnswerError as exc:
                 self.refused = exc
                 log.warning("%s: while logging out: %s", self.params.name, exc)

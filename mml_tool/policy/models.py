@@ -24,6 +24,7 @@ records of ``LST SFP`` into a ``Finding``; a bit that cannot be read is an error
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
@@ -34,7 +35,7 @@ from typing import Any, Protocol
 
 from mml_tool.errors import PolicyError
 from mml_tool.mml.command import MmlCommand
-from mml_tool.policy.rules import CommandRule, Judgement, SfpMaskRule, SfpValueRule
+from mml_tool.policy.rules import CommandRule, Judgement, SfpMaskRule, SfpValueRule, _sfp_bit
 from mml_tool.results import FindingStatus
 
 SEVERITIES = ("low", "medium", "high", "critical")
@@ -77,7 +78,7 @@ class SfpBitRule:
     def describe(self, value: int | None = None) -> str:
         return f"{self.parameter} bit {self.bit} = {self.value if value is None else value}"
 
-    @property
+    @functools.cached_property  # the rule is immutable; asked for per host
     def check_command(self) -> MmlCommand:
         return MmlCommand.create("LST", "SFP", ID=self.parameter)
 
@@ -94,10 +95,7 @@ class SfpBitRule:
         return (self._set(self.value),), (self._set(start),)
 
     def _set(self, value: int) -> str:
-        # MODTYPE=P1 modifies one bit (the vendor's documented form for P978).
-        return MmlCommand.create(
-            "MOD", "SFP", ID=self.parameter, MODTYPE="P1", BIT=self.bit, BITVAL=value
-        ).render()
+        return _sfp_bit(self.parameter, self.bit, value)
 
 
 Rule = SfpBitRule | SfpMaskRule | SfpValueRule | CommandRule

@@ -10,6 +10,7 @@ whole-value and command rules are check-only unless the policy names command tem
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 import string
@@ -38,6 +39,7 @@ class Judgement:
         return self.value == self.target
 
 
+@functools.lru_cache(maxsize=1024)  # a fleet's plan asks for the same few commands per host
 def _sfp_bit(parameter: str, bit: int, value: int) -> str:
     # MODTYPE=P1 modifies one bit (the vendor's documented form for P978).
     return MmlCommand.create(
@@ -139,7 +141,7 @@ class SfpMaskRule:
         shown = self.value if value is None else value
         return f"{self.parameter} & 0x{self.mask:04X} = 0x{shown:04X}"
 
-    @property
+    @functools.cached_property  # the rule is immutable; asked for per host
     def check_command(self) -> MmlCommand:
         return MmlCommand.create("LST", "SFP", ID=self.parameter)
 
@@ -180,7 +182,7 @@ class SfpValueRule:
     def describe(self, value: int | None = None) -> str:
         return f"{self.parameter} = {self.value if value is None else value}"
 
-    @property
+    @functools.cached_property  # the rule is immutable; asked for per host
     def check_command(self) -> MmlCommand:
         return MmlCommand.create("LST", "SFP", ID=self.parameter)
 

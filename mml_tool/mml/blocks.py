@@ -38,8 +38,11 @@ def _is_title(body: Lines, k: int) -> bool:
     """A non-blank line underlined by dashes at least as long as its characters."""
     if k + 1 >= len(body):
         return False
-    title, dashes = body[k][1].strip(), body[k + 1][1].strip()
-    if not title or DASHES_RE.match(title) or not DASHES_RE.match(dashes):
+    dashes = body[k + 1][1].strip()
+    if not dashes.startswith("-") or not DASHES_RE.match(dashes):  # the cheap test first
+        return False
+    title = body[k][1].strip()
+    if not title or DASHES_RE.match(title):
         return False
     if len(dashes) < len(title):  # longer rules occur; a shorter one is a mangled line
         raise _fail(f"{len(title)} dashes under the title {title!r}", body[k + 1])
@@ -58,7 +61,10 @@ def _is_colon_title(body: Lines, k: int) -> bool:
 
 
 def _is_rule(body: Lines, k: int) -> bool:
-    return k < len(body) and DASHES_RE.match(body[k][1].strip()) is not None
+    if k >= len(body):
+        return False
+    text = body[k][1].strip()
+    return text.startswith("-") and DASHES_RE.match(text) is not None
 
 
 def _starts_block(body: Lines, k: int) -> bool:
@@ -72,7 +78,10 @@ def _skip_blank(body: Lines, k: int) -> int:
 
 
 def _count_at(body: Lines, k: int) -> int | None:
-    m = COUNT_RE.match(body[k][1].strip()) if k < len(body) else None
+    if k >= len(body):
+        return None
+    text = body[k][1].strip()
+    m = COUNT_RE.match(text) if text.startswith(("(", "（")) else None  # cheap test first
     return int(m.group(1)) if m else None
 
 
@@ -105,20 +114,31 @@ def _vertical(
     return [r for r in records if r], None, k
 
 
+def _plain_row(body: Lines, k: int, text: str) -> bool:
+    """Cheaply: line ``k`` (stripped: ``text``) is neither a count, a rule, nor a title
+    (a count opens with a parenthesis, a rule is dashes, a title has dashes under it or ends
+    in a full-width colon). Most lines of a table are such rows."""
+    under = body[k + 1][1].lstrip() if k + 1 < len(body) else ""
+    return not text.startswith(("(", "（", "-")) and not text.endswith("：") and under[:1] != "-"
+
+
 def _table(body: Lines, k: int) -> tuple[list[dict[str, str]], int | None, int]:
     header = _CELL_SEP.split(body[k][1].strip())
     rows: list[dict[str, str]] = []
     k = _skip_blank(body, k + 1)
     while k < len(body):
-        if not body[k][1].strip():
+        text = body[k][1].strip()
+        if not text:
             k = _skip_blank(body, k)
             if _count_at(body, k) is None:
                 break
-        if (count := _count_at(body, k)) is not None:
-            return rows, count, k + 1
-        if _starts_block(body, k):
-            break
-        cells = _CELL_SEP.split(body[k][1].strip())
+            text = body[k][1].strip()
+        if not _plain_row(body, k, text):
+            if (count := _count_at(body, k)) is not None:
+                return rows, count, k + 1
+            if _starts_block(body, k):
+                break
+        cells = _CELL_SEP.split(text)
         if len(cells) != len(header):  # an empty cell or a stray line: which column is it?
             raise _fail(f"{len(header)} columns separated by 2+ spaces as in the header", body[k])
         rows.append(dict(zip(header, cells, strict=True)))

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -115,40 +115,70 @@ class Capture:
     error: str | None  # why the reply could not be read (RETCODE or parse error)
 
 
-def _anonymizer(host: HostConfig, response: MmlResponse) -> list[tuple[str, str]]:
-    names = {host.name: "uap-x", host.hostname: "element.example"}
-    if host.ne_name:
-        names[host.ne_name] = "NE-X"
-    for report in response.reports:
-        if report.ne:
-            names[report.ne] = "NE-X"
-        if report.nms:
-            names[report.nms.split(" #")[0]] = "NMS-X"
-    # The longest first, so that a name holding another is replaced whole.
-    return sorted(names.items(), key=lambda kv: -len(kv[0]))
+_ECHO_PREFIX = re.compile(r"^(?:\s*(?:[0-9]+|/\*.*?\*/))*")  # as mml.reports reads an echo
+_ECHO_COMMENT = re.compile(r"/\*.*?\*/")  # the NMS's id of the element: "/*1879106888 MEID=5*/"
+# Documentation ranges (RFC 5737, RFC 3849): a pseudonym never names a real host.
+_V4_POOL = [f"{net}.{i}" for net in ("192.0.2", "198.51.100", "203.0.113") for i in range(1, 255)]
 
 
-def anonymize(text: str, pairs: Sequence[tuple[str, str]]) -> str:
-    """Host and element names, and IPv4/IPv6 addresses, replaced by neutral ones."""
-    for old, new in pairs:
-        if old:
+class Anonymizer:
+    """One mapping from what identifies an element (host and element names, the NMS's ids of
+    it, IPv4/IPv6 addresses) to neutral pseudonyms, applied alike to the ``.raw``, the records
+    and the parse error: the same original always becomes the same pseudonym, so the sample
+    still reads back to its records, and two addresses stay two addresses."""
+
+    def __init__(self, host: HostConfig, response: MmlResponse) -> None:
+        names = {host.name: "uap-x", host.hostname: "element.example"}
+        if host.jump is not None:
+            names[host.jump.hostname] = "jump.example"
+        if host.ne_name:
+            names[host.ne_name] = "NE-X"
+        comments: list[str] = []
+        for report in response.reports:
+            if report.ne:
+                names[report.ne] = "NE-X"
+            if report.nms:
+                names[report.nms.split(" #")[0]] = "NMS-X"
+            prefix = _ECHO_PREFIX.match(report.echo)
+            for comment in _ECHO_COMMENT.findall(prefix.group(0) if prefix else ""):
+                if comment not in comments:
+                    comments.append(comment)
+        names.update((c, f"/*ID-{i}*/") for i, c in enumerate(comments, 1))
+        # The longest first, so that a name holding another is replaced whole.
+        self.pairs = sorted(((k, v) for k, v in names.items() if k), key=lambda kv: -len(kv[0]))
+        self._addresses: dict[str, str] = {}
+
+    def _address(self, original: str, version: int) -> str:
+        if original not in self._addresses:
+            n = sum(1 for a in self._addresses if (":" in a) == (version == 6))
+            # Past the 762 documentation IPv4 addresses pseudonyms repeat: still anonymous.
+            self._addresses[original] = (
+                _V4_POOL[n % len(_V4_POOL)] if version == 4 else f"2001:db8::{n + 1:x}"
+            )
+        return self._addresses[original]
+
+    def __call__(self, text: str) -> str:
+        for old, new in self.pairs:
             text = text.replace(old, new)
 
-    def v4(m: re.Match[str]) -> str:
-        try:
-            ipaddress.IPv4Address(m.group(0))
-        except ValueError:
-            return m.group(0)
-        return "192.0.2.1"  # TEST-NET-1
+        def v4(m: re.Match[str]) -> str:
+            try:
+                ipaddress.IPv4Address(m.group(0))
+            except ValueError:
+                return m.group(0)
+            return self._address(m.group(0), 4)
 
-    def v6(m: re.Match[str]) -> str:
-        try:
-            ipaddress.IPv6Address(m.group(0))
-        except ValueError:
-            return m.group(0)
-        return "2001:db8::1"
+        def v6(m: re.Match[str]) -> str:
+            try:
+                ipaddress.IPv6Address(m.group(0))
+            except ValueError:
+                return m.group(0)
+            return self._address(m.group(0), 6)
 
-    return _IPV6.sub(v6, _IPV4.sub(v4, text))
+        return _IPV6.sub(v6, _IPV4.sub(v4, text))
+
+    def records(self, records: list[dict[str, str]]) -> list[dict[str, str]]:
+        return [{k: self(v) if isinstance(v, str) else v for k, v in r.items()} for r in records]
 
 
 def _scrub(text: str, host: HostConfig) -> str:
@@ -184,16 +214,19 @@ def capture(
     with session_factory(host) as session:
         response = session.run(command)
         encoding = session.encoding
-    rendered = command.masked()
-    pairs = _anonymizer(host, response) if anonymized else []
-    raw_text = anonymize(_scrub(response.raw, host), pairs)
+    anonymize = Anonymizer(host, response) if anonymized else None
+    hide: Callable[[str], str] = anonymize or (lambda text: text)
+    rendered = hide(command.masked())  # a read command may name an address too
+    raw_text = hide(_scrub(response.raw, host))
     records: list[dict[str, str]] | None = None
     error: str | None = None
     try:
         response.raise_for_retcode()
         records = parse_output(command.render(), response.text, host.platform, template_dirs)
+        if anonymize is not None:  # a template may read names and addresses into its records
+            records = anonymize.records(records)
     except MmlToolError as exc:
-        error = anonymize(_scrub(str(exc), host), pairs)
+        error = hide(_scrub(str(exc), host))
     folder = sample_dir(out, host.platform, rendered)
     folder.mkdir(parents=True, exist_ok=True)
     when = datetime.now(timezone.utc)

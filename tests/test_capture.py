@@ -13,7 +13,7 @@ from conftest import RunningLab, StartLab, lab_env
 
 from mml_tool.capture import MAX_CAPTURE_BYTES
 from mml_tool.cli import cli
-from mml_tool.lab.uap import NodeConfig
+from mml_tool.lab.uap import NodeConfig, OfficeConfig
 from mml_tool.parsing import builtin_templates_dir
 
 SAMPLES = Path(__file__).parent / "templates"
@@ -108,6 +108,9 @@ def cap(start_lab: StartLab) -> RunningLab:
             NodeConfig("uap-gb", language="zh", encoding="gb18030", paging="zh-bare",
                        page_size=3, params=PARAMS, layout="value"),
             NodeConfig("uap-en", ne_name="SITE-7 UAP", params=PARAMS),
+            NodeConfig("uap-id", ne_name="SITE-9 UAP", echo_prefix="/*1879106888 MEID=5*/",
+                       offices=[OfficeConfig(1, "10.20.30.40"), OfficeConfig(2, "10.20.30.41"),
+                                OfficeConfig(3, "SITE-9-UAP-LINK")]),
         ]
     )  # fmt: skip
 
@@ -145,6 +148,56 @@ def test_capture_anonymized(cap: RunningLab, tmp_path: Path) -> None:
     for secret in ("SITE-7 UAP", "uap-en", "127.0.0.1", env["MML_LAB_PASSWORD"]):
         assert secret not in written
     assert raw.name.startswith("uap-x_") and "+++    NE-X" in raw.read_text(encoding="utf-8")
+
+
+# A user's template that reads the element's name, the NMS's identifier of it (the echo's
+# /*...*/ prefix) and the office directions' names (here addresses) into its records.
+_IDENTIFYING_TEMPLATE = """Value Filldown NE (\\S+(?: \\S+)*?)
+Value Filldown ECHO (.+)
+Value Required NUMBER ([0-9]+)
+Value NAME (\\S+)
+
+Start
+  ^\\+\\+\\+\\s+${NE}\\s{2,}
+  ^%%${ECHO}%%
+  ^\\s*${NUMBER}\\s{2,}${NAME}\\s{2,} -> Record
+"""
+
+
+def test_capture_anonymizes_the_records_too(cap: RunningLab, tmp_path: Path) -> None:
+    mine = tmp_path / "my-templates"
+    mine.mkdir()
+    (mine / "index").write_text(
+        "Template, Hostname, Platform, Command\n\nmine.textfsm, .*, huawei_uap9600, LST OFI\n",
+        encoding="utf-8",
+    )
+    (mine / "mine.textfsm").write_text(_IDENTIFYING_TEMPLATE, encoding="utf-8")
+    env = lab_env(cap.inventory_path)
+    out = tmp_path / "captures"
+    args = ("capture", "-i", cap.inventory_path, "uap-id", "LST OFI:;", "-o", out)
+    plain = invoke("--templates", mine, *args, env=env)
+    assert plain.exit_code == 0, plain.output
+    (yml,) = out.glob("huawei_uap9600/lst_ofi/*.yml")
+    assert records_of(yml)[0]["NE"] == "SITE-9 UAP"  # the template does read them
+    shutil.rmtree(out)
+    result = invoke("--templates", mine, *args, "--anonymize", env=env)
+    assert result.exit_code == 0, result.output
+    (raw,) = out.glob("huawei_uap9600/lst_ofi/*.raw")
+    files = list(out.rglob("*"))
+    written = "".join(p.read_text(encoding="utf-8") for p in files if p.is_file())
+    originals = ["SITE-9 UAP", "uap-id", "127.0.0.1", "10.20.30.4", "1879106888", "MEID=5"]
+    for original in [*originals, env["MML_LAB_PASSWORD"]]:
+        assert original not in written and original not in "".join(map(str, files))
+    records = records_of(raw.with_suffix(".yml"))
+    assert [r["NUMBER"] for r in records] == ["1", "2", "3"]
+    # The same pseudonyms as in the .raw: the sample still reads back to its records; two
+    # addresses stay two addresses.
+    again = invoke("--templates", mine, "parse", raw, "--json")
+    assert again.exit_code == 0, again.output
+    assert yaml.safe_load(again.output) == records
+    names = [r["NAME"] for r in records]
+    assert len(set(names)) == 3 and names[2] == "SITE-9-UAP-LINK"
+    assert all(r["NE"] == "NE-X" for r in records)
 
 
 def test_capture_refuses_writes_before_connecting(cap: RunningLab, tmp_path: Path) -> None:

@@ -145,7 +145,7 @@ def parse(
 @click.option(
     "--anonymize",
     is_flag=True,
-    help="Replace host and element names and IP addresses in the sample.",
+    help="Replace host and element names and IP addresses in the sample (.raw and records).",
 )
 @click.pass_context
 def capture(

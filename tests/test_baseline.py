@@ -154,6 +154,21 @@ def test_snapshot_into_a_file_as_folder_is_a_usage_error(inventory: Path, tmp_pa
     assert "afile" in result.output and "not a folder" in result.output
 
 
+def test_policy_from_snapshot_into_a_file_as_folder_is_a_usage_error(
+    golden: Path, tmp_path: Path
+) -> None:
+    (tmp_path / "afile").write_text("", encoding="utf-8")
+    out = tmp_path / "afile" / "p.yaml"
+    for snapshot in (golden, tmp_path / "missing.json"):  # found before the snapshot is read
+        for force in ((), ("--force",)):
+            args = ("policy", "from-snapshot", snapshot, "--parameters", "P978", "-o", out)
+            result = invoke(*args, *force)
+            assert result.exit_code == 2, result.output
+            assert "afile" in result.output and "not a folder" in result.output, result.output
+            assert "exists" not in result.output and "missing" not in result.output
+    assert (tmp_path / "afile").read_text(encoding="utf-8") == ""
+
+
 def test_snapshot_default_file_name(inventory: Path, tmp_path: Path, monkeypatch: Any) -> None:
     monkeypatch.chdir(tmp_path)
     result = invoke("snapshot", "-i", inventory, "gold")

@@ -51,6 +51,10 @@ def from_snapshot(snapshot_path: Path, parameters: str, output: Path | None, for
     Example:  mml-tool policy from-snapshot golden.json --parameters P978,P917 -o policy.yaml
     Exit: 0 written, 2 usage error (a parameter not in the snapshot, a bad file).
     """
+    if output is not None:  # a file where the folder should be: found before anything is read
+        folder = next((p for p in output.absolute().parents if p.exists()), None)
+        if folder is not None and not folder.is_dir():
+            fail(f"{output}: {folder} is not a folder: choose another file with -o", EXIT_USAGE)
     try:
         wanted = parse_parameters(parameters)
         snapshot = load_snapshot(snapshot_path)

@@ -17,10 +17,10 @@ from mml_tool.change.lock import lock_dir_for
 from mml_tool.change_id import validate_change_id
 from mml_tool.cli._console import EXIT_USAGE, err_console, fail, stdout_taken
 from mml_tool.cli._context import cli_context
-from mml_tool.errors import ConfigError, InventoryError
+from mml_tool.errors import ConfigError, InventoryError, PolicyError
 from mml_tool.fleet import DEFAULT_WORKERS
 from mml_tool.inventory import HostConfig, Inventory, load_inventory
-from mml_tool.policy import Policy
+from mml_tool.policy import Policy, load_policy
 from mml_tool.report import RunInfo, parse_report_targets, to_stdout
 
 
@@ -134,6 +134,15 @@ def read_inventory(path: Path) -> Inventory:
     """The inventory with no secret read yet: each command reads only those it uses
     (``Inventory.with_secrets``), so `check` never asks for the gateway's password."""
     return load_inventory(path, prompt=prompt_secret, resolve_secrets=False)
+
+
+def read_policy(path: Path | None) -> Policy:
+    """The -p policy (None: the built-in one). A file that is not a valid policy is a usage
+    error (exit 2), found before any host is connected to."""
+    try:
+        return load_policy(path)
+    except PolicyError as exc:
+        fail(str(exc), EXIT_USAGE)
 
 
 def prompt_secret(label: str) -> str:

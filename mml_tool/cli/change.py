@@ -32,6 +32,7 @@ from mml_tool.cli._common import (
     operator,
     policy_option,
     read_inventory,
+    read_policy,
     record_option,
     report_option,
     report_targets,
@@ -46,7 +47,6 @@ from mml_tool.cli._render import print_record, show_plan
 from mml_tool.errors import RecordError
 from mml_tool.history import hooks as history_hooks
 from mml_tool.inventory import Inventory
-from mml_tool.policy import load_policy
 from mml_tool.report import Outcome, Report, write_reports
 
 
@@ -105,7 +105,7 @@ def apply(
     """
     targets = report_targets(report_spec)
     inventory = read_inventory(inventory_path)
-    policy = load_policy(policy_path)
+    policy = read_policy(policy_path)
     the_plan = load_plan(
         plan_path, max_age=timedelta(hours=max_age), signing_key=inventory.plan_signing_key
     )
@@ -251,7 +251,7 @@ def rollback(
     """
     targets = report_targets(report_spec)
     inventory = read_inventory(inventory_path)
-    policy = load_policy(policy_path)
+    policy = read_policy(policy_path)
     record = load_record(record_path_in)
     check_record(record, policy, inventory, str(record_path_in))
     steps = rollback_steps(record)

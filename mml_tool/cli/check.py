@@ -20,6 +20,7 @@ from mml_tool.cli._common import (
     operator,
     policy_option,
     read_inventory,
+    read_policy,
     report_option,
     report_targets,
     run_info,
@@ -48,7 +49,7 @@ def _check(
     signing: bool = False,
 ) -> _Checked:
     """Everything wrong with the command line is found before any host is connected to."""
-    policy = mt.load_policy(policy_path)
+    policy = read_policy(policy_path)
     inventory = read_inventory(inventory_path)
     if signing:
         _ = inventory.plan_signing_key  # a key set but unreadable: refused before connecting

@@ -23,6 +23,7 @@ from mml_tool.cli._common import (
     operator,
     policy_option,
     read_inventory,
+    read_policy,
     select_hosts,
     template_dirs,
     waiver_warnings,
@@ -32,7 +33,6 @@ from mml_tool.cli._common import (
 from mml_tool.cli._console import EXIT_ERROR, echo, err_console, fail, out_console
 from mml_tool.cli._render import show_plan
 from mml_tool.history import hooks as history_hooks
-from mml_tool.policy import load_policy
 from mml_tool.workflow import gateways_for, run_change
 
 
@@ -95,7 +95,7 @@ def run(
     2 usage error, 101 verification failed (rolled back unless --no-rollback).
     """
     evidence = evidence_folder(evidence_root, change_id)
-    policy = load_policy(policy_path)
+    policy = read_policy(policy_path)
     inventory = read_inventory(inventory_path)
     _ = inventory.plan_signing_key  # a key set but unreadable: refused before connecting
     hosts = select_hosts(inventory, limit)

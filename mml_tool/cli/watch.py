@@ -21,6 +21,7 @@ from mml_tool.cli._common import (
     nothing_checked,
     policy_option,
     read_inventory,
+    read_policy,
     select_hosts,
     template_dirs,
     workers_option,
@@ -28,7 +29,6 @@ from mml_tool.cli._common import (
 from mml_tool.cli._console import fail
 from mml_tool.history import hooks, options
 from mml_tool.history.durations import duration_option
-from mml_tool.policy import load_policy
 from mml_tool.watch import DEFAULT_MAX_SESSIONS, Round, Watcher
 
 log = logging.getLogger("mml_tool.watch")
@@ -94,7 +94,7 @@ def watch(
     Exit: 0 stopped by SIGTERM; after --rounds N, the last round's exit code (0 compliant,
     100 non-compliant, 1 some host could not be decided).
     """
-    policy = load_policy(policy_path)
+    policy = read_policy(policy_path)
     inventory = read_inventory(inventory_path)
     hosts = select_hosts(inventory, limit)
     nothing = nothing_checked(inventory, policy, hosts, limit)

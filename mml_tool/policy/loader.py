@@ -337,6 +337,13 @@ def parse_policy(content: bytes, source: str, path: Path, *, shape: bool = True)
         doc = load_yaml(content, source, PolicyError)
     except yaml.YAMLError as exc:
         raise PolicyError(f"{source}: not valid YAML: {exc}") from None
+    if not isinstance(doc, dict):  # said plainly: "field '': is a list" named nothing to fix
+        what = "empty" if doc is None else f"a {_kind(doc)}"
+        raise PolicyError(
+            f"{source}: the file is {what}, not a policy: a policy is a mapping with `policy:` "
+            "(name, version) and `controls:` (a list of controls), as in "
+            "inventories/policy-rules.example.yaml"
+        )
     if shape:
         # Imported here: pydantic takes ~0.1 s to import; `mml-tool --help` need not wait.
         from mml_tool.policy.schema import shape_error

@@ -133,7 +133,10 @@ def operator(ctx: click.Context | None = None) -> str:
 def read_inventory(path: Path) -> Inventory:
     """The inventory with no secret read yet: each command reads only those it uses
     (``Inventory.with_secrets``), so `check` never asks for the gateway's password."""
-    return load_inventory(path, prompt=prompt_secret, resolve_secrets=False)
+    inventory = load_inventory(path, prompt=prompt_secret, resolve_secrets=False)
+    for warning in inventory.warnings:  # stderr: machine output on stdout stays clean
+        err_console.print(f"[yellow]warning:[/] {escape(warning)}", highlight=False)
+    return inventory
 
 
 def read_policy(path: Path | None) -> Policy:

@@ -15,6 +15,7 @@ import yaml
 
 from mml_tool.errors import InventoryError
 from mml_tool.inventory import shape
+from mml_tool.inventory.literals import written_out_warnings
 from mml_tool.inventory.models import (
     _HOSTNAME_RE,
     _NAME_RE,
@@ -114,6 +115,7 @@ class _Loader(_Values):
             signing_key=key,
             signing_key_problem=key_problem,
             resolver=self.resolve if self.defer else None,
+            warnings=written_out_warnings(self.path, top),
         )
 
     def top_file(self, value: Any, field: str) -> Path:

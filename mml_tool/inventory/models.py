@@ -172,6 +172,8 @@ class Inventory:
     resolver: Callable[[str, str], HostConfig | GatewayConfig] | None = field(
         default=None, repr=False, compare=False
     )
+    # What the file should not do but may (a secret written out): one line each, no value.
+    warnings: tuple[str, ...] = ()
 
     @classmethod
     def from_hosts(

@@ -328,6 +328,33 @@ def test_inventory_plugin_names_the_file_and_field_of_a_bad_inventory(
     assert "unknown key 'prot'" in proc.stderr and str(bad) in proc.stderr
 
 
+def test_inventory_plugin_warns_of_a_password_written_out(
+    ansible_lab: RunningLab, tmp_path: Path
+) -> None:
+    written = "Written-0ut-" + secrets.token_urlsafe(6)
+    inventory = tmp_path / "inventory.yaml"
+    inventory.write_text(
+        f"hosts:\n  uap-1: {{hostname: 127.0.0.1, username: u, password: {written}}}\n",
+        encoding="utf-8",
+    )
+    config = tmp_path / "written.mml.yml"
+    config.write_text("plugin: mml_tool.uap9600.inventory\nsource: inventory.yaml\n")
+    proc = subprocess.run(
+        [str(BIN / "ansible-inventory"), "-i", str(config), "--list"],
+        env=ansible_env(ansible_lab, tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "uap-1" in json.loads(proc.stdout)["_meta"]["hostvars"]  # stdout stays JSON
+    warning = " ".join(proc.stderr.split())  # Ansible wraps its warnings
+    assert "secrets written out" in warning and "host 'uap-1': password" in warning, warning
+    assert str(inventory) in warning and "${MML_PASSWORD}" in warning
+    assert written not in proc.stdout + proc.stderr
+
+
 def test_every_plugin_documents_itself(ansible_lab: RunningLab, tmp_path: Path) -> None:
     env = ansible_env(ansible_lab, tmp_path)
     modules = [f"mml_tool.uap9600.{m}" for m in ("sfp_info", "sfp", "command", "verify")]

@@ -45,6 +45,7 @@ import sys
 
 from ansible.errors import AnsibleParserError
 from ansible.plugins.inventory import BaseInventoryPlugin
+from ansible.utils.display import Display
 
 try:
     from mml_tool import automation
@@ -76,6 +77,8 @@ class InventoryModule(BaseInventoryPlugin):
             mml = automation.load_inventory(source, resolve_secrets=False)
         except MmlToolError as exc:
             raise AnsibleParserError(f"{path}: {exc}") from None
+        for warning in mml.warnings:  # a secret written out in the file: where, never what
+            Display().warning(warning)
         for group in mml.groups:
             self.inventory.add_group(group)
         interpreter = self.get_option("python_interpreter") or sys.executable

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from mml_tool import _io
-from mml_tool.change.plan import DEFAULT_MAX_AGE
+from mml_tool.change.ages import DEFAULT_MAX_AGE
 from mml_tool.compliance import check_fleet
 from mml_tool.errors import ConfigError
 from mml_tool.fleet import DEFAULT_WORKERS, Progress

@@ -13,6 +13,8 @@ from typing import Any
 
 from mml_tool import __version__
 from mml_tool._io import now_iso, write_text_atomic, write_text_new
+from mml_tool.change.ages import CLOCK_SKEW as CLOCK_SKEW
+from mml_tool.change.ages import DEFAULT_MAX_AGE as DEFAULT_MAX_AGE
 from mml_tool.change.approval import (
     SIGNATURE_FIELD,
     canonical,
@@ -32,8 +34,6 @@ from mml_tool.secret import Secret
 PLAN_KIND = "mml-tool-plan"
 RECORD_KIND = "mml-tool-apply-record"
 SCHEMA_VERSION = 1
-DEFAULT_MAX_AGE = timedelta(hours=24)
-CLOCK_SKEW = timedelta(minutes=5)  # how far in the future a plan's `created` may be
 
 
 @dataclass(frozen=True)

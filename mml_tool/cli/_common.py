@@ -12,9 +12,6 @@ from rich.markup import escape
 
 from mml_tool import __version__
 from mml_tool._io import now_iso
-from mml_tool.audit import AuditTrail
-from mml_tool.change.lock import lock_dir_for
-from mml_tool.change_id import validate_change_id
 from mml_tool.cli._console import EXIT_USAGE, err_console, fail, stdout_taken
 from mml_tool.cli._context import cli_context
 from mml_tool.errors import ConfigError, InventoryError, PolicyError
@@ -163,16 +160,6 @@ def confirm(question: str, yes: bool) -> None:
         fail("not approved; nothing was sent.")
 
 
-def change_id_value(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
-    """Checked while the command line is parsed: a usage error, before anything is read."""
-    if value is None:
-        return None
-    try:
-        return validate_change_id(value)
-    except ConfigError as exc:
-        raise click.BadParameter(str(exc)) from None
-
-
 def print_json(body: object) -> None:
     click.echo(json.dumps(body, indent=2, ensure_ascii=False))
 
@@ -209,16 +196,6 @@ record_option = click.option(
     "ahead of every command; an apply record of the same plan accumulates, any other file is "
     "never replaced.",
 )
-
-
-def audit_trail(audit_path: Path | None, inventory: Inventory) -> AuditTrail:
-    """--audit (or $MML_TOOL_AUDIT), else the inventory's ``audit:``, else the state folder."""
-    return AuditTrail(inventory.audit_file(audit_path))
-
-
-def lock_folder(inventory: Inventory, lock_dir: Path | None) -> Path:
-    """The inventory's lock_dir first (every operator must share it), then --lock-dir."""
-    return lock_dir_for(inventory.lock_dir, lock_dir)
 
 
 def run_info(

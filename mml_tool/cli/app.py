@@ -62,7 +62,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
         "Parse a captured reply offline with the TextFSM templates (FILE may be - for stdin).",
     ),
     "plan": (
-        "check",
+        "plan",
         "plan",
         "Make a change plan for the non-compliant hosts (nothing is changed).",
     ),

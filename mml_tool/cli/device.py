@@ -11,13 +11,12 @@ from rich.table import Table
 
 from mml_tool.capture import capture as run_capture
 from mml_tool.capture import parse_capture, read_capture
+from mml_tool.cli._changing import audit_trail, lock_folder
 from mml_tool.cli._common import (
     audit_option,
-    audit_trail,
     confirm,
     inventory_option,
     lock_dir_option,
-    lock_folder,
     operator,
     print_json,
     read_inventory,

@@ -10,15 +10,13 @@ import click
 from mml_tool.change import Plan
 from mml_tool.change.record import fresh_folder
 from mml_tool.change_id import evidence_folder
+from mml_tool.cli._changing import audit_trail, change_id_value, lock_folder
 from mml_tool.cli._common import (
     audit_option,
-    audit_trail,
-    change_id_value,
     directions_option,
     inventory_option,
     limit_option,
     lock_dir_option,
-    lock_folder,
     nothing_checked,
     operator,
     policy_option,

@@ -24,10 +24,10 @@ from rich.text import Text
 
 from mml_tool import __version__
 from mml_tool.errors import MmlToolError
+from mml_tool.history.clock import utc_now
 from mml_tool.history.options import Settings, settings
 from mml_tool.history.options import history_options as history_options
 from mml_tool.history.options import metrics_option as metrics_option
-from mml_tool.history.rows import utc_now
 
 if TYPE_CHECKING:  # SQLAlchemy is loaded only when a run is recorded
     from mml_tool.history.rows import (

@@ -15,8 +15,8 @@ from typing import Any, TypeVar
 import click
 
 from mml_tool.errors import ConfigError
+from mml_tool.history.clock import utc_now
 from mml_tool.history.durations import duration_option
-from mml_tool.history.rows import utc_now
 
 KEY = "mml_tool.history"
 F = TypeVar("F", bound=Callable[..., Any])

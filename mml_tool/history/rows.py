@@ -8,9 +8,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
-
-def utc_now() -> datetime:
-    return datetime.now(timezone.utc)
+from mml_tool.history.clock import utc_now as utc_now
 
 
 def _utc(value: datetime) -> datetime:

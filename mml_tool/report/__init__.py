@@ -9,17 +9,14 @@ are only ever added, never renamed or removed.
 
 from __future__ import annotations
 
+import importlib
 import sys
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from mml_tool._io import write_text_atomic
 from mml_tool.errors import ConfigError
-from mml_tool.report.json import json_schema as json_schema
-from mml_tool.report.json import to_dict as to_dict
-from mml_tool.report.json import to_json as to_json
-from mml_tool.report.junit import to_junit as to_junit
-from mml_tool.report.markdown import to_markdown as to_markdown
 from mml_tool.report.model import SCHEMA_VERSION as SCHEMA_VERSION
 from mml_tool.report.model import STATUSES as STATUSES
 from mml_tool.report.model import Outcome as Outcome
@@ -32,13 +29,55 @@ from mml_tool.report.model import tls_verification as tls_verification
 from mml_tool.report.terminal import render_table as render_table
 from mml_tool.results import exit_code_for as exit_code_for  # decided in results
 
+if TYPE_CHECKING:
+    from mml_tool.report.json import json_schema as json_schema
+    from mml_tool.report.json import to_dict as to_dict
+    from mml_tool.report.json import to_json as to_json
+    from mml_tool.report.junit import to_junit as to_junit
+    from mml_tool.report.markdown import to_markdown as to_markdown
+
+# The writers load on first use: a `check` that writes no report file (the common case, and
+# a fleet check's start-up time) does not import JSON Schema, XML and Markdown writers.
+_LAZY = {
+    "json_schema": "json",
+    "to_dict": "json",
+    "to_json": "json",
+    "to_junit": "junit",
+    "to_markdown": "markdown",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(importlib.import_module(f"mml_tool.report.{_LAZY[name]}"), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 STDOUT = "-"  # --report FORMAT:- writes that report to standard output
 
 
+def _render_json(report: Report) -> str:
+    from mml_tool.report.json import to_json
+
+    return to_json(report)
+
+
+def _render_junit(report: Report) -> str:
+    from mml_tool.report.junit import to_junit
+
+    return to_junit(report)
+
+
+def _render_markdown(report: Report) -> str:
+    from mml_tool.report.markdown import to_markdown
+
+    return to_markdown(report)
+
+
 RENDERERS: Mapping[str, Callable[[Report], str]] = {
-    "json": to_json,
-    "junit": to_junit,
-    "md": to_markdown,
+    "json": _render_json,
+    "junit": _render_junit,
+    "md": _render_markdown,
 }
 
 

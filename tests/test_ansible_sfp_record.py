@@ -9,13 +9,15 @@ policy into a record path the task names, uap-2 a bit no policy knows into the d
 from __future__ import annotations
 
 import json
+import os
 import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 from conftest import RunningLab, StartLab, lab_env
-from test_ansible import BIN, TIMEOUT, ansible_env, write_plugin_config
+from test_ansible import BIN, ROOT, TIMEOUT, ansible_env, write_plugin_config
 
 from mml_tool.change import load_record
 from mml_tool.lab.uap import NodeConfig
@@ -157,3 +159,54 @@ def test_a_change_made_by_ansible_is_rolled_back_by_the_cli_from_its_record(
     done = rollback(lab, out, second["record"], "-i", lab.inventory_path, "-p", policy_file)
     assert done.returncode == 0, done.stdout + done.stderr
     assert store2.get_bit("P978", 3) == 0
+
+
+def run_module(lab: RunningLab, tmp_path: Path, **params: Any) -> dict[str, Any]:
+    """The sfp module run directly (no ansible-playbook start-up), as Ansible runs it."""
+    args = tmp_path / "args.json"
+    base = {"inventory": str(lab.inventory_path), "host": "uap-1", "parameter": "P978"}
+    args.write_text(json.dumps({"ANSIBLE_MODULE_ARGS": {**base, **params}}), encoding="utf-8")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("ANSIBLE_", "MML_TOOL_"))}
+    env.update(lab_env(lab.inventory_path), PYTHONPATH=str(ROOT), HOME=str(tmp_path / "home"))
+    env.update(XDG_STATE_HOME=str(tmp_path / "state"), MML_TOOL_LOCKS=str(tmp_path / "locks"))
+    proc = subprocess.run(
+        [sys.executable, "-m", "ansible_collections.mml_tool.uap9600.plugins.modules.sfp", args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    result: dict[str, Any] = json.loads(proc.stdout)
+    return result
+
+
+@pytest.mark.parametrize("refusal", ["record-exists", "record-folder-is-a-file", "policy"])
+def test_a_record_or_policy_that_cannot_be_used_is_refused_before_anything_is_sent(
+    start_lab: StartLab, tmp_path: Path, refusal: str
+) -> None:
+    lab = start_lab([NodeConfig("uap-1")])
+    lab.lab.node("uap-1").store.set_value("P978", 1)
+    audit = tmp_path / "audit.jsonl"
+    params: dict[str, Any] = {"bit": 0, "value": 0, "audit": str(audit)}
+    if refusal == "record-exists":
+        earlier = tmp_path / "earlier.json"
+        earlier.write_text("{}", encoding="utf-8")
+        params["record"], named = str(earlier), str(earlier)
+    elif refusal == "record-folder-is-a-file":
+        (tmp_path / "file").write_text("", encoding="utf-8")
+        params["record"], named = str(tmp_path / "file" / "r.json"), str(tmp_path / "file")
+    else:
+        policy = tmp_path / "policy.yaml"
+        policy.write_text(
+            (ROOT / "mml_tool" / "policies" / "p978_one_way_video.yaml")
+            .read_text(encoding="utf-8")
+            .replace("bit: 0, value: 0", "bit: 1, value: 0"),
+            encoding="utf-8",
+        )
+        params["policy"], named = str(policy), str(policy)
+    result = run_module(lab, tmp_path, **params)
+    assert result.get("failed") is True, result
+    assert named in result["msg"] and "othing was sent" in result["msg"], result["msg"]
+    assert lab.lab.node("uap-1").store.get_bit("P978", 0) == 1
+    assert not audit.exists() or not audit.read_text(encoding="utf-8")

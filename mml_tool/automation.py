@@ -33,7 +33,14 @@ from mml_tool.change.outcome import StepResult
 from mml_tool.change.record import RecordJournal, default_fallback_dirs, fresh_path
 from mml_tool.change_id import validate_change_id
 from mml_tool.compliance import check_host
-from mml_tool.errors import AnswerError, ChangeError, CommandError, ConfigError, ParseError
+from mml_tool.errors import (
+    AnswerError,
+    ChangeError,
+    CommandError,
+    ConfigError,
+    ParseError,
+    RecordError,
+)
 from mml_tool.gateway.pick import pick_gateway
 from mml_tool.gateway.verify import VerifyResult, verify_gateway
 from mml_tool.inventory import HostConfig, Inventory, host_from_fields, load_inventory
@@ -421,7 +428,13 @@ def set_bit(
         journal = _record_journal(Path(record), plan_sha256(plan), trail, result.warnings)
         if own_control:  # written before anything is sent, as the record is
             policy_file = journal.path.with_name(f"{journal.path.stem}.policy.yaml")
-            write_text_atomic(policy_file, _policy_yaml(policy))
+            try:
+                write_text_atomic(policy_file, _policy_yaml(policy))
+            except OSError as exc:
+                raise RecordError(
+                    f"cannot write {policy_file} ({exc.strerror or exc}), the policy the "
+                    "record's rollback needs: nothing was sent"
+                ) from None
             result.record_policy = str(policy_file)
     ctx = ChangeContext(
         inventory=inventory,

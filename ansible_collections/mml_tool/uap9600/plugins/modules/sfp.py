@@ -51,7 +51,8 @@ options:
       - The apply record file (JSON, as C(mml-tool apply --record)), written when a command is
         to be sent - before it goes out (the module fails, nothing sent, when it cannot be),
         and again when the step has settled. An existing file is never replaced (the module
-        fails, nothing sent); an existing folder gets a record of a fresh name in it.
+        fails, nothing sent); an existing folder gets a record of a fresh name in it. One file
+        per host - e.g. C("/audit/{{ tower_job_id }}-{{ inventory_hostname }}.json").
       - Default a fresh file in C(records/) beside the audit trail (see O(audit)), named after
         O(change_id), the host, the parameter, the bit and the time.
       - In an execution environment (ephemeral pod) keep it on a mounted volume, as the audit.
@@ -152,7 +153,10 @@ record_policy:
   returned: always
   type: str
 rollback_command:
-  description: The command line that undoes the change from its record; null without a record.
+  description:
+    - The command line that undoes the change from its record; null without a record.
+    - C(-i INVENTORY) when the host was given by its fields - name an inventory that has the
+      host under that name.
   returned: always
   type: str
   sample: >-

@@ -83,6 +83,13 @@ def test_the_documented_ee_build_context_installs_mml_tool_from_this_source(
     assert re.search(
         rf"pip install .*mml_tool-{re.escape(__version__)}-py3-none-any\.whl", containerfile
     )
+    # ... into a Python it supports: CentOS Stream 9's /usr/bin/python3 (the default of
+    # ansible-builder, and what older awx-ee images run Ansible with) is 3.9.
+    pycmd = re.search(r'^ARG PYCMD="([^"]+)"', containerfile, re.M)
+    assert pycmd and re.fullmatch(r"/usr/bin/python3\.(\d+)", pycmd.group(1)), containerfile
+    pyproject = (ROOT / "pyproject.toml").read_text(encoding="utf-8")
+    lowest = re.search(r'^requires-python = ">=3\.(\d+)"$', pyproject, re.M)
+    assert lowest and int(pycmd.group(1).rsplit(".", 1)[1]) >= int(lowest.group(1))
     # ... and never from a package index (it is not published there).
     requirements = (context / "_build" / "requirements.txt").read_text(encoding="utf-8")
     names = [line.split("#")[0].strip() for line in requirements.splitlines()]

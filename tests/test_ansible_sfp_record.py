@@ -115,7 +115,7 @@ def test_a_change_made_by_ansible_is_rolled_back_by_the_cli_from_its_record(
             "out": str(out),
             "bits": {"uap-1": 0, "uap-2": 3},
             "values": {"uap-1": 0, "uap-2": 1},
-            "records": {"uap-1": str(chosen)},
+            "records": {"uap-1": "chosen/uap-1.json"},  # relative to the playbook
         },
     )
     store1.set_bit = original  # type: ignore[method-assign]

@@ -142,7 +142,7 @@ record:
   description:
     - The apply record written (also when the change failed or its outcome is unknown, since
       rollback re-reads first); null when nothing was to be sent (already set, check mode).
-    - A fallback file when the asked one could not be written (see RV(warnings)).
+    - A fallback file when the asked one could not be written (a warning of the task says so).
   returned: always
   type: str
   sample: /audit/records/CHG0042-uap-1-P978-b0-20261130T120000000000Z.record.json

@@ -16,18 +16,31 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+import yaml
+
+from mml_tool._io import write_text_atomic
 from mml_tool.audit import AuditTrail, default_audit_path, operator_name
-from mml_tool.change import ChangeContext, apply_plan, build_plan
+from mml_tool.change import ChangeContext, apply_plan, build_plan, plan_sha256
 from mml_tool.change.lock import default_lock_dir
 from mml_tool.change.outcome import StepResult
+from mml_tool.change.record import RecordJournal, default_fallback_dirs, fresh_path
 from mml_tool.change_id import validate_change_id
 from mml_tool.compliance import check_host
-from mml_tool.errors import AnswerError, ChangeError, CommandError, ConfigError, ParseError
+from mml_tool.errors import (
+    AnswerError,
+    ChangeError,
+    CommandError,
+    ConfigError,
+    ParseError,
+    RecordError,
+)
 from mml_tool.gateway.pick import pick_gateway
 from mml_tool.gateway.verify import VerifyResult, verify_gateway
 from mml_tool.inventory import HostConfig, Inventory, host_from_fields, load_inventory
@@ -51,6 +64,7 @@ __all__ = [
     "CommandResult",
     "ParameterInfo",
     "check_one_host",
+    "default_record_path",
     "host_from_fields",
     "host_from_inventory",
     "load_inventory",
@@ -216,6 +230,11 @@ class BitChange:
     error: str | None = None
     commands: list[dict[str, Any]] = field(default_factory=list)
     rollback: list[str] = field(default_factory=list)
+    # The apply record written (None: none asked for, or nothing was to be sent) and, when the
+    # bit is in no policy, the one-control policy file `mml-tool rollback -p` needs with it.
+    record: str | None = None
+    record_policy: str | None = None
+    warnings: list[str] = field(default_factory=list)  # e.g. the record went to a fallback
 
     @property
     def ok(self) -> bool:
@@ -262,6 +281,92 @@ def _bit_policy(parameter: str, bit: int, value: int) -> Policy:
     )
 
 
+def _change_policy(
+    host: HostConfig, parameter: str, bit: int, value: int, policy: Policy | Path | str | None
+) -> tuple[Policy, bool]:
+    """The one-control policy the change is made by, and whether it is the task's own.
+
+    The control of ``policy`` (default: the built-in one) that sets this bit on this host, so
+    that the apply record's step derives from that policy and ``mml-tool rollback RECORD``
+    (with ``-p`` that policy, none for the built-in) accepts it. A bit no control sets: the
+    task's own control when no policy was named; with a policy named, ``ConfigError``."""
+    base = (
+        policy
+        if isinstance(policy, Policy)
+        else load_policy(None if policy is None else Path(policy))
+    )
+    for control in base.controls_for(host):
+        rule = control.rule
+        if isinstance(rule, SfpBitRule) and (rule.parameter, rule.bit, rule.value) == (
+            parameter,
+            bit,
+            value,
+        ):
+            return replace(base, controls=(control,), waivers=()), False
+    if policy is not None:
+        raise ConfigError(
+            f"policy {base.name!r} ({base.path}) has no control that sets {parameter} bit {bit} "
+            f"to {value} on {host.name}: name the policy that has one, or none. Nothing was sent."
+        )
+    return _bit_policy(parameter, bit, value), True
+
+
+def _policy_yaml(policy: Policy) -> str:
+    """A policy file of the task's one control, as ``load_policy`` reads it back."""
+    control = policy.controls[0]
+    rule = control.rule
+    if not isinstance(rule, SfpBitRule):
+        raise TypeError(f"control {control.id} is not a bit rule")
+    doc = {
+        "policy": {"name": policy.name, "version": policy.version},
+        "controls": [
+            {
+                "id": control.id,
+                "title": control.title,
+                "severity": control.severity,
+                "description": control.description,
+                "rule": {
+                    "software_parameter": {
+                        "id": rule.parameter,
+                        "bit": rule.bit,
+                        "value": rule.value,
+                    }
+                },
+            }
+        ],
+        "waivers": [],
+    }
+    header = (
+        "# The control an automation task changed a bit by (mml-tool, written with its apply\n"
+        "# record): `mml-tool rollback RECORD -i INVENTORY -p THIS_FILE` undoes that change.\n"
+    )
+    return header + yaml.safe_dump(doc, sort_keys=False)
+
+
+def _file_part(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", text).strip("._") or "_"
+
+
+def default_record_path(
+    audit_path: Path | str | None,
+    host: str,
+    parameter: str,
+    bit: int,
+    change_id: str = "",
+    *,
+    folder: Path | str | None = None,
+) -> Path:
+    """Where a change's apply record goes when the caller names no file: ``folder``, else
+    ``records/`` beside the audit trail (the user's state folder by default); a name of its
+    own for every change (change ID, host, parameter, bit, time), never an earlier record's."""
+    trail = Path(audit_path) if audit_path else default_audit_path()
+    where = Path(folder) if folder is not None else trail.parent / "records"
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")
+    parts = [change_id, host, f"{parameter}-b{bit}", stamp]
+    name = "-".join(_file_part(p) for p in parts if p)
+    return fresh_path(where / f"{name}.record.json")
+
+
 def set_bit(
     host: HostConfig,
     parameter: str,
@@ -275,6 +380,8 @@ def set_bit(
     operator: str | None = None,
     template_dirs: Sequence[Path] = (),
     session_factory: SessionFactory = MmlSession,
+    record: Path | str | None = None,
+    policy: Policy | Path | str | None = None,
 ) -> BitChange:
     """Set ``parameter`` bit ``bit`` to ``value``, the way ``plan`` + ``apply`` do.
 
@@ -282,10 +389,16 @@ def set_bit(
     Otherwise a one-step plan goes through ``apply_plan``: under the host's lock it re-reads,
     refuses drift (the whole parameter moved since the read), writes the audit line before the
     command, confirms by a re-read, and after a lost reply settles by a fresh read, never a
-    resend. Bad arguments raise ``ConfigError``; an unreadable host the library's error."""
+    resend. Bad arguments raise ``ConfigError``; an unreadable host the library's error.
+
+    The step is the control of ``policy`` (default: the built-in one) that sets this bit, else
+    the task's own. ``record``: the apply record ``mml-tool apply`` writes (ahead of the
+    command: ``RecordError`` and nothing sent when it cannot be; an existing file is refused),
+    for ``mml-tool rollback``; a bit in no policy also gets its one-control policy file beside
+    it (``BitChange.record_policy``, for ``rollback -p``)."""
     parameter = _check_parameter(parameter)
     _check_bit_args(bit, value, change_id)
-    policy = _bit_policy(parameter, bit, value)
+    policy, own_control = _change_policy(host, parameter, bit, value, policy)
     findings = check_host(
         host, policy, template_dirs=template_dirs, session_factory=session_factory
     )
@@ -309,18 +422,51 @@ def set_bit(
     plan = build_plan(
         findings, policy, change_id=change_id, inventory=inventory.path, operator=operator
     )
+    trail = Path(audit_path) if audit_path else default_audit_path()
+    journal = None
+    if record is not None:
+        journal = _record_journal(Path(record), plan_sha256(plan), trail, result.warnings)
+        if own_control:  # written before anything is sent, as the record is
+            policy_file = journal.path.with_name(f"{journal.path.stem}.policy.yaml")
+            try:
+                write_text_atomic(policy_file, _policy_yaml(policy))
+            except OSError as exc:
+                raise RecordError(
+                    f"cannot write {policy_file} ({exc.strerror or exc}), the policy the "
+                    "record's rollback needs: nothing was sent"
+                ) from None
+            result.record_policy = str(policy_file)
     ctx = ChangeContext(
         inventory=inventory,
-        audit=AuditTrail(Path(audit_path) if audit_path else default_audit_path()),
+        audit=AuditTrail(trail),
         operator=operator,
         change_id=change_id,
         lock_dir=Path(lock_dir) if lock_dir else default_lock_dir(),
         template_dirs=template_dirs,
         session_factory=session_factory,
         policy=policy,
+        journal=journal,
     )
     _take_step(result, apply_plan(plan, ctx, workers=1).results[0], before)
+    if journal is not None:
+        result.record = str(journal.written_to)
     return result
+
+
+def _record_journal(path: Path, digest: str, trail: Path, said: list[str]) -> RecordJournal:
+    """The apply record's journal, checked (``RecordError``) before anything is sent; what it
+    has to tell (a fallback file) goes to ``said``."""
+    journal = RecordJournal(
+        path,
+        plan_sha256=digest,
+        action="apply",
+        accumulate=False,  # every task run is a plan of its own: an existing file is another's
+        fallback_dirs=default_fallback_dirs(trail),
+        say=said.append,
+        hint="nothing was sent; name another record file, or none for a fresh name",
+    )
+    journal.check()
+    return journal
 
 
 def _check_bit_args(bit: int, value: int, change_id: str) -> None:

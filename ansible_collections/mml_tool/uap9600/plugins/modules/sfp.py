@@ -13,6 +13,9 @@ description:
     parameter moved since the first read (drift), writes the audit line before the command goes
     out, confirms by a re-read, and after a lost reply settles the outcome with a fresh read in
     a new session - a command is never re-sent blindly.
+  - Like C(mml-tool apply) it writes the apply record (O(record)) before the command goes out
+    and after the step settles; C(mml-tool rollback RECORD) undoes the change from it
+    (RV(rollback_command) is that command line).
   - Setting the bit back to the value it had is the rollback (RV(rollback) gives that command).
   - In check mode it reads and reports what would change; nothing is sent.
 extends_documentation_fragment:
@@ -42,6 +45,24 @@ options:
         C($MML_TOOL_AUDIT), else the O(inventory)'s C(audit:), else
         C(~/.local/state/mml-tool/audit.jsonl).
       - In an execution environment (ephemeral pod) point it at a mounted volume.
+    type: path
+  record:
+    description:
+      - The apply record file (JSON, as C(mml-tool apply --record)), written when a command is
+        to be sent - before it goes out (the module fails, nothing sent, when it cannot be),
+        and again when the step has settled. An existing file is never replaced (the module
+        fails, nothing sent); an existing folder gets a record of a fresh name in it. One file
+        per host - e.g. C("/audit/{{ tower_job_id }}-{{ inventory_hostname }}.json").
+      - Default a fresh file in C(records/) beside the audit trail (see O(audit)), named after
+        O(change_id), the host, the parameter, the bit and the time.
+      - In an execution environment (ephemeral pod) keep it on a mounted volume, as the audit.
+    type: path
+  policy:
+    description:
+      - The policy file whose control sets this bit (the one C(mml-tool rollback -p) is then
+        given); the module fails, nothing sent, when it has none. Default the built-in policy
+        when one of its controls sets this bit, else the task's own one-control policy,
+        written beside the record (RV(record_policy)).
     type: path
   lock_dir:
     description:
@@ -117,9 +138,34 @@ rollback:
   type: list
   elements: str
   sample: ["MOD SFP: ID=P978, MODTYPE=P1, BIT=0, BITVAL=1;"]
+record:
+  description:
+    - The apply record written (also when the change failed or its outcome is unknown, since
+      rollback re-reads first); null when nothing was to be sent (already set, check mode).
+    - A fallback file when the asked one could not be written (a warning of the task says so).
+  returned: always
+  type: str
+  sample: /audit/records/CHG0042-uap-1-P978-b0-20261130T120000000000Z.record.json
+record_policy:
+  description:
+    - The one-control policy file written beside the record when no policy has a control
+      for this bit (C(mml-tool rollback) needs it as C(-p)); null otherwise.
+  returned: always
+  type: str
+rollback_command:
+  description:
+    - The command line that undoes the change from its record; null without a record.
+    - C(-i INVENTORY) when the host was given by its fields - name an inventory that has the
+      host under that name.
+  returned: always
+  type: str
+  sample: >-
+    mml-tool rollback /audit/records/CHG0042-uap-1-P978-b0-20261130T120000000000Z.record.json
+    -i /etc/mml-tool/fleet.yaml --audit /audit/audit.jsonl
 """
 
 import os
+import shlex
 
 from ansible.module_utils.basic import env_fallback
 
@@ -141,6 +187,8 @@ def main() -> None:
             "change_id": {"type": "str", "default": ""},
             # The library reads no environment variable: the module does, at its edge.
             "audit": {"type": "path", "fallback": (env_fallback, ["MML_TOOL_AUDIT"])},
+            "record": {"type": "path"},
+            "policy": {"type": "path"},
             "lock_dir": {"type": "path"},
             "operator": {"type": "str", "fallback": (env_fallback, ["MML_TOOL_OPERATOR"])},
         },
@@ -148,25 +196,48 @@ def main() -> None:
     )
     p = module.params
 
-    def change() -> automation.BitChange:
+    def change() -> tuple[automation.BitChange, str | None]:
         host, inventory = connection_of(module)
         inventory_lock_dir = inventory.lock_dir if inventory else None
-        return automation.set_bit(
+        # As apply: the audit option wins, then the inventory's audit:, then the default.
+        audit = inventory.audit_file(p["audit"]) if inventory else p["audit"]
+        lock_dir = inventory_lock_dir or p["lock_dir"] or os.environ.get("MML_TOOL_LOCKS")
+        record = p["record"]
+        if record is None or os.path.isdir(record):
+            record = automation.default_record_path(
+                audit, host.name, p["parameter"], p["bit"], p["change_id"], folder=record
+            )
+        outcome = automation.set_bit(
             host,
             p["parameter"],
             p["bit"],
             p["value"],
             check_mode=module.check_mode,
             change_id=p["change_id"],
-            # As apply: the audit option wins, then the inventory's audit:, then the default.
-            audit_path=inventory.audit_file(p["audit"]) if inventory else p["audit"],
+            audit_path=audit,
             # As the CLI and mml_tool.apply: the inventory's lock_dir wins (shared by all).
-            lock_dir=inventory_lock_dir or p["lock_dir"] or os.environ.get("MML_TOOL_LOCKS"),
+            lock_dir=lock_dir,
             operator=p["operator"],
             template_dirs=template_dirs(module),
+            record=record,
+            policy=p["policy"],
         )
+        command = None
+        if outcome.record:
+            words = ["mml-tool", "rollback", outcome.record, "-i"]
+            words.append(str(inventory.path) if inventory else "INVENTORY")
+            if outcome.record_policy or p["policy"]:
+                words += ["-p", outcome.record_policy or p["policy"]]
+            if audit:
+                words += ["--audit", str(audit)]
+            if lock_dir and not inventory_lock_dir:
+                words += ["--lock-dir", str(lock_dir)]
+            command = shlex.join(words)
+        return outcome, command
 
-    outcome = run(module, change, changed=False)
+    outcome, rollback_command = run(module, change, changed=False)
+    for warning in outcome.warnings:
+        module.warn(warning)
     result = {
         "changed": outcome.changed,
         "parameter": outcome.parameter,
@@ -177,6 +248,9 @@ def main() -> None:
         "status": outcome.status,
         "commands": outcome.commands,
         "rollback": outcome.rollback,
+        "record": outcome.record,
+        "record_policy": outcome.record_policy,
+        "rollback_command": rollback_command,
         "diff": {"before": outcome.diff_text("before"), "after": outcome.diff_text("after")},
     }
     if not outcome.ok:

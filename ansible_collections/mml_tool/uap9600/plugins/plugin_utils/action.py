@@ -13,7 +13,7 @@ from typing import Any
 from ansible.plugins.action import ActionBase
 
 INVENTORY_VAR = "mml_tool_inventory"
-PATH_OPTIONS = ("inventory", "key_file", "known_hosts", "audit", "lock_dir")
+PATH_OPTIONS = ("inventory", "key_file", "known_hosts", "audit", "lock_dir", "record", "policy")
 
 
 class MmlAction(ActionBase):

@@ -397,28 +397,33 @@ def watch_mods(lab: Lab, host: str, monkeypatch: pytest.MonkeyPatch) -> threadin
     return arrived
 
 
-def spawn(env: Env, *args: str | Path) -> subprocess.Popen[bytes]:
+def spawn(env: Env, *args: str | Path, unbuffered: bool = False) -> subprocess.Popen[bytes]:
     """A real `mml-tool` process (its own signal handling, its own death)."""
+    more = {"PYTHONUNBUFFERED": "1"} if unbuffered else {}
     return subprocess.Popen(
         [sys.executable, "-c", "from mml_tool.cli import main; main()", *map(str, args)],
-        env={**os.environ, **env.variables(), "COLUMNS": "250"},
+        env={**os.environ, **env.variables(), "COLUMNS": "250", **more},
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
     )
 
 
-def read_until(proc: subprocess.Popen[bytes], text: str, timeout: float = 20.0) -> str:
-    """Read the process's stderr until ``text`` appears (a read with a deadline)."""
-    assert proc.stderr is not None
+def read_until(
+    proc: subprocess.Popen[bytes], text: str, timeout: float = 20.0, stream: Any = None
+) -> str:
+    """Read the process's stderr (or ``stream``) until ``text`` appears (a read with a
+    deadline)."""
+    stream = proc.stderr if stream is None else stream
+    assert stream is not None
     deadline = time.monotonic() + timeout
     seen = b""
     while text.encode() not in seen:
         remaining = deadline - time.monotonic()
-        assert remaining > 0, f"no {text!r} on stderr within {timeout} s: {seen!r}"
-        ready, _, _ = select.select([proc.stderr], [], [], remaining)
+        assert remaining > 0, f"no {text!r} within {timeout} s: {seen!r}"
+        ready, _, _ = select.select([stream], [], [], remaining)
         if ready:
-            chunk = os.read(proc.stderr.fileno(), 65536)
-            assert chunk, f"stderr closed before {text!r}: {seen!r}"
+            chunk = os.read(stream.fileno(), 65536)
+            assert chunk, f"closed before {text!r}: {seen!r}"
             seen += chunk
     return seen.decode()
 
@@ -505,6 +510,38 @@ def test_second_interrupt_while_a_mod_is_in_flight_never_records_not_attempted(
     rolled = invoke("rollback", record_path, "-i", inventory, "--yes")
     assert rolled.exit_code == 0, rolled.output
     assert p978(lab)["stall-1"] == 1
+
+
+def test_third_interrupt_while_a_mod_is_in_flight_exits_130_without_a_traceback(
+    lab: Lab, inventory: Path, env: Env, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """After the second Ctrl-C the record is printed and the process waits, saying nothing,
+    for the thread that settles the MOD in flight; a third one ends it at once: one line,
+    exit 130, no traceback, and the record still holds the step."""
+    plan_path = make_plan(env, inventory, "stall-1")
+    record_path = plan_path.with_suffix(".record.json")
+    arrived = watch_mods(lab, "stall-1", monkeypatch)
+    proc = spawn(env, "apply", plan_path, "-i", inventory, "--yes", "--no-history", unbuffered=True)
+    try:
+        assert arrived.wait(30), "the MOD never reached stall-1"
+        proc.send_signal(signal.SIGINT)
+        read_until(proc, "interrupted: no further command is sent")
+        proc.send_signal(signal.SIGINT)
+        # Printed last before the exit (no history to write): the exit then joins the thread.
+        read_until(proc, "apply record:", stream=proc.stdout)
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    text = err.decode()
+    assert "Traceback" not in text and "Exception ignored" not in text, text
+    assert proc.returncode == 130, text
+    last = text[text.rindex("stopped waiting") :].splitlines()[1:]
+    assert len(last) == 1 and "interrupted again" in last[0], text
+    (only,) = load_record(record_path).results  # whole and sealed: the MOD is never lost
+    assert only.status in ("unknown", "changed"), only
 
 
 # -- the record's folder full or read-only ------------------------------------------------------

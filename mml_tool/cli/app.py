@@ -7,10 +7,14 @@ imports of every other command.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import logging
+import os
 import signal
-from collections.abc import Sequence
+import sys
+import threading
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -239,7 +243,45 @@ def handle_sigterm() -> None:
         signal.signal(signal.SIGTERM, _terminate)
 
 
+# One line: the record was written ahead, so leaving now loses nothing that rollback needs.
+AGAIN = (
+    "interrupted again: exiting now, without waiting for a command still in flight (the "
+    "apply/rollback record holds it as unknown; rollback re-reads before undoing it)"
+)
+
+
+def _interrupts(leaving: threading.Event) -> Callable[[int, object], None]:
+    """The process's SIGINT/SIGTERM handler: the first two are KeyboardInterrupt (an apply
+    halts, then stops waiting for commands in flight); a third, or any one once ``main`` has
+    returned (the interpreter joins threads still settling a command: a KeyboardInterrupt there
+    is a traceback), ends the process at once with one line and 130."""
+    count = 0
+
+    def handler(signum: int, frame: object) -> None:
+        nonlocal count
+        count += 1
+        if count < 3 and not leaving.is_set():
+            raise KeyboardInterrupt
+        for stream in (sys.stdout, sys.stderr):  # what was printed before stays printed
+            with contextlib.suppress(OSError, ValueError):
+                stream.flush()
+        os.write(2, f"{AGAIN}\n".encode())
+        os._exit(130)
+
+    return handler
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     """Console-script entry point."""
     handle_sigterm()
-    cli.main(args=list(argv) if argv is not None else None, prog_name="mml-tool")
+    leaving = threading.Event()
+    handler = _interrupts(leaving)
+    # Only where Python's own handlers are in place (not ignored by the parent, not replaced).
+    if signal.getsignal(signal.SIGINT) is signal.default_int_handler:
+        signal.signal(signal.SIGINT, handler)
+    if signal.getsignal(signal.SIGTERM) is _terminate:
+        signal.signal(signal.SIGTERM, handler)
+    try:
+        cli.main(args=list(argv) if argv is not None else None, prog_name="mml-tool")
+    finally:
+        leaving.set()

@@ -704,6 +704,66 @@ def test_two_runs_never_write_one_record_at_once(lab: Lab, inventory: Path, env:
     assert p978(lab) == START and not env.audit.exists()
 
 
+def test_no_lock_file_is_left_beside_records_after_apply_and_rollback(
+    lab: Lab, inventory: Path, env: Env
+) -> None:
+    plan_path = make_plan(env, inventory, "uap-1")
+    assert invoke("apply", plan_path, "-i", inventory, "--yes").exit_code == 0
+    record_path = plan_path.with_suffix(".record.json")
+    rolled = invoke("rollback", record_path, "-i", inventory, "--yes")
+    assert rolled.exit_code == 0, rolled.output
+    assert p978(lab)["uap-1"] == 1
+    names = sorted(p.name for p in env.tmp.iterdir())
+    assert not [n for n in names if n.endswith(".lock")], names
+    assert {"plan.record.json", "plan.record.rollback.json"} <= set(names)
+
+
+def test_a_record_lock_file_that_is_no_longer_ours_is_not_removed(
+    lab: Lab, inventory: Path, env: Env
+) -> None:
+    """Removed on release only while the path still names the file this run locked: a lock
+    file someone put there meanwhile (a run that found ours gone) is left alone."""
+    digest = "d" * 64
+    journal = record.RecordJournal(env.tmp / "r.json", plan_sha256=digest)
+    journal.begin(lambda: bare_record(digest=digest))
+    lock = env.tmp / ".r.json.lock"
+    assert lock.exists()
+    lock.unlink()
+    lock.write_text("", encoding="utf-8")  # another run's lock file, made meanwhile
+    theirs = lock.stat().st_ino
+    journal.finish(bare_record(digest=digest))
+    assert lock.exists() and lock.stat().st_ino == theirs
+
+
+@pytest.mark.parametrize("dangling", [False, True])
+def test_a_symlink_planted_at_the_record_lock_is_not_followed(
+    lab: Lab, inventory: Path, env: Env, dangling: bool
+) -> None:
+    plan_path = make_plan(env, inventory, "uap-1")
+    outside = env.tmp / "outside"
+    outside.mkdir()
+    target = outside / "victim"
+    if not dangling:
+        target.write_text("keep me\n", encoding="utf-8")
+    lock = env.tmp / ".plan.record.json.lock"
+    lock.symlink_to(target)
+    result = invoke("apply", plan_path, "-i", inventory, "--yes")
+    assert result.exit_code == 2, result.output
+    flat = " ".join(result.output.split())
+    assert str(lock) in flat and "symbolic link" in flat and "Traceback" not in flat
+    assert p978(lab) == START and not env.audit.exists()
+    assert not (plan_path.with_suffix(".record.json")).exists()
+    # The library refuses it when it takes the lock, too (a link planted after the check).
+    journal = record.RecordJournal(env.tmp / "plan.record.json", plan_sha256="d" * 64)
+    with pytest.raises(RecordError, match="symbolic link"):
+        journal.begin(lambda: bare_record())
+    assert lock.is_symlink()
+    if dangling:
+        assert not target.exists()  # O_CREAT through the link would have made it
+    else:
+        assert target.read_text(encoding="utf-8") == "keep me\n"
+
+
 def test_compact_record_text_reuses_unchanged_steps_and_matches_the_full_encoding(
     lab: Lab, inventory: Path, env: Env
 ) -> None:

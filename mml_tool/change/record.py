@@ -19,6 +19,8 @@ state read before that run, so ``rollback`` undoes every host any run changed.
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import fcntl
 import os
 import sys
@@ -69,6 +71,16 @@ def default_fallback_dirs(audit_path: Path | None = None) -> list[Path]:
         Path(tempfile.gettempdir()),
     ]
     return list(dict.fromkeys(dirs))
+
+
+def _same_file(fd: int, path: Path) -> bool:
+    """Whether ``path`` (not followed) is the file open as ``fd``."""
+    try:
+        here = os.lstat(path)
+    except OSError:
+        return False
+    held = os.fstat(fd)
+    return (here.st_dev, here.st_ino) == (held.st_dev, held.st_ino)
 
 
 def _say_stderr(message: str) -> None:
@@ -129,6 +141,8 @@ class RecordJournal:
         """Refuse, before anything is connected, what ``begin`` would refuse; return the
         earlier record of the same plan, if any."""
         previous = self._load_previous()
+        if self.lock_path.is_symlink():
+            raise self._symlinked_lock()
         try:
             probe_folder(self.path.parent)
         except OSError as exc:
@@ -153,28 +167,65 @@ class RecordJournal:
             )
         return previous
 
+    @property
+    def lock_path(self) -> Path:
+        """The record's lock file, beside it: ``.NAME.lock``."""
+        return self.path.parent / f".{self.path.name}.lock"
+
+    def _symlinked_lock(self) -> RecordError:
+        return self._refuse(
+            f"{self.lock_path} (the lock of the record {self.path}) is a symbolic link, and is "
+            "never followed (it would make mml-tool create or lock another file): remove it, "
+            "and find out who made it"
+        )
+
     def _lock_record(self) -> None:
-        lock = self.path.parent / f".{self.path.name}.lock"
+        """Hold ``flock`` on the lock file. Removed when released (``_unlock``), so a run that
+        opened it just before may hold the lock of a file no longer at the path: the lock only
+        counts once the path still names the file locked (else open the new one)."""
+        lock = self.lock_path
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
         except OSError as exc:
             raise self._refuse(
                 f"cannot write the record in {self.path.parent} ({exc.strerror or exc}): "
                 "nothing was sent"
             ) from None
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            os.close(fd)
-            raise RecordError(
-                f"another mml-tool run is writing {self.path} (lock {lock}); wait for it to "
-                "finish: nothing was sent"
-            ) from None
-        self._lock_fd = fd
+        for _ in range(10):
+            try:
+                # O_NOFOLLOW: a link planted here must not make us create or lock another file.
+                fd = os.open(lock, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
+            except OSError as exc:
+                if exc.errno == errno.ELOOP:
+                    raise self._symlinked_lock() from None
+                raise self._refuse(
+                    f"cannot write the record in {self.path.parent} ({exc.strerror or exc}): "
+                    "nothing was sent"
+                ) from None
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                os.close(fd)
+                raise RecordError(
+                    f"another mml-tool run is writing {self.path} (lock {lock}); wait for it to "
+                    "finish: nothing was sent"
+                ) from None
+            if _same_file(fd, lock):
+                self._lock_fd = fd
+                return
+            os.close(fd)  # its holder removed it as we opened it: take the one there now
+        raise RecordError(
+            f"the lock {lock} of the record {self.path} keeps being replaced; another program "
+            "is at work in that folder: nothing was sent"
+        )
 
     def _unlock(self) -> None:
         if self._lock_fd is not None:
+            # Removed while still held, and only if the path still names the file we locked:
+            # whoever opens it from now on finds it gone (see _lock_record) or takes a new one.
+            if _same_file(self._lock_fd, self.lock_path):
+                with contextlib.suppress(OSError):
+                    os.unlink(self.lock_path)
             os.close(self._lock_fd)  # closing releases the flock
             self._lock_fd = None
 

@@ -137,11 +137,13 @@ def load_plan(
     return _load_plan(Path(path), max_age=max_age, signing_key=signing_key)
 
 
-def load_record(path: PathLike) -> ApplyRecord:
-    """Read a saved apply (or rollback) record; ``PlanError`` if tampered with."""
+def load_record(path: PathLike, *, signing_key: Secret | None = None) -> ApplyRecord:
+    """Read a saved apply (or rollback) record; ``PlanError`` if its seal does not match,
+    ``RecordError`` if ``signing_key`` is given (pass ``inventory.plan_signing_key``) and the
+    record is not signed with it. Records written with a key are signed with it."""
     from mml_tool.change import load_record as _load_record
 
-    return _load_record(Path(path))
+    return _load_record(Path(path), signing_key=signing_key)
 
 
 def _lock_dir(inventory: Inventory, lock_dir: PathLike | None) -> Path:
@@ -176,10 +178,15 @@ def _context(
 
 
 def _journal(
-    path: PathLike | RecordJournal | None, digest: str, action: str, audit: Path
+    path: PathLike | RecordJournal | None,
+    digest: str,
+    action: str,
+    inventory: Inventory,
+    audit: Path,
 ) -> RecordJournal | None:
     """The record's journal: the caller's (already checked: the CLI words its own messages),
-    or a new one, checked here; a record whose folder fails goes beside the audit trail."""
+    or a new one, checked here; a record whose folder fails goes beside the audit trail. With
+    the inventory's plan_signing_key the record is signed (``execute`` sees to a caller's)."""
     from mml_tool.change.record import RecordJournal, default_fallback_dirs
 
     if path is None or isinstance(path, RecordJournal):
@@ -190,6 +197,7 @@ def _journal(
         action=action,
         accumulate=True,
         fallback_dirs=default_fallback_dirs(audit),
+        signing_key=inventory.plan_signing_key,
     )
     journal.check()  # RecordError before anything is sent
     return journal
@@ -219,7 +227,7 @@ def apply(
     ctx = _context(
         inventory, plan.hosts, plan.change_id, audit, policy, lock_dir, operator, template_dirs
     )
-    journal = _journal(record, plan_sha256(plan), "apply", inventory.audit_file(audit))
+    journal = _journal(record, plan_sha256(plan), "apply", inventory, inventory.audit_file(audit))
     return apply_plan(plan, replace(ctx, journal=journal), workers=workers, progress=progress)
 
 
@@ -246,7 +254,9 @@ def rollback(
     ctx = _context(
         inventory, hosts, record.change_id, audit, policy, lock_dir, operator, template_dirs
     )
-    journal = _journal(save_to, record.plan_sha256, "rollback", inventory.audit_file(audit))
+    journal = _journal(
+        save_to, record.plan_sha256, "rollback", inventory, inventory.audit_file(audit)
+    )
     return rollback_record(
         record, replace(ctx, journal=journal), workers=workers, progress=progress
     )

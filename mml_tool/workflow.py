@@ -38,6 +38,7 @@ from mml_tool.inventory import HostConfig, Inventory
 from mml_tool.mml.session import MmlSession, Transcript
 from mml_tool.policy import Finding, Policy
 from mml_tool.report import Outcome, Report, RunInfo, write_reports
+from mml_tool.secret import Secret
 from mml_tool.verify_fleet import verify_gateways
 
 EXIT_OK, EXIT_ERROR = ExitCode.OK, ExitCode.ERROR
@@ -204,6 +205,7 @@ def _apply(
         accumulate=False,
         fallback_dirs=default_fallback_dirs(audit.path),
         hint="nothing was sent",
+        signing_key=ctx.inventory.plan_signing_key,
     )
     try:
         journal.check()
@@ -315,7 +317,9 @@ def _roll_back(
     """Verification failed after ``applied``: restore the state read before the change."""
     say("rollback: verification failed, restoring the state read before the change")
     path = outcome.evidence / "rollback-record.json"
-    undo = _rollback_journal(outcome, path, ctx.change_id, ctx.audit.path)
+    undo = _rollback_journal(
+        outcome, path, ctx.change_id, ctx.audit.path, ctx.inventory.plan_signing_key
+    )
     outcome.rolled_back = rollback_record(applied, replace(ctx, journal=undo), workers=workers)
     if undo is not None:
         _note_fallback(outcome, undo)
@@ -338,7 +342,7 @@ def _note_fallback(outcome: RunOutcome, journal: RecordJournal) -> None:
 
 
 def _rollback_journal(
-    outcome: RunOutcome, path: Path, change_id: str, audit_path: Path
+    outcome: RunOutcome, path: Path, change_id: str, audit_path: Path, key: Secret | None
 ) -> RecordJournal | None:
     """A journal for the rollback record: in the evidence folder, else (the folder failed) in a
     fallback folder, said in the notes. A failed verification is rolled back in any case."""
@@ -354,6 +358,7 @@ def _rollback_journal(
             action="rollback",
             accumulate=False,
             fallback_dirs=default_fallback_dirs(audit_path),
+            signing_key=key,
         )
         try:
             journal.check()

@@ -17,7 +17,8 @@ from click.testing import CliRunner, Result
 from conftest import write_lab_inventory
 
 from mml_tool import audit
-from mml_tool.change import ChangeContext, apply_plan, load_plan, load_record
+from mml_tool.change import ApplyRecord, ChangeContext, apply_plan, load_plan, load_record
+from mml_tool.change.record import RecordJournal
 from mml_tool.cli import cli
 from mml_tool.errors import InventoryError, PlanError
 from mml_tool.inventory import load_inventory
@@ -468,3 +469,145 @@ def test_deep_or_broken_json_is_a_plan_error(inventory: Path, env: Path, content
         result = invoke(*args)
         assert result.exit_code == 1, result.output
         assert "odd.json" in result.output and "Traceback" not in result.output
+
+
+# -- signed records ----------------------------------------------------------------------------
+
+
+def _claim_changed(body: dict[str, Any]) -> None:
+    """The forgery the signature is for: a step that changed nothing, re-labelled `changed`,
+    so that rollback "undoes" it: sets a compliant host's bit back to the non-compliant value.
+    Every step still derives from the policy, so only a signature can tell."""
+    for result in body["results"]:
+        if result["status"] == "already-compliant":
+            result["status"] = "changed"
+
+
+def test_records_are_signed_and_the_key_appears_nowhere(
+    lab: Lab, inventory: Path, env: Path
+) -> None:
+    signed = keyed_inventory(inventory, env, plan_signing_key="${MML_PLAN_KEY}")
+    plan = env / "plan.json"
+    assert invoke("plan", "-i", signed, "--limit", "uap-1", "-o", plan).exit_code == 0
+    applied = invoke("apply", plan, "-i", signed, "--yes")
+    assert applied.exit_code == 0, applied.output
+    record = plan.with_suffix(".record.json")
+    rolled = invoke("rollback", record, "-i", signed, "--yes")
+    assert rolled.exit_code == 0, rolled.output
+    assert lab.node("uap-1").store.get("P978") == 1
+    undo = env / "plan.record.rollback.json"
+    for path in (record, undo):
+        body = json.loads(path.read_text(encoding="utf-8"))
+        assert len(body["hmac_sha256"]) == 64, path
+    # A rollback record is obeyed too: rolling it back checks its signature.
+    again = invoke("rollback", undo, "-i", signed, "--yes")
+    assert again.exit_code == 0, again.output
+    written = [p for p in env.rglob("*") if p.is_file()]
+    assert record in written and undo in written
+    for path in written:
+        assert KEY.encode() not in path.read_bytes(), path
+    for result in (applied, rolled, again):
+        assert KEY not in result.output
+
+
+def test_fallback_record_is_signed(lab: Lab, inventory: Path, env: Path) -> None:
+    """The record's folder replaced by a file under a run: the fallback file is signed like
+    the record."""
+    key = load_inventory(keyed_inventory(inventory, env, plan_signing_key="${MML_PLAN_KEY}"))
+    folder = env / "gone"
+    folder.mkdir()
+    spare = env / "spare"
+    journal = RecordJournal(
+        folder / "r.json",
+        plan_sha256="d" * 64,
+        fallback_dirs=[spare],
+        say=lambda line: None,
+        signing_key=key.plan_signing_key,
+    )
+    empty = ApplyRecord("apply", "CHG-9", "d" * 64, "op", "2026-01-01T00:00:00+00:00", "", [])
+    journal.begin(lambda: empty)
+    for child in folder.iterdir():
+        child.unlink()
+    folder.rmdir()
+    folder.write_text("not a folder any more\n", encoding="utf-8")
+    journal.finish(empty)
+    assert journal.fallback is not None and journal.fallback.parent == spare
+    assert load_record(journal.fallback, signing_key=key.plan_signing_key).change_id == "CHG-9"
+    assert len(json.loads(journal.fallback.read_text(encoding="utf-8"))["hmac_sha256"]) == 64
+    assert KEY not in journal.fallback.read_text(encoding="utf-8")
+
+
+@pytest.mark.parametrize("how", ["resealed", "unsigned", "other key"])
+def test_forged_or_unsigned_record_is_refused_by_rollback_with_exit_2(
+    lab: Lab, inventory: Path, env: Path, how: str
+) -> None:
+    signed = keyed_inventory(inventory, env, plan_signing_key="${MML_PLAN_KEY}")
+    other = keyed_inventory(inventory, env, "other.yaml", plan_signing_key="${MML_OTHER_KEY}")
+    maker = {"resealed": signed, "unsigned": inventory, "other key": other}[how]
+    plan = env / "plan.json"
+    made = invoke("plan", "-i", maker, "--limit", "uap-1,uap-2", "-o", plan)
+    assert made.exit_code == 0, made.output
+    lab.node("uap-2").store.set_value("P978", 0)  # fixed by hand after the plan
+    applied = invoke("apply", plan, "-i", maker, "--yes")
+    assert applied.exit_code == 0, applied.output
+    record = plan.with_suffix(".record.json")
+    reseal(record, _claim_changed)
+    before = stores(lab)
+    lines = len(audit.read(env / "audit.jsonl"))
+    result = invoke("rollback", record, "-i", signed, "--yes")
+    assert result.exit_code == 2, result.output
+    flat = " ".join(result.output.split())
+    assert str(record) in flat and "Traceback" not in flat
+    assert ("not signed" if how == "unsigned" else "signature does not match") in flat
+    assert "mml-tool check" in flat  # what to do
+    assert KEY not in flat and OTHER_KEY not in flat
+    assert stores(lab) == before and len(audit.read(env / "audit.jsonl")) == lines
+    assert not (env / "plan.record.rollback.json").exists()
+
+
+def test_without_a_key_a_resealed_record_is_obeyed(lab: Lab, inventory: Path, env: Path) -> None:
+    """What the signature is for (docs/threat-model.md): without a key, a re-hashed record
+    whose steps still derive from the policy is rolled back as it says."""
+    plan = make_plan(env, inventory, "uap-1,uap-2")
+    lab.node("uap-2").store.set_value("P978", 0)
+    assert invoke("apply", plan, "-i", inventory, "--yes").exit_code == 0
+    record = plan.with_suffix(".record.json")
+    reseal(record, _claim_changed)
+    result = invoke("rollback", record, "-i", inventory, "--yes")
+    assert result.exit_code == 0, result.output
+    assert lab.node("uap-2").store.get("P978") == 1  # set back to the non-compliant value
+
+
+def test_reapply_refuses_a_forged_earlier_record_before_connecting(
+    lab: Lab, inventory: Path, env: Path
+) -> None:
+    """apply merges the earlier record of the plan into the new one: a forged one would pass
+    its forgery on, signed. It is refused (exit 2) before anything is sent."""
+    signed = keyed_inventory(inventory, env, plan_signing_key="${MML_PLAN_KEY}")
+    plan = env / "plan.json"
+    assert invoke("plan", "-i", signed, "--limit", "uap-1,uap-2", "-o", plan).exit_code == 0
+    lab.node("uap-2").store.set_value("P978", 0)
+    assert invoke("apply", plan, "-i", signed, "--yes").exit_code == 0
+    record = plan.with_suffix(".record.json")
+    reseal(record, _claim_changed)
+    kept = record.read_bytes()
+    before = stores(lab)
+    lines = len(audit.read(env / "audit.jsonl"))
+    result = invoke("apply", plan, "-i", signed, "--yes")
+    assert result.exit_code == 2, result.output
+    assert "signature does not match" in " ".join(result.output.split())
+    assert record.read_bytes() == kept
+    assert stores(lab) == before and len(audit.read(env / "audit.jsonl")) == lines
+
+
+def test_signed_record_with_a_keyless_inventory_warns_that_it_was_not_checked(
+    lab: Lab, inventory: Path, env: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    signed = keyed_inventory(inventory, env, plan_signing_key="${MML_PLAN_KEY}")
+    plan = env / "plan.json"
+    assert invoke("plan", "-i", signed, "--limit", "uap-1", "-o", plan).exit_code == 0
+    assert invoke("apply", plan, "-i", signed, "--yes").exit_code == 0
+    with caplog.at_level("WARNING"):
+        result = invoke("rollback", plan.with_suffix(".record.json"), "-i", inventory, "--yes")
+    assert result.exit_code == 0, result.output
+    assert "signature was not checked" in caplog.text and "plan.record.json" in caplog.text

@@ -25,7 +25,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
-from mml_tool.errors import CommandError, ParseError, PlanError
+from mml_tool.errors import CommandError, ParseError, PlanError, RecordError
 from mml_tool.inventory import HostConfig
 from mml_tool.mml.command import MmlCommand, mask_text
 from mml_tool.policy import Control, Policy, SfpBitRule
@@ -70,7 +70,12 @@ def canonical(body: Mapping[str, Any]) -> bytes:
 def sign(body: Mapping[str, Any], key: Secret) -> str:
     """HMAC-SHA256 (hex) of ``body`` without its seal and signature fields."""
     content = {k: v for k, v in body.items() if k not in (SEAL_FIELD, SIGNATURE_FIELD)}
-    return hmac.new(key.reveal().encode("utf-8"), canonical(content), hashlib.sha256).hexdigest()
+    return sign_canonical(canonical(content), key)
+
+
+def sign_canonical(data: bytes, key: Secret) -> str:
+    """HMAC-SHA256 (hex) of ``data``, the canonical text of a body (``canonical``)."""
+    return hmac.new(key.reveal().encode("utf-8"), data, hashlib.sha256).hexdigest()
 
 
 def check_signature(
@@ -95,6 +100,36 @@ def check_signature(
         raise PlanError(
             f"{path}: the plan's signature does not match: it was changed after it was signed, "
             "or signed with another plan_signing_key. Nothing was sent. Make a new plan."
+        )
+
+
+def check_record_signature(
+    path: Path, body: Mapping[str, Any], claimed: object, key: Secret | None
+) -> None:
+    """Refuse (``RecordError``) an unsigned or wrongly signed apply/rollback record when a key
+    is configured: anyone who can edit a record can re-hash it, and ``rollback`` obeys it."""
+    if key is None:
+        if claimed is not None:
+            logger.warning(
+                "%s: the record is signed, but the inventory sets no plan_signing_key: the "
+                "signature was not checked (use the inventory the record was written with)",
+                path,
+            )
+        return
+    what_to_do = (
+        "Nothing was sent. Do not roll back from it: check the hosts with `mml-tool check` "
+        "and, where they must change, make and review a new plan."
+    )
+    if claimed is None:
+        raise RecordError(
+            f"{path}: the record is not signed, and the inventory sets plan_signing_key: "
+            "mml-tool signs every record it writes with that key, so this one was written "
+            f"without it (another inventory, an older mml-tool) or was replaced. {what_to_do}"
+        )
+    if not isinstance(claimed, str) or not hmac.compare_digest(claimed, sign(body, key)):
+        raise RecordError(
+            f"{path}: the record's signature does not match: it was changed after mml-tool "
+            f"wrote it, or signed with another plan_signing_key. {what_to_do}"
         )
 
 

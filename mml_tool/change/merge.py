@@ -4,13 +4,14 @@ changed. ``_compact_json`` re-encodes only the steps that changed since the last
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import replace
 from typing import Any
 
 from mml_tool.change import ApplyRecord, StepResult
 from mml_tool.change.approval import canonical
+from mml_tool.change.outcome import sealed_text
 from mml_tool.results import StepStatus
+from mml_tool.secret import Secret
 
 
 def _key(result: StepResult) -> tuple[str, str, str, int]:
@@ -108,14 +109,14 @@ def merge(
     return replace(current, started=previous.started, results=results, runs=[*runs, run])
 
 
-def _compact_json(record: ApplyRecord, memo: _Memo) -> str:
-    """``record_json(record, compact=True)``, re-encoding only the steps that changed since
-    the last flush: the sealed canonical text, assembled from each step's canonical text."""
+def _compact_json(record: ApplyRecord, memo: _Memo, signing_key: Secret | None = None) -> str:
+    """``record_json(record, compact=True, signing_key=...)``, re-encoding only the steps that
+    changed since the last flush: the sealed (and signed) canonical text, assembled from each
+    step's canonical text."""
     head = replace(record, results=[]).to_dict()
     head["ok"] = record.ok
     data = canonical(head)
     # Keys are sorted and string values escape their quotes: this is the "results" key.
     cut = data.index(b'"results":[]') + len(b'"results":[')
     data = data[:cut] + b",".join(memo.json(r) for r in record.results) + data[cut:]
-    seal = hashlib.sha256(data).hexdigest()
-    return data[:-1].decode("utf-8") + f',"sha256":"{seal}"}}\n'
+    return sealed_text(data, signing_key)

@@ -10,7 +10,11 @@ from typing import Any
 
 from mml_tool._io import write_text_atomic
 from mml_tool.change.approval import (
+    SIGNATURE_FIELD,
     canonical,
+    check_record_signature,
+    sign,
+    sign_canonical,
 )
 from mml_tool.change.plan import (
     RECORD_KIND,
@@ -25,6 +29,7 @@ from mml_tool.errors import (
 )
 from mml_tool.exitcodes import ExitCode
 from mml_tool.results import StepStatus
+from mml_tool.secret import Secret
 
 
 @dataclass
@@ -149,9 +154,9 @@ class ApplyRecord:
         """0 every step done (or already so), 1 otherwise: as ``apply`` and ``rollback`` exit."""
         return ExitCode.OK if self.ok else ExitCode.ERROR
 
-    def save(self, path: Path | str) -> None:
-        """Write the record, sealed (``load_record`` reads it back)."""
-        save_record(self, Path(path))
+    def save(self, path: Path | str, *, signing_key: Secret | None = None) -> None:
+        """Write the record, sealed (and signed, given a key); ``load_record`` reads it back."""
+        save_record(self, Path(path), signing_key=signing_key)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -169,24 +174,42 @@ class ApplyRecord:
         }
 
 
-def save_record(record: ApplyRecord, path: Path) -> None:
-    write_text_atomic(path, record_json(record))
+def save_record(record: ApplyRecord, path: Path, *, signing_key: Secret | None = None) -> None:
+    write_text_atomic(path, record_json(record, signing_key=signing_key))
 
 
-def record_json(record: ApplyRecord, *, compact: bool = False) -> str:
-    """The record as its file holds it: sealed JSON text. ``compact``: the canonical text the
-    seal is computed over, with the seal added: one encoding instead of two (the record is
-    rewritten ahead of every command of a change)."""
+def record_json(
+    record: ApplyRecord, *, compact: bool = False, signing_key: Secret | None = None
+) -> str:
+    """The record as its file holds it: sealed JSON text (and, given a key, its HMAC-SHA256
+    over the same content as the seal). ``compact``: the canonical text the seal is computed
+    over, with the seal added: one encoding instead of two (the record is rewritten ahead of
+    every command of a change)."""
     if not compact:
-        return json.dumps(_sealed(record.to_dict()), indent=2, ensure_ascii=False) + "\n"
-    data = canonical(record.to_dict())
+        body = record.to_dict()
+        sealed = _sealed(body)
+        if signing_key is not None:
+            sealed[SIGNATURE_FIELD] = sign(body, signing_key)
+        return json.dumps(sealed, indent=2, ensure_ascii=False) + "\n"
+    return sealed_text(canonical(record.to_dict()), signing_key)
+
+
+def sealed_text(data: bytes, signing_key: Secret | None = None) -> str:
+    """The file text of a body whose canonical text is ``data``: ``data`` with the seal (and
+    the signature) added as its last keys."""
     seal = hashlib.sha256(data).hexdigest()
-    return data[:-1].decode("utf-8") + f',"sha256":"{seal}"}}\n'
+    text = data[:-1].decode("utf-8") + f',"sha256":"{seal}"'
+    if signing_key is not None:
+        text += f',"{SIGNATURE_FIELD}":"{sign_canonical(data, signing_key)}"'
+    return text + "}\n"
 
 
-def load_record(path: Path) -> ApplyRecord:
-    """Read an apply record (hash checked) to roll it back."""
+def load_record(path: Path, *, signing_key: Secret | None = None) -> ApplyRecord:
+    """Read an apply (or rollback) record to roll it back: ``PlanError`` when its seal does not
+    match or it is malformed; given ``signing_key`` (the inventory's plan_signing_key),
+    ``RecordError`` when it is not signed with it."""
     body = _read_sealed(path, RECORD_KIND)
+    check_record_signature(path, body, body.pop(SIGNATURE_FIELD, None), signing_key)
     try:
         results = [
             StepResult(

@@ -36,6 +36,7 @@ from mml_tool.change.merge import _compact_json as _compact_json
 from mml_tool.change.merge import _Memo as _Memo
 from mml_tool.change.merge import merge as merge
 from mml_tool.errors import PlanError, RecordError
+from mml_tool.secret import Secret
 
 
 def fresh_path(path: Path) -> Path:
@@ -104,8 +105,13 @@ class RecordJournal:
         fallback_dirs: list[Path] | None = None,
         say: Callable[[str], None] = _say_stderr,
         hint: str = "",
+        signing_key: Secret | None = None,
     ) -> None:
         self.path = Path(path)
+        # The inventory's plan_signing_key: every text written is signed with it (the record,
+        # the fallback file, the record printed when it can be written nowhere), and the
+        # earlier record merged in must be signed with it.
+        self.signing_key = signing_key
         self.plan_sha256 = plan_sha256
         self.action = action
         self.accumulate = accumulate
@@ -157,8 +163,8 @@ class RecordJournal:
         if not self.accumulate:
             raise self._refuse(f"{self.path} exists and is never replaced")
         try:
-            previous = load_record(self.path)
-        except PlanError as exc:
+            previous = load_record(self.path, signing_key=self.signing_key)
+        except (PlanError, RecordError) as exc:
             raise self._refuse(f"{exc} It is not overwritten") from None
         if previous.action != self.action or previous.plan_sha256 != self.plan_sha256:
             raise self._refuse(
@@ -236,7 +242,7 @@ class RecordJournal:
         try:
             self._previous = self._load_previous()
             self._current = current
-            text = record_json(merge(self._previous, current()))
+            text = record_json(merge(self._previous, current()), signing_key=self.signing_key)
             if self._previous is None:
                 write_text_new(self.path, text)
             else:
@@ -275,7 +281,7 @@ class RecordJournal:
                     ok = True
                 else:
                     record = merge(self._previous, self._current(), self._memo)
-                    ok = self._write(_compact_json(record, self._memo))
+                    ok = self._write(_compact_json(record, self._memo, self.signing_key))
         finally:
             with self._cond:
                 self._writing = False
@@ -292,7 +298,7 @@ class RecordJournal:
         with self._lock:
             if not still_running:
                 self._current = lambda: record
-            self._write(record_json(merged), final=True)
+            self._write(record_json(merged, signing_key=self.signing_key), final=True)
         if not still_running:
             self._unlock()
         return merged

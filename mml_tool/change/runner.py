@@ -65,6 +65,15 @@ def _wait_for_hosts(done: threading.Event, ctx: ChangeContext, state: _RunState)
     return False
 
 
+def _sign_with_inventory_key(ctx: ChangeContext) -> None:
+    """With the inventory's plan_signing_key, a record journal made without it (a library
+    caller's) signs with it too, and checks the earlier record it merges (``begin``)."""
+    from mml_tool.change.record import RecordJournal
+
+    if isinstance(ctx.journal, RecordJournal) and ctx.journal.signing_key is None:
+        ctx.journal.signing_key = ctx.inventory.plan_signing_key
+
+
 def execute(
     steps: Sequence[Step],
     ctx: ChangeContext,
@@ -112,6 +121,7 @@ def execute(
         )
 
     if ctx.journal is not None:
+        _sign_with_inventory_key(ctx)
         ctx.journal.begin(current)
 
     def job(host: HostConfig) -> list[StepResult]:

@@ -41,7 +41,7 @@ from mml_tool.cli._common import (
     workers_option,
     yes_option,
 )
-from mml_tool.cli._console import EXIT_ERROR, EXIT_OK, echo, err_console
+from mml_tool.cli._console import EXIT_ERROR, EXIT_OK, EXIT_USAGE, echo, err_console, fail
 from mml_tool.cli._progress import BarProgress
 from mml_tool.cli._render import print_record, show_plan
 from mml_tool.errors import RecordError
@@ -121,7 +121,8 @@ def apply(
         "apply",
         True,
         "nothing was sent; give another --record PATH",
-        inventory.audit_file(audit_path),
+        inventory,
+        audit_path,
     )
     inventory = _secrets_first(inventory, the_plan.hosts)
     confirm(f"Apply these commands to {len(the_plan.hosts)} host(s)?", yes)
@@ -159,20 +160,28 @@ def _finish(
 
 
 def _journal(
-    path: Path, plan_digest: str, action: str, accumulate: bool, hint: str, audit_path: Path
+    path: Path,
+    plan_digest: str,
+    action: str,
+    accumulate: bool,
+    hint: str,
+    inventory: Inventory,
+    audit_path: Path | None,
 ) -> RecordJournal:
     """A record journal, checked before anything is connected: exit 2 when the file belongs to
-    another plan, exists where a new one is needed, or its folder cannot take it. Its fallback
-    folder is beside the audit trail (--audit)."""
+    another plan (or, with the inventory's plan_signing_key, is not signed with it), exists
+    where a new one is needed, or its folder cannot take it. Its fallback folder is beside the
+    audit trail (--audit)."""
     journal = RecordJournal(
         path,
         plan_sha256=plan_digest,
         action=action,
         accumulate=accumulate,
-        fallback_dirs=default_fallback_dirs(audit_path),
+        fallback_dirs=default_fallback_dirs(inventory.audit_file(audit_path)),
         # soft_wrap: a record printed as JSON must stay valid JSON (no line breaks added)
         say=lambda line: err_console.print(line, highlight=False, markup=False, soft_wrap=True),
         hint=hint,
+        signing_key=inventory.plan_signing_key,
     )
     try:
         journal.check()
@@ -252,7 +261,12 @@ def rollback(
     targets = report_targets(report_spec)
     inventory = read_inventory(inventory_path)
     policy = read_policy(policy_path)
-    record = load_record(record_path_in)
+    try:
+        # Signed with the inventory's plan_signing_key, when it sets one: a re-hashed record
+        # could make rollback set a compliant host back. Refused before anything is connected.
+        record = load_record(record_path_in, signing_key=inventory.plan_signing_key)
+    except RecordError as exc:
+        fail(str(exc), EXIT_USAGE)
     check_record(record, policy, inventory, str(record_path_in))
     steps = rollback_steps(record)
     if not steps:
@@ -280,7 +294,8 @@ def rollback(
         "rollback",
         False,
         "nothing was sent; give another --record PATH, or leave --record out for a fresh name",
-        inventory.audit_file(audit_path),
+        inventory,
+        audit_path,
     )
     inventory = _secrets_first(inventory, [s.host for s in steps])
     confirm(f"Roll back {len(steps)} step(s)?", yes)

@@ -7,10 +7,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import yaml
 from click.testing import CliRunner
 from conftest import lab_env
 
+from mml_tool.change import load_record
 from mml_tool.cli import cli
+from mml_tool.inventory import load_inventory
 from mml_tool.lab.lab import Lab, make_nodes
 from mml_tool.lab.uap import NodeConfig
 
@@ -115,6 +118,33 @@ def test_run_rolls_back_when_verification_fails(run_lab: tuple[Lab, Path], tmp_p
     assert {a["operator"] for a in audit} == {"op-erin"}
     assert json.loads((bundle / "plan.json").read_text())["created_by"] == "op-erin"
     assert json.loads((bundle / "report.json").read_text())["run"]["operator"] == "op-erin"
+
+
+def test_run_with_a_signing_key_signs_both_records_and_the_key_appears_nowhere(
+    run_lab: tuple[Lab, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    lab, inventory = run_lab
+    key = "run-key-" + "5e" * 20
+    monkeypatch.setenv("MML_PLAN_KEY", key)
+    doc = yaml.safe_load(inventory.read_text(encoding="utf-8"))
+    doc["plan_signing_key"] = "${MML_PLAN_KEY}"
+    signed = inventory.with_name("signed.yaml")
+    signed.write_text(yaml.safe_dump(doc, sort_keys=False), encoding="utf-8")
+    lab.gateway.one_way_video_ready = lambda host: False  # type: ignore[union-attr]
+    code, output = invoke(
+        "run", "-i", str(signed), "--change-id", "CHG-5", "--yes", "--limit", "uap-1",
+        "--evidence", str(tmp_path / "ev"),
+    )  # fmt: skip
+    assert code == 101, output
+    assert bits(lab)["uap-1"] == 1  # rolled back
+    bundle = tmp_path / "ev" / "CHG-5"
+    secret = load_inventory(signed).plan_signing_key
+    for name in ("apply-record.json", "rollback-record.json"):
+        assert load_record(bundle / name, signing_key=secret).change_id == "CHG-5"
+    for path in [*bundle.rglob("*"), tmp_path / "audit.jsonl"]:
+        if path.is_file():
+            assert key not in path.read_text(encoding="utf-8"), path
+    assert key not in output
 
 
 def test_run_no_rollback_keeps_the_change(run_lab: tuple[Lab, Path], tmp_path: Path) -> None:

@@ -5,13 +5,17 @@
 - ``check()`` (before anything is connected) refuses a record file of another plan, an
   existing file where a new one is wanted, and a folder that cannot take a file (read-only,
   full).
-- ``begin()`` takes the record's lock (one writer per record file), re-reads the earlier record
-  of the same plan and writes the record before the first command is sent; if it cannot, it
-  raises ``RecordError`` and nothing is sent.
+- ``begin()`` takes the record's lock (one writer per record file; ``.NAME.lock`` beside it,
+  opened with O_NOFOLLOW, removed again when released), re-reads the earlier record of the
+  same plan and writes the record before the first command is sent; if it cannot, it raises
+  ``RecordError`` and nothing is sent.
 - ``flush()`` rewrites the record atomically ahead of every command (the step in flight is
   ``unknown``) and after every step. When the file cannot be written any more, the record goes
   to a fallback file (named on stderr), else it is printed on stderr; either way the change
   stops sending when it can be written nowhere.
+
+With ``signing_key`` (the inventory's plan_signing_key) every text written is signed
+(``hmac_sha256``) and the earlier record merged in must be signed with it.
 
 ``merge()`` accumulates the runs of one plan: a step changed by any run stays "changed" with the
 state read before that run, so ``rollback`` undoes every host any run changed.

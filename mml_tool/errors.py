@@ -26,7 +26,8 @@ catches every failure after which a reply may have been lost (drops and timeouts
     │   ├── DriftError              device state changed since the plan
     │   ├── LockError               another change holds the host
     │   ├── AuditError              the audit trail could not be written: the change stops
-    │   └── RecordError             the apply record cannot be written, or is another plan's
+    │   └── RecordError             the apply record cannot be written, is another plan's, or
+    │                               is not signed with the inventory's plan_signing_key
     └── GatewayError                CC-Gateway answered retcode != "0" or could not be reached
         ├── GatewayEventError       an agent event that cannot be read (names the field)
         └── VerificationError       the end-to-end scenario could not run
@@ -156,7 +157,8 @@ class AuditError(ChangeError):
 
 
 class RecordError(ChangeError):
-    """The apply record cannot be written where asked, or belongs to another plan."""
+    """The apply record cannot be written where asked, belongs to another plan, or is not
+    signed with the inventory's plan_signing_key."""
 
 
 class GatewayError(MmlToolError):

@@ -249,7 +249,9 @@ def rollback(
     the rule of the policy the plan was made with (-p, default the built-in one). It shows the
     commands and asks first, like apply (--yes to skip). The rollback record (default:
     RECORD.rollback.json, or RECORD.rollback.2.json, ... when that exists) is written ahead of
-    every command like the apply record; an existing --record file is never replaced.
+    every command like the apply record; an existing --record file is never replaced. When the
+    inventory sets plan_signing_key, records are signed with it, and a record that is not (or
+    was changed since) is refused before anything is connected (exit 2).
 
     \b
     Examples:

@@ -510,9 +510,9 @@ def test_records_are_signed_and_the_key_appears_nowhere(
         assert KEY not in result.output
 
 
-def test_fallback_record_is_signed(lab: Lab, inventory: Path, env: Path) -> None:
-    """The record's folder replaced by a file under a run: the fallback file is signed like
-    the record."""
+def test_write_ahead_and_fallback_records_are_signed(lab: Lab, inventory: Path, env: Path) -> None:
+    """Each write-ahead rewrite is signed, and so is the fallback file when the record's folder
+    is replaced by a file under a run."""
     key = load_inventory(keyed_inventory(inventory, env, plan_signing_key="${MML_PLAN_KEY}"))
     folder = env / "gone"
     folder.mkdir()
@@ -526,6 +526,10 @@ def test_fallback_record_is_signed(lab: Lab, inventory: Path, env: Path) -> None
     )
     empty = ApplyRecord("apply", "CHG-9", "d" * 64, "op", "2026-01-01T00:00:00+00:00", "", [])
     journal.begin(lambda: empty)
+    assert journal.flush()  # a write-ahead rewrite (one line, compact): signed too
+    ahead = (folder / "r.json").read_text(encoding="utf-8")
+    assert ahead.count("\n") == 1 and '"hmac_sha256":' in ahead
+    load_record(folder / "r.json", signing_key=key.plan_signing_key)
     for child in folder.iterdir():
         child.unlink()
     folder.rmdir()

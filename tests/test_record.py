@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import fcntl
 import hashlib
 import json
 import os
@@ -742,6 +743,39 @@ def test_a_record_lock_file_that_is_no_longer_ours_is_not_removed(
     theirs = lock.stat().st_ino
     journal.finish(bare_record(digest=digest))
     assert lock.exists() and lock.stat().st_ino == theirs
+
+
+def test_a_run_that_opened_the_lock_file_as_it_was_removed_locks_the_new_one(
+    lab: Lab, inventory: Path, env: Env, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The race that removing the lock file on release opens: B opens the file, A releases and
+    removes it, B's flock then succeeds on a file no longer at the path. B must notice and lock
+    the file that is there, or a third run C would lock a new file and write beside B. The
+    interleaving is forced at B's first flock (it cannot be timed from outside)."""
+    digest = "d" * 64
+    path = env.tmp / "r.json"
+    first = record.RecordJournal(path, plan_sha256=digest)
+    first.begin(lambda: bare_record(digest=digest))
+    real = fcntl.flock
+    forced: list[int] = []
+
+    def flock(fd: int, operation: int) -> None:
+        if not forced:
+            forced.append(fd)
+            first.finish(bare_record(digest=digest))  # releases and removes what B opened
+        real(fd, operation)
+
+    monkeypatch.setattr(fcntl, "flock", flock)
+    second = record.RecordJournal(path, plan_sha256=digest)
+    second.begin(lambda: bare_record(digest=digest))
+    monkeypatch.setattr(fcntl, "flock", real)
+    try:
+        third = record.RecordJournal(path, plan_sha256=digest)
+        with pytest.raises(RecordError, match="another mml-tool run is writing"):
+            third.begin(lambda: bare_record(digest=digest))
+    finally:
+        second.finish(bare_record(digest=digest))
+    assert not (env.tmp / ".r.json.lock").exists()
 
 
 @pytest.mark.parametrize("dangling", [False, True])

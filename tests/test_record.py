@@ -507,6 +507,8 @@ def test_second_interrupt_while_a_mod_is_in_flight_never_records_not_attempted(
     (only,) = load_record(record_path).results
     assert only.status == "changed", only
     assert [o for _, o, _ in trail(env, "stall-1")] == ["sending", "unknown", "ok"]
+    # The lock kept while that thread settled the MOD is released and removed when it is done.
+    assert not [p.name for p in env.tmp.iterdir() if p.name.endswith(".lock")]
 
     no_faults(lab, "stall-1", monkeypatch)
     rolled = invoke("rollback", record_path, "-i", inventory, "--yes")

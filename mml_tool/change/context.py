@@ -40,6 +40,9 @@ class Journal(Protocol):
     def say(self, message: str) -> None:
         """Tell the operator (stderr)."""
 
+    def settled(self) -> None:
+        """Every host's thread has returned (also after ``finish(still_running=True)``)."""
+
 
 @dataclass(frozen=True)
 class ChangeContext:

@@ -135,6 +135,8 @@ class RecordJournal:
         self._previous: ApplyRecord | None = None
         self._current: Callable[[], ApplyRecord] | None = None
         self._lost = False  # the last write reached no file
+        self._settled = False  # every host's thread has returned (``settled``)
+        self._release_later = False  # finish kept the lock for threads still at work
 
     @property
     def written_to(self) -> Path:
@@ -303,9 +305,21 @@ class RecordJournal:
             if not still_running:
                 self._current = lambda: record
             self._write(record_json(merged, signing_key=self.signing_key), final=True)
-        if not still_running:
+            # The threads may have returned since the caller looked: then nobody else releases.
+            keep = self._release_later = still_running and not self._settled
+        if not keep:
             self._unlock()
         return merged
+
+    def settled(self) -> None:
+        """Every host's thread has returned. A lock ``finish`` kept for them is released now,
+        after a last write of the record as they left it."""
+        with self._lock:
+            self._settled = True
+            release, self._release_later = self._release_later, False
+        if release:
+            self.flush()
+            self._unlock()
 
     def _write(self, text: str, final: bool = False) -> bool:
         """Write ``text`` where the record lives, failing over; False if nowhere (then the

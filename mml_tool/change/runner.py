@@ -158,7 +158,11 @@ def execute(
         except BaseException as exc:
             box["error"] = exc
         finally:
-            all_done.set()
+            try:
+                if ctx.journal is not None:
+                    ctx.journal.settled()  # releases the record's lock if a second Ctrl-C kept it
+            finally:
+                all_done.set()  # whatever happened: the caller's thread waits for it
 
     def interrupted(waiting: bool) -> ApplyRecord:
         finished[0] = now_iso()

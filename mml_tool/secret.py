@@ -14,10 +14,25 @@ def scrub(text: str, secrets: Iterable[Secret | str]) -> str:
     By value, not by parameter name: a device may repeat a password anywhere (a login error
     that echoes it, a banner). Longest first, so a secret that contains another goes whole.
     """
-    values = {s.reveal() if isinstance(s, Secret) else s for s in secrets}
-    for value in sorted((v for v in values if len(v) >= MIN_SCRUB), key=len, reverse=True):
-        text = text.replace(value, MASK)
-    return text
+    return Scrubber(secrets)(text)
+
+
+class Scrubber:
+    """``scrub`` with its secrets prepared once (a session scrubs every frame it reads)."""
+
+    __slots__ = ("_values",)
+
+    def __init__(self, secrets: Iterable[Secret | str]) -> None:
+        values = {s.reveal() if isinstance(s, Secret) else s for s in secrets}
+        self._values = sorted((v for v in values if len(v) >= MIN_SCRUB), key=len, reverse=True)
+
+    def __call__(self, text: str) -> str:
+        for value in self._values:
+            text = text.replace(value, MASK)
+        return text
+
+    def __repr__(self) -> str:
+        return f"Scrubber({len(self._values)} secret(s))"
 
 
 class Secret:

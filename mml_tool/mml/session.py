@@ -54,7 +54,7 @@ from mml_tool.mml.response import (
     parse_report,
 )
 from mml_tool.mml.transport import Transport, make_transport
-from mml_tool.secret import scrub
+from mml_tool.secret import Scrubber
 
 log = logging.getLogger("mml_tool.session")
 LOGOUT_TIMEOUT = 2.0
@@ -92,7 +92,7 @@ class MmlSession:
         self._logged_in = False
         self._closed = False
         self._broken: str | None = None
-        self._secrets = self.params.secrets()
+        self._scrub = Scrubber(self.params.secrets())  # by value, longest first
         self._guard = AnswerGuard(self.params)  # second answers, serials, the element
         # An AnswerError seen while logging out (a late second answer): the session's earlier
         # answers cannot be trusted; callers that keep values check this after closing.
@@ -216,7 +216,7 @@ class MmlSession:
 
     def _clean(self, text: str) -> str:
         """``text`` masked by parameter name and scrubbed of this host's secret values."""
-        return scrub(mask_text(text), self._secrets)
+        return self._scrub(mask_text(text))
 
     def _scrub_error(self, exc: MmlToolError) -> None:
         """Scrub an error's text in place (its message and the attributes it shows)."""

@@ -57,13 +57,13 @@ def is_password_name(name: str) -> bool:
 
 def mask_text(text: str) -> str:
     """Replace the values of password-like parameters in free text with ``*****``."""
+    if _MASK_HINT_RE.search(text) is None:
+        return text
 
     def repl(m: re.Match[str]) -> str:
         value = f'"{MASK}"' if m.group(3).startswith('"') else MASK
         return f"{m.group(1)}{m.group(2)}{value}"
 
-    if _MASK_HINT_RE.search(text) is None:
-        return text
     return _MASK_RE.sub(repl, text)
 
 

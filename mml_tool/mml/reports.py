@@ -116,9 +116,8 @@ def _echo_norm(text: str) -> str:
 def _norm_masked(masked: str) -> str:
     # An element may echo a masked password bare (PWD=*****) where we sent it quoted.
     parts = _QUOTED.split(masked.replace(f'"{MASK}"', MASK))  # odd indexes: quoted strings
-    return "".join(p if i % 2 else _SPACES.sub("", p).upper() for i, p in enumerate(parts)).rstrip(
-        ";"
-    )
+    joined = "".join(p if i % 2 else _SPACES.sub("", p).upper() for i, p in enumerate(parts))
+    return joined.rstrip(";")
 
 
 def command_from_echo(echo: str) -> str:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -227,3 +229,20 @@ def test_parse_arbitrary_text_raises_only_command_error(text: str) -> None:
     rendered = cmd.render()
     assert rendered.count(";") == 1 and rendered.endswith(";")
     assert "\n" not in rendered and "%%" not in rendered
+
+
+@given(
+    st.text(
+        alphabet=st.sampled_from(list("PpAaSsWwDdOoRrNE=_ \"',;%xyz12\u017f\u212a\u0131")),
+        max_size=40,
+    )
+)
+def test_mask_text_masks_whatever_the_full_pattern_would(text: str) -> None:
+    """mask_text's cheap first test (no password-like name: nothing to do) lets no value
+    through that the full pattern masks, whatever the case folding (long s, Kelvin sign)."""
+    from mml_tool.mml.command import _MASK_RE
+
+    def masked(m: re.Match[str]) -> str:
+        return m.group(1) + m.group(2) + ('"*****"' if m.group(3).startswith('"') else "*****")
+
+    assert mask_text(text) == _MASK_RE.sub(masked, text)

@@ -238,7 +238,7 @@ def test_parse_arbitrary_text_raises_only_command_error(text: str) -> None:
     )
 )
 @example("PA\u017f\u017fWORD=secret1")  # the long s folds to s
-@example("NEWPWD = \"a b\", pswd=x")
+@example('NEWPWD = "a b", pswd=x')
 def test_mask_text_masks_whatever_the_full_pattern_would(text: str) -> None:
     """mask_text's cheap first test (no password-like name: nothing to do) lets no value
     through that the full pattern masks, whatever the case folding (long s, Kelvin sign)."""

@@ -36,7 +36,13 @@ def closed_port() -> int:
         return int(s.getsockname()[1])
 
 
-def init(lab: RunningLab, folder: Path, password: str | None = None, **extra_hosts: Any) -> Nornir:
+def init(
+    lab: RunningLab,
+    folder: Path,
+    password: str | None = None,
+    data: dict[str, Any] | None = None,
+    **extra_hosts: Any,
+) -> Nornir:
     known = str(lab.inventory_path.parent / "lab_known_hosts")
     hosts: dict[str, Any] = {
         name: {
@@ -56,6 +62,7 @@ def init(lab: RunningLab, folder: Path, password: str | None = None, **extra_hos
         "defaults.yaml": {
             "username": "admin",
             "password": password or lab.lab.password.reveal(),
+            "data": data or {},
         },
     }
     for name, body in files.items():

@@ -10,6 +10,11 @@ a public API (``import mml_tool as mt``) only this module needs re-pointing.
     host = host_from_fields("uap-1", {"hostname": "127.0.0.1", "port": 2222, ...})
     info = read_parameter(host, "P978")                  # ParameterInfo: records, value, bits
     change = set_bit(host, "P978", 0, 0, check_mode=True) # BitChange: changed, before, after
+    done = apply_plan_file(inventory, "plan.json")        # PlanApply: as `mml-tool apply`
+
+When the inventory sets ``plan_signing_key`` a change is made from a signed plan only
+(``apply_plan_file``); ``set_bit`` refuses to send anything (``PlanError``) unless its caller
+opts out with ``allow_unsigned=True``, and then every audit line of the change says so.
 """
 
 from __future__ import annotations
@@ -19,15 +24,23 @@ import json
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from mml_tool import _api
 from mml_tool._io import write_text_atomic
-from mml_tool.audit import AuditTrail, default_audit_path, operator_name
-from mml_tool.change import ChangeContext, apply_plan, build_plan, plan_sha256
+from mml_tool.audit import AuditRecord, AuditTrail, default_audit_path, operator_name
+from mml_tool.change import (
+    ChangeContext,
+    apply_plan,
+    build_plan,
+    check_plan,
+    load_plan,
+    plan_sha256,
+)
 from mml_tool.change.lock import default_lock_dir
 from mml_tool.change.outcome import StepResult
 from mml_tool.change.record import RecordJournal, default_fallback_dirs, fresh_path
@@ -39,11 +52,14 @@ from mml_tool.errors import (
     CommandError,
     ConfigError,
     ParseError,
+    PlanError,
     RecordError,
 )
+from mml_tool.fleet import DEFAULT_WORKERS
 from mml_tool.gateway.pick import pick_gateway
 from mml_tool.gateway.verify import VerifyResult, verify_gateway
 from mml_tool.inventory import HostConfig, Inventory, host_from_fields, load_inventory
+from mml_tool.inventory.fields import SIGNING_KEY_FIELDS, signing_key_from_fields
 from mml_tool.mml.command import MmlCommand
 from mml_tool.mml.response import MmlResponse
 from mml_tool.mml.session import MmlSession
@@ -58,11 +74,15 @@ from mml_tool.policy import (
     load_policy,
     parameter_state,
 )
+from mml_tool.secret import Secret
 
 __all__ = [
+    "SIGNING_KEY_FIELDS",
     "BitChange",
     "CommandResult",
     "ParameterInfo",
+    "PlanApply",
+    "apply_plan_file",
     "check_one_host",
     "default_record_path",
     "host_from_fields",
@@ -71,6 +91,7 @@ __all__ = [
     "read_parameter",
     "run_read_only",
     "set_bit",
+    "signing_key_from_fields",
     "verify",
 ]
 
@@ -235,6 +256,8 @@ class BitChange:
     record: str | None = None
     record_policy: str | None = None
     warnings: list[str] = field(default_factory=list)  # e.g. the record went to a fallback
+    # Sent although the inventory sets plan_signing_key (allow_unsigned): audited as such.
+    unsigned: bool = False
 
     @property
     def ok(self) -> bool:
@@ -382,6 +405,8 @@ def set_bit(
     session_factory: SessionFactory = MmlSession,
     record: Path | str | None = None,
     policy: Policy | Path | str | None = None,
+    signing_key: Secret | None = None,
+    allow_unsigned: bool = False,
 ) -> BitChange:
     """Set ``parameter`` bit ``bit`` to ``value``, the way ``plan`` + ``apply`` do.
 
@@ -395,9 +420,17 @@ def set_bit(
     the task's own. ``record``: the apply record ``mml-tool apply`` writes (ahead of the
     command: ``RecordError`` and nothing sent when it cannot be; an existing file is refused),
     for ``mml-tool rollback``; a bit in no policy also gets its one-control policy file beside
-    it (``BitChange.record_policy``, for ``rollback -p``)."""
+    it (``BitChange.record_policy``, for ``rollback -p``).
+
+    ``signing_key``: the inventory's ``plan_signing_key``. With one, only a signed plan may
+    change a host: ``PlanError`` before anything is connected to, unless ``allow_unsigned``
+    (then every audit line of the change says so, and the record is signed with the key so
+    that ``mml-tool rollback`` with that inventory takes it). Check mode is not concerned."""
     parameter = _check_parameter(parameter)
     _check_bit_args(bit, value, change_id)
+    unsigned = signing_key is not None and not check_mode
+    if unsigned and not allow_unsigned:
+        raise PlanError(unsigned_refusal(host.name), host=host.name)
     policy, own_control = _change_policy(host, parameter, bit, value, policy)
     findings = check_host(
         host, policy, template_dirs=template_dirs, session_factory=session_factory
@@ -418,14 +451,22 @@ def set_bit(
         result.status, result.rollback = "check-mode", rollback
         return result
     operator = operator or operator_name()
-    inventory = Inventory(Path(f"<task on {host.name}>"), {host.name: host}, {})
+    inventory = Inventory(
+        Path(f"<task on {host.name}>"), {host.name: host}, {}, signing_key=signing_key
+    )
     plan = build_plan(
         findings, policy, change_id=change_id, inventory=inventory.path, operator=operator
     )
     trail = Path(audit_path) if audit_path else default_audit_path()
+    audit = _UnsignedAuditTrail(trail) if unsigned else AuditTrail(trail)
+    if unsigned:
+        result.unsigned = True
+        result.warnings.append(UNSIGNED_NOTE)
     journal = None
     if record is not None:
-        journal = _record_journal(Path(record), plan_sha256(plan), trail, result.warnings)
+        journal = _record_journal(
+            Path(record), plan_sha256(plan), trail, result.warnings, signing_key
+        )
         if own_control:  # written before anything is sent, as the record is
             policy_file = journal.path.with_name(f"{journal.path.stem}.policy.yaml")
             try:
@@ -438,7 +479,7 @@ def set_bit(
             result.record_policy = str(policy_file)
     ctx = ChangeContext(
         inventory=inventory,
-        audit=AuditTrail(trail),
+        audit=audit,
         operator=operator,
         change_id=change_id,
         lock_dir=Path(lock_dir) if lock_dir else default_lock_dir(),
@@ -453,7 +494,9 @@ def set_bit(
     return result
 
 
-def _record_journal(path: Path, digest: str, trail: Path, said: list[str]) -> RecordJournal:
+def _record_journal(
+    path: Path, digest: str, trail: Path, said: list[str], signing_key: Secret | None = None
+) -> RecordJournal:
     """The apply record's journal, checked (``RecordError``) before anything is sent; what it
     has to tell (a fallback file) goes to ``said``."""
     journal = RecordJournal(
@@ -464,9 +507,38 @@ def _record_journal(path: Path, digest: str, trail: Path, said: list[str]) -> Re
         fallback_dirs=default_fallback_dirs(trail),
         say=said.append,
         hint="nothing was sent; name another record file, or none for a fresh name",
+        signing_key=signing_key,
     )
     journal.check()
     return journal
+
+
+# -- plan signing -----------------------------------------------------------------------------
+
+UNSIGNED_NOTE = (
+    "changed without a signed plan (allow_unsigned) although the inventory sets "
+    "plan_signing_key"
+)
+
+
+def unsigned_refusal(host: str) -> str:
+    """Why a change without a plan is refused when the inventory signs plans, and what to do."""
+    return (
+        f"{host}: the inventory sets plan_signing_key, so a host is changed only from a signed "
+        "plan: make one with `mml-tool plan` (it is signed with the key), have it reviewed, "
+        "and apply it with the mml_tool.uap9600.apply module or `mml-tool apply PLAN`. Nothing "
+        "was sent. To change this bit without a signed plan anyway, the task must say so by "
+        "setting allow_unsigned to true (every audit line of the change then says so)."
+    )
+
+
+class _UnsignedAuditTrail(AuditTrail):
+    """The audit trail of a change made without a signed plan although the inventory signs
+    plans: each of its lines says so in ``message``, so a reviewer finds them."""
+
+    def append(self, record: AuditRecord) -> None:
+        message = f"{UNSIGNED_NOTE}; {record.message}" if record.message else UNSIGNED_NOTE
+        super().append(replace(record, message=message))
 
 
 def _check_bit_args(bit: int, value: int, change_id: str) -> None:
@@ -489,6 +561,117 @@ def _take_step(result: BitChange, step: StepResult, before: int) -> None:
         for c in step.commands
     ]
     result.rollback = list(step.step.undo_commands)
+
+
+# -- a reviewed plan, applied like `mml-tool apply` ---------------------------------------------
+
+
+@dataclass
+class PlanApply:
+    """The outcome of ``apply_plan_file``: ``steps`` one dict per step of the plan (in check
+    mode what would be sent; else the apply record's: status, before, after, commands with
+    their outcome), ``changed`` when this run (in check mode: would) changed a host."""
+
+    plan: str
+    change_id: str
+    hosts: list[str]
+    check_mode: bool
+    changed: bool
+    ok: bool
+    record: str | None  # the apply record written (None in check mode or for an empty plan)
+    steps: list[dict[str, Any]]
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def failed_hosts(self) -> list[str]:
+        return list(dict.fromkeys(s["host"] for s in self.steps if not s["ok"]))
+
+
+def apply_plan_file(
+    inventory: Inventory,
+    plan_path: Path | str,
+    *,
+    check_mode: bool = False,
+    policy: Policy | Path | str | None = None,
+    max_age_hours: float | None = 24.0,
+    audit_path: Path | str | None = None,
+    record: Path | str | None = None,
+    lock_dir: Path | str | None = None,
+    operator: str | None = None,
+    workers: int = DEFAULT_WORKERS,
+    template_dirs: Sequence[Path] = (),
+) -> PlanApply:
+    """Apply the reviewed plan at ``plan_path`` exactly as ``mml-tool apply PLAN`` does.
+
+    Before anything is connected to: the plan's seal and age (``max_age_hours``), its signature
+    when ``inventory`` sets ``plan_signing_key`` (unsigned or not matching: ``PlanError``), and
+    its commands re-derived from ``policy`` (default the built-in one); then the record's
+    journal (default ``PLAN.record.json``; earlier runs of the same plan merged, another plan's
+    file refused: ``RecordError``). Then per host: lock, re-read, skip or refuse drift, audit
+    ahead, send, confirm (``mml_tool.apply``). Check mode stops after the checks and tells what
+    would be sent; nothing is connected to."""
+    path = Path(plan_path)
+    if not isinstance(policy, Policy):
+        policy = load_policy(None if policy is None else Path(policy))
+    max_age = None if max_age_hours is None else timedelta(hours=max_age_hours)
+    the_plan = load_plan(path, max_age=max_age, signing_key=inventory.plan_signing_key)
+    check_plan(the_plan, policy, inventory, str(path))
+    done = PlanApply(
+        str(path), the_plan.change_id, list(the_plan.hosts), check_mode, False, True, None, []
+    )
+    if not the_plan.steps:
+        return done
+    if check_mode:
+        done.changed = True
+        done.steps = [
+            {
+                "host": step.host,
+                "control": step.control_id,
+                "what": step.describe(),
+                "status": "check-mode",
+                "ok": True,
+                "before": step.start_value,
+                "after": step.target_value,
+                "commands": list(step.commands),
+                "rollback": list(step.undo_commands),
+            }
+            for step in the_plan.steps
+        ]
+        return done
+    trail = inventory.audit_file(None if audit_path is None else Path(audit_path))
+    journal = RecordJournal(
+        Path(record) if record is not None else path.with_suffix(".record.json"),
+        plan_sha256=plan_sha256(the_plan),
+        action="apply",
+        accumulate=True,  # as the CLI: re-applying the plan adds to its record
+        fallback_dirs=default_fallback_dirs(trail),
+        say=done.warnings.append,
+        hint="nothing was sent; name another record file",
+        signing_key=inventory.plan_signing_key,
+    )
+    journal.check()
+    applied = _api.apply(
+        the_plan,
+        inventory,
+        audit=trail,
+        record=journal,
+        policy=policy,
+        lock_dir=lock_dir,
+        operator=operator or operator_name(),
+        workers=workers,
+        template_dirs=template_dirs,
+    )
+    done.record, done.ok = str(journal.written_to), applied.ok
+    for result in applied.results:
+        # The record holds every run of the plan; this run's word is the last of its history.
+        latest = result.history[-1] if result.history else None
+        sent = latest["commands"] if latest else [c.as_dict() for c in result.commands]
+        done.changed = done.changed or any(c["outcome"] in ("ok", "unknown") for c in sent)
+        step = result.to_dict()
+        step["ok"] = result.ok
+        del step["step"], step["history"]
+        done.steps.append(step)
+    return done
 
 
 # -- end-to-end verification ------------------------------------------------------------------

@@ -27,7 +27,18 @@ the inventory loader checks it::
 Tasks return nornir ``Result``s and call the library through ``mml_tool.automation``:
 ``mml_command`` runs one read-only command, ``mml_check`` a policy's findings (``failed`` when
 the host could not be read), ``mml_set_bit`` changes a bit the way ``apply`` does (the host's
-lock, re-read, audit, no blind resend; dry-run aware, with ``changed`` and ``diff``).
+lock, re-read, audit, apply record, no blind resend; dry-run aware, with ``changed`` and
+``diff``).
+
+Plan signing: when the Nornir inventory sets ``plan_signing_key`` (the key's text) or
+``plan_signing_key_file`` (a file holding it) in the data of a host, one of its groups or the
+defaults, ``mml_set_bit`` changes nothing without a signed plan (apply one with
+``mml-tool apply PLAN``) unless the task passes ``allow_unsigned=True``; its audit lines then
+say so. A dry run is not concerned::
+
+    defaults.yaml
+      data:
+        plan_signing_key_file: /etc/mml-tool/plan.key
 """
 
 from __future__ import annotations
@@ -165,22 +176,50 @@ def mml_set_bit(
     lock_dir: Path | str | None = None,
     template_dirs: list[Path] | None = None,
     dry_run: bool | None = None,
+    record: Path | str | None = None,
+    policy: Policy | Path | str | None = None,
+    allow_unsigned: bool = False,
 ) -> Result:
     """Set ``parameter`` bit ``bit`` to ``value`` as ``apply`` does (see
     ``automation.set_bit``); with dry run (Nornir's or ``dry_run``) only read and report.
     ``changed`` and a unified ``diff`` of the parameter; ``failed`` on drift, a refused or
-    unconfirmed command, or a lock held by another change."""
+    unconfirmed command, or a lock held by another change.
+
+    ``record``: the apply record (as ``mml-tool apply --record``), written ahead of the command
+    and again when the step settled, for ``mml-tool rollback RECORD``; an existing file is
+    refused, a folder gets a fresh name in it; default a fresh file in ``records/`` beside the
+    audit trail. ``result["record"]`` is the file written (None when nothing was sent), and
+    ``result["record_policy"]`` the one-control policy file ``rollback -p`` then needs when no
+    policy (``policy``, default the built-in one) has a control for this bit.
+
+    With ``plan_signing_key`` (or ``plan_signing_key_file``) in the host's inventory data the
+    task refuses to change anything (``PlanError``, nothing sent) unless ``allow_unsigned``."""
     _, host = _node(task)
+    check_mode = task.is_dry_run(dry_run)
+    key = None
+    if not check_mode:  # a read needs no key: a dry run works without it
+        key = automation.signing_key_from_fields(
+            {name: task.host.get(name) for name in automation.SIGNING_KEY_FIELDS},
+            where=f"Nornir host {task.host.name!r} data",
+        )
+    if record is None or Path(record).is_dir():
+        record = automation.default_record_path(
+            audit, host.name, parameter, bit, change_id, folder=record
+        )
     outcome = automation.set_bit(
         host,
         parameter,
         bit,
         value,
-        check_mode=task.is_dry_run(dry_run),
+        check_mode=check_mode,
         change_id=change_id,
         audit_path=audit,
         lock_dir=lock_dir,
         template_dirs=template_dirs or (),
+        record=record,
+        policy=policy,
+        signing_key=key,
+        allow_unsigned=allow_unsigned,
     )
     diff = "".join(
         difflib.unified_diff(

@@ -10,6 +10,7 @@ from typing import Any
 from mml_tool.errors import InventoryError
 from mml_tool.inventory.loader import _Loader
 from mml_tool.inventory.models import HOST_KEYS, HostConfig
+from mml_tool.secret import Secret
 
 _PASSWORD_VAR = "MML_TOOL_FIELD_PASSWORD"
 _PASSPHRASE_VAR = "MML_TOOL_FIELD_PASSPHRASE"
@@ -38,3 +39,23 @@ def host_from_fields(
     folder = (base or Path.cwd()).resolve()
     loader = _Loader(folder / "(connection options)", env, None)
     return loader.host(name, data, {}, {}, {})
+
+
+_SIGNING_KEY_VAR = "MML_TOOL_FIELD_SIGNING_KEY"
+SIGNING_KEY_FIELDS = ("plan_signing_key", "plan_signing_key_file")
+
+
+def signing_key_from_fields(
+    fields: Mapping[str, Any], *, base: Path | None = None, where: str = "(inventory data)"
+) -> Secret | None:
+    """``plan_signing_key`` or ``plan_signing_key_file`` from plain fields (a Nornir inventory's
+    data), checked as the inventory loader checks them (one of the two, long enough, a
+    readable file relative to ``base``); None when neither is set. The key's text goes in as a
+    ``${VAR}`` reference, so no message ever carries it."""
+    data = {k: fields[k] for k in SIGNING_KEY_FIELDS if fields.get(k) is not None}
+    env: dict[str, str] = {}
+    if "plan_signing_key" in data:
+        env[_SIGNING_KEY_VAR] = str(data["plan_signing_key"])
+        data["plan_signing_key"] = "${" + _SIGNING_KEY_VAR + "}"
+    folder = (base or Path.cwd()).resolve()
+    return _Loader(folder / where, env, None).signing_key(data)

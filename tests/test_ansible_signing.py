@@ -125,9 +125,9 @@ def test_the_collection_applies_only_signed_plans(start_lab: StartLab, tmp_path:
     reseal(out / "signed.json", out / "forged.json", to_bit_1)
 
     (out / "site.yml").write_text(PLAYBOOK, encoding="utf-8")
+    extra = {"out": str(out)}
     proc = subprocess.run(
-        [str(BIN / "ansible-playbook"), "-i", str(config), "site.yml"]
-        + ["-e", json.dumps({"out": str(out)})],
+        [str(BIN / "ansible-playbook"), "-i", str(config), "site.yml", "-e", json.dumps(extra)],
         cwd=out,
         env=env,
         capture_output=True,
@@ -187,8 +187,10 @@ def test_the_collection_applies_only_signed_plans(start_lab: StartLab, tmp_path:
     cli_env = {k: v for k, v in os.environ.items() if not k.startswith("MML_TOOL_")}
     cli_env.update(lab_env(lab.inventory_path), MML_PLAN_KEY=KEY)
     done = subprocess.run(
-        [str(BIN / "mml-tool"), "rollback", applied["record"], "-i", str(keyed), "--yes"]
-        + ["--audit", str(out / "audit.jsonl"), "--lock-dir", str(out / "home" / "locks")],
+        [
+            *(str(BIN / "mml-tool"), "rollback", applied["record"], "-i", str(keyed), "--yes"),
+            *("--audit", str(out / "audit.jsonl"), "--lock-dir", str(out / "home" / "locks")),
+        ],
         env=cli_env,
         capture_output=True,
         text=True,

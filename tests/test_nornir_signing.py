@@ -26,9 +26,9 @@ from mml_tool.secret import Secret
 
 pytest.importorskip("nornir")
 
-from test_nornir import init  # noqa: E402  (after the importorskip)
+from test_nornir import init
 
-from mml_tool.nornir import mml_set_bit  # noqa: E402
+from mml_tool.nornir import mml_set_bit
 
 KEY = "nornir-key-" + "5e" * 20
 BIN = Path(sys.executable).parent
@@ -55,8 +55,10 @@ def rollback(
     env = {k: v for k, v in os.environ.items() if not k.startswith("MML_TOOL_")}
     env.update(lab_env(lab.inventory_path))
     return subprocess.run(
-        [str(BIN / "mml-tool"), "rollback", record, "-i", str(inventory), "--yes"]
-        + ["--audit", str(tmp / "audit.jsonl"), "--lock-dir", str(tmp / "locks"), *extra],
+        [
+            *(str(BIN / "mml-tool"), "rollback", record, "-i", str(inventory), "--yes"),
+            *("--audit", str(tmp / "audit.jsonl"), "--lock-dir", str(tmp / "locks"), *extra),
+        ],
         env=env,
         capture_output=True,
         text=True,
@@ -74,9 +76,9 @@ def test_a_record_written_by_mml_set_bit_is_rolled_back_by_the_cli(
     nr = init(nornir_lab, tmp_path).filter(name="uap-1")
     kwargs: dict[str, Any] = {"audit": tmp_path / "audit.jsonl", "lock_dir": tmp_path / "locks"}
     try:
-        done = nr.run(
-            task=mml_set_bit, parameter="P978", bit=0, value=0, record=record, **kwargs
-        )["uap-1"][0]
+        done = nr.run(task=mml_set_bit, parameter="P978", bit=0, value=0, record=record, **kwargs)[
+            "uap-1"
+        ][0]
         assert not done.failed and done.result["status"] == "changed", done.result
         assert done.result["record"] == str(record)
         assert [(r.step.host, r.status) for r in load_record(record).results] == [

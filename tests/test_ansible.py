@@ -357,7 +357,7 @@ def test_inventory_plugin_warns_of_a_password_written_out(
 
 def test_every_plugin_documents_itself(ansible_lab: RunningLab, tmp_path: Path) -> None:
     env = ansible_env(ansible_lab, tmp_path)
-    modules = [f"mml_tool.uap9600.{m}" for m in ("sfp_info", "sfp", "command", "verify")]
+    modules = [f"mml_tool.uap9600.{m}" for m in ("sfp_info", "sfp", "command", "verify", "apply")]
     proc = subprocess.run(
         [str(BIN / "ansible-doc"), "--json", *modules],
         env=env,

@@ -182,6 +182,9 @@ def test_the_collection_applies_only_signed_plans(start_lab: StartLab, tmp_path:
         (True, "ok"),
     ]
     assert store.get_bit("P978", 0) == 0
+    assert got["sfp_unsigned"]["unsigned"] is True
+    load_record(Path(got["sfp_unsigned"]["record"]), signing_key=Secret(KEY))
+    store.set_bit("P978", 3, 0)  # else rollback of bit 0 refuses the parameter as drifted
 
     # The CLI rolls back from the record the apply module wrote.
     cli_env = {k: v for k, v in os.environ.items() if not k.startswith("MML_TOOL_")}

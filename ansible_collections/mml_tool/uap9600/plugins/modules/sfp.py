@@ -18,6 +18,10 @@ description:
     (RV(rollback_command) is that command line).
   - Setting the bit back to the value it had is the rollback (RV(rollback) gives that command).
   - In check mode it reads and reports what would change; nothing is sent.
+  - When the O(inventory) sets C(plan_signing_key), hosts are changed from signed plans only
+    (M(mml_tool.uap9600.apply), C(mml-tool apply PLAN)) - the module refuses to change
+    anything (the task fails, nothing is sent) unless the task sets O(allow_unsigned). Check
+    mode is not concerned.
 extends_documentation_fragment:
   - mml_tool.uap9600.connection
 options:
@@ -74,6 +78,16 @@ options:
     description:
       - Who the audit trail records; default C($MML_TOOL_OPERATOR), else the login name.
     type: str
+  allow_unsigned:
+    description:
+      - Change the bit although the O(inventory) sets C(plan_signing_key), without a signed
+        plan. Every audit line of the change then says so (C(changed without a signed plan
+        (allow_unsigned)...)), the task warns, and RV(unsigned) is true; the apply record is
+        signed with the key, so that C(mml-tool rollback) with that inventory takes it.
+      - Without a key in the inventory (or with the host given by its fields) it changes
+        nothing.
+    type: bool
+    default: false
 attributes:
   check_mode:
     support: full
@@ -152,6 +166,10 @@ record_policy:
       for this bit (C(mml-tool rollback) needs it as C(-p)); null otherwise.
   returned: always
   type: str
+unsigned:
+  description: True when the bit was changed without a signed plan under O(allow_unsigned).
+  returned: always
+  type: bool
 rollback_command:
   description:
     - The command line that undoes the change from its record; null without a record.
@@ -191,6 +209,7 @@ def main() -> None:
             "policy": {"type": "path"},
             "lock_dir": {"type": "path"},
             "operator": {"type": "str", "fallback": (env_fallback, ["MML_TOOL_OPERATOR"])},
+            "allow_unsigned": {"type": "bool", "default": False},
         },
         supports_check_mode=True,
     )
@@ -221,6 +240,9 @@ def main() -> None:
             template_dirs=template_dirs(module),
             record=record,
             policy=p["policy"],
+            # A read needs no key: check mode works without it (and without its variable).
+            signing_key=inventory.plan_signing_key if inventory and not module.check_mode else None,
+            allow_unsigned=p["allow_unsigned"],
         )
         command = None
         if outcome.record:
@@ -250,6 +272,7 @@ def main() -> None:
         "rollback": outcome.rollback,
         "record": outcome.record,
         "record_policy": outcome.record_policy,
+        "unsigned": outcome.unsigned,
         "rollback_command": rollback_command,
         "diff": {"before": outcome.diff_text("before"), "after": outcome.diff_text("after")},
     }

@@ -14,6 +14,7 @@ from ansible.plugins.action import ActionBase
 
 INVENTORY_VAR = "mml_tool_inventory"
 PATH_OPTIONS = ("inventory", "key_file", "known_hosts", "audit", "lock_dir", "record", "policy")
+PATH_OPTIONS += ("plan",)  # apply's
 
 
 class MmlAction(ActionBase):
@@ -23,6 +24,8 @@ class MmlAction(ActionBase):
     DIRECT = "hostname"
     # verify: "gateway" given means no host default.
     HOST_OPTIONAL_WITH: str | None = None
+    # apply: the plan names the hosts; the module takes no host option.
+    TAKES_HOST = True
 
     def run(self, tmp: Any = None, task_vars: dict[str, Any] | None = None) -> dict[str, Any]:
         task_vars = task_vars or {}
@@ -31,7 +34,9 @@ class MmlAction(ActionBase):
         direct = bool(args.get(self.DIRECT))
         if not direct and not args.get("inventory") and task_vars.get(INVENTORY_VAR):
             args["inventory"] = self._templar.template(task_vars[INVENTORY_VAR])
-        wants_host = not (self.HOST_OPTIONAL_WITH and args.get(self.HOST_OPTIONAL_WITH))
+        wants_host = self.TAKES_HOST and not (
+            self.HOST_OPTIONAL_WITH and args.get(self.HOST_OPTIONAL_WITH)
+        )
         if not args.get("host") and wants_host and (args.get("inventory") or direct):
             args["host"] = task_vars.get("inventory_hostname")
         for name in PATH_OPTIONS:

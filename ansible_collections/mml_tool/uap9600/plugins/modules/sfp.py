@@ -81,9 +81,9 @@ options:
   allow_unsigned:
     description:
       - Change the bit although the O(inventory) sets C(plan_signing_key), without a signed
-        plan. Every audit line of the change then says so (C(changed without a signed plan
-        (allow_unsigned)...)), the task warns, and RV(unsigned) is true; the apply record is
-        signed with the key, so that C(mml-tool rollback) with that inventory takes it.
+        plan. Every audit line of the change then says so in its C(message), the task warns,
+        and RV(unsigned) is true; the apply record is signed with the key, so that
+        C(mml-tool rollback) with that inventory takes it.
       - Without a key in the inventory (or with the host given by its fields) it changes
         nothing.
     type: bool

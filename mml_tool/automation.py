@@ -516,8 +516,7 @@ def _record_journal(
 # -- plan signing -----------------------------------------------------------------------------
 
 UNSIGNED_NOTE = (
-    "changed without a signed plan (allow_unsigned) although the inventory sets "
-    "plan_signing_key"
+    "changed without a signed plan (allow_unsigned) although the inventory sets plan_signing_key"
 )
 
 

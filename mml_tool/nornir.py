@@ -31,10 +31,10 @@ lock, re-read, audit, apply record, no blind resend; dry-run aware, with ``chang
 ``diff``).
 
 Plan signing: when the Nornir inventory sets ``plan_signing_key`` (the key's text) or
-``plan_signing_key_file`` (a file holding it) in the data of a host, one of its groups or the
-defaults, ``mml_set_bit`` changes nothing without a signed plan (apply one with
-``mml-tool apply PLAN``) unless the task passes ``allow_unsigned=True``; its audit lines then
-say so. A dry run is not concerned::
+``plan_signing_key_file`` (a file holding it; relative to the current folder) in the data of a
+host, one of its groups or the defaults, ``mml_set_bit`` changes nothing without a signed plan
+(apply one with ``mml-tool apply PLAN``) unless the task passes ``allow_unsigned=True``; its
+audit lines then say so. A dry run is not concerned::
 
     defaults.yaml
       data:
@@ -193,7 +193,8 @@ def mml_set_bit(
     policy (``policy``, default the built-in one) has a control for this bit.
 
     With ``plan_signing_key`` (or ``plan_signing_key_file``) in the host's inventory data the
-    task refuses to change anything (``PlanError``, nothing sent) unless ``allow_unsigned``."""
+    task refuses to change anything (``PlanError`` before connecting, nothing sent, also when
+    the bit already has ``value``) unless ``allow_unsigned``: then its audit lines say so."""
     _, host = _node(task)
     check_mode = task.is_dry_run(dry_run)
     key = None

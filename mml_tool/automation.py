@@ -30,7 +30,7 @@ from typing import Any
 
 import yaml
 
-from mml_tool import _api
+import mml_tool as mt
 from mml_tool._io import write_text_atomic
 from mml_tool.audit import AuditRecord, AuditTrail, default_audit_path, operator_name
 from mml_tool.change import (
@@ -649,7 +649,7 @@ def apply_plan_file(
         signing_key=inventory.plan_signing_key,
     )
     journal.check()
-    applied = _api.apply(
+    applied = mt.apply(
         the_plan,
         inventory,
         audit=trail,

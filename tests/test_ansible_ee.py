@@ -79,7 +79,7 @@ def test_the_documented_ee_build_context_installs_mml_tool_from_this_source(
     wheel = context / "_build" / "wheels" / f"mml_tool-{__version__}-py3-none-any.whl"
     assert wheel.is_file(), sorted(p.name for p in (context / "_build").rglob("*"))
     with zipfile.ZipFile(wheel) as archive:
-        assert "mml_tool/automation.py" in archive.namelist()
+        assert "mml_tool/automation/__init__.py" in archive.namelist()
     assert re.search(
         rf"pip install .*mml_tool-{re.escape(__version__)}-py3-none-any\.whl", containerfile
     )

@@ -1,44 +1,26 @@
-"""What the integrations (the Ansible collection, the Nornir plugin) call: one thin adapter.
-
-Each function here is a use of the library's own layers, not a second implementation of them:
-a host's fields go through the inventory loader's checks, reads through ``check.read_bit`` and
-the TextFSM templates, a bit change through ``change.apply_plan`` (the host's lock, the re-read
-under it, the refusal of drift, the write-ahead audit line, the fresh re-read instead of a
-resend after a lost reply) and verification through ``gateway.verify``. When the library grows
-a public API (``import mml_tool as mt``) only this module needs re-pointing.
-
-    host = host_from_fields("uap-1", {"hostname": "127.0.0.1", "port": 2222, ...})
-    info = read_parameter(host, "P978")                  # ParameterInfo: records, value, bits
-    change = set_bit(host, "P978", 0, 0, check_mode=True) # BitChange: changed, before, after
-    done = apply_plan_file(inventory, "plan.json")        # PlanApply: as `mml-tool apply`
-
-When the inventory sets ``plan_signing_key`` a change is made from a signed plan only
-(``apply_plan_file``); ``set_bit`` refuses to send anything (``PlanError``) unless its caller
-opts out with ``allow_unsigned=True``, and then every audit line of the change says so.
-"""
+"""One bit changed the way `plan` + `apply` change it (``set_bit``), with its apply record,
+and the refusal to change without a signed plan when the inventory sets a signing key."""
 
 from __future__ import annotations
 
 import hashlib
 import json
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-import mml_tool as mt
 from mml_tool._io import write_text_atomic
 from mml_tool.audit import AuditRecord, AuditTrail, default_audit_path, operator_name
+from mml_tool.automation.reads import SessionFactory, _check_parameter
 from mml_tool.change import (
     ChangeContext,
     apply_plan,
     build_plan,
-    check_plan,
-    load_plan,
     plan_sha256,
 )
 from mml_tool.change.lock import default_lock_dir
@@ -47,188 +29,21 @@ from mml_tool.change.record import RecordJournal, default_fallback_dirs, fresh_p
 from mml_tool.change_id import validate_change_id
 from mml_tool.compliance import check_host
 from mml_tool.errors import (
-    AnswerError,
     ChangeError,
-    CommandError,
     ConfigError,
-    ParseError,
     PlanError,
     RecordError,
 )
-from mml_tool.fleet import DEFAULT_WORKERS
-from mml_tool.gateway.pick import pick_gateway
-from mml_tool.gateway.verify import VerifyResult, verify_gateway
-from mml_tool.inventory import HostConfig, Inventory, host_from_fields, load_inventory
-from mml_tool.inventory.fields import SIGNING_KEY_FIELDS, signing_key_from_fields
-from mml_tool.mml.command import MmlCommand
-from mml_tool.mml.response import MmlResponse
+from mml_tool.inventory import HostConfig, Inventory
 from mml_tool.mml.session import MmlSession
-from mml_tool.parsing import parse_output
 from mml_tool.policy import (
     MAX_BIT,
     Control,
-    Finding,
     Policy,
     SfpBitRule,
-    bit_from_records,
     load_policy,
-    parameter_state,
 )
 from mml_tool.secret import Secret
-
-__all__ = [
-    "SIGNING_KEY_FIELDS",
-    "BitChange",
-    "CommandResult",
-    "ParameterInfo",
-    "PlanApply",
-    "apply_plan_file",
-    "check_one_host",
-    "default_record_path",
-    "host_from_fields",
-    "host_from_inventory",
-    "load_inventory",
-    "read_parameter",
-    "run_read_only",
-    "set_bit",
-    "signing_key_from_fields",
-    "verify",
-]
-
-SessionFactory = Callable[[HostConfig], MmlSession]
-
-
-# -- hosts ------------------------------------------------------------------------------------
-
-
-def host_from_inventory(path: Path | str, name: str) -> tuple[Inventory, HostConfig]:
-    """The inventory at ``path`` and its host ``name`` with its secrets read (only that
-    host's: another host's unset variable does not matter); ``ConfigError`` naming both if
-    the host is absent."""
-    inventory = load_inventory(path, resolve_secrets=False)
-    if name not in inventory.hosts:
-        raise ConfigError(
-            f"{path}: no host {name!r}; hosts: {', '.join(sorted(inventory.hosts)) or '(none)'}"
-        )
-    inventory = inventory.with_secrets(hosts=[name])
-    return inventory, inventory.hosts[name]
-
-
-# -- reads ------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class ParameterInfo:
-    """A software parameter as read: the parsed records, the whole value when the reply gives
-    it, and every bit the reply tells (bit index -> 0/1)."""
-
-    parameter: str
-    records: list[dict[str, str]]
-    value: int | None
-    bits: dict[int, int]
-    state: str  # parameter_state(): "value=5" or "0=1,1=0,..."
-    raw: str  # the masked reply
-
-
-def _check_parameter(parameter: str) -> str:
-    try:
-        return str(MmlCommand.create("LST", "SFP", ID=parameter).param("ID"))
-    except CommandError as exc:
-        raise ConfigError(f"parameter {parameter!r}: {exc}") from None
-
-
-def read_parameter(
-    host: HostConfig,
-    parameter: str,
-    *,
-    template_dirs: Sequence[Path] = (),
-    session_factory: SessionFactory = MmlSession,
-) -> ParameterInfo:
-    """``LST SFP: ID=<parameter>;`` parsed by the templates; errors are the library's own."""
-    command = MmlCommand.create("LST", "SFP", ID=_check_parameter(parameter))
-    with session_factory(host) as session:
-        response = session.run(command)
-        response.raise_for_retcode()
-    _refuse_late_answer(session)
-    records = parse_output(command.render(), response.text, host.platform, template_dirs)
-    state = parameter_state(records, parameter)  # ParseError for a value that is no number
-    if not state:
-        raise ParseError(f"{host.name}: {parameter} is not in the reply to {command.render()}")
-    # The bits the reply tells: all of them from a whole value, else those listed one by one;
-    # each read by the library's own rule, which refuses records that disagree.
-    parts = state.split(",")
-    wholes = [int(part[len("value=") :]) for part in parts if part.startswith("value=")]
-    listed = list(range(MAX_BIT + 1)) if wholes else [int(part.split("=", 1)[0]) for part in parts]
-    bits = {bit: bit_from_records(records, parameter, bit) for bit in listed}
-    value = wholes[0] if len(set(wholes)) == 1 else None
-    if value is None and len(bits) == MAX_BIT + 1:
-        value = sum(v << b for b, v in bits.items())
-    return ParameterInfo(parameter, records, value, bits, state, response.raw)
-
-
-@dataclass(frozen=True)
-class CommandResult:
-    command: str  # masked
-    retcode: int | None
-    message: str
-    records: list[dict[str, str]]
-    raw: str  # masked
-    ok: bool
-
-
-def run_read_only(
-    host: HostConfig, text: str, *, session_factory: SessionFactory = MmlSession
-) -> CommandResult:
-    """One read-only command (LST, DSP, ...); a write verb is refused before connecting."""
-    command = read_only_command(text)
-    with session_factory(host) as session:
-        response = session.run(command)
-    _refuse_late_answer(session)
-    return command_result(response)
-
-
-def _refuse_late_answer(session: MmlSession) -> None:
-    """A second answer seen at logout means this session's answers cannot be trusted (as
-    ``check`` treats it)."""
-    if isinstance(session.refused, AnswerError):
-        raise session.refused
-
-
-def read_only_command(text: str) -> MmlCommand:
-    """``text`` parsed; ``CommandError`` for a malformed one or a write verb (nothing is sent)."""
-    command = MmlCommand.parse(text)
-    if not command.is_read_only:
-        raise CommandError(
-            f"{command.verb} changes the element: only read-only commands (LST, DSP, ...) are "
-            "run here; change a bit with the sfp module / mml_set_bit task (locked, re-read, "
-            "audited). Nothing was sent."
-        )
-    return command
-
-
-def command_result(response: MmlResponse) -> CommandResult:
-    return CommandResult(
-        response.command,
-        response.retcode,
-        response.message,
-        response.records,
-        response.raw,
-        response.ok,
-    )
-
-
-def check_one_host(
-    host: HostConfig,
-    policy: Policy | Path | str | None = None,
-    *,
-    template_dirs: Sequence[Path] = (),
-    session_factory: SessionFactory = MmlSession,
-) -> list[Finding]:
-    """The findings of ``policy`` (a Policy, a file, or None: the built-in one) for ``host``."""
-    if not isinstance(policy, Policy):
-        policy = load_policy(None if policy is None else Path(policy))
-    return check_host(host, policy, template_dirs=template_dirs, session_factory=session_factory)
-
 
 # -- one bit, changed like apply changes it ---------------------------------------------------
 
@@ -560,137 +375,3 @@ def _take_step(result: BitChange, step: StepResult, before: int) -> None:
         for c in step.commands
     ]
     result.rollback = list(step.step.undo_commands)
-
-
-# -- a reviewed plan, applied like `mml-tool apply` ---------------------------------------------
-
-
-@dataclass
-class PlanApply:
-    """The outcome of ``apply_plan_file``: ``steps`` one dict per step of the plan (in check
-    mode what would be sent; else the apply record's: status, before, after, commands with
-    their outcome), ``changed`` when this run (in check mode: would) changed a host."""
-
-    plan: str
-    change_id: str
-    hosts: list[str]
-    check_mode: bool
-    changed: bool
-    ok: bool
-    record: str | None  # the apply record written (None in check mode or for an empty plan)
-    steps: list[dict[str, Any]]
-    warnings: list[str] = field(default_factory=list)
-
-    @property
-    def failed_hosts(self) -> list[str]:
-        return list(dict.fromkeys(s["host"] for s in self.steps if not s["ok"]))
-
-
-def apply_plan_file(
-    inventory: Inventory,
-    plan_path: Path | str,
-    *,
-    check_mode: bool = False,
-    policy: Policy | Path | str | None = None,
-    max_age_hours: float | None = 24.0,
-    audit_path: Path | str | None = None,
-    record: Path | str | None = None,
-    lock_dir: Path | str | None = None,
-    operator: str | None = None,
-    workers: int = DEFAULT_WORKERS,
-    template_dirs: Sequence[Path] = (),
-) -> PlanApply:
-    """Apply the reviewed plan at ``plan_path`` exactly as ``mml-tool apply PLAN`` does.
-
-    Before anything is connected to: the plan's seal and age (``max_age_hours``), its signature
-    when ``inventory`` sets ``plan_signing_key`` (unsigned or not matching: ``PlanError``), and
-    its commands re-derived from ``policy`` (default the built-in one); then the record's
-    journal (default ``PLAN.record.json``; earlier runs of the same plan merged, another plan's
-    file refused: ``RecordError``). Then per host: lock, re-read, skip or refuse drift, audit
-    ahead, send, confirm (``mml_tool.apply``). Check mode stops after the checks and tells what
-    would be sent; nothing is connected to."""
-    path = Path(plan_path)
-    if not isinstance(policy, Policy):
-        policy = load_policy(None if policy is None else Path(policy))
-    max_age = None if max_age_hours is None else timedelta(hours=max_age_hours)
-    the_plan = load_plan(path, max_age=max_age, signing_key=inventory.plan_signing_key)
-    check_plan(the_plan, policy, inventory, str(path))
-    done = PlanApply(
-        str(path), the_plan.change_id, list(the_plan.hosts), check_mode, False, True, None, []
-    )
-    if not the_plan.steps:
-        return done
-    if check_mode:
-        done.changed = True
-        done.steps = [
-            {
-                "host": step.host,
-                "control": step.control_id,
-                "what": step.describe(),
-                "status": "check-mode",
-                "ok": True,
-                "before": step.start_value,
-                "after": step.target_value,
-                "commands": list(step.commands),
-                "rollback": list(step.undo_commands),
-            }
-            for step in the_plan.steps
-        ]
-        return done
-    trail = inventory.audit_file(None if audit_path is None else Path(audit_path))
-    journal = RecordJournal(
-        Path(record) if record is not None else path.with_suffix(".record.json"),
-        plan_sha256=plan_sha256(the_plan),
-        action="apply",
-        accumulate=True,  # as the CLI: re-applying the plan adds to its record
-        fallback_dirs=default_fallback_dirs(trail),
-        say=done.warnings.append,
-        hint="nothing was sent; name another record file",
-        signing_key=inventory.plan_signing_key,
-    )
-    journal.check()
-    applied = mt.apply(
-        the_plan,
-        inventory,
-        audit=trail,
-        record=journal,
-        policy=policy,
-        lock_dir=lock_dir,
-        operator=operator or operator_name(),
-        workers=workers,
-        template_dirs=template_dirs,
-    )
-    done.record, done.ok = str(journal.written_to), applied.ok
-    for result in applied.results:
-        # The record holds every run of the plan; this run's word is the last of its history.
-        latest = result.history[-1] if result.history else None
-        sent = latest["commands"] if latest else [c.as_dict() for c in result.commands]
-        done.changed = done.changed or any(c["outcome"] in ("ok", "unknown") for c in sent)
-        step = result.to_dict()
-        step["ok"] = result.ok
-        del step["step"], step["history"]
-        done.steps.append(step)
-    return done
-
-
-# -- end-to-end verification ------------------------------------------------------------------
-
-
-def verify(
-    inventory: Inventory,
-    *,
-    gateway: str | None = None,
-    host: str | None = None,
-    directions: Sequence[int] = (1, 2),
-) -> VerifyResult:
-    """The video-direction verification through ``gateway`` (or the one ``host`` names, or the
-    inventory's only gateway), as ``mml-tool verify`` runs it; reads that gateway's secret
-    when ``inventory`` was loaded without secrets."""
-    gateway = pick_gateway(inventory, gateway=gateway, host=host, names=("gateway", "host"))
-    bad = [d for d in directions if d not in (1, 2, 3, 4)]
-    if bad or not directions:
-        raise ConfigError(
-            f"directions {list(directions)}: 1 receive-only, 2 send-only, 3 both, 4 unset"
-        )
-    inventory = inventory.with_secrets(gateways=[gateway])
-    return verify_gateway(inventory.gateways[gateway], directions=tuple(directions))

@@ -3,27 +3,20 @@
 from __future__ import annotations
 
 import contextlib
-import heapq
 import itertools
-import json
 import logging
 import socket
 import ssl
 import threading
-import time
 from collections.abc import Callable, Collection
 from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Literal
-from urllib.parse import parse_qs, urlsplit
 
 from mml_tool.lab.certs import DEFAULT_HOSTS, write_lab_certificates
 from mml_tool.lab.gateway.handlers import _Handlers
+from mml_tool.lab.gateway.http_io import match_route, read_request, request_record, write_reply
 from mml_tool.lab.gateway.state import (
-    _JSON_TYPE,
-    _MAX_BODY,
-    _ROUTES,
-    BASE_PATH,
     EVENT_SHAPES,
     AgentSpec,
     CallInfo,
@@ -37,6 +30,7 @@ from mml_tool.lab.gateway.state import (
     _Reply,
     _Session,
 )
+from mml_tool.lab.gateway.timers import _Timers
 from mml_tool.lab.gateway.tls import _TlsServer
 
 logger = logging.getLogger(__name__)
@@ -91,9 +85,7 @@ class GatewaySimulator(_Handlers):
         self._call_seq = itertools.count(1)
         self._task_seq = itertools.count(5451)
         self.requests_log: list[RequestRecord] = []
-        self._sched_cond = threading.Condition()
-        self._sched: list[tuple[float, int, Callable[[], None]]] = []
-        self._sched_seq = itertools.count()
+        self._timers = _Timers()
         self._stopping = threading.Event()
         self._conns: set[ssl.SSLSocket] = set()
         self._server: _TlsServer | None = None
@@ -118,7 +110,7 @@ class GatewaySimulator(_Handlers):
         # A short poll interval so that stop() (server.shutdown) returns promptly.
         threads = [
             ("serve", lambda: server.serve_forever(poll_interval=0.05)),
-            ("timers", self._timers),
+            ("timers", lambda: self._timers.run(self._stopping, self._sweep_interval, self._sweep)),
         ]
         for name, target in threads:
             thread = threading.Thread(target=target, name=f"ccgw-sim-{name}", daemon=True)
@@ -131,8 +123,7 @@ class GatewaySimulator(_Handlers):
         self._stopping.set()
         with self._cond:
             self._cond.notify_all()
-        with self._sched_cond:
-            self._sched_cond.notify_all()
+        self._timers.wake()
         if self._server is not None:
             self._server.shutdown()
             self._server.server_close()
@@ -237,55 +228,7 @@ class GatewaySimulator(_Handlers):
     # ------------------------------------------------------------------ timers
 
     def _schedule(self, delay: float, action: Callable[[], None]) -> None:
-        with self._sched_cond:
-            due = time.monotonic() + max(0.0, delay)
-            heapq.heappush(self._sched, (due, next(self._sched_seq), action))
-            self._sched_cond.notify_all()
-
-    def _timers(self) -> None:
-        while not self._stopping.is_set():
-            due: list[Callable[[], None]] = []
-            with self._sched_cond:
-                now = time.monotonic()
-                while self._sched and self._sched[0][0] <= now:
-                    due.append(heapq.heappop(self._sched)[2])
-                if not due:
-                    wait = self._sweep_interval()
-                    if self._sched:
-                        wait = min(wait, self._sched[0][0] - now)
-                    self._sched_cond.wait(max(0.0, wait))
-            for action in due:
-                try:
-                    action()
-                except Exception:  # a lab bug must not kill the timer thread
-                    logger.exception("gateway simulator timer action failed")
-            self._sweep()
-
-    def _sweep_interval(self) -> float:
-        candidates = [0.5, self.idle_signout / 10]
-        if self._faults.guid_expire_after > 0:
-            candidates.append(self._faults.guid_expire_after / 10)
-        return max(0.01, min(candidates))
-
-    def _sweep(self) -> None:
-        """Sign out idle agents and retire expired GUIDs (and tell waiters)."""
-        now = time.monotonic()
-        with self._cond:
-            changed = False
-            expire = self._faults.guid_expire_after
-            for agent_id, session in list(self._sessions.items()):
-                if expire > 0 and not session.guid_expired and now - session.guid_issued > expire:
-                    session.guid_expired = True
-                    changed = True
-                if session.open_polls == 0 and now - session.last_seen > self.idle_signout:
-                    logger.info("agent %s idle for %.1f s: signed out", agent_id, self.idle_signout)
-                    self._end_session(session)
-                    changed = True
-                elif session.prev_guid is not None and now >= session.prev_guid_until:
-                    session.prev_guid = None
-                    changed = True
-            if changed:
-                self._cond.notify_all()
+        self._timers.schedule(delay, action)
 
     # ------------------------------------------------------------ HTTP handling
 
@@ -297,31 +240,17 @@ class GatewaySimulator(_Handlers):
                 self._conns.discard(conn)
 
     def _handle(self, handler: BaseHTTPRequestHandler) -> None:
-        split = urlsplit(handler.path)
-        length = int(handler.headers.get("Content-Length") or 0)
-        body = handler.rfile.read(min(length, _MAX_BODY)) if length > 0 else b""
-        ctx = _Ctx(
-            method=handler.command,
-            path=split.path,
-            query=parse_qs(split.query, keep_blank_values=True),
-            headers={k.lower(): v for k, v in handler.headers.items()},
-            body=body,
-        )
-        agent_id: str | None = None
-        name: str | None = None
-        if ctx.path.startswith(BASE_PATH + "/"):
-            rest = ctx.path[len(BASE_PATH) + 1 :]
-            for method, pattern, route in _ROUTES:
-                match = pattern.match(rest)
-                if match and method == ctx.method:
-                    agent_id, name = match.group(1), route
-                    break
+        ctx, query = read_request(handler)
+        agent_id, name = match_route(ctx)
         reply = self._fault_reply()
         if reply is None:
             reply = self._route(name, agent_id, ctx)
         # Recorded before answering, so a client that has its answer finds the request logged.
-        self._record(ctx, split.query, agent_id, reply)
-        self._respond(handler, reply)
+        record = request_record(ctx, query, agent_id, reply)
+        with self._cond:
+            self.requests_log.append(record)
+            self._cond.notify_all()
+        write_reply(handler, reply)
 
     def _fault_reply(self) -> _Reply | None:
         with self._lock:
@@ -356,52 +285,3 @@ class GatewaySimulator(_Handlers):
         with self._cond:
             auth = self._auth(agent_id, ctx)
             return auth if isinstance(auth, _Reply) else handler(auth, ctx)
-
-    def _respond(self, handler: BaseHTTPRequestHandler, reply: _Reply) -> None:
-        if reply.drop:
-            # Close without a byte of answer: what a crashed node or a cut link looks like.
-            handler.close_connection = True
-            with contextlib.suppress(OSError):
-                handler.connection.shutdown(socket.SHUT_RDWR)
-            return
-        if reply.text is not None:
-            payload, ctype = reply.text, reply.content_type
-        else:
-            payload, ctype = json.dumps(reply.body).encode(), _JSON_TYPE
-        handler.send_response(reply.status)
-        handler.send_header("Content-Type", ctype)
-        handler.send_header("Content-Length", str(len(payload)))
-        for key, value in reply.headers:
-            handler.send_header(key, value)
-        handler.end_headers()
-        if handler.command != "HEAD":
-            handler.wfile.write(payload)
-        handler.wfile.flush()
-
-    def _record(self, ctx: _Ctx, query: str, agent_id: str | None, reply: _Reply) -> None:
-        keys: tuple[str, ...] = ()
-        if ctx.body:
-            try:
-                decoded = json.loads(ctx.body)
-                if isinstance(decoded, dict):
-                    keys = tuple(sorted(decoded))
-            except ValueError:
-                keys = ()
-        retcode = reply.body.get("retcode") if reply.text is None and not reply.drop else None
-        record = RequestRecord(
-            time=time.monotonic(),
-            method=ctx.method,
-            path=ctx.path,
-            query=query,
-            agent_id=agent_id,
-            guid=ctx.headers.get("guid"),
-            cookie=ctx.headers.get("cookie"),
-            content_type=ctx.headers.get("content-type"),
-            status=reply.status,
-            retcode=retcode if isinstance(retcode, str) else None,
-            body_keys=keys,
-            set_guid=any(k.lower() == "set-guid" for k, _ in reply.headers),
-        )
-        with self._cond:
-            self.requests_log.append(record)
-            self._cond.notify_all()

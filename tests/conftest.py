@@ -8,6 +8,9 @@
 - ``lab_hosts``: a ``RunningLab`` for ``lab`` whose ``host(name, transport)`` gives the
   ``HostConfig`` of a node over ssh, ssh-tunnel (the lab's SSH server as the jump host) or tcp.
 - ``start_lab``: a factory for extra labs (own nodes, faults, password), stopped at session end.
+- helpers a test module imports (``from conftest import ...``): ``module_lab`` for a module's own
+  lab, ``set_command_env`` for the variables the commands read, ``lab_in_env`` for a fresh lab
+  per test, ``invoke`` / ``invoke_on`` to run the CLI in-process, ``write_lab_inventory``.
 - every JSON report any test writes (``--report json:...``, ``run``'s report.json) is validated
   against the JSON Schema shipped in the package (``mml_tool/schemas/report.schema.json``).
 """
@@ -19,7 +22,7 @@ import json
 import re
 import secrets
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import ExitStack
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,8 +30,10 @@ from typing import Any
 import jsonschema
 import pytest
 import yaml
+from click.testing import CliRunner, Result
 
 from mml_tool import report as report_module
+from mml_tool.cli import cli
 from mml_tool.inventory import HostConfig, Inventory, JumpConfig, load_inventory
 from mml_tool.lab.lab import PASSWORD_ENV, Lab, make_nodes
 from mml_tool.lab.uap import NodeConfig
@@ -144,6 +149,82 @@ def lab_env(inventory_path: Path) -> dict[str, str]:
     """The variables of the ``lab.env`` file that ``Lab.write_inventory`` writes beside it."""
     text = (inventory_path.parent / "lab.env").read_text(encoding="utf-8")
     return dict(re.findall(r"^export (\w+)='([^']*)'$", text, re.M))
+
+
+def module_lab(
+    tmp_path_factory: pytest.TempPathFactory,
+    folder: str,
+    nodes: Sequence[NodeConfig],
+    password: str,
+) -> Iterator[Lab]:
+    """For a module's own ``lab`` fixture (``yield from``): ``nodes``, without a gateway, in a
+    fresh folder named ``folder``; stopped when the module is done."""
+    workdir = tmp_path_factory.mktemp(folder)
+    with Lab(nodes, workdir=workdir, password=password, with_gateway=False) as running:
+        yield running
+
+
+@dataclass
+class CommandEnv:
+    """Where one test's commands keep their audit trail and locks; ``tmp`` is its tmp_path."""
+
+    audit: Path
+    locks: Path
+    tmp: Path
+
+
+def set_command_env(
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    *,
+    password: str | None = None,
+    operator: str | None = None,
+) -> CommandEnv:
+    """Set what the commands read: the lab password (when given), an audit trail and a lock
+    folder of this test only, and the operator (when given)."""
+    env = CommandEnv(tmp_path / "audit.jsonl", tmp_path / "locks", tmp_path)
+    if password is not None:
+        monkeypatch.setenv(PASSWORD_ENV, password)
+    monkeypatch.setenv("MML_TOOL_AUDIT", str(env.audit))
+    monkeypatch.setenv("MML_TOOL_LOCKS", str(env.locks))
+    if operator is not None:
+        monkeypatch.setenv("MML_TOOL_OPERATOR", operator)
+    return env
+
+
+@contextmanager
+def lab_in_env(
+    nodes: Sequence[NodeConfig] | int,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    password: str,
+) -> Iterator[tuple[Lab, Path]]:
+    """A lab with its gateway in ``tmp_path / "lab"``, its variables, an audit trail and a lock
+    folder in the environment: (lab, inventory path). For a fresh lab per test."""
+    with Lab(nodes, workdir=tmp_path / "lab", password=password) as lab:
+        inventory = lab.write_inventory(tmp_path / "lab" / "inventory.yaml")
+        for key, value in lab_env(inventory).items():
+            monkeypatch.setenv(key, value)
+        set_command_env(monkeypatch, tmp_path)
+        yield lab, inventory
+
+
+def invoke(*args: str | Path) -> Result:
+    """The CLI in-process, 250 columns wide so that no line the tests look for is wrapped."""
+    return CliRunner().invoke(cli, [str(a) for a in args], env={"COLUMNS": "250"})
+
+
+def invoke_on(running: RunningLab, tmp_path: Path, *args: str | Path, **env: str) -> Result:
+    """``invoke`` with ``running``'s lab variables, an audit trail and locks in ``tmp_path``,
+    and ``env`` (e.g. ``MML_TOOL_OPERATOR``) passed to the command only."""
+    variables = {
+        **lab_env(running.inventory_path),
+        "COLUMNS": "250",
+        "MML_TOOL_AUDIT": str(tmp_path / "audit.jsonl"),
+        "MML_TOOL_LOCKS": str(tmp_path / "locks"),
+        **env,
+    }
+    return CliRunner().invoke(cli, [str(a) for a in args], env=variables)
 
 
 @pytest.fixture(scope="session")

@@ -6,15 +6,15 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Iterator
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
-from click.testing import CliRunner, Result
-from conftest import write_lab_inventory
+from conftest import CommandEnv as Env
+from conftest import invoke, module_lab, set_command_env, write_lab_inventory
 
 from mml_tool import audit
 from mml_tool.change import (
@@ -26,10 +26,9 @@ from mml_tool.change import (
     rollback_record,
     save_plan,
 )
-from mml_tool.cli import cli
 from mml_tool.errors import AuditError, ParseError
 from mml_tool.inventory import load_inventory
-from mml_tool.lab.lab import PASSWORD_ENV, Lab
+from mml_tool.lab.lab import Lab
 from mml_tool.lab.uap import FaultConfig, NodeConfig
 from mml_tool.mml.command import MmlCommand
 from mml_tool.mml.response import MmlResponse
@@ -59,9 +58,7 @@ def _nodes() -> list[NodeConfig]:
 
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
-    workdir = tmp_path_factory.mktemp("change-lab")
-    with Lab(_nodes(), workdir=workdir, password=PASSWORD, with_gateway=False) as running:
-        yield running
+    yield from module_lab(tmp_path_factory, "change-lab", _nodes(), PASSWORD)
 
 
 @pytest.fixture(scope="module")
@@ -69,27 +66,12 @@ def inventory(lab: Lab) -> Path:
     return write_lab_inventory(lab, timeout=5, connect_timeout=5)
 
 
-@dataclass
-class Env:
-    audit: Path
-    locks: Path
-    tmp: Path
-
-
 @pytest.fixture(autouse=True)
 def env(lab: Lab, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Env:
     """Credentials, audit trail and locks of this test only; every node back at START."""
-    monkeypatch.setenv(PASSWORD_ENV, PASSWORD)
-    monkeypatch.setenv("MML_TOOL_AUDIT", str(tmp_path / "audit.jsonl"))
-    monkeypatch.setenv("MML_TOOL_LOCKS", str(tmp_path / "locks"))
-    monkeypatch.setenv("MML_TOOL_OPERATOR", OPERATOR)
     for name, value in START.items():
         lab.node(name).store.set_value("P978", value)
-    return Env(tmp_path / "audit.jsonl", tmp_path / "locks", tmp_path)
-
-
-def invoke(*args: str | Path) -> Result:
-    return CliRunner().invoke(cli, [str(a) for a in args], env={"COLUMNS": "250"})
+    return set_command_env(monkeypatch, tmp_path, password=PASSWORD, operator=OPERATOR)
 
 
 def p978(lab: Lab) -> dict[str, int | None]:

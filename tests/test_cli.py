@@ -8,17 +8,17 @@ import logging
 import os
 import signal
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 import yaml
-from click.testing import CliRunner, Result
-from conftest import write_lab_inventory
+from click.testing import CliRunner
+from conftest import CommandEnv as Env
+from conftest import invoke, module_lab, set_command_env, write_lab_inventory
 
 from mml_tool import audit
 from mml_tool.cli import cli, handle_sigterm
-from mml_tool.lab.lab import PASSWORD_ENV, Lab
+from mml_tool.lab.lab import Lab
 from mml_tool.lab.uap import FaultConfig, NodeConfig
 
 PASSWORD = "S3cr3t-Lab-Pass-9x"
@@ -45,9 +45,7 @@ START = {"uap-1": 1, "uap-2": 1, "uap-3": 0, "drop-1": 1, "garbage-1": 1, "refus
 
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
-    workdir = tmp_path_factory.mktemp("cli-lab")
-    with Lab(_nodes(), workdir=workdir, password=PASSWORD, with_gateway=False) as running:
-        yield running
+    yield from module_lab(tmp_path_factory, "cli-lab", _nodes(), PASSWORD)
 
 
 @pytest.fixture(scope="module")
@@ -55,25 +53,11 @@ def inventory(lab: Lab) -> Path:
     return write_lab_inventory(lab, timeout=3, connect_timeout=3)
 
 
-@dataclass
-class Env:
-    audit: Path
-    tmp: Path
-
-
 @pytest.fixture(autouse=True)
 def env(lab: Lab, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Env:
-    monkeypatch.setenv(PASSWORD_ENV, PASSWORD)
-    monkeypatch.setenv("MML_TOOL_AUDIT", str(tmp_path / "audit.jsonl"))
-    monkeypatch.setenv("MML_TOOL_LOCKS", str(tmp_path / "locks"))
-    monkeypatch.setenv("MML_TOOL_OPERATOR", "op-bob")
     for name, value in START.items():
         lab.node(name).store.set_value("P978", value)
-    return Env(tmp_path / "audit.jsonl", tmp_path)
-
-
-def invoke(*args: str | Path) -> Result:
-    return CliRunner().invoke(cli, [str(a) for a in args], env={"COLUMNS": "250"})
+    return set_command_env(monkeypatch, tmp_path, password=PASSWORD, operator="op-bob")
 
 
 def p978(lab: Lab) -> dict[str, int | None]:

@@ -6,23 +6,21 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 from typing import Any, ClassVar
 
 import pytest
 import yaml
-from click.testing import CliRunner, Result
-from conftest import write_lab_inventory
+from conftest import CommandEnv as Env
+from conftest import invoke, module_lab, set_command_env, write_lab_inventory
 
 from mml_tool import audit
 from mml_tool.change import load_record
-from mml_tool.cli import cli
 from mml_tool.compliance import check_host
 from mml_tool.errors import PolicyError
 from mml_tool.inventory import HostConfig, load_inventory
-from mml_tool.lab.lab import PASSWORD_ENV, Lab
+from mml_tool.lab.lab import Lab
 from mml_tool.lab.uap import NodeConfig, OfficeConfig
 from mml_tool.mml.command import MmlCommand
 from mml_tool.mml.response import MmlResponse
@@ -50,9 +48,7 @@ def _nodes() -> list[NodeConfig]:
 
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
-    workdir = tmp_path_factory.mktemp("rules-lab")
-    with Lab(_nodes(), workdir=workdir, password=PASSWORD, with_gateway=False) as running:
-        yield running
+    yield from module_lab(tmp_path_factory, "rules-lab", _nodes(), PASSWORD)
 
 
 @pytest.fixture(scope="module")
@@ -60,26 +56,12 @@ def inventory(lab: Lab) -> Path:
     return write_lab_inventory(lab, timeout=5, connect_timeout=5)
 
 
-@dataclass
-class Env:
-    audit: Path
-    tmp: Path
-
-
 @pytest.fixture(autouse=True)
 def env(lab: Lab, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Env:
-    monkeypatch.setenv(PASSWORD_ENV, PASSWORD)
-    monkeypatch.setenv("MML_TOOL_AUDIT", str(tmp_path / "audit.jsonl"))
-    monkeypatch.setenv("MML_TOOL_LOCKS", str(tmp_path / "locks"))
-    monkeypatch.setenv("MML_TOOL_OPERATOR", "op-bob")
     for node in ("r-table", "r-vert", "r-value"):
         for pid, value in START.items():
             lab.node(node).store.set_value(pid, value)
-    return Env(tmp_path / "audit.jsonl", tmp_path)
-
-
-def invoke(*args: str | Path) -> Result:
-    return CliRunner().invoke(cli, [str(a) for a in args], env={"COLUMNS": "250"})
+    return set_command_env(monkeypatch, tmp_path, password=PASSWORD, operator="op-bob")
 
 
 def control(cid: str, rule: dict[str, Any], **extra: Any) -> dict[str, Any]:

@@ -14,6 +14,9 @@ import socket
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
 
 NE = "UAP-H"
 
@@ -141,3 +144,19 @@ class HostileServer:
                     sock.sendall(reply.encode("utf-8"))
                     if command.upper().startswith("LGO"):
                         return
+
+
+def inventory_with_hostile(lab_inventory: Path, server: HostileServer, path: Path) -> Path:
+    """The lab inventory at ``lab_inventory`` with ``server`` beside its nodes as host ``odd-1``
+    (tcp, NE ``NE``), 3 s timeouts, written to ``path``."""
+    doc = yaml.safe_load(lab_inventory.read_text(encoding="utf-8"))
+    doc["defaults"].update(timeout=3, connect_timeout=3)
+    doc["defaults"]["known_hosts"] = str(lab_inventory.parent / "lab_known_hosts")
+    doc["hosts"]["odd-1"] = {
+        "transport": "tcp",
+        "hostname": "127.0.0.1",
+        "port": server.port,
+        "ne_name": NE,
+    }
+    path.write_text(yaml.safe_dump(doc, sort_keys=False), encoding="utf-8")
+    return path

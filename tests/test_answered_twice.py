@@ -10,13 +10,12 @@ from typing import Any
 
 import pytest
 import yaml
-from click.testing import CliRunner, Result
-from conftest import RunningLab, StartLab, lab_env
-from hostile import NE, Connection, HostileServer, frame, sfp_table
+from click.testing import Result
+from conftest import RunningLab, StartLab, invoke_on, lab_env
+from hostile import Connection, HostileServer, frame, inventory_with_hostile, sfp_table
 
 from mml_tool import audit
 from mml_tool.change import ChangeContext, apply_plan, load_plan
-from mml_tool.cli import cli
 from mml_tool.inventory import load_inventory
 from mml_tool.lab.uap import NodeConfig
 from mml_tool.mml.session import MmlSession
@@ -64,29 +63,11 @@ def normal(start_lab: StartLab) -> RunningLab:
 
 
 def invoke(normal: RunningLab, tmp_path: Path, *args: str | Path) -> Result:
-    env = {
-        **lab_env(normal.inventory_path),
-        "COLUMNS": "250",
-        "MML_TOOL_AUDIT": str(tmp_path / "audit.jsonl"),
-        "MML_TOOL_LOCKS": str(tmp_path / "locks"),
-        "MML_TOOL_OPERATOR": "op-dora",
-    }
-    return CliRunner().invoke(cli, [str(a) for a in args], env=env)
+    return invoke_on(normal, tmp_path, *args, MML_TOOL_OPERATOR="op-dora")
 
 
 def inventory_with(normal: RunningLab, server: HostileServer, folder: Path) -> Path:
-    doc = yaml.safe_load(normal.inventory_path.read_text(encoding="utf-8"))
-    doc["defaults"].update(timeout=3, connect_timeout=3)
-    doc["defaults"]["known_hosts"] = str(normal.inventory_path.parent / "lab_known_hosts")
-    doc["hosts"]["odd-1"] = {
-        "transport": "tcp",
-        "hostname": "127.0.0.1",
-        "port": server.port,
-        "ne_name": NE,
-    }
-    path = folder / "inventory.yaml"
-    path.write_text(yaml.safe_dump(doc, sort_keys=False), encoding="utf-8")
-    return path
+    return inventory_with_hostile(normal.inventory_path, server, folder / "inventory.yaml")
 
 
 @pytest.mark.parametrize("applies", [True, False], ids=["took-effect", "no-effect"])

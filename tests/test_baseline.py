@@ -12,8 +12,7 @@ from typing import Any
 
 import pytest
 import yaml
-from click.testing import CliRunner, Result
-from conftest import write_lab_inventory
+from conftest import invoke, write_lab_inventory
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -26,7 +25,6 @@ from mml_tool.baseline import (
     compare,
     parameters_from_records,
 )
-from mml_tool.cli import cli
 from mml_tool.errors import ConfigError, ParseError
 from mml_tool.lab.config import load_lab_config
 from mml_tool.lab.lab import PASSWORD_ENV, Lab
@@ -95,10 +93,6 @@ def golden(lab: Lab, inventory: Path, tmp_path_factory: pytest.TempPathFactory) 
         result = invoke("snapshot", "-i", inventory, "gold", "-o", path)
     assert result.exit_code == 0, result.output
     return path
-
-
-def invoke(*args: str | Path) -> Result:
-    return CliRunner().invoke(cli, [str(a) for a in args], env={"COLUMNS": "250"})
 
 
 def _values(data: dict[str, Any]) -> dict[str, int]:

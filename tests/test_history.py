@@ -11,17 +11,15 @@ from pathlib import Path
 
 import pytest
 import yaml
-from click.testing import CliRunner, Result
-from conftest import write_lab_inventory
+from conftest import invoke, module_lab, set_command_env, write_lab_inventory
 from prometheus_client.parser import text_string_to_metric_families
 
-from mml_tool.cli import cli
 from mml_tool.errors import ConfigError, HistoryError
 from mml_tool.history import schema
 from mml_tool.history.config import default_path, from_inventory, parse_location
 from mml_tool.history.rows import FindingRow, RunRecord
 from mml_tool.history.store import HistoryStore
-from mml_tool.lab.lab import PASSWORD_ENV, Lab
+from mml_tool.lab.lab import Lab
 from mml_tool.lab.uap import NodeConfig
 
 PASSWORD = "Hist-Lab-Pass-7q"
@@ -32,9 +30,7 @@ START = {"uap-1": 1, "uap-2": 0, "uap-3": 1}  # bit 0 = 1 is non-compliant
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
     nodes = [NodeConfig("uap-1"), NodeConfig("uap-2", layout="vertical"), NodeConfig("uap-3")]
-    workdir = tmp_path_factory.mktemp("history-lab")
-    with Lab(nodes, workdir=workdir, password=PASSWORD, with_gateway=False) as running:
-        yield running
+    yield from module_lab(tmp_path_factory, "history-lab", nodes, PASSWORD)
 
 
 @pytest.fixture(scope="module")
@@ -44,10 +40,7 @@ def inventory(lab: Lab) -> Path:
 
 @pytest.fixture(autouse=True)
 def env(lab: Lab, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.setenv(PASSWORD_ENV, PASSWORD)
-    monkeypatch.setenv("MML_TOOL_AUDIT", str(tmp_path / "audit.jsonl"))
-    monkeypatch.setenv("MML_TOOL_LOCKS", str(tmp_path / "locks"))
-    monkeypatch.setenv("MML_TOOL_OPERATOR", "op-carol")
+    set_command_env(monkeypatch, tmp_path, password=PASSWORD, operator="op-carol")
     monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
     for name, value in START.items():
         lab.node(name).store.set_value("P978", value)
@@ -60,10 +53,6 @@ def unreachable(source: Path, target: Path, host: str = "uap-3") -> Path:
     doc["hosts"][host]["port"] = 1
     target.write_text(yaml.safe_dump(doc, sort_keys=False))
     return target
-
-
-def invoke(*args: str | Path) -> Result:
-    return CliRunner().invoke(cli, [str(a) for a in args], env={"COLUMNS": "250"})
 
 
 def test_fail_apply_pass_timeline_and_since_last(inventory: Path, env: Path) -> None:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from conftest import lab_env
+from conftest import lab_in_env
 from sqlalchemy import select
 
 from mml_tool.cli import cli
@@ -22,13 +22,8 @@ SECRET = "S3cr3t-Hist-Run-8w"
 
 @pytest.fixture
 def run_lab(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Lab, Path]]:
-    with Lab(make_nodes(2), workdir=tmp_path / "lab", password=SECRET) as lab:
-        inventory = lab.write_inventory(tmp_path / "lab" / "inventory.yaml")
-        for key, value in lab_env(inventory).items():
-            monkeypatch.setenv(key, value)
-        monkeypatch.setenv("MML_TOOL_AUDIT", str(tmp_path / "audit.jsonl"))
-        monkeypatch.setenv("MML_TOOL_LOCKS", str(tmp_path / "locks"))
-        yield lab, inventory
+    with lab_in_env(make_nodes(2), tmp_path, monkeypatch, SECRET) as running:
+        yield running
 
 
 def invoke(*args: str | Path) -> tuple[int, str]:

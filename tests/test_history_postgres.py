@@ -11,10 +11,8 @@ from pathlib import Path
 
 import postgres
 import pytest
-from click.testing import CliRunner, Result
-from conftest import write_lab_inventory
+from conftest import invoke, write_lab_inventory
 
-from mml_tool.cli import cli
 from mml_tool.history import schema
 from mml_tool.history.config import from_inventory, parse_location
 from mml_tool.history.store import HistoryStore
@@ -60,10 +58,6 @@ def env(
     monkeypatch.setenv("MML_TOOL_LOCKS", str(tmp_path / "locks"))
     lab.node("uap-1").store.set_value("P978", 1)
     lab.node("uap-2").store.set_value("P978", 0)
-
-
-def invoke(*args: str | Path) -> Result:
-    return CliRunner().invoke(cli, [str(a) for a in args], env={"COLUMNS": "250"})
 
 
 def test_check_apply_check_on_postgres(

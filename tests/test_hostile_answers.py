@@ -13,10 +13,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-import yaml
 from click.testing import CliRunner
 from conftest import RunningLab, StartLab, lab_env
-from hostile import NE, Connection, HostileServer, frame, sfp_table
+from hostile import NE, Connection, HostileServer, frame, inventory_with_hostile, sfp_table
 
 from mml_tool.cli import cli
 from mml_tool.compliance import check_host
@@ -276,17 +275,7 @@ def test_a_forged_ne_in_a_fleet_check_is_that_hosts_error(
     normal: RunningLab, tmp_path: Path
 ) -> None:
     with HostileServer(lst_answer(ne="UAP-X")) as server:
-        doc = yaml.safe_load(normal.inventory_path.read_text(encoding="utf-8"))
-        doc["defaults"].update(timeout=3, connect_timeout=3)
-        doc["defaults"]["known_hosts"] = str(normal.inventory_path.parent / "lab_known_hosts")
-        doc["hosts"]["odd-1"] = {
-            "transport": "tcp",
-            "hostname": "127.0.0.1",
-            "port": server.port,
-            "ne_name": NE,
-        }
-        inventory = tmp_path / "fleet.yaml"
-        inventory.write_text(yaml.safe_dump(doc), encoding="utf-8")
+        inventory = inventory_with_hostile(normal.inventory_path, server, tmp_path / "fleet.yaml")
         report = tmp_path / "r.json"
         env = {**lab_env(normal.inventory_path), "COLUMNS": "250"}
         result = CliRunner().invoke(

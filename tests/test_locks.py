@@ -20,14 +20,12 @@ from typing import Any
 
 import pytest
 import yaml
-from click.testing import CliRunner, Result
-from conftest import write_lab_inventory
+from conftest import invoke, module_lab, write_lab_inventory
 
 import mml_tool as mt
 from mml_tool import _api, audit
 from mml_tool.change import load_record
 from mml_tool.change.lock import lock_dir_for, shared_lock_dir
-from mml_tool.cli import cli
 from mml_tool.errors import LockError
 from mml_tool.inventory import load_inventory
 from mml_tool.lab.lab import PASSWORD_ENV, Lab
@@ -51,9 +49,7 @@ with host_lock(Path(sys.argv[1]), sys.argv[2], change_id="CHG-BOB", operator="bo
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
     nodes = [NodeConfig("uap-1", layout="table"), NodeConfig("uap-2", layout="value")]
-    workdir = tmp_path_factory.mktemp("locks-lab")
-    with Lab(nodes, workdir=workdir, password=PASSWORD, with_gateway=False) as running:
-        yield running
+    yield from module_lab(tmp_path_factory, "locks-lab", nodes, PASSWORD)
 
 
 @pytest.fixture(autouse=True)
@@ -77,10 +73,6 @@ def inventory(lab: Lab, env: Path) -> Path:
     shutil.copy(path.parent / "lab_known_hosts", env / "lab_known_hosts")
     own.write_text(yaml.safe_dump(doc, sort_keys=False), encoding="utf-8")
     return own
-
-
-def invoke(*args: str | Path) -> Result:
-    return CliRunner().invoke(cli, [str(a) for a in args], env={"COLUMNS": "250"})
 
 
 def mods(trail: Path, host: str) -> list[audit.AuditRecord]:

@@ -12,14 +12,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import yaml
-from click.testing import CliRunner, Result
-from conftest import RunningLab, StartLab, lab_env
-from hostile import NE, Connection, HostileServer, frame, sfp_table
+from click.testing import Result
+from conftest import RunningLab, StartLab, invoke_on, lab_env
+from hostile import Connection, HostileServer, frame, inventory_with_hostile, sfp_table
 
 from mml_tool.audit import AuditTrail
 from mml_tool.change import ChangeContext, apply_plan, build_plan
-from mml_tool.cli import cli
 from mml_tool.compliance import check_fleet
 from mml_tool.errors import MmlToolError, ParseError, UnexpectedError
 from mml_tool.fleet import run_fleet
@@ -58,28 +56,11 @@ def hostile() -> Iterator[tuple[HostileServer, OddDigit]]:
 
 def fleet_inventory(normal: RunningLab, server: HostileServer, folder: Path) -> Path:
     """The lab node and the hostile element side by side in one inventory."""
-    doc = yaml.safe_load(normal.inventory_path.read_text(encoding="utf-8"))
-    doc["defaults"].update(timeout=3, connect_timeout=3)
-    doc["defaults"]["known_hosts"] = str(normal.inventory_path.parent / "lab_known_hosts")
-    doc["hosts"]["odd-1"] = {
-        "transport": "tcp",
-        "hostname": "127.0.0.1",
-        "port": server.port,
-        "ne_name": NE,
-    }
-    path = folder / "fleet.yaml"
-    path.write_text(yaml.safe_dump(doc, sort_keys=False), encoding="utf-8")
-    return path
+    return inventory_with_hostile(normal.inventory_path, server, folder / "fleet.yaml")
 
 
 def invoke(normal: RunningLab, tmp_path: Path, *args: str | Path) -> Result:
-    env = {
-        **lab_env(normal.inventory_path),
-        "COLUMNS": "250",
-        "MML_TOOL_AUDIT": str(tmp_path / "audit.jsonl"),
-        "MML_TOOL_LOCKS": str(tmp_path / "locks"),
-    }
-    return CliRunner().invoke(cli, [str(a) for a in args], env=env)
+    return invoke_on(normal, tmp_path, *args)
 
 
 @pytest.mark.parametrize("digit", ODD_DIGITS)

@@ -13,16 +13,14 @@ from typing import Any
 
 import pytest
 import yaml
-from click.testing import CliRunner, Result
-from conftest import write_lab_inventory
+from conftest import invoke, module_lab, set_command_env, write_lab_inventory
 
 from mml_tool import audit
 from mml_tool.change import ApplyRecord, ChangeContext, apply_plan, load_plan, load_record
 from mml_tool.change.record import RecordJournal
-from mml_tool.cli import cli
 from mml_tool.errors import InventoryError, PlanError
 from mml_tool.inventory import load_inventory
-from mml_tool.lab.lab import PASSWORD_ENV, Lab
+from mml_tool.lab.lab import Lab
 from mml_tool.lab.uap import NodeConfig
 
 PASSWORD = "Plan-Integrity-Lab-7q"
@@ -39,9 +37,7 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
         NodeConfig("uap-2", layout="value"),
         NodeConfig("uap-3", layout="vertical"),
     ]
-    workdir = tmp_path_factory.mktemp("plan-integrity-lab")
-    with Lab(nodes, workdir=workdir, password=PASSWORD, with_gateway=False) as running:
-        yield running
+    yield from module_lab(tmp_path_factory, "plan-integrity-lab", nodes, PASSWORD)
 
 
 @pytest.fixture(scope="module")
@@ -51,20 +47,13 @@ def inventory(lab: Lab) -> Path:
 
 @pytest.fixture(autouse=True)
 def env(lab: Lab, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.setenv(PASSWORD_ENV, PASSWORD)
-    monkeypatch.setenv("MML_TOOL_AUDIT", str(tmp_path / "audit.jsonl"))
-    monkeypatch.setenv("MML_TOOL_LOCKS", str(tmp_path / "locks"))
-    monkeypatch.setenv("MML_TOOL_OPERATOR", "op-alice")
+    set_command_env(monkeypatch, tmp_path, password=PASSWORD, operator="op-alice")
     monkeypatch.setenv("MML_PLAN_KEY", KEY)
     monkeypatch.setenv("MML_OTHER_KEY", OTHER_KEY)
     for node in lab.nodes:
         node.store.set_value("P978", START[node.name])
         node.store.set_value("P917", 8192)
     return tmp_path
-
-
-def invoke(*args: str | Path) -> Result:
-    return CliRunner().invoke(cli, [str(a) for a in args], env={"COLUMNS": "250"})
 
 
 def stores(lab: Lab) -> dict[str, dict[str, int]]:

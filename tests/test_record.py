@@ -23,8 +23,7 @@ from typing import Any
 
 import pytest
 import yaml
-from click.testing import CliRunner, Result
-from conftest import write_lab_inventory
+from conftest import invoke, module_lab, write_lab_inventory
 
 from mml_tool import audit, record
 from mml_tool.change import (
@@ -41,7 +40,6 @@ from mml_tool.change import (
     record_json,
     rollback_record,
 )
-from mml_tool.cli import cli
 from mml_tool.errors import RecordError
 from mml_tool.inventory import load_inventory
 from mml_tool.lab.lab import PASSWORD_ENV, Lab
@@ -76,9 +74,7 @@ def _nodes() -> list[NodeConfig]:
 
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
-    workdir = tmp_path_factory.mktemp("record-lab")
-    with Lab(_nodes(), workdir=workdir, password=PASSWORD, with_gateway=False) as running:
-        yield running
+    yield from module_lab(tmp_path_factory, "record-lab", _nodes(), PASSWORD)
 
 
 @pytest.fixture(scope="module")
@@ -110,10 +106,6 @@ def env(lab: Lab, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Env:
     for name, value in START.items():
         lab.node(name).store.set_value("P978", value)
     return result
-
-
-def invoke(*args: str | Path) -> Result:
-    return CliRunner().invoke(cli, [str(a) for a in args], env={"COLUMNS": "250"})
 
 
 def p978(lab: Lab) -> dict[str, int | None]:

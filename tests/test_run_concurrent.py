@@ -10,7 +10,7 @@ from typing import cast
 
 import pytest
 from click.testing import CliRunner
-from conftest import lab_env
+from conftest import lab_in_env
 
 from mml_tool.cli import cli
 from mml_tool.inventory import load_inventory
@@ -24,13 +24,8 @@ NODES = 4
 
 @pytest.fixture
 def lab4(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Lab, Path]]:
-    with Lab(make_nodes(NODES), workdir=tmp_path / "lab", password=SECRET) as lab:
-        inventory = lab.write_inventory(tmp_path / "lab" / "inventory.yaml")
-        for key, value in lab_env(inventory).items():
-            monkeypatch.setenv(key, value)
-        monkeypatch.setenv("MML_TOOL_AUDIT", str(tmp_path / "audit.jsonl"))
-        monkeypatch.setenv("MML_TOOL_LOCKS", str(tmp_path / "locks"))
-        yield lab, inventory
+    with lab_in_env(make_nodes(NODES), tmp_path, monkeypatch, SECRET) as running:
+        yield running
 
 
 def spans(sim: GatewaySimulator) -> dict[str, tuple[float, float]]:

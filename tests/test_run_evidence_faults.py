@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 import yaml
 from click.testing import CliRunner, Result
-from conftest import lab_env
+from conftest import lab_in_env
 
 import mml_tool.workflow
 from mml_tool.cli import cli
@@ -33,13 +33,8 @@ SECRET = "S3cr3t-Evidence-Pass-9"
 def run_lab(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Lab, Path]]:
     """A fresh lab per test (state changes), with credentials in the environment."""
     nodes = [*make_nodes(1, varied=True), NodeConfig("uap-3", params={"P978": 0}, layout="value")]
-    with Lab(nodes, workdir=tmp_path / "lab", password=SECRET) as lab:
-        inventory = lab.write_inventory(tmp_path / "lab" / "inventory.yaml")
-        for key, value in lab_env(inventory).items():
-            monkeypatch.setenv(key, value)
-        monkeypatch.setenv("MML_TOOL_AUDIT", str(tmp_path / "audit.jsonl"))
-        monkeypatch.setenv("MML_TOOL_LOCKS", str(tmp_path / "locks"))
-        yield lab, inventory
+    with lab_in_env(nodes, tmp_path, monkeypatch, SECRET) as running:
+        yield running
 
 
 def invoke(*args: str) -> Result:

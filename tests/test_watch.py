@@ -17,7 +17,7 @@ from typing import IO
 
 import pytest
 from click.testing import CliRunner
-from conftest import write_lab_inventory
+from conftest import module_lab, write_lab_inventory
 from prometheus_client.parser import text_string_to_metric_families
 
 from mml_tool.cli import cli
@@ -39,9 +39,7 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
         # session dies between rounds, as when an element drops it or its idle timeout ends it.
         NodeConfig("drop-1", faults=FaultConfig(drop_after=4)),
     ]
-    workdir = tmp_path_factory.mktemp("watch-lab")
-    with Lab(nodes, workdir=workdir, password=PASSWORD, with_gateway=False) as running:
-        yield running
+    yield from module_lab(tmp_path_factory, "watch-lab", nodes, PASSWORD)
 
 
 @pytest.fixture(scope="module")

@@ -21,6 +21,7 @@ import dataclasses
 import json
 import re
 import secrets
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
@@ -72,6 +73,42 @@ class RunningLab:
 
 
 StartLab = Callable[..., RunningLab]
+
+
+class ReadyFlag:
+    """The gateway simulator's ``one_way_video_ready``: P978 state as the UAP would report it,
+    flipped by tests from any thread; ``asked`` lists the UAP hosts it was asked about."""
+
+    def __init__(self, value: bool = True) -> None:
+        self._lock = threading.Lock()
+        self._value = value
+        self.asked: list[str] = []
+
+    def set(self, value: bool) -> None:
+        with self._lock:
+            self._value = value
+
+    def __call__(self, uap_host: str) -> bool:
+        with self._lock:
+            self.asked.append(uap_host)
+            return self._value
+
+
+class WatchedOutput:
+    """A text stream for ``run_lab_foreground(out=...)``: keeps what is written and sets
+    ``ready`` at the first write, so a test waits on an event, not a sleep."""
+
+    def __init__(self) -> None:
+        self.text = ""
+        self.ready = threading.Event()
+
+    def write(self, s: str) -> int:
+        self.text += s
+        self.ready.set()
+        return len(s)
+
+    def flush(self) -> None:
+        pass
 
 
 @pytest.fixture(scope="session", autouse=True)

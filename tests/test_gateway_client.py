@@ -11,6 +11,7 @@ from typing import Any
 
 import httpx
 import pytest
+from conftest import ReadyFlag
 
 from mml_tool.errors import ConfigError, GatewayError
 from mml_tool.gateway.client import GatewayClient, GatewayEvent, describe_retcode
@@ -20,20 +21,6 @@ from mml_tool.secret import Secret
 
 PASSWORD = "Agent-Pa55word!"
 BASE = "/agentgateway/resource"
-
-
-class ReadyFlag:
-    def __init__(self, value: bool = True) -> None:
-        self._lock = threading.Lock()
-        self._value = value
-
-    def set(self, value: bool) -> None:
-        with self._lock:
-            self._value = value
-
-    def __call__(self, uap_host: str) -> bool:
-        with self._lock:
-            return self._value
 
 
 def make_sim(tmp_path: Path, **kwargs: Any) -> GatewaySimulator:

@@ -15,6 +15,7 @@ from typing import Any
 
 import httpx
 import pytest
+from conftest import ReadyFlag
 
 from mml_tool.lab.certs import write_lab_certificates
 from mml_tool.lab.gateway import (
@@ -35,24 +36,6 @@ SIGN_IN = {
 }
 JSON = {"Content-Type": "application/json; charset=UTF-8"}
 STOP_RECORD = "AgentMediaEvent_StopRecordDone"
-
-
-class ReadyFlag:
-    """P978 state as the UAP would report it; flipped by tests from any thread."""
-
-    def __init__(self, value: bool = True) -> None:
-        self._lock = threading.Lock()
-        self._value = value
-        self.asked: list[str] = []
-
-    def set(self, value: bool) -> None:
-        with self._lock:
-            self._value = value
-
-    def __call__(self, uap_host: str) -> bool:
-        with self._lock:
-            self.asked.append(uap_host)
-            return self._value
 
 
 @pytest.fixture

@@ -7,7 +7,7 @@ import os
 import threading
 from pathlib import Path
 
-from conftest import lab_env
+from conftest import WatchedOutput, lab_env
 
 from mml_tool.compliance import check_fleet
 from mml_tool.inventory import load_inventory
@@ -47,20 +47,7 @@ def test_mml_tool_lab_with_processes_serves_and_stops(tmp_path: Path) -> None:
     """`mml-tool lab --processes 2`: one ready line, an inventory whose nodes answer, and no
     worker left once it is told to stop."""
 
-    class Out:
-        def __init__(self) -> None:
-            self.text = ""
-            self.ready = threading.Event()
-
-        def write(self, s: str) -> int:
-            self.text += s
-            self.ready.set()
-            return len(s)
-
-        def flush(self) -> None:
-            pass
-
-    out, stop = Out(), threading.Event()
+    out, stop = WatchedOutput(), threading.Event()
     inv = tmp_path / "inventory.yaml"
     before = set(multiprocessing.active_children())
     runner = threading.Thread(

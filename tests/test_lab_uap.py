@@ -17,6 +17,7 @@ from pathlib import Path
 import paramiko
 import pytest
 import yaml
+from conftest import WatchedOutput
 
 from mml_tool.errors import ConfigError
 from mml_tool.inventory import load_inventory
@@ -723,20 +724,7 @@ def test_lab_env_quotes_any_password_for_the_shell(tmp_path: Path) -> None:
 
 
 def test_run_lab_foreground_prints_one_ready_line(tmp_path: Path) -> None:
-    class Out:
-        def __init__(self) -> None:
-            self.text = ""
-            self.ready = threading.Event()
-
-        def write(self, s: str) -> int:
-            self.text += s
-            self.ready.set()
-            return len(s)
-
-        def flush(self) -> None:
-            pass
-
-    out, stop = Out(), threading.Event()
+    out, stop = WatchedOutput(), threading.Event()
     inv = tmp_path / "inventory.yaml"
     runner = threading.Thread(
         target=run_lab_foreground,

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import json
 import logging
-import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import ReadyFlag
 
 from mml_tool.errors import ConfigError
 from mml_tool.gateway.client import GatewayClient
@@ -25,22 +25,6 @@ from mml_tool.lab.gateway import AgentSpec, EventDelays, GatewayFaults, GatewayS
 from mml_tool.secret import Secret
 
 PASSWORD = "Video-Agent-pw1"
-
-
-class ReadyFlag:
-    """Whether P978 bit 0 is 0 on the UAP; flipped from the test thread."""
-
-    def __init__(self, value: bool) -> None:
-        self._lock = threading.Lock()
-        self._value = value
-
-    def set(self, value: bool) -> None:
-        with self._lock:
-            self._value = value
-
-    def __call__(self, uap_host: str) -> bool:
-        with self._lock:
-            return self._value
 
 
 @pytest.fixture

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 
 import click
@@ -21,6 +22,7 @@ from mml_tool.cli._common import (
 from mml_tool.cli._console import EXIT_ERROR, echo, err_console, fail
 from mml_tool.cli._render import show_plan
 from mml_tool.cli.check import _check
+from mml_tool.policy import Finding
 from mml_tool.results import FindingStatus
 from mml_tool.secret import Secret
 
@@ -103,23 +105,25 @@ def plan(
     show_plan(new_plan, output)
     signed = f", signed with the plan_signing_key of {inventory_path}" if key else ""
     echo(f"plan written: {output} (sha256 {digest[:16]}...{signed})")
-    for finding in undecided:
-        what = f"{finding.host} {finding.control_id}: {finding.error}"
-        err_console.print(
-            f"[yellow]not planned[/] {escape(what)}",
-            highlight=False,
-        )
-    planned = {(s.host, s.control_id) for s in new_plan.steps}
-    for finding in done.result.findings:  # non-compliant, but the policy names no change
-        if (
-            finding.status == FindingStatus.FAIL
-            and (finding.host, finding.control_id) not in planned
-        ):
-            what = f"{finding.host} {finding.control_id}: {finding.actual}"
-            what += " (check-only: the policy names no remediation)"
-            err_console.print(f"[yellow]not planned[/] {escape(what)}", highlight=False)
+    for what in _not_planned(done.result.findings, new_plan):
+        err_console.print(f"[yellow]not planned[/] {escape(what)}", highlight=False)
     if undecided:
         sys.exit(EXIT_ERROR)
+
+
+def _not_planned(findings: Sequence[Finding], new_plan: Plan) -> list[str]:
+    """The hosts and controls the plan leaves out: those not decided, then those found
+    non-compliant for which the policy names no change."""
+    planned = {(s.host, s.control_id) for s in new_plan.steps}
+    lines = [
+        f"{f.host} {f.control_id}: {f.error}" for f in findings if f.status == FindingStatus.ERROR
+    ]
+    lines += [
+        f"{f.host} {f.control_id}: {f.actual} (check-only: the policy names no remediation)"
+        for f in findings
+        if f.status == FindingStatus.FAIL and (f.host, f.control_id) not in planned
+    ]
+    return lines
 
 
 def _plan_output_usable(output: Path, force: bool) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 from mml_tool.mml.command import mask_text
@@ -49,31 +49,39 @@ def _command_line(run: Any) -> str:
 def _problems(report: Report) -> list[str]:
     """Every failure and error with its reason, as plain lines (ticket systems often do not
     render HTML, so nothing that explains a result may live only inside <details>)."""
-    lines = []
+    return [*_finding_problems(report), *_change_problems(report), *_gateway_problems(report)]
+
+
+def _finding_problems(report: Report) -> Iterator[str]:
     for f in report.ordered():
         if f.status == "fail":
-            lines.append(f"{f.host} {f.control_id}: non-compliant: expected {f.expected}, "
-                         f"actual {f.actual}")  # fmt: skip
+            yield (f"{f.host} {f.control_id}: non-compliant: expected {f.expected}, "
+                   f"actual {f.actual}")  # fmt: skip
         elif f.status == "error":
-            lines.append(f"{f.host} {f.control_id}: not decided: {f.error or 'error'}")
+            yield f"{f.host} {f.control_id}: not decided: {f.error or 'error'}"
+
+
+def _change_problems(report: Report) -> Iterator[str]:
     for c in report.ordered_changes():
         status = _change_status(c)
         if status not in _CHANGE_OK:
             error = f": {c.get('error')}" if c.get("error") else ""
-            lines.append(f"{c.get('host')} {c.get('control') or ''}: {status}{error}")
+            yield f"{c.get('host')} {c.get('control') or ''}: {status}{error}"
+
+
+def _gateway_problems(report: Report) -> Iterator[str]:
     for g in gateway_results(report.verification):
         gateway = g.get("gateway") or "gateway"
         for d in g.get("directions") or []:
             if not d.get("ok"):
-                lines.append(
+                yield (
                     f"gateway {gateway} videoDirection {d.get('direction')}: FAIL: "
                     f"{d.get('reason') or ''}"
                 )
         if g.get("error"):
-            lines.append(f"gateway {gateway}: could not verify: {g['error']}")
+            yield f"gateway {gateway}: could not verify: {g['error']}"
         if g.get("cleanup_error"):
-            lines.append(f"gateway {gateway}: cleanup: {g['cleanup_error']}")
-    return lines
+            yield f"gateway {gateway}: cleanup: {g['cleanup_error']}"
 
 
 def _counts_line(report: Report) -> str:

@@ -118,8 +118,23 @@ class MmlConnection(_MmlCommands):
         payload = "".join(
             render_report(dataclasses.replace(r, serial=self.serial)) for r in outcome.reports
         )
+        if not self._send_reply(payload, cmd.key if cmd is not None else ""):
+            return False
+        if self.stalled:
+            return True
+        if outcome.close_after:
+            self.close()
+            return False
+        if faults.drop_after is not None and self.count >= faults.drop_after:
+            self.drop()
+            return False
+        return True
+
+    def _send_reply(self, payload: str, key: str) -> bool:
+        """Send the reply to command ``key`` as the reply faults say: damaged, cut off (then
+        False: the connection is dropped) or never ended (``stalled``)."""
+        faults = self.node.config.faults
         data = payload.encode(self.encoding)
-        key = cmd.key if cmd is not None else ""
         if self._hits(faults.garbage_reply, key):
             self.conn.sendall(_garbage().encode(self.encoding))
         elif self._hits(faults.drop_mid_response, key):
@@ -130,15 +145,8 @@ class MmlConnection(_MmlCommands):
             cut = payload.rfind(END_LINE)
             self.conn.sendall(payload[:cut].encode(self.encoding))
             self.stalled = True
-            return True
         else:
             self.conn.sendall(data)
-        if outcome.close_after:
-            self.close()
-            return False
-        if faults.drop_after is not None and self.count >= faults.drop_after:
-            self.drop()
-            return False
         return True
 
     def _echo_prefix(self) -> str:

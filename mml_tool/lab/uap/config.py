@@ -219,6 +219,13 @@ class NodeConfig:
         self._check_echo_prefix()
         self.authorized_keys = tuple(self.authorized_keys)
         self.public_keys()  # refuse a bad line now, not at the first connection
+        self._check_choices()
+        self.offices = tuple(self.offices)
+        self._check_offices()
+        self._check_params()
+
+    def _check_choices(self) -> None:
+        """The settings that take one of a few values."""
         if self.layout not in LAYOUTS:
             raise ConfigError(f"node {self.name}: layout must be one of {', '.join(LAYOUTS)}")
         if self.language not in LANGUAGES:
@@ -231,13 +238,16 @@ class NodeConfig:
             raise ConfigError(f"node {self.name}: unknown_param must be 'error' or 'empty'")
         if self.page_size < 1:
             raise ConfigError(f"node {self.name}: page_size must be >= 1")
-        self.offices = tuple(self.offices)
+
+    def _check_offices(self) -> None:
         numbers = set()
         for office in self.offices:
             office.check(self.name)
             if office.number in numbers:
                 raise ConfigError(f"node {self.name}: office direction {office.number} twice")
             numbers.add(office.number)
+
+    def _check_params(self) -> None:
         for pid, value in self.params.items():
             if not PID_RE.fullmatch(pid):
                 raise ConfigError(f"node {self.name}: parameter id {pid!r} must look like P978")

@@ -10,6 +10,3 @@ from mml_tool.lab.gateway.handlers.calls import _AgentCalls
 
 class _Handlers(_AgentCalls):
     """Every agent interface (sign-in, events, calls); the state is the simulator's."""
-
-
-__all__ = ["_Handlers"]

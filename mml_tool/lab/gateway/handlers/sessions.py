@@ -1,4 +1,5 @@
-"""Agent sessions of the gateway simulator: sign-in, GUIDs, the event queue and its long poll."""
+"""Agent sessions of the gateway simulator: sign-in, GUIDs, events and their long poll,
+and the sweep that signs out idle agents and retires expired GUIDs."""
 
 from __future__ import annotations
 

@@ -27,7 +27,7 @@ from mml_tool.change import (
 )
 from mml_tool.change.record import RecordJournal, default_fallback_dirs
 from mml_tool.compliance import check_fleet
-from mml_tool.errors import ConfigError, RecordError
+from mml_tool.errors import ConfigError, InventoryError, RecordError
 from mml_tool.exitcodes import ExitCode
 from mml_tool.fleet import DEFAULT_WORKERS
 from mml_tool.gateway.verify import VerifyResult, verify_gateway
@@ -52,7 +52,7 @@ def gateways_for(inventory: Inventory, hosts: Sequence[HostConfig]) -> list[str]
     """The gateways the selected hosts name; every host must name one to be verified."""
     missing = [h.name for h in hosts if not h.gateway]
     if missing:
-        raise ConfigError(
+        raise InventoryError(
             f"{inventory.path}: host(s) {', '.join(missing)} name no `gateway`; `run` proves "
             "the change through the CC-Gateway. Add `gateway:` to them (see gateways:)."
         )

@@ -283,6 +283,6 @@ def test_a_misspelt_history_key_is_named_before_anything_is_read(tmp_path: Path)
     inventory = tmp_path / "inv.yaml"
     inventory.write_text("hosts: {}\nhistory:\n  url: h.sqlite\n  passwrd: ${X}\n")
     result = invoke("check", "-i", inventory)
-    assert result.exit_code == 1, result.output  # as any other inventory error
+    assert result.exit_code == 2, result.output  # as any other inventory error
     assert "history: unknown key 'passwrd': did you mean 'password'?" in result.output
     assert result.exception is None or isinstance(result.exception, SystemExit)

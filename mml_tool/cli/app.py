@@ -21,9 +21,9 @@ from typing import Any, NoReturn
 import click
 
 from mml_tool import __version__
-from mml_tool.cli._console import EXIT_ERROR, fail
+from mml_tool.cli._console import EXIT_ERROR, EXIT_USAGE, fail
 from mml_tool.cli._context import CliContext
-from mml_tool.errors import MmlToolError
+from mml_tool.errors import InventoryError, MmlToolError
 
 # name -> (module under mml_tool.cli, function, the one line `mml-tool --help` shows). The line
 # is kept here so listing the commands imports none of them; a test holds it to the docstring.
@@ -115,7 +115,7 @@ def _verbose_after_subcommand(ctx: click.Context, param: click.Parameter, value:
 
 class _Group(click.Group):
     """Loads a command when it is used; turns the library's errors into one clear line and exit
-    code 1 (2 for bad input)."""
+    code 1 (2 for a bad inventory and other bad input)."""
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted({*COMMANDS, *self.commands})
@@ -159,6 +159,10 @@ class _Group(click.Group):
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
+        except InventoryError as exc:
+            # Every inventory error (its shape, a value, a secret that cannot be read) is
+            # found before any host is connected to: a usage error, as a bad policy file is.
+            fail(str(exc), EXIT_USAGE)
         except MmlToolError as exc:
             fail(str(exc), EXIT_ERROR)
         except KeyboardInterrupt:

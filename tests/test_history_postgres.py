@@ -6,14 +6,17 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import postgres
 import pytest
 from conftest import invoke, write_lab_inventory
+from sqlalchemy import text
 
 from mml_tool.history import schema
+from mml_tool.history import store as store_module
 from mml_tool.history.config import from_inventory, parse_location
 from mml_tool.history.store import HistoryStore
 from mml_tool.lab.lab import PASSWORD_ENV, Lab
@@ -115,3 +118,34 @@ def test_wrong_password_is_a_warning_never_printed(
     assert "history not recorded" in caplog.text
     assert "password authentication failed" in caplog.text
     assert wrong not in caplog.text and wrong not in result.output
+
+
+def test_a_write_held_up_by_a_lock_ends_within_the_timeout_as_a_warning(
+    pg: postgres.PostgresServer, lab: Lab, monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture, tmp_path: Path,
+) -> None:  # fmt: skip
+    # The bound is 15 s; 1 s here so the test ends in seconds (the same code path).
+    monkeypatch.setattr(store_module, "STATEMENT_TIMEOUT_MS", 1000)
+    inventory = write_lab_inventory(lab, timeout=5, connect_timeout=5)
+    location = parse_location(pg.url, where="t")
+    with HistoryStore.open(location) as store, store.engine.connect() as other:
+        before = len(store.runs(limit=100000))
+        # Another connection (a report, a vacuum, a stuck job) holds the runs table.
+        other.execute(text("LOCK TABLE runs IN ACCESS EXCLUSIVE MODE"))
+        started = time.monotonic()
+        report = tmp_path / "r.json"
+        result = invoke("check", "-i", inventory, "--history", pg.url, "--report", f"json:{report}")
+        took = time.monotonic() - started
+        other.rollback()
+        assert result.exit_code == 100, result.output  # the check's own result stands
+        assert json.loads(report.read_text())["since_last"] is None
+        assert "history not recorded" in caplog.text and "cannot write" in caplog.text
+        assert "due to statement timeout" in caplog.text or "due to lock timeout" in caplog.text
+        assert pg.password not in caplog.text
+        assert 1 <= took < 1 + 10, took  # held by the lock, then let go; the check is quick
+        print(f"check with a locked history: {took:.2f} s")
+        assert len(store.runs(limit=100000)) == before  # nothing half-written
+    # Once the lock is gone, the same command records again.
+    assert invoke("check", "-i", inventory, "--history", pg.url).exit_code == 100
+    with HistoryStore.open(location) as store:
+        assert len(store.runs(limit=100000)) == before + 1

@@ -25,6 +25,8 @@ from mml_tool.lab.uap import NodeConfig
 PASSWORD = "Hist-Lab-Pass-7q"
 CONTROL = "UAP-SFP-P978-B0"
 START = {"uap-1": 1, "uap-2": 0, "uap-3": 1}  # bit 0 = 1 is non-compliant
+SAMPLES = Path(__file__).parent / "samples" / "history"
+OLD_PATH = "/srv/old-checkout/inventory.yaml"  # the inventory of the runs in the v1 samples
 
 
 @pytest.fixture(scope="module")
@@ -286,3 +288,96 @@ def test_a_misspelt_history_key_is_named_before_anything_is_read(tmp_path: Path)
     assert result.exit_code == 2, result.output  # as any other inventory error
     assert "history: unknown key 'passwrd': did you mean 'password'?" in result.output
     assert result.exception is None or isinstance(result.exception, SystemExit)
+
+
+# -- the key "since last run" compares by: the inventory's name:, else its path
+
+
+def placed(source: Path, folder: Path, name: str | None) -> Path:
+    """``source`` copied into ``folder`` (as a second checkout), with ``name:`` when given."""
+    doc = yaml.safe_load(source.read_text())
+    doc["defaults"]["known_hosts"] = str(source.parent / doc["defaults"]["known_hosts"])
+    if name is not None:
+        doc = {"name": name, **doc}
+    folder.mkdir(parents=True, exist_ok=True)
+    target = folder / "inventory.yaml"
+    target.write_text(yaml.safe_dump(doc, sort_keys=False))
+    return target
+
+
+def since_last(env: Path, inventory: Path, store: Path) -> dict[str, object]:
+    report = env / "since.json"
+    result = invoke("check", "-i", inventory, "--history", store, "--report", f"json:{report}")
+    assert result.exit_code in (0, 100), result.output
+    since: dict[str, object] = json.loads(report.read_text())["since_last"]
+    return since
+
+
+def test_a_named_inventory_keeps_its_history_across_checkouts(
+    lab: Lab, inventory: Path, env: Path
+) -> None:
+    store = env / "h.sqlite"
+    first = placed(inventory, env / "checkout-a", "east-fleet")
+    assert since_last(env, first, store)["previous_run"] is None
+    lab.node("uap-1").store.set_value("P978", 0)
+    # The same inventory checked out elsewhere (or moved): the same key, the same history.
+    moved = placed(inventory, env / "checkout-b", "east-fleet")
+    since = since_last(env, moved, store)
+    assert since["previous_run"] == 1
+    assert [t["host"] for t in since["fixed"]] == ["uap-1"]  # type: ignore[attr-defined]
+    runs = invoke("history", "runs", "--history", store, "--json")
+    assert [r["scope"] for r in json.loads(runs.output)] == ["east-fleet", "east-fleet"]
+    assert {r["inventory"] for r in json.loads(runs.output)} == {str(first), str(moved)}
+    table = invoke("history", "runs", "--history", store)
+    assert table.exit_code == 0 and "east-fleet" in table.output and "key" in table.output
+
+
+def test_two_inventories_at_one_path_do_not_mix(inventory: Path, env: Path) -> None:
+    store = env / "h.sqlite"
+    path = placed(inventory, env / "checkout", "east-fleet")
+    assert since_last(env, path, store)["previous_run"] is None
+    path = placed(inventory, env / "checkout", "west-fleet")  # another inventory, same path
+    assert since_last(env, path, store)["previous_run"] is None
+    path = placed(inventory, env / "checkout", None)  # unnamed: keyed on its path, as before
+    assert since_last(env, path, store)["previous_run"] is None
+    assert since_last(env, path, store)["previous_run"] == 3
+    runs = invoke("history", "runs", "--history", store, "--json")
+    assert [r["scope"] for r in json.loads(runs.output)][:2] == [str(path), str(path)]
+
+
+@pytest.mark.parametrize(
+    ("value", "why"),
+    [("east/fleet", "letters, digits"), ("", "letters, digits"), ("x" * 200, "at most 128")],
+)
+def test_a_bad_inventory_name_is_a_usage_error(tmp_path: Path, value: str, why: str) -> None:
+    inv = tmp_path / "inv.yaml"
+    inv.write_text(yaml.safe_dump({"name": value, "hosts": {}}))
+    result = invoke("check", "-i", inv, "--no-history")
+    assert result.exit_code == 2, result.output
+    assert f"{inv}: top level: field 'name'" in result.output and why in result.output
+
+
+def test_a_version_1_store_is_upgraded_and_its_runs_stay_readable(
+    inventory: Path, env: Path
+) -> None:
+    store = env / "v1.sqlite"
+    store.write_bytes((SAMPLES / "v1.sqlite").read_bytes())  # made by the version-1 code
+    with HistoryStore.open(parse_location(str(store), where="t")) as opened:
+        assert opened.version == schema.SCHEMA_VERSION == 2
+        old = opened.runs()
+        assert [(r.id, r.command, r.scope, r.inventory) for r in old] == [
+            (3, "check", OLD_PATH, OLD_PATH),
+            (2, "apply", OLD_PATH, OLD_PATH),
+            (1, "check", OLD_PATH, OLD_PATH),
+        ]
+        (line,) = opened.timelines(host="uap-1")
+        assert [c.now for c in line.changes] == ["fail", "pass"]
+        # The old runs keep their path key: a new run of that path compares with them.
+        at = datetime(2026, 11, 3, tzinfo=timezone.utc)
+        new = opened.record(RunRecord("check", at, at, OLD_PATH, "uap-sfp", "a" * 64, 100,
+                                      scope=OLD_PATH,
+                                      findings=[FindingRow("uap-1", CONTROL, "fail")]))  # fmt: skip
+        since = opened.since_last(new)
+        assert since.previous_run == 3 and [t.host for t in since.new_failures] == ["uap-1"]
+    shown = invoke("history", "runs", "--history", store, "--json")
+    assert [r["scope"] for r in json.loads(shown.output)] == [OLD_PATH] * 4

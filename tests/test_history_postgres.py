@@ -13,7 +13,8 @@ from pathlib import Path
 import postgres
 import pytest
 from conftest import invoke, write_lab_inventory
-from sqlalchemy import text
+from sqlalchemy import create_engine, text
+from sqlalchemy.pool import NullPool
 
 from mml_tool.history import schema
 from mml_tool.history import store as store_module
@@ -149,3 +150,40 @@ def test_a_write_held_up_by_a_lock_ends_within_the_timeout_as_a_warning(
     assert invoke("check", "-i", inventory, "--history", pg.url).exit_code == 100
     with HistoryStore.open(location) as store:
         assert len(store.runs(limit=100000)) == before + 1
+
+
+def test_a_version_1_store_is_upgraded_in_place(pg: postgres.PostgresServer) -> None:
+    old_path = "/srv/old-checkout/inventory.yaml"
+    dump = Path(__file__).parent / "samples" / "history" / "v1-postgresql.sql"
+    admin = parse_location(pg.url, where="t")
+    with HistoryStore.open(admin) as store:
+        engine = store.engine.execution_options(isolation_level="AUTOCOMMIT")
+        with engine.connect() as conn:
+            conn.execute(text("DROP DATABASE IF EXISTS made_by_v1"))
+            conn.execute(text("CREATE DATABASE made_by_v1"))
+    location = parse_location(pg.url.rsplit("/", 1)[0] + "/made_by_v1", where="t")
+    # The store as mml-tool's version-1 code left it (its tables, rows and version).
+    raw = create_engine(location.connect_url(), isolation_level="AUTOCOMMIT", poolclass=NullPool)
+    try:
+        with raw.connect() as conn:  # the dump sets its own search_path: its own connection
+            conn.exec_driver_sql(dump.read_text())
+        with raw.connect() as conn:
+            assert conn.exec_driver_sql("SELECT value FROM mml_tool_meta").scalar() == "1"
+    finally:
+        raw.dispose()
+    with HistoryStore.open(location) as store:
+        assert store.version == schema.SCHEMA_VERSION == 2
+        runs = store.runs()
+        assert [(r.id, r.command, r.scope, r.inventory) for r in runs] == [
+            (3, "check", old_path, old_path),
+            (2, "apply", old_path, old_path),
+            (1, "check", old_path, old_path),
+        ]
+        (line,) = store.timelines(host="uap-1")
+        assert [c.now for c in line.changes] == ["fail", "pass"]
+        with store.engine.connect() as conn:
+            indexes = {r[0] for r in conn.exec_driver_sql(
+                "SELECT indexname FROM pg_indexes WHERE tablename = 'runs'")}  # fmt: skip
+        assert "ix_runs_key" in indexes
+    with HistoryStore.open(location) as store:  # opened again: nothing left to upgrade
+        assert store.version == 2 and len(store.runs()) == 3

@@ -185,7 +185,7 @@ def runs(
         click.echo(json.dumps([r.to_dict() for r in found], indent=2, ensure_ascii=False))
         return
     table = Table("run", "command", "started", "took", "exit", "hosts", "pass", "fail", "error",
-                  "waived", "change", "operator@machine", "inventory")  # fmt: skip
+                  "waived", "change", "operator@machine", "key", "inventory")  # fmt: skip
     for r in found:
         table.add_row(
             str(r.id),
@@ -200,6 +200,7 @@ def runs(
             str(r.waived),
             Text(r.change_id or "-"),
             Text(f"{r.operator}@{r.machine}"),
+            Text(r.scope),
             Text(r.inventory),
         )
     _console().print(table)

@@ -8,6 +8,7 @@ The location is shown with the password hidden; the password travels as a ``Secr
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 from collections.abc import Mapping
@@ -105,6 +106,29 @@ def parse_location(
         if not path.is_absolute():
             url = url.set(database=str(base / path))
     return HistoryLocation(url, password)
+
+
+def inventory_name(path: Path) -> str | None:
+    """The inventory's ``name:`` (the key of its runs), None when it has none. The command
+    loaded the inventory before (a bad name is refused there); read again, as ``history:`` is,
+    once per version of the file (a watch records a round every few seconds)."""
+    try:
+        stat = path.stat()
+    except OSError:
+        return None
+    return _name(str(path.resolve()), stat.st_mtime_ns, stat.st_size)
+
+
+@functools.lru_cache(maxsize=16)
+def _name(path: str, mtime_ns: int, size: int) -> str | None:
+    try:
+        doc = load_yaml(Path(path).read_bytes(), path, InventoryError)
+    except Exception:  # the inventory loader reports a broken file with its own message
+        return None
+    name = doc.get("name") if isinstance(doc, dict) else None
+    if isinstance(name, int) and not isinstance(name, bool):
+        name = str(name)
+    return name if isinstance(name, str) and name else None
 
 
 def from_inventory(path: Path, env: Mapping[str, str] | None = None) -> HistoryLocation | None:

@@ -110,8 +110,18 @@ def _time(iso: str | None, default: datetime) -> datetime:
 
 
 def scope(inventory_path: Path | str | None) -> str:
-    """The inventory as the store keys it: its absolute path."""
+    """The inventory file's absolute path (the runs' ``inventory`` column)."""
     return str(Path(inventory_path).resolve()) if inventory_path else ""
+
+
+def inventory_key(inventory_path: Path | str | None) -> str:
+    """What since_last compares runs by: the inventory's ``name:`` (the same inventory in any
+    folder), else its absolute path."""
+    if not inventory_path:
+        return ""
+    from mml_tool.history.config import inventory_name
+
+    return inventory_name(Path(inventory_path)) or scope(inventory_path)
 
 
 def finding_rows(findings: Iterable[Any]) -> list[FindingRow]:
@@ -148,6 +158,7 @@ def findings_run(
         started=started,
         finished=finished,
         inventory=scope(inventory_path),
+        scope=inventory_key(inventory_path),
         policy_name=policy_name,
         policy_sha256=policy_sha256,
         exit_code=exit_code,
@@ -252,6 +263,7 @@ def after_change(
         started=_time(record.started, s.started),
         finished=_time(record.finished, utc_now()),
         inventory=scope(inventory_path),
+        scope=inventory_key(inventory_path),
         policy_name=str(getattr(policy, "name", "") or getattr(policy, "policy_name", "")),
         policy_sha256=str(getattr(policy, "sha256", "") or getattr(policy, "policy_sha256", "")),
         exit_code=exit_code,
@@ -286,6 +298,7 @@ def after_verify(result: Any, inventory_path: Path, exit_code: int) -> None:
         started=s.started,
         finished=utc_now(),
         inventory=scope(inventory_path),
+        scope=inventory_key(inventory_path),
         policy_name="",
         policy_sha256="",
         exit_code=exit_code,

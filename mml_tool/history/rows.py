@@ -58,6 +58,7 @@ class RunRecord:
     change_id: str | None = None
     operator: str = ""
     tool_version: str = ""
+    scope: str = ""  # the key since_last compares by (the inventory's name:); "": its path
     findings: list[FindingRow] = field(default_factory=list)
     changes: list[ChangeRow] = field(default_factory=list)
     verifications: list[VerificationRow] = field(default_factory=list)
@@ -115,6 +116,7 @@ class RunSummary:
     failed: int
     errors: int
     waived: int
+    scope: str = ""  # the inventory's name:, else its path
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -124,6 +126,7 @@ class RunSummary:
             "finished": _iso(self.finished),
             "duration_seconds": round((self.finished - self.started).total_seconds(), 3),
             "inventory": self.inventory,
+            "scope": self.scope,
             "policy": self.policy_name,
             "change_id": self.change_id,
             "operator": self.operator,

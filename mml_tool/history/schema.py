@@ -24,10 +24,12 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    inspect,
     select,
+    text,
 )
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 UPGRADE_LOCK_ID = 0x6D6D6C  # PostgreSQL advisory lock held while a store is upgraded
 
 metadata = MetaData()
@@ -47,7 +49,9 @@ runs = Table(
     Column("command", String(16), nullable=False),
     Column("started", DateTime(timezone=True), nullable=False),
     Column("finished", DateTime(timezone=True), nullable=False),
-    Column("inventory", String(1024), nullable=False),  # resolved path: the scope of since_last
+    Column("inventory", String(1024), nullable=False),  # the file's absolute path, as run
+    # What since_last compares by: the inventory's name:, else its path (version 2).
+    Column("scope", String(1024), nullable=False, server_default=""),
     Column("policy_name", String(255), nullable=False),
     Column("policy_sha256", String(64), nullable=False),
     Column("change_id", String(128)),
@@ -62,6 +66,7 @@ runs = Table(
     Column("waived", Integer, nullable=False),
     Index("ix_runs_started", "started"),
     Index("ix_runs_scope", "inventory", "policy_sha256", "started"),
+    Index("ix_runs_key", "scope", "policy_sha256", "started"),
 )
 
 findings = Table(
@@ -109,10 +114,20 @@ DATA_TABLES = (findings, changes, verifications)  # rows that belong to a run
 
 
 def _v1(conn: Connection) -> None:
-    metadata.create_all(conn, tables=[runs, *DATA_TABLES])
+    metadata.create_all(conn, tables=[runs, *DATA_TABLES])  # an empty store: as defined now
 
 
-UPGRADES: list[Callable[[Connection], None]] = [_v1]  # UPGRADES[n-1] makes version n
+def _v2(conn: Connection) -> None:
+    """runs.scope, the key of since_last: a version-1 run keeps the key it had, its path."""
+    if "scope" not in {c["name"] for c in inspect(conn).get_columns("runs")}:
+        conn.execute(text("ALTER TABLE runs ADD COLUMN scope VARCHAR(1024) NOT NULL DEFAULT ''"))
+    conn.execute(runs.update().where(runs.c.scope == "").values(scope=runs.c.inventory))
+    for index in runs.indexes:
+        if index.name == "ix_runs_key":
+            index.create(conn, checkfirst=True)
+
+
+UPGRADES: list[Callable[[Connection], None]] = [_v1, _v2]  # UPGRADES[n-1] makes version n
 
 
 def stored_version(conn: Connection) -> int:

@@ -122,6 +122,7 @@ class HistoryStore:
                     started=run.started,
                     finished=run.finished,
                     inventory=run.inventory[:1024],
+                    scope=(run.scope or run.inventory)[:1024],
                     policy_name=run.policy_name[:255],
                     policy_sha256=run.policy_sha256[:64],
                     change_id=run.change_id,
@@ -165,7 +166,8 @@ class HistoryStore:
     # -- reading
 
     def since_last(self, run_id: int) -> SinceLast:
-        """Compare run ``run_id`` with the previous check-kind run of its inventory and policy."""
+        """Compare run ``run_id`` with the previous check-kind run of its inventory key (name:,
+        else path) and policy."""
         r = schema.runs
         with self._begin("read") as conn:
             this = conn.execute(select(r).where(r.c.id == run_id)).one()
@@ -173,7 +175,7 @@ class HistoryStore:
                 select(r.c.id, r.c.started)
                 .where(
                     and_(
-                        r.c.inventory == this.inventory,
+                        r.c.scope == this.scope,
                         r.c.policy_sha256 == this.policy_sha256,
                         r.c.command.in_(CHECK_COMMANDS),
                         r.c.id != run_id,
@@ -236,18 +238,20 @@ class HistoryStore:
                 row.failed,
                 row.errors,
                 row.waived,
+                row.scope,
             )
             for row in rows
         ]
 
-    def last_success(self, inventory: str, policy_sha256: str) -> datetime | None:
-        """When the last check-kind run of this inventory and policy decided every host."""
+    def last_success(self, scope: str, policy_sha256: str) -> datetime | None:
+        """When the last check-kind run of this inventory key (its name:, else its path) and
+        policy decided every host."""
         r = schema.runs
         with self._begin("read") as conn:
             value = conn.execute(
                 select(func.max(r.c.finished)).where(
                     and_(
-                        r.c.inventory == inventory,
+                        r.c.scope == scope,
                         r.c.policy_sha256 == policy_sha256,
                         r.c.command.in_(CHECK_COMMANDS),
                         r.c.exit_code.in_((0, 100)),

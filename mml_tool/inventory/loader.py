@@ -19,6 +19,7 @@ from mml_tool.inventory.literals import written_out_warnings
 from mml_tool.inventory.models import (
     _NAME_RE,
     MIN_SIGNING_KEY_BYTES,
+    NAME_MAX,
     GatewayConfig,
     HostConfig,
     Inventory,
@@ -114,7 +115,22 @@ class _Loader(_Entries):
             signing_key_problem=key_problem,
             resolver=self.resolve if self.defer else None,
             warnings=written_out_warnings(self.path, top),
+            name=None if top.get("name") is None else self.inventory_name(top["name"]),
         )
+
+    def inventory_name(self, value: Any) -> str:
+        """``name:``, the key of this inventory's history: a short label, never a path."""
+        if isinstance(value, int) and not isinstance(value, bool):
+            value = str(value)
+        if not isinstance(value, str) or not _NAME_RE.fullmatch(value):
+            raise self.fail(
+                "top level",
+                f"field 'name' must be letters, digits, '_', '.', '-' only (the key of this "
+                f"inventory's history, e.g. name: east-fleet), not {value!r}",
+            )
+        if len(value) > NAME_MAX:
+            raise self.fail("top level", f"field 'name' must be at most {NAME_MAX} characters")
+        return value
 
     def top_file(self, value: Any, field: str) -> Path:
         return self.file(

@@ -45,6 +45,7 @@ MIN_SIGNING_KEY_BYTES = 32
 _VAR_RE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 _HOSTNAME_RE = re.compile(r"[A-Za-z0-9]([A-Za-z0-9._:-]*[A-Za-z0-9])?")
 _NAME_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*")
+NAME_MAX = 128  # an inventory's name: (the history's key column holds paths up to 1024)
 Prompt = Callable[[str], str]
 
 
@@ -174,6 +175,9 @@ class Inventory:
     )
     # What the file should not do but may (a secret written out): one line each, no value.
     warnings: tuple[str, ...] = ()
+    # ``name:``: what the history keys this inventory's runs by (else its path); see
+    # docs/history.md.
+    name: str | None = None
 
     @classmethod
     def from_hosts(

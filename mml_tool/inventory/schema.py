@@ -129,6 +129,13 @@ class InventoryDoc(_Doc):
     history: str | HistoryDoc | None = Field(
         None, description="history store: an SQLite path or a {url, password} mapping"
     )
+    name: (
+        Annotated[str, Field(pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$", max_length=128)] | int | None
+    ) = Field(
+        None,
+        description="what the history keys this inventory's runs by (since the last run), "
+        "whatever folder it is checked out in; default: the file's absolute path",
+    )
 
 
 # Errors that are about the file's shape; the loader words every other one itself.

@@ -60,6 +60,7 @@ GATEWAY_KEYS = frozenset(
 HISTORY_KEYS = frozenset({"url", "password", "password_file"})
 INVENTORY_KEYS = frozenset(
     [
+        "name",
         "defaults",
         "groups",
         "hosts",

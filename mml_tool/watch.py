@@ -9,6 +9,12 @@ reconnect, not an `error`. At most ``max_sessions`` sessions are kept open (to s
 element's or an NMS's session limit); hosts beyond that are checked on a session of their
 own each round, closed after it.
 
+A host that cannot be reached (no session opens, or the new one is lost too: an element that
+reboots) is `error` in every round until it is read again, never its last good state. It is
+tried again after 1 s, then 2, 4 ... capped at 60 s (``backoff_delay``), at the first round
+due; the rounds between report it `error` without connecting. The log says when it cannot be
+read and when it is back, so a watch that runs for weeks rides out any number of outages.
+
 The command (``mml_tool/cli/watch.py``) records each round in the history (command ``watch``)
 and the metrics file, and prints only changes of status. SIGTERM ends the watch after the round
 in progress (its hosts are bounded by their timeouts): it is recorded, the sessions are logged
@@ -35,6 +41,23 @@ if TYPE_CHECKING:  # the command line imports this module: the domain loads when
 log = logging.getLogger("mml_tool.watch")
 DEFAULT_MAX_SESSIONS = 100
 DEFAULT_WORKERS = 32
+BACKOFF_FIRST = 1.0  # seconds: a host that cannot be read is tried again after 1 s,
+BACKOFF_MAX = 60.0  # then 2, 4, 8 ... and at most every 60 s while it stays down
+
+
+def backoff_delay(attempts: int, first: float = BACKOFF_FIRST, cap: float = BACKOFF_MAX) -> float:
+    """Seconds to wait after the ``attempts``-th failed attempt in a row: doubling, capped."""
+    return float(min(cap, first * 2 ** min(attempts - 1, 62)))
+
+
+@dataclass
+class _Down:
+    """A host that cannot be read: since when, why, and when to try it again."""
+
+    since: float  # the watch's clock
+    error: str
+    attempts: int = 1  # failed attempts in a row
+    next_try: float = 0.0
 
 
 def _new_session(host: HostConfig) -> MmlSession:
@@ -129,6 +152,11 @@ class Lease:
         session.close()
 
 
+def _unreachable(leases: Sequence[Lease]) -> bool:
+    """The last session could not be opened, or was lost during the check."""
+    return bool(leases) and (leases[-1].session is None or leases[-1].broken)
+
+
 @dataclass
 class Round:
     number: int
@@ -158,6 +186,7 @@ class Watcher:
         session_factory: Callable[[HostConfig], MmlSession] = _new_session,
         on_round: Callable[[Round], None] | None = None,
         say: Callable[[str], None] = lambda _: None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.hosts = list(hosts)
         self.policy = policy
@@ -168,6 +197,9 @@ class Watcher:
         self.say = say
         self.rounds = 0
         self._last: dict[tuple[str, str], str] = {}
+        self.clock = clock
+        self._down: dict[str, _Down] = {}  # hosts that cannot be read, by name
+        self._down_lock = threading.Lock()
 
     def __enter__(self) -> Watcher:
         return self
@@ -178,7 +210,62 @@ class Watcher:
     def close(self) -> None:
         self.sessions.close_all()
 
+    def _unread(self, host: HostConfig, today: date, error: str) -> list[Finding]:
+        """Every control of ``host`` as `error`: never its last good state."""
+        from mml_tool.policy import evaluate
+
+        return [
+            evaluate(host.name, c, None, error=error,
+                     waiver=self.policy.waiver_for(host.name, c.id), today=today)
+            for c in self.policy.controls_for(host)
+        ]  # fmt: skip
+
     def _check(self, host: HostConfig, today: date) -> tuple[list[Finding], int]:
+        """One host's check, unless it is down and its next attempt is not due: then `error`
+        without connecting (an element that reboots is not hammered with logins)."""
+        with self._down_lock:
+            down = self._down.get(host.name)
+        if down is not None and self.clock() < down.next_try:
+            wait = down.next_try - self.clock()
+            return self._unread(host, today, f"{down.error} (next reconnect attempt in "
+                                             f"{wait:.0f} s)"), 0  # fmt: skip
+        findings, reconnects, failed = self._attempt(host, today)
+        self._after(host, findings, failed, down)
+        return findings, reconnects
+
+    def _after(
+        self, host: HostConfig, findings: Sequence[Finding], failed: bool, down: _Down | None
+    ) -> None:
+        """Track whether ``host`` could be read: back off while it cannot, say when it is
+        back."""
+        now = self.clock()
+        if not failed:
+            if down is not None:
+                with self._down_lock:
+                    self._down.pop(host.name, None)
+                log.warning(
+                    "%s: back, after %.0f s that it could not be read (%d failed reconnect "
+                    "attempt(s))",
+                    host.name, now - down.since, down.attempts,
+                )  # fmt: skip
+            return
+        error = next((f.error for f in findings if f.error), None) or "cannot be read"
+        if down is None:
+            down = _Down(since=now, error=error)
+            log.warning(
+                "%s: cannot be read (%s): reconnecting after %.0f s, doubling up to every %.0f s",
+                host.name, error, backoff_delay(1), BACKOFF_MAX,
+            )  # fmt: skip
+        else:
+            down.attempts += 1
+            down.error = error
+            log.info("%s: still cannot be read after %d attempt(s)", host.name, down.attempts)
+        down.next_try = now + backoff_delay(down.attempts)
+        with self._down_lock:
+            self._down[host.name] = down
+
+    def _attempt(self, host: HostConfig, today: date) -> tuple[list[Finding], int, bool]:
+        """Findings, reconnects, and whether the host could not be reached (no session)."""
         from mml_tool.compliance import check_host
 
         leases: list[Lease] = []
@@ -201,8 +288,9 @@ class Watcher:
             log.info("%s: kept session lost, reconnecting", host.name)
             with self.sessions._lock:
                 self.sessions.reconnects += 1
-            return once(), 1
-        return findings, 0
+            findings = once()
+            return findings, 1, _unreachable(leases)
+        return findings, 0, _unreachable(leases)
 
     def round(self) -> Round:
         """One check of every host; results recorded by ``on_round``."""

@@ -5,9 +5,12 @@ real `mml-tool watch` process stopped by SIGTERM in the middle of a round."""
 from __future__ import annotations
 
 import json
+import logging
 import os
+import re
 import selectors
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -21,11 +24,12 @@ from conftest import module_lab, write_lab_inventory
 from prometheus_client.parser import text_string_to_metric_families
 
 from mml_tool.cli import cli
-from mml_tool.inventory import load_inventory
+from mml_tool.inventory import HostConfig, load_inventory
 from mml_tool.lab.lab import PASSWORD_ENV, Lab
 from mml_tool.lab.uap import FaultConfig, NodeConfig
+from mml_tool.mml.session import MmlSession
 from mml_tool.policy import load_policy
-from mml_tool.watch import Round, Watcher
+from mml_tool.watch import Round, Watcher, backoff_delay
 
 PASSWORD = "Watch-Lab-Pass-4k"
 
@@ -210,3 +214,132 @@ def test_history_that_cannot_be_written_never_stops_the_watch(
     )  # fmt: skip
     assert result.exit_code == 100, result.output
     assert caplog.text.count("history not recorded") == 2  # tried again each round
+
+
+def _free_base_port() -> int:
+    """A port P with P and P + 1000 free (a one-node lab's SSH and TCP ports at base_port P)."""
+    for _ in range(100):
+        with socket.socket() as first:
+            first.bind(("127.0.0.1", 0))
+            port = int(first.getsockname()[1])
+            if port + 1000 > 65535:
+                continue
+            with socket.socket() as second:
+                try:
+                    second.bind(("127.0.0.1", port + 1000))
+                except OSError:
+                    continue
+            return port
+    raise AssertionError("no free pair of ports")
+
+
+def test_an_element_that_reboots_is_error_while_down_and_reconnected_with_backoff(
+    tmp_path_factory: pytest.TempPathFactory, inventory: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    workdir = tmp_path_factory.mktemp("watch-reboot")
+    # The element comes back on the same ports with the same host key, as after a reboot.
+    base_port = _free_base_port()
+
+    def boot() -> Lab:
+        return Lab([NodeConfig("reboot-1")], base_port=base_port, workdir=workdir,
+                   password=PASSWORD, with_gateway=False,
+                   host_key_file=workdir / "host_key").start()  # fmt: skip
+
+    element = boot()
+    try:
+        rebooting = load_inventory(write_lab_inventory(element, timeout=5, connect_timeout=5))
+        hosts = [rebooting.hosts["reboot-1"], load_inventory(inventory).hosts["uap-2"]]
+        now = [1000.0]  # the watch's clock: the backoff is waited out by advancing it
+        tried: list[str] = []
+        rounds: list[Round] = []
+
+        def session(host: HostConfig) -> MmlSession:
+            tried.append(host.name)
+            return MmlSession(host)
+
+        caplog.set_level(logging.INFO, logger="mml_tool.watch")
+        with Watcher(hosts, load_policy(None), session_factory=session, clock=lambda: now[0],
+                     on_round=rounds.append) as watcher:  # fmt: skip
+
+            def status() -> str:
+                return {f.host: f.status for f in watcher.round().findings}["reboot-1"]
+
+            assert status() == "fail"  # read (P978 = 1 on a fresh node)
+            element.stop()  # goes down: its kept session is cut, its ports refuse
+            assert status() == "error"  # the lost session re-opened once, refused
+            assert status() == "error"  # within the backoff (1 s): not tried
+            now[0] += 1.0
+            assert status() == "error"  # tried, refused: the next try in 2 s
+            element = boot()
+            assert status() == "error"  # up again, but not yet tried
+            now[0] += 2.0
+            assert status() == "fail"  # reconnected and read: never its last good state
+            assert status() == "fail"  # on the session kept again
+        attempts = tried.count("reboot-1")
+        assert attempts == 4  # round 1, the retry in round 2, rounds 4 and 6
+        assert tried.count("uap-2") == 1  # the other host kept its session throughout
+        assert all(f.status == "pass" for r in rounds for f in r.findings if f.host == "uap-2")
+        errors = [f.error or "" for r in rounds[1:5] for f in r.findings if f.host == "reboot-1"]
+        assert all("refused" in e or "closed" in e or "lost" in e for e in errors), errors
+        assert "next reconnect attempt in 1 s" in errors[1]
+        log = [r.getMessage() for r in caplog.records if r.name == "mml_tool.watch"]
+        assert any(m.startswith("reboot-1: cannot be read") for m in log), log
+        (back,) = [m for m in log if m.startswith("reboot-1: back")]
+        assert "after 3 s" in back and "(2 failed reconnect attempt(s))" in back, back
+    finally:
+        element.stop()
+
+
+def test_the_backoff_doubles_up_to_its_cap() -> None:
+    delays = [backoff_delay(n) for n in range(1, 10)]
+    assert delays == [1, 2, 4, 8, 16, 32, 60, 60, 60]
+
+
+def test_watch_command_survives_a_reboot_and_says_when_the_element_is_back(
+    tmp_path_factory: pytest.TempPathFactory, tmp_path: Path
+) -> None:
+    workdir = tmp_path_factory.mktemp("watch-reboot-cli")
+    base_port = _free_base_port()
+
+    def boot() -> Lab:
+        return Lab([NodeConfig("reboot-1")], base_port=base_port, workdir=workdir,
+                   password=PASSWORD, with_gateway=False,
+                   host_key_file=workdir / "host_key").start()  # fmt: skip
+
+    element = boot()
+    inventory = write_lab_inventory(element, timeout=5, connect_timeout=5)
+    store = tmp_path / "h.sqlite"
+    proc = subprocess.Popen(
+        [sys.executable, "-c", "from mml_tool.cli import main; main()", "-v", "watch",
+         "-i", str(inventory), "--interval", "0.1s", "--history", str(store)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        env={**os.environ, PASSWORD_ENV: PASSWORD},
+    )  # fmt: skip
+    try:
+        err = _read_until(proc.stderr, b"round 1: done", 30)
+        element.stop()
+        # The rounds go on every 0.1 s; the element is tried again after 1 s.
+        err += _read_until(proc.stderr, b"reboot-1: cannot be read", 30)
+        element = boot()
+        err += _read_until(proc.stderr, b"reboot-1: back, after", 30)
+        err += _read_until(proc.stderr, b"done", 30)  # the round it was read again in
+        proc.send_signal(signal.SIGTERM)
+        out, rest = proc.communicate(timeout=30)
+        err += rest
+    finally:
+        element.stop()
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 0, err.decode()
+    text = out.decode()
+    assert "reboot-1 UAP-SFP-P978-B0: new -> fail" in text
+    assert "reboot-1 UAP-SFP-P978-B0: fail -> error: " in text
+    assert "reboot-1 UAP-SFP-P978-B0: error -> fail" in text
+    assert "Traceback" not in err.decode()
+    runs = CliRunner().invoke(cli, ["history", "runs", "--history", str(store), "--json"])
+    listed = json.loads(runs.output)
+    codes = "".join({100: "r", 1: "e"}[r["exit_code"]] for r in reversed(listed))
+    # Every round recorded: read (100), then `error` (1) in each round while down, never the
+    # last good state, then read again.
+    assert re.fullmatch("r+e+r+", codes), codes

@@ -88,8 +88,10 @@ def watch(
 
     Logs only changes of status (the first round: every status). Each round is recorded in
     the history and written to --metrics. A dropped session is re-opened at once, without
-    holding up the other hosts. SIGTERM (systemctl stop) ends the watch after the round in
-    progress and logs out of every session.
+    holding up the other hosts. A host that cannot be reached is `error` each round and tried
+    again after 1 s, 2 s, 4 s ... at most every 60 s; the log says when it is back. SIGTERM
+    (systemctl stop) ends the watch after the round in progress and logs out of every
+    session.
 
     Exit: 0 stopped by SIGTERM; after --rounds N, the last round's exit code (0 compliant,
     100 non-compliant, 1 some host could not be decided).

@@ -390,7 +390,7 @@ def test_bad_signing_key_settings_are_inventory_errors(
         if args[0] == "apply":
             assert invoke("plan", "-i", inventory, "--limit", "uap-1", "-o", plan).exit_code == 0
         result = invoke(*args)
-        assert result.exit_code == 1, result.output
+        assert result.exit_code == 2, result.output  # an inventory error: usage, nothing sent
         assert "plan_signing_key" in result.output
     assert audit.read(env / "audit.jsonl") == []
 

@@ -50,7 +50,8 @@ runs = Table(
     Column("started", DateTime(timezone=True), nullable=False),
     Column("finished", DateTime(timezone=True), nullable=False),
     Column("inventory", String(1024), nullable=False),  # the file's absolute path, as run
-    # What since_last compares by: the inventory's name:, else its path (version 2).
+    # What since_last compares by: the inventory's name:, else its path (version 2); '' in a
+    # run recorded before version 2: its key is its path, ``inventory``.
     Column("scope", String(1024), nullable=False, server_default=""),
     Column("policy_name", String(255), nullable=False),
     Column("policy_sha256", String(64), nullable=False),
@@ -118,10 +119,12 @@ def _v1(conn: Connection) -> None:
 
 
 def _v2(conn: Connection) -> None:
-    """runs.scope, the key of since_last: a version-1 run keeps the key it had, its path."""
+    """runs.scope, the key of since_last. A version-1 run keeps ``''`` there, read as the key
+    it had, its path (``inventory``): no row is rewritten, so the upgrade of a store with a
+    million runs stays well within the statement timeout (adding a column with a constant
+    default is instant in SQLite and PostgreSQL 11+; the index is built once)."""
     if "scope" not in {c["name"] for c in inspect(conn).get_columns("runs")}:
         conn.execute(text("ALTER TABLE runs ADD COLUMN scope VARCHAR(1024) NOT NULL DEFAULT ''"))
-    conn.execute(runs.update().where(runs.c.scope == "").values(scope=runs.c.inventory))
     for index in runs.indexes:
         if index.name == "ix_runs_key":
             index.create(conn, checkfirst=True)

@@ -14,7 +14,17 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, Engine, and_, create_engine, delete, func, select
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    Engine,
+    and_,
+    create_engine,
+    delete,
+    func,
+    or_,
+    select,
+)
 from sqlalchemy.exc import SQLAlchemyError
 
 from mml_tool.errors import HistoryError
@@ -175,7 +185,7 @@ class HistoryStore:
                 select(r.c.id, r.c.started)
                 .where(
                     and_(
-                        r.c.scope == this.scope,
+                        _same_key(this.scope or this.inventory),
                         r.c.policy_sha256 == this.policy_sha256,
                         r.c.command.in_(CHECK_COMMANDS),
                         r.c.id != run_id,
@@ -238,7 +248,7 @@ class HistoryStore:
                 row.failed,
                 row.errors,
                 row.waived,
-                row.scope,
+                row.scope or row.inventory,
             )
             for row in rows
         ]
@@ -251,7 +261,7 @@ class HistoryStore:
             value = conn.execute(
                 select(func.max(r.c.finished)).where(
                     and_(
-                        r.c.scope == scope,
+                        _same_key(scope),
                         r.c.policy_sha256 == policy_sha256,
                         r.c.command.in_(CHECK_COMMANDS),
                         r.c.exit_code.in_((0, 100)),
@@ -294,6 +304,13 @@ class HistoryStore:
             for key, seen in grouped.items()
             if since is None or _utc(seen[-1].started) >= since
         ]
+
+
+def _same_key(key: str) -> ColumnElement[bool]:
+    """Runs of inventory key ``key``: recorded with it, or before schema version 2 (no key:
+    their path was their key)."""
+    r = schema.runs
+    return or_(r.c.scope == key, and_(r.c.scope == "", r.c.inventory == key))
 
 
 def _overlap(start: datetime, end: datetime, since: datetime | None) -> float:

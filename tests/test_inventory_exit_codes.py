@@ -24,7 +24,7 @@ NO_SECRET = (
 
 # (diff reads its --baseline file first: a bad one is exit 2 too, naming that file)
 ALL = ["check", "plan", "apply", "rollback", "run", "watch", "exec", "capture", "snapshot",
-       "verify"]  # fmt: skip
+       "verify", "history"]  # fmt: skip
 
 
 def commands(tmp: Path, inventory: Path) -> dict[str, list[str | Path]]:
@@ -51,6 +51,7 @@ def commands(tmp: Path, inventory: Path) -> dict[str, list[str | Path]]:
         "capture": ["capture", "-i", inventory, "uap-1", READ, "-o", tmp / "cap"],
         "snapshot": ["snapshot", "-i", inventory, "uap-1", "-o", tmp / "s.json"],
         "verify": ["verify", "-i", inventory, "--no-history"],
+        "history": ["history", "runs", "-i", inventory],
     }
 
 

@@ -20,6 +20,7 @@ from mml_tool.errors import ConfigError, HistoryError
 from mml_tool.history.config import resolve
 from mml_tool.history.durations import duration_option
 from mml_tool.history.store import HistoryStore
+from mml_tool.inventory import load_inventory
 
 _STORE_KEY = "mml_tool.history.store_args"
 _STYLES = {"pass": "green", "waived": "cyan", "fail": "red", "error": "yellow"}
@@ -30,6 +31,8 @@ def _since(ctx: click.Context, param: click.Parameter, value: str | None) -> tim
 
 
 def _open(history: str | None, inventory_path: Path | None) -> HistoryStore:
+    if inventory_path is not None:  # a broken inventory is named (exit 2), never passed over
+        load_inventory(inventory_path, resolve_secrets=False)
     try:
         location = resolve(cli_value=history, no_history=False, inventory_path=inventory_path)
     except ConfigError as exc:  # a bad --history or history: is a usage error

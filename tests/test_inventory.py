@@ -256,6 +256,7 @@ def test_production_example_loads(monkeypatch: pytest.MonkeyPatch) -> None:
     env = {"MML_USER": "ops", "MML_PASSWORD": PW, "CCGW_AGENT_PASSWORD": "agent"}
     inv = load_inventory(ROOT / "inventories" / "production.example.yaml", env=env)
     assert inv.hosts and inv.gateways
+    assert inv.name == "production-east"  # the key of its history
     assert inv.hosts["uap-a3"].password is None and inv.hosts["uap-a3"].key_file is not None
     assert {h.transport for h in inv.hosts.values()} == {"ssh", "ssh-tunnel", "tcp"}
     assert PW not in repr(inv)

@@ -152,9 +152,11 @@ class Lease:
         session.close()
 
 
-def _unreachable(leases: Sequence[Lease]) -> bool:
-    """The last session could not be opened, or was lost during the check."""
-    return bool(leases) and (leases[-1].session is None or leases[-1].broken)
+def _unreachable(leases: Sequence[Lease], findings: Sequence[Finding]) -> bool:
+    """The host could not be read: some control is `error` and the last session could not be
+    opened or was lost (a session that ends after everything was read is no outage)."""
+    lost = bool(leases) and (leases[-1].session is None or leases[-1].broken)
+    return lost and any(f.status == "error" for f in findings)
 
 
 @dataclass
@@ -289,8 +291,8 @@ class Watcher:
             with self.sessions._lock:
                 self.sessions.reconnects += 1
             findings = once()
-            return findings, 1, _unreachable(leases)
-        return findings, 0, _unreachable(leases)
+            return findings, 1, _unreachable(leases, findings)
+        return findings, 0, _unreachable(leases, findings)
 
     def round(self) -> Round:
         """One check of every host; results recorded by ``on_round``."""

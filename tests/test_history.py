@@ -381,3 +381,25 @@ def test_a_version_1_store_is_upgraded_and_its_runs_stay_readable(
         assert since.previous_run == 3 and [t.host for t in since.new_failures] == ["uap-1"]
     shown = invoke("history", "runs", "--history", store, "--json")
     assert [r["scope"] for r in json.loads(shown.output)] == [OLD_PATH] * 4
+
+
+def test_history_and_runs_filter_by_key(lab: Lab, inventory: Path, env: Path) -> None:
+    store = env / "h.sqlite"
+    east = placed(inventory, env / "east", "east-fleet")
+    west = placed(inventory, env / "west", "west-fleet")
+    assert since_last(env, east, store)["previous_run"] is None
+    lab.node("uap-1").store.set_value("P978", 0)
+    assert since_last(env, west, store)["previous_run"] is None
+    runs = invoke("history", "runs", "--history", store, "--key", "east-fleet", "--json")
+    assert [r["scope"] for r in json.loads(runs.output)] == ["east-fleet"], runs.output
+    before = invoke("history", "--history", store, "--key", "east-fleet", "runs", "--json")
+    assert json.loads(before.output) == json.loads(runs.output)
+    shown = invoke("history", "--history", store, "--key", "west-fleet", "--host", "uap-1",
+                   "--json")  # fmt: skip
+    (line,) = json.loads(shown.output)
+    assert [c["now"] for c in line["changes"]] == ["pass"]  # east's `fail` is not west's
+    both = invoke("history", "--history", store, "--host", "uap-1", "--json")
+    assert [c["now"] for c in json.loads(both.output)[0]["changes"]] == ["fail", "pass"]
+    # A path is a key too (an inventory without name:, or runs from before version 2).
+    none = invoke("history", "runs", "--history", store, "--key", str(east), "--json")
+    assert json.loads(none.output) == []

@@ -23,6 +23,7 @@ from mml_tool.history.store import HistoryStore
 from mml_tool.inventory import load_inventory
 
 _STORE_KEY = "mml_tool.history.store_args"
+_KEY_KEY = "mml_tool.history.key"
 _STYLES = {"pass": "green", "waived": "cyan", "fail": "red", "error": "yellow"}
 
 
@@ -67,6 +68,15 @@ store_options = [
 ]
 
 
+key_option = click.option(
+    "--key",
+    default=None,
+    metavar="NAME|PATH",
+    help="Only the runs of this inventory: its name:, else its absolute path (the key column "
+    "of `history runs`).",
+)
+
+
 def _with_store(f: Any) -> Any:
     for option in reversed(store_options):
         f = option(f)
@@ -98,6 +108,7 @@ def _console() -> Console:
 @_with_store
 @click.option("--host", default=None, help="Only this host.")
 @click.option("--control", default=None, help="Only this control ID.")
+@key_option
 @click.option(
     "--since",
     default=None,
@@ -113,6 +124,7 @@ def history(
     inventory_path: Path | None,
     host: str | None,
     control: str | None,
+    key: str | None,
     since: timedelta | None,
     as_json: bool,
 ) -> None:
@@ -127,11 +139,12 @@ def history(
     """
     if ctx.invoked_subcommand is not None:
         ctx.meta[_STORE_KEY] = (history, inventory_path)  # meta is shared with the subcommand
+        ctx.meta[_KEY_KEY] = key
         return
     now = datetime.now(timezone.utc)
     with _open(history, inventory_path) as store:
         lines = store.timelines(
-            host=host, control=control, since=now - since if since else None, now=now
+            host=host, control=control, since=now - since if since else None, now=now, key=key
         )
     if as_json:
         click.echo(json.dumps([t.to_dict() for t in lines], indent=2, ensure_ascii=False))
@@ -169,6 +182,7 @@ def _store_args(
 @_with_store
 @click.option("--since", default=None, metavar="DURATION", callback=_since, help="e.g. 7d.")
 @click.option("--limit", type=click.IntRange(1, 100000), default=50, show_default=True)
+@key_option
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @click.pass_context
 def runs(
@@ -177,13 +191,15 @@ def runs(
     inventory_path: Path | None,
     since: timedelta | None,
     limit: int,
+    key: str | None,
     as_json: bool,
 ) -> None:
-    """List runs, newest first, with their counts and exit codes."""
+    """List runs, newest first, with their counts, exit codes and inventory keys."""
     history, inventory_path = _store_args(ctx, history, inventory_path)
+    key = key or ctx.meta.get(_KEY_KEY)
     now = datetime.now(timezone.utc)
     with _open(history, inventory_path) as store:
-        found = store.runs(since=now - since if since else None, limit=limit)
+        found = store.runs(since=now - since if since else None, limit=limit, key=key)
     if as_json:
         click.echo(json.dumps([r.to_dict() for r in found], indent=2, ensure_ascii=False))
         return

@@ -223,12 +223,16 @@ class HistoryStore:
         rows = conn.execute(select(f.c.host, f.c.control, f.c.status).where(f.c.run_id == run_id))
         return {(row.host, row.control): row.status for row in rows}
 
-    def runs(self, *, since: datetime | None = None, limit: int = 50) -> list[RunSummary]:
-        """The newest runs first."""
+    def runs(
+        self, *, since: datetime | None = None, limit: int = 50, key: str | None = None
+    ) -> list[RunSummary]:
+        """The newest runs first (of inventory key ``key`` only, when given)."""
         r = schema.runs
         query = select(r).order_by(r.c.started.desc(), r.c.id.desc()).limit(limit)
         if since is not None:
             query = query.where(r.c.started >= since)
+        if key is not None:
+            query = query.where(_same_key(key))
         with self._begin("read") as conn:
             rows = conn.execute(query).all()
         return [
@@ -277,11 +281,13 @@ class HistoryStore:
         control: str | None = None,
         since: datetime | None = None,
         now: datetime | None = None,
+        key: str | None = None,
     ) -> list[Timeline]:
         """Per (host, control) seen since ``since``: the status changes in that window (or the
         one that began the current status, when none), when the current status began (even
         before the window), time spent non-compliant within the window, and the last
-        compliant and last readable run."""
+        compliant and last readable run. ``key``: the runs of that inventory key only (the
+        same host name in two inventories is two elements)."""
         now = now or utc_now()
         r, f = schema.runs, schema.findings
         query = (
@@ -294,6 +300,8 @@ class HistoryStore:
             query = query.where(f.c.host == host)
         if control is not None:
             query = query.where(f.c.control == control)
+        if key is not None:
+            query = query.where(_same_key(key))
         with self._begin("read") as conn:  # the whole history: a status may predate the window
             rows = conn.execute(query).all()
         grouped: dict[tuple[str, str], list[Any]] = {}

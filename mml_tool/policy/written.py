@@ -1,0 +1,134 @@
+"""How a policy value was written, for values YAML reads as something else.
+
+YAML 1.1 (PyYAML) resolves a plain scalar by its look: ``0x10`` is 16, ``010`` is 8,
+``1_000`` is 1000, ``12:30`` is 750, ``on``/``yes``/``no`` are booleans. A value compared with
+what a device prints must be that text, so the loader asks ``Written`` for the scalar node a
+value came from (its text and line) and refuses one that does not read back as written.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from datetime import date, datetime
+from typing import Any
+
+import yaml
+
+_STR = "tag:yaml.org,2002:str"
+#: YAML 1.1 numbers that YAML 1.2 and people read otherwise: 010 (8, octal) and 12:30 (750,
+#: base 60). Hex (0x10), binary (0b101) and 1_000 mean one number to every reader.
+_OCTAL = re.compile(r"[-+]?0[0-7_]+")
+_BASE60 = re.compile(r"[-+]?[0-9][0-9_]*(:[0-5]?[0-9])+(\.[0-9_]*)?")
+#: What people write as a number with an exponent but YAML 1.1 reads as text (it needs
+#: ``1.0e+3``: a dot and a signed exponent).
+_EXPONENT = re.compile(r"[-+]?([0-9][0-9_]*(\.[0-9_]*)?|\.[0-9][0-9_]*)[eE][-+]?[0-9]+")
+
+
+class Written:
+    """The composed nodes of a loaded document, found from the values built from them."""
+
+    def __init__(self, root: yaml.Node | None, doc: Any) -> None:
+        self._root, self._doc = root, doc
+        self._index: dict[int, yaml.Node] | None = None  # id(dict or list) -> its node
+
+    def _nodes(self) -> dict[int, yaml.Node]:
+        # Built on first need only: most policies hold no value that needs it.
+        if self._index is None:
+            self._index = _index(self._root, self._doc)
+        return self._index
+
+    def scalar(self, container: object, key: object) -> yaml.ScalarNode | None:
+        """The scalar node ``container[key]`` was built from; None when not known."""
+        node = self._nodes().get(id(container))
+        child: yaml.Node | None = None
+        if isinstance(node, yaml.SequenceNode) and isinstance(key, int):
+            child = node.value[key] if 0 <= key < len(node.value) else None
+        elif isinstance(node, yaml.MappingNode):
+            child = _pairs(node).get(key) if isinstance(key, str) else None
+        return child if isinstance(child, yaml.ScalarNode) else None
+
+
+def _pairs(node: yaml.MappingNode) -> dict[str, yaml.Node]:
+    # The last pair of a key wins, as in the dict built from them (merged pairs come first).
+    return {k.value: v for k, v in node.value if isinstance(k, yaml.ScalarNode) and k.tag == _STR}
+
+
+def _index(root: yaml.Node | None, doc: Any) -> dict[int, yaml.Node]:
+    """Pair each dict and list of ``doc`` with its node, walking both together; a node
+    shared through an alias is one value, visited once."""
+    index: dict[int, yaml.Node] = {}
+    stack: list[tuple[yaml.Node | None, Any]] = [(root, doc)]
+    while stack:
+        node, value = stack.pop()
+        if id(value) in index:
+            continue
+        if isinstance(node, yaml.MappingNode) and isinstance(value, dict):
+            index[id(value)] = node
+            stack.extend((v, value[k]) for k, v in _pairs(node).items() if k in value)
+        elif isinstance(node, yaml.SequenceNode) and isinstance(value, list):
+            index[id(value)] = node
+            stack.extend(zip(node.value, value, strict=False))
+    return index
+
+
+def reads_as_written(value: object, node: yaml.ScalarNode) -> bool:
+    """Whether ``value``, compared as text, is the text written: a string, or a whole
+    number written the way Python writes it (``16``, ``-3``; not ``0x10``, ``+16``)."""
+    if isinstance(value, str):
+        return True
+    return type(value) is int and str(value) == node.value
+
+
+def what_yaml_made(value: object) -> str:
+    """``value`` as YAML made it, in words (for a message)."""
+    if isinstance(value, bool):
+        return f"the boolean {str(value).lower()}"
+    if isinstance(value, int):
+        return f"the number {value} (compared as {str(value)!r})"
+    if isinstance(value, float):
+        return f"the number {value!r}"
+    if isinstance(value, datetime):
+        return f"the time {value.isoformat()}"
+    if isinstance(value, date):
+        return f"the date {value.isoformat()}"
+    if value is None:
+        return "null (no value)"
+    return f"a {type(value).__name__}"
+
+
+def misread(value: object, node: yaml.ScalarNode, key: str | None) -> tuple[str, str]:
+    """(problem, what to do) for a value that does not read back as ``node``'s text."""
+    text = node.value[:60]
+    quoted = json.dumps(text, ensure_ascii=False)  # a JSON string is a YAML double-quoted one
+    fix = f"{key}: {quoted}" if key is not None else quoted
+    return (
+        f"is written {text} (line {node.start_mark.line + 1}), which YAML reads as "
+        f"{what_yaml_made(value)}",
+        f"quote it to compare the text as written: {fix}",
+    )
+
+
+def number_problem(value: object, node: yaml.ScalarNode | None) -> tuple[str, str] | None:
+    """(problem, what to do) when a ``range`` bound is not the number it looks like; None when
+    it is, or is no number at all (the loader's own message). Hex, binary and ``1_000`` are
+    numbers; ``010`` (8 in YAML 1.1, 10 to people and YAML 1.2) and ``12:30`` (750) are
+    refused, as are NaN and ``1e3`` (text to YAML 1.1)."""
+    if isinstance(value, float) and math.isnan(value):
+        return "is NaN", "no value is ever in a range with a NaN bound: give a number"
+    if node is None:
+        return None
+    at = f"is written {node.value[:40]} (line {node.start_mark.line + 1}), which YAML 1.1 reads"
+    if isinstance(value, str) and _EXPONENT.fullmatch(value):
+        return (
+            f"{at} as text",
+            "write the number out (1000), or as 1.0e+3 (a dot, a signed exponent)",
+        )
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    if isinstance(value, int) and _OCTAL.fullmatch(node.value):
+        return f"{at} as the octal number {value}", "write it without the leading 0"
+    if _BASE60.fullmatch(node.value):
+        return f"{at} as a base-60 number ({value:g})", "write the number out"
+    return None

@@ -221,7 +221,7 @@ def test_range_bounds_in_hex_binary_or_with_underscores_are_numbers(
         ("min: 010", "min", "is written 010 (line 10), which YAML 1.1 reads as the octal number 8"),
         ("max: 12:30", "max", "is written 12:30 (line 10), which YAML 1.1 reads as a base-60"),
         ("max: 1e3", "max", "is written 1e3 (line 10), which YAML 1.1 reads as text"),
-        ("max: 1.5e3", "max", "which YAML 1.1 reads as text; write the number out (1000)"),
+        ("max: 1.5e3", "max", "which YAML 1.1 reads as text; write 1500, or with a dot"),
         ("min: .nan", "min", "is NaN"),
         ("min: on", "min", "is True; expected a number"),
     ],
@@ -272,3 +272,33 @@ def test_names_yaml_reads_otherwise_are_refused_with_the_same_advice(tmp_path: P
     targets = policy_text(rule).replace("    rule:\n", "    targets: {hosts: [on]}\n    rule:\n")
     message = refused(write(tmp_path, targets))
     assert "field 'targets.hosts[0]': is written on (line 6)" in message, message
+
+
+def test_the_numbers_of_a_rule_follow_the_range_bounds(tmp_path: Path) -> None:
+    """bit, mask, value and count are numbers too: hex works, 010 is refused, 007 is 7."""
+
+    def sfp(body: str) -> Path:
+        text = policy_text("").replace(
+            '      command:\n        run: "LST OFI:;"\n', f"      software_parameter: {body}\n"
+        )
+        return write(tmp_path, text)
+
+    rule = load_policy(sfp("{id: P917, mask: 0x0005, value: 0b1}")).controls[0].rule
+    assert (rule.mask, rule.value) == (5, 1)  # type: ignore[union-attr]
+    assert load_policy(sfp("{id: P100, value: 007}")).controls[0].rule.value == 7  # type: ignore[union-attr]
+    message = refused(sfp("{id: P100, value: 010}"))
+    assert "field 'rule.software_parameter.value': is written 010 (line 7)" in message, message
+    assert "octal number 8; write it without the leading 0" in message
+    message = refused(sfp("{id: P978, bit: 1e1, value: 0}"))
+    assert "field 'rule.software_parameter.bit': is written 1e1" in message, message
+    assert "write 10, or" in message
+    count = refused(write(tmp_path, policy_text("        count: {min: 1:10}\n")))
+    assert "field 'rule.command.count.min': is written 1:10 (line 9)" in count, count
+    assert "base-60 number (70)" in count
+
+
+def test_a_value_left_empty_keeps_its_own_message(tmp_path: Path) -> None:
+    message = refused(
+        write(tmp_path, policy_text("        match: {PORT: }\n        count: {min: 1}\n"))
+    )
+    assert "field 'rule.command.match.PORT': is None; expected text or a whole number" in message

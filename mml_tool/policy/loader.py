@@ -109,6 +109,8 @@ def _sfp_rule(check: _Checker, sfp: dict[str, Any], where: str) -> Rule:
     if not isinstance(parameter, str) or not _PARAMETER_RE.fullmatch(parameter):
         raise check.fail(where, f"{f}.id", f"is {_show(parameter)}", "expected P + digits")
     bit, mask = sfp.get("bit"), sfp.get("mask")
+    for key in ("bit", "mask", "value"):
+        _number(check, sfp, key, where, f"{f}.{key}")
     if bit is not None and mask is not None:
         raise check.fail(where, f"{f}.mask", "is given with bit", "give bit or mask, not both")
     templates = _templates(check, sfp, where, f, SfpValueRule.PLACEHOLDERS)
@@ -169,6 +171,15 @@ def _templates(
     return out[0], out[1]
 
 
+def _number(check: _Checker, container: dict[str, Any], key: str, where: str, fld: str) -> None:
+    """Refuse a number YAML 1.1 reads as another (010 as 8, 12:30 as 750) or as text (1e3).
+    Numbers by design: 0x10, 0b101 and 1_000 are the numbers they look like."""
+    node = check.written.scalar(container, key) if check.written is not None else None
+    problem = number_problem(container.get(key), node)
+    if problem is not None:
+        raise check.fail(where, fld, *problem)
+
+
 def _scalar(check: _Checker, container: Any, key: str | int, where: str, fld: str) -> str:
     """``container[key]``, a value compared as text with what a device prints."""
     value = container[key]
@@ -213,11 +224,7 @@ def _expect_range(check: _Checker, name: str, data: dict[str, Any], where: str, 
     bounds = check.mapping(data["range"], where, at)
     low, high = bounds.get("min"), bounds.get("max")
     for key, bound in (("min", low), ("max", high)):
-        # Numbers by design: 0x10, 0b101 and 1_000 are numbers; 010 and 12:30 are refused.
-        node = check.written.scalar(bounds, key) if check.written is not None else None
-        problem = number_problem(bound, node)
-        if problem is not None:
-            raise check.fail(where, f"{at}.{key}", *problem)
+        _number(check, bounds, key, where, f"{at}.{key}")
         if bound is not None and (isinstance(bound, bool) or not isinstance(bound, (int, float))):
             raise check.fail(where, f"{at}.{key}", f"is {_show(bound)}", "expected a number")
     if low is None and high is None:
@@ -253,6 +260,7 @@ def _count(check: _Checker, raw: object, where: str, fld: str) -> Count:
     data = check.mapping(raw, where, fld)
     values = {}
     for key in ("equals", "min", "max"):
+        _number(check, data, key, where, f"{fld}.{key}")
         if data.get(key) is not None:
             values[key] = check.integer(data[key], where, f"{fld}.{key}", range(0, 1_000_001))
     if "equals" in values and len(values) > 1:

@@ -111,24 +111,26 @@ def misread(value: object, node: yaml.ScalarNode, key: str | None) -> tuple[str,
 
 
 def number_problem(value: object, node: yaml.ScalarNode | None) -> tuple[str, str] | None:
-    """(problem, what to do) when a ``range`` bound is not the number it looks like; None when
-    it is, or is no number at all (the loader's own message). Hex, binary and ``1_000`` are
-    numbers; ``010`` (8 in YAML 1.1, 10 to people and YAML 1.2) and ``12:30`` (750) are
-    refused, as are NaN and ``1e3`` (text to YAML 1.1)."""
+    """(problem, what to do) when a number of the policy (a ``range`` bound, a bit, a mask, a
+    count) is not the number it looks like; None when it is, or is no number at all (the
+    loader's own message). Hex, binary and ``1_000`` are numbers; ``010`` (8 in YAML 1.1, 10
+    to people and YAML 1.2) and ``12:30`` (750) are refused, as are NaN and ``1e3`` (text to
+    YAML 1.1)."""
     if isinstance(value, float) and math.isnan(value):
-        return "is NaN", "no value is ever in a range with a NaN bound: give a number"
+        return "is NaN (not a number: nothing is ever in its range)", "give a number"
     if node is None:
         return None
-    at = f"is written {node.value[:40]} (line {node.start_mark.line + 1}), which YAML 1.1 reads"
+    written = node.value
+    at = f"is written {written[:40]} (line {node.start_mark.line + 1}), which YAML 1.1 reads"
     if isinstance(value, str) and _EXPONENT.fullmatch(value):
-        return (
-            f"{at} as text",
-            "write the number out (1000), or as 1.0e+3 (a dot, a signed exponent)",
-        )
+        number = float(value.replace("_", ""))
+        plain = f"{number:f}".rstrip("0").rstrip(".") if abs(number) < 1e15 else "it out"
+        return f"{at} as text", f"write {plain}, or with a dot and a signed exponent (1.0e+3)"
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return None
-    if isinstance(value, int) and _OCTAL.fullmatch(node.value):
+    # 007 is 7 however it is read; 010 is not.
+    if _OCTAL.fullmatch(written) and int(written.replace("_", "")) != value:
         return f"{at} as the octal number {value}", "write it without the leading 0"
-    if _BASE60.fullmatch(node.value):
+    if _BASE60.fullmatch(written):
         return f"{at} as a base-60 number ({value:g})", "write the number out"
     return None

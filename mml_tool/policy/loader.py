@@ -362,6 +362,7 @@ def parse_policy(content: bytes, source: str, path: Path, *, shape: bool = True)
     except yaml.YAMLError as exc:
         raise PolicyError(f"{source}: not valid YAML: {exc}") from None
     check = _Checker(source, Written(root, doc))
+    del root  # the tree is not kept while the policy is checked: see Written
     if not isinstance(doc, dict):  # said plainly: "field '': is a list" named nothing to fix
         what = "empty" if doc is None else f"a {_kind(doc)}"
         raise PolicyError(

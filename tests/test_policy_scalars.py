@@ -111,6 +111,11 @@ def test_an_equals_value_yaml_reads_otherwise_is_refused(
             "rule.command.match.PORT",
             'PORT: "010"',
         ),
+        (
+            "        expect:\n          VALUE: {regex: 010}\n",
+            "rule.command.expect.VALUE.regex",
+            'regex: "010"',
+        ),
         (  # an alias and a merge key: the text is still found from the nodes
             "        match: &m {PORT: 1}\n        expect:\n          VALUE: {<<: {equals: on}}\n",
             "rule.command.expect.VALUE.equals",
@@ -124,7 +129,7 @@ def test_an_equals_value_yaml_reads_otherwise_is_refused(
             '"0x10"',
         ),
     ],
-    ids=["in", "match", "merged", "remediation"],
+    ids=["in", "match", "regex", "merged", "remediation"],
 )
 def test_every_value_compared_as_text_is_checked(
     tmp_path: Path, rule: str, fld: str, fix: str

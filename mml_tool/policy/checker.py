@@ -21,6 +21,8 @@ class _Checker:
     def misread(self, container: Any, key: str | int, where: str, fld: str) -> None:
         """Refuse ``container[key]`` when YAML read it as a value that is not its text as
         written (``0x10`` as 16, ``on`` as true): it is compared with what a device prints."""
+        if isinstance(container, dict) and key not in container:
+            return  # a missing field has its own message
         value = container[key]
         node = self.written.scalar(container, key) if self.written is not None else None
         # Nothing written (``key:`` alone): the caller's own message says what is expected.

@@ -211,6 +211,7 @@ def _expect_in(check: _Checker, name: str, data: dict[str, Any], where: str, at:
 
 def _expect_regex(check: _Checker, name: str, data: dict[str, Any], where: str, at: str) -> Expect:
     arg = data["regex"]
+    check.misread(data, "regex", where, at)
     if not isinstance(arg, str):
         raise check.fail(where, at, f"is {_show(arg)}", "expected a regular expression")
     try:

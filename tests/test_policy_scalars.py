@@ -116,8 +116,8 @@ def test_an_equals_value_yaml_reads_otherwise_is_refused(
             "rule.command.expect.VALUE.regex",
             'regex: "010"',
         ),
-        (  # an alias and a merge key: the text is still found from the nodes
-            "        match: &m {PORT: 1}\n        expect:\n          VALUE: {<<: {equals: on}}\n",
+        (  # a merge key: the text is still found from the nodes
+            "        expect:\n          VALUE: {<<: {equals: on}}\n",
             "rule.command.expect.VALUE.equals",
             'equals: "on"',
         ),
@@ -307,3 +307,9 @@ def test_a_value_left_empty_keeps_its_own_message(tmp_path: Path) -> None:
         write(tmp_path, policy_text("        match: {PORT: }\n        count: {min: 1}\n"))
     )
     assert "field 'rule.command.match.PORT': is None; expected text or a whole number" in message
+
+
+def test_an_aliased_value_is_named_where_it_was_written(tmp_path: Path) -> None:
+    rule = "        expect:\n          VALUE: {equals: *hex}\n"
+    message = refused(write(tmp_path, policy_text(rule, version="1, description: &hex 0x10")))
+    assert "field 'rule.command.expect.VALUE.equals': is written 0x10 (line 1)" in message

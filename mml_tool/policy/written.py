@@ -21,9 +21,9 @@ _STR = "tag:yaml.org,2002:str"
 #: base 60). Hex (0x10), binary (0b101) and 1_000 mean one number to every reader.
 _OCTAL = re.compile(r"[-+]?0[0-7_]+")
 _BASE60 = re.compile(r"[-+]?[0-9][0-9_]*(:[0-5]?[0-9])+(\.[0-9_]*)?")
+_NUMBER_START = frozenset("0123456789+-.")  # a cheap test before _EXPONENT
 #: What people write as a number with an exponent but YAML 1.1 reads as text (it needs
 #: ``1.0e+3``: a dot and a signed exponent).
-_NUMBER_START = frozenset("0123456789+-.")
 _EXPONENT = re.compile(r"[-+]?([0-9][0-9_]*(\.[0-9_]*)?|\.[0-9][0-9_]*)[eE][-+]?[0-9]+")
 
 
@@ -33,7 +33,7 @@ class Written:
 
     def __init__(self, root: yaml.Node | None, doc: Any) -> None:
         # Only these nodes are kept, not the whole tree: a tree kept alive while the policy is
-        # checked makes every garbage collection pass walk it (a 2000-control policy: +0.3 s).
+        # checked makes every garbage collection pass walk it (a 2000-control policy: ~+0.3 s).
         self._nodes = _index(root, doc)
 
     def scalar(self, container: object, key: str | int) -> yaml.ScalarNode | None:
@@ -119,7 +119,7 @@ def number_problem(value: object, node: yaml.ScalarNode | None) -> tuple[str, st
     to people and YAML 1.2) and ``12:30`` (750) are refused, as are NaN and ``1e3`` (text to
     YAML 1.1)."""
     if isinstance(value, float) and math.isnan(value):
-        return "is NaN (not a number: nothing is ever in its range)", "give a number"
+        return "is NaN (not a number; no value is ever in a range with it)", "give a number"
     if node is None:
         return None
     written = node.value

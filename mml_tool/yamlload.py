@@ -115,7 +115,9 @@ def _too_deep(mark: Any) -> _Refused:
     )
 
 
-def _load_with_libyaml(text: str | bytes, loader_class: type[yaml.CSafeLoader]) -> Any:
+def _load_with_libyaml(
+    text: str | bytes, loader_class: type[yaml.CSafeLoader]
+) -> tuple[Any, yaml.Node | None]:
     """The bounds of ``_BoundedLoader`` with libyaml: one pass over the event stream (libyaml's
     parser keeps its own stack: no recursion) refuses nesting past MAX_DEPTH and notes aliases;
     then libyaml composes the nodes, the expansion is counted (when there are aliases) and
@@ -140,10 +142,19 @@ def _load_with_libyaml(text: str | bytes, loader_class: type[yaml.CSafeLoader]) 
     try:
         node = loader.get_single_node()
         if node is None:
-            return None
+            return None, None
         if aliases:  # without aliases the values are as many as the file's nodes
             _check_expansion(node)
-        return loader.construct_document(node)
+        return loader.construct_document(node), node
+    finally:
+        loader.dispose()
+
+
+def _load_with_python(text: str | bytes) -> tuple[Any, yaml.Node | None]:
+    loader = _BoundedLoader(text)  # a SafeLoader: no object tags
+    try:
+        node = loader.get_single_node()
+        return (None, None) if node is None else (loader.construct_document(node), node)
     finally:
         loader.dispose()
 
@@ -154,10 +165,19 @@ def load_yaml(text: str | bytes, source: str, error: type[ConfigError]) -> Any:
     Over a bound: ``error`` naming ``source``. Any other ``yaml.YAMLError`` is raised as is,
     for the caller's own message.
     """
+    return load_yaml_nodes(text, source, error)[0]
+
+
+def load_yaml_nodes(
+    text: str | bytes, source: str, error: type[ConfigError]
+) -> tuple[Any, yaml.Node | None]:
+    """``load_yaml``, and the composed node the values were built from (None: empty): each
+    scalar node keeps its text as written, which the value YAML made of it may not show
+    (``0x10`` is 16). After construction a mapping node holds its merged (``<<``) pairs too."""
     try:
         if _CSafeLoader is not None:
             return _load_with_libyaml(text, _CSafeLoader)
-        return yaml.load(text, Loader=_BoundedLoader)  # a SafeLoader: no object tags
+        return _load_with_python(text)
     except _Refused as exc:
         raise error(f"{source}: {exc}") from None
     except RecursionError:  # a bound above was not enough somewhere: still the file's fault

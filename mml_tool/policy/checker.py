@@ -7,14 +7,29 @@ from datetime import date, datetime
 from typing import Any
 
 from mml_tool.errors import PolicyError
+from mml_tool.policy.written import Written, misread, reads_as_written
 from mml_tool.yamlload import show
 
 
 class _Checker:
     """Validates one policy document; every message names file, control and field."""
 
-    def __init__(self, source: str) -> None:
+    def __init__(self, source: str, written: Written | None = None) -> None:
         self.source = source
+        self.written = written  # how each value was written (None: not known)
+
+    def misread(self, container: Any, key: str | int, where: str, fld: str) -> None:
+        """Refuse ``container[key]`` when YAML read it as a value that is not its text as
+        written (``0x10`` as 16, ``on`` as true): it is compared with what a device prints."""
+        if isinstance(container, dict) and key not in container:
+            return  # a missing field has its own message
+        value = container[key]
+        node = self.written.scalar(container, key) if self.written is not None else None
+        # Nothing written (``key:`` alone): the caller's own message says what is expected.
+        if node is not None and node.value and not reads_as_written(value, node):
+            raise self.fail(
+                where, fld, *misread(value, node, key if isinstance(key, str) else None)
+            )
 
     def fail(self, where: str, fld: str, problem: str, allowed: str) -> PolicyError:
         place = f"{where}, " if where else ""
@@ -34,6 +49,8 @@ class _Checker:
     def text_list(self, value: object, where: str, fld: str) -> tuple[str, ...]:
         if not isinstance(value, list):
             raise self.fail(where, fld, f"is a {_kind(value)}", "expected a list of names")
+        for i in range(len(value)):
+            self.misread(value, i, where, f"{fld}[{i}]")
         return tuple(self.text(v, where, f"{fld}[{i}]") for i, v in enumerate(value))
 
     def integer(self, value: object, where: str, fld: str, allowed: Sequence[int]) -> int:

@@ -38,7 +38,8 @@ from mml_tool.policy.rules import (
     check_template,
     template_fields,
 )
-from mml_tool.yamlload import load_yaml
+from mml_tool.policy.written import Written, number_problem
+from mml_tool.yamlload import load_yaml_nodes
 
 # --- loading and validation ------------------------------------------------------------------
 
@@ -48,6 +49,7 @@ def _control(check: _Checker, raw: object, index: int) -> Control:
     if isinstance(raw, dict) and isinstance(raw.get("id"), str):
         where = f"control {raw['id']}"
     data = check.mapping(raw, where, "")
+    check.misread(data, "id", where, "id")
     cid = check.text(data["id"], where, "id")
     if not _CONTROL_ID_RE.fullmatch(cid):
         raise check.fail(where, "id", f"is {cid!r}", "use letters, digits, '_', '.', '-'")
@@ -107,6 +109,8 @@ def _sfp_rule(check: _Checker, sfp: dict[str, Any], where: str) -> Rule:
     if not isinstance(parameter, str) or not _PARAMETER_RE.fullmatch(parameter):
         raise check.fail(where, f"{f}.id", f"is {_show(parameter)}", "expected P + digits")
     bit, mask = sfp.get("bit"), sfp.get("mask")
+    for key in ("bit", "mask", "value"):
+        _number(check, sfp, key, where, f"{f}.{key}")
     if bit is not None and mask is not None:
         raise check.fail(where, f"{f}.mask", "is given with bit", "give bit or mask, not both")
     templates = _templates(check, sfp, where, f, SfpValueRule.PLACEHOLDERS)
@@ -167,7 +171,19 @@ def _templates(
     return out[0], out[1]
 
 
-def _scalar(check: _Checker, value: object, where: str, fld: str) -> str:
+def _number(check: _Checker, container: dict[str, Any], key: str, where: str, fld: str) -> None:
+    """Refuse a number YAML 1.1 reads as another (010 as 8, 12:30 as 750) or as text (1e3).
+    Numbers by design: 0x10, 0b101 and 1_000 are the numbers they look like."""
+    node = check.written.scalar(container, key) if check.written is not None else None
+    problem = number_problem(container.get(key), node)
+    if problem is not None:
+        raise check.fail(where, fld, *problem)
+
+
+def _scalar(check: _Checker, container: Any, key: str | int, where: str, fld: str) -> str:
+    """``container[key]``, a value compared as text with what a device prints."""
+    value = container[key]
+    check.misread(container, key, where, fld)
     if isinstance(value, bool) or not isinstance(value, (str, int)):
         raise check.fail(where, fld, f"is {_show(value)}", "expected text or a whole number")
     return str(value).strip()
@@ -181,18 +197,21 @@ def _field_name(check: _Checker, name: object, where: str, fld: str) -> str:
     return name
 
 
-def _expect_equals(check: _Checker, name: str, arg: object, where: str, at: str) -> Expect:
-    return Expect(name, "equals", text=_scalar(check, arg, where, at))
+def _expect_equals(check: _Checker, name: str, data: dict[str, Any], where: str, at: str) -> Expect:
+    return Expect(name, "equals", text=_scalar(check, data, "equals", where, at))
 
 
-def _expect_in(check: _Checker, name: str, arg: object, where: str, at: str) -> Expect:
+def _expect_in(check: _Checker, name: str, data: dict[str, Any], where: str, at: str) -> Expect:
+    arg = data["in"]
     if not isinstance(arg, list) or not arg:
         raise check.fail(where, at, f"is {_show(arg)}", "expected a non-empty list")
-    options = tuple(_scalar(check, v, where, f"{at}[{i}]") for i, v in enumerate(arg))
+    options = tuple(_scalar(check, arg, i, where, f"{at}[{i}]") for i in range(len(arg)))
     return Expect(name, "in", options=options)
 
 
-def _expect_regex(check: _Checker, name: str, arg: object, where: str, at: str) -> Expect:
+def _expect_regex(check: _Checker, name: str, data: dict[str, Any], where: str, at: str) -> Expect:
+    arg = data["regex"]
+    check.misread(data, "regex", where, at)
     if not isinstance(arg, str):
         raise check.fail(where, at, f"is {_show(arg)}", "expected a regular expression")
     try:
@@ -202,10 +221,11 @@ def _expect_regex(check: _Checker, name: str, arg: object, where: str, at: str) 
     return Expect(name, "regex", text=arg)
 
 
-def _expect_range(check: _Checker, name: str, arg: object, where: str, at: str) -> Expect:
-    bounds = check.mapping(arg, where, at)
+def _expect_range(check: _Checker, name: str, data: dict[str, Any], where: str, at: str) -> Expect:
+    bounds = check.mapping(data["range"], where, at)
     low, high = bounds.get("min"), bounds.get("max")
     for key, bound in (("min", low), ("max", high)):
+        _number(check, bounds, key, where, f"{at}.{key}")
         if bound is not None and (isinstance(bound, bool) or not isinstance(bound, (int, float))):
             raise check.fail(where, f"{at}.{key}", f"is {_show(bound)}", "expected a number")
     if low is None and high is None:
@@ -234,13 +254,14 @@ def _expect(check: _Checker, name: str, raw: object, where: str, fld: str) -> Ex
             f"give exactly one of {', '.join(OPERATORS)}",
         )
     op = ops[0]
-    return _EXPECT_PARSERS[op](check, name, data[op], where, f"{fld}.{op}")
+    return _EXPECT_PARSERS[op](check, name, data, where, f"{fld}.{op}")
 
 
 def _count(check: _Checker, raw: object, where: str, fld: str) -> Count:
     data = check.mapping(raw, where, fld)
     values = {}
     for key in ("equals", "min", "max"):
+        _number(check, data, key, where, f"{fld}.{key}")
         if data.get(key) is not None:
             values[key] = check.integer(data[key], where, f"{fld}.{key}", range(0, 1_000_001))
     if "equals" in values and len(values) > 1:
@@ -260,8 +281,11 @@ def _command_rule(check: _Checker, data: dict[str, Any], where: str) -> CommandR
     command = _read_command(check, data["run"], where)
     match_raw = check.mapping(data.get("match") or {}, where, f"{f}.match")
     match = tuple(
-        (_field_name(check, k, where, f"{f}.match"), _scalar(check, v, where, f"{f}.match.{k}"))
-        for k, v in match_raw.items()
+        (
+            _field_name(check, k, where, f"{f}.match"),
+            _scalar(check, match_raw, k, where, f"{f}.match.{k}"),
+        )
+        for k in match_raw
     )
     expect_raw = check.mapping(data.get("expect") or {}, where, f"{f}.expect")
     expect = tuple(
@@ -316,6 +340,8 @@ def _check_expected_field(
 def _waiver(check: _Checker, raw: object, index: int) -> Waiver:
     where = f"waiver #{index + 1}"
     data = check.mapping(raw, where, "")
+    for key in ("control", "host"):  # compared with control ids and host names
+        check.misread(data, key, where, key)
     control = check.text(data["control"], where, "control")
     where = f"waiver #{index + 1} (control {control})"
     # A control the policy does not have is not refused: the waiver waives nothing, and the
@@ -332,11 +358,12 @@ def parse_policy(content: bytes, source: str, path: Path, *, shape: bool = True)
     """Validate a policy document (``source`` names it in messages). ``shape=False`` skips
     the models' field check, for the built-in policy only: a test runs it on that file, and
     pydantic is a tenth of a second of `check`'s start-up (issue 14)."""
-    check = _Checker(source)
     try:
-        doc = load_yaml(content, source, PolicyError)
+        doc, root = load_yaml_nodes(content, source, PolicyError)
     except yaml.YAMLError as exc:
         raise PolicyError(f"{source}: not valid YAML: {exc}") from None
+    check = _Checker(source, Written(root, doc))
+    del root  # the tree is not kept while the policy is checked: see Written
     if not isinstance(doc, dict):  # said plainly: "field '': is a list" named nothing to fix
         what = "empty" if doc is None else f"a {_kind(doc)}"
         raise PolicyError(
@@ -354,6 +381,8 @@ def parse_policy(content: bytes, source: str, path: Path, *, shape: bool = True)
     top = check.mapping(doc, "", "")
     meta = check.mapping(top["policy"], "", "policy")
     version = meta.get("version", "1")
+    if "version" in meta:  # shown and recorded as text: 1.10 must not become 1.1
+        check.misread(meta, "version", "", "policy.version")
     if isinstance(version, bool) or not isinstance(version, (int, str)):
         raise check.fail("", "policy.version", f"is {_show(version)}", "expected text or number")
     raw_controls = top["controls"]

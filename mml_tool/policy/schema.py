@@ -70,14 +70,17 @@ Scalar = str | int
 
 
 class RangeDoc(_Doc):
-    """Inclusive bounds; either may be left out."""
+    """Inclusive bounds; either may be left out. 0x10, 0b101 and 1_000 are numbers; 010 and
+    12:30 (octal and base 60 to YAML 1.1) and 1e3 (text to YAML 1.1) are refused."""
 
     min: float | None = None
     max: float | None = None
 
 
 class ExpectDoc(_Doc):
-    """One operator per field: equals, in, regex (full match) or range (numbers)."""
+    """One operator per field: equals, in, regex (full match) or range (numbers). equals and
+    in compare text with what the device prints: quote a value YAML reads as something else
+    ("0x10", "010", "on", "12:30"), or the policy is refused; 16 written plainly is "16"."""
 
     model_config = ConfigDict(json_schema_extra={"minProperties": 1, "maxProperties": 1})
 
@@ -98,7 +101,8 @@ class CountDoc(_Doc):
 
 
 class CommandRuleDoc(_Doc):
-    """A read-only command (LST/DSP) whose reply a template parses into records."""
+    """A read-only command (LST/DSP) whose reply a template parses into records; match
+    compares text, as equals does."""
 
     model_config = ConfigDict(json_schema_extra={"dependentRequired": _TOGETHER})
 

@@ -180,18 +180,20 @@ def test_a_misread_value_is_a_usage_error_before_connecting(tmp_path: Path) -> N
     # Port 9 on 127.0.0.1: nothing listens; a connection attempt would exit 1, not 2.
     inventory = tmp_path / "inventory.yaml"
     inventory.write_text(
-        "hosts:\n  uap-1: {address: 127.0.0.1, port: 9, transport: tcp, username: u, "
-        "password: p}\n",
+        "hosts:\n  uap-1: {hostname: 127.0.0.1, port: 9, transport: tcp, username: u, "
+        "password: '${SCALARS_TEST_PASSWORD}'}\n",
         encoding="utf-8",
     )
     path = write(tmp_path, policy_text("        expect:\n          VALUE: {equals: 0x10}\n"))
-    result = CliRunner().invoke(cli, ["check", "-i", str(inventory), "-p", str(path)])
+    env = {"SCALARS_TEST_PASSWORD": "p"}
+    result = CliRunner().invoke(cli, ["check", "-i", str(inventory), "-p", str(path)], env=env)
     assert result.exit_code == 2, result.output
     assert "is written 0x10" in result.output and 'equals: "0x10"' in result.output
     assert "Traceback" not in result.output
     quoted = write(tmp_path, policy_text('        expect:\n          VALUE: {equals: "0x10"}\n'))
-    tried = CliRunner().invoke(cli, ["check", "-i", str(inventory), "-p", str(quoted)])
+    tried = CliRunner().invoke(cli, ["check", "-i", str(inventory), "-p", str(quoted)], env=env)
     assert tried.exit_code == 1, tried.output  # the same inventory: it connects, and cannot
+    assert "connection refused" in tried.output
 
 
 # --- range: numbers by design ----------------------------------------------------------------

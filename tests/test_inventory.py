@@ -273,3 +273,14 @@ def test_host_from_fields_is_checked_like_a_file_entry(tmp_path: Path) -> None:
         host_from_fields("uap-1", {**fields, "port": 70000})
     with pytest.raises(InventoryError, match=r"unknown field.*prot"):
         host_from_fields("uap-1", {**fields, "prot": 22})
+
+
+@pytest.mark.parametrize("name", ["010", "on", "12:30", "1_000"])
+def test_a_host_name_yaml_reads_as_no_string_says_to_quote_it(tmp_path: Path, name: str) -> None:
+    """YAML 1.1 reads `010` as 8, `on` as true: the message says what to do, not only that the
+    key is not a string."""
+    path = tmp_path / "inv.yaml"
+    path.write_text(f"hosts:\n  {name}:\n    hostname: 127.0.0.1\n", encoding="utf-8")
+    with pytest.raises(InventoryError, match=r"must be a string.*quote it") as caught:
+        load_inventory(path, resolve_secrets=False)
+    assert str(path) in str(caught.value)

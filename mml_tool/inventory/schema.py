@@ -15,6 +15,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from mml_tool.inventory.values import _key_not_text
+
 Var = Annotated[
     str,
     Field(
@@ -199,7 +201,7 @@ def structure_error(doc: Any) -> str | None:
         for err in exc.errors(include_input=False, include_url=False):
             loc = [p for p in err["loc"] if p != "[key]"]
             if err["type"] == "string_type" and err["loc"][-1:] == ("[key]",):
-                return f"{_where(loc[:-1], True)}: key {loc[-1]!r} must be a string"
+                return f"{_where(loc[:-1], True)}: {_key_not_text(loc[-1])}"
             if err["type"] not in _SHAPE_ERRORS:
                 continue  # a value: the loader checks it with the field's own message
             if err["type"] != "extra_forbidden":
@@ -207,7 +209,7 @@ def structure_error(doc: Any) -> str | None:
                 return f"{_where(loc, True)}: must be a mapping (key: value), not {kind}"
             key, where = loc[-1], _where(loc[:-1], False)
             if not isinstance(key, str):
-                return f"{where}: key {key!r} must be a string"
+                return f"{where}: {_key_not_text(key)}"
             known = list(_model_at(loc[:-1]).model_fields)
             close = difflib.get_close_matches(key, known, n=1)
             hint = f"did you mean {close[0]!r}?" if close else f"known keys: {', '.join(known)}"

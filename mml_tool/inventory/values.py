@@ -56,7 +56,7 @@ class _Values:
             raise self.fail(where, f"must be a mapping (key: value), not {_kind(value)}")
         for key in value:
             if not isinstance(key, str):
-                raise self.fail(where, f"key {key!r} must be a string")
+                raise self.fail(where, _key_not_text(key))
         return value
 
     def password_level(self, data: Mapping[str, Any], where: str, prefix: str = "") -> None:
@@ -235,3 +235,11 @@ def _merge_levels(levels: list[tuple[str, dict[str, Any]]]) -> dict[str, _Value]
             if key != "groups":
                 merged[key] = _Value(value, origin)
     return merged
+
+
+def _key_not_text(key: object) -> str:
+    """Host names such as ``010`` or ``on`` are read by YAML 1.1 as a number or a boolean."""
+    return (
+        f"key {key!r} must be a string: YAML read the name written there as {_kind(key)} "
+        f'{key!r}; quote it (e.g. "010", "on")'
+    )

@@ -174,10 +174,15 @@ def test_exec_write_with_lost_reply_is_audited_as_unknown(
         "--transcript",
         transcript,
     )
-    assert result.exit_code == 1
+    assert result.exit_code == 1  # the reply was lost: not a clean "done"
     assert "connection lost" in result.output
-    assert p978(lab)["drop-1"] == 0  # it did take effect: "unknown" is the honest outcome
-    assert [r.outcome for r in audit.read(env.audit)] == ["sending", "unknown"]
+    assert p978(lab)["drop-1"] == 0  # it did take effect
+    # "unknown" when the reply is lost, then settled by a fresh read in a session of its own,
+    # as apply settles a lost reply: a third audit line says what the element holds now.
+    records = audit.read(env.audit)
+    assert [r.outcome for r in records] == ["sending", "unknown", "ok"]
+    assert "settled by a fresh read: P978 bit 0 = 0, took effect" in records[-1].message
+    assert "took effect" in result.output and "do not send it again" in result.output
     assert f">>> {MOD_0}" in transcript.read_text(encoding="utf-8")
 
 
@@ -317,3 +322,25 @@ def test_sigterm_is_handled_like_ctrl_c() -> None:
             os.kill(os.getpid(), signal.SIGTERM)
     finally:
         signal.signal(signal.SIGTERM, previous)
+
+
+def test_a_lost_write_exec_cannot_read_back_stays_unknown() -> None:
+    """Only a one-bit MOD SFP (what apply sends) is read back; for any other write the user
+    is told to read the setting before sending it again, and nothing more is audited."""
+    from mml_tool.inventory import host_from_fields
+    from mml_tool.mml.command import MmlCommand
+    from mml_tool.oneshot import _settle
+
+    fields = {
+        "hostname": "127.0.0.1",
+        "port": 9,
+        "transport": "tcp",
+        "username": "u",
+        "password": "p",
+    }
+    host = host_from_fields("x", fields)
+    recorded: list[object] = []
+    for text in ("MOD SFP: ID=P978, MODTYPE=P2, VALUE=0;", "SET ALMLVL: ID=1, LVL=2;"):
+        said = _settle(host, MmlCommand.parse(text), lambda *a: recorded.append(a), None)
+        assert said == "it may have taken effect: read the setting back before sending it again"
+    assert recorded == []

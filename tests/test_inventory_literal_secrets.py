@@ -57,6 +57,8 @@ def test_a_written_out_password_is_warned_once_and_json_stays_clean(
     assert checked.exit_code in (0, 100), checked.output  # the password works: hosts were read
     report = json.loads(checked.stdout)  # stdout holds the report and nothing else
     assert report["results"], report
+    # ... and the report says it too, for whoever reads only the report (a CI job, AWX)
+    assert [w for w in report["warnings"] if "written out" in w and str(path) in w], report
     _assert_one_warning(checked, path, first, lab_password, SIGNING_KEY)
 
     run = _invoke("exec", "-i", path, first, "LST SFP: ID=P978;", "--json")

@@ -48,7 +48,8 @@ def _check(
     if signing:
         _ = inventory.plan_signing_key  # a key set but unreadable: refused before connecting
     hosts = select_hosts(inventory, limit)
-    warnings = waiver_warnings(inventory, policy)
+    # In the report too: a scheduled job's reader may see only the report, not stderr.
+    warnings = [*inventory.warnings, *waiver_warnings(inventory, policy)]
     nothing = nothing_checked(inventory, policy, hosts, limit)
     if nothing:
         empty = CheckResult([], inventory, policy, started=now_iso(), finished=now_iso())

@@ -193,8 +193,9 @@ def mml_set_bit(
     policy (``policy``, default the built-in one) has a control for this bit.
 
     With ``plan_signing_key`` (or ``plan_signing_key_file``) in the host's inventory data the
-    task refuses to change anything (``PlanError`` before connecting, nothing sent, also when
-    the bit already has ``value``) unless ``allow_unsigned``: then its audit lines say so."""
+    task refuses to change anything (``PlanError`` after the read, nothing sent; a host whose
+    bit already has ``value`` is ``already-compliant``) unless ``allow_unsigned``: then its
+    audit lines say so."""
     _, host = _node(task)
     check_mode = task.is_dry_run(dry_run)
     key = None

@@ -138,6 +138,12 @@ def test_a_signing_key_in_the_nornir_inventory_stops_unsigned_changes(
         assert [r.outcome for r in lines] == ["sending", "ok"]
         assert all("allow_unsigned" in r.message for r in lines), lines
         assert KEY not in audit.read_text(encoding="utf-8") + str(opted.result)
+
+        # A host already right is not refused: nothing is to be changed (a compliance
+        # assertion over the fleet stays green), and nothing more is audited.
+        again = nr.run(task=mml_set_bit, **kwargs)["uap-2"][0]
+        assert not again.failed and again.result["status"] == "already-compliant", again.result
+        assert len(read_audit(audit)) == 2
     finally:
         nr.close_connections()
     # Its record is signed with the key: rollback with an inventory of that key takes it.

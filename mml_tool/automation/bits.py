@@ -238,14 +238,13 @@ def set_bit(
     it (``BitChange.record_policy``, for ``rollback -p``).
 
     ``signing_key``: the inventory's ``plan_signing_key``. With one, only a signed plan may
-    change a host: ``PlanError`` before anything is connected to, unless ``allow_unsigned``
+    change a host: ``PlanError`` before anything is sent (a host whose bit is already right is
+    reported ``already-compliant``, as without a key), unless ``allow_unsigned``
     (then every audit line of the change says so, and the record is signed with the key so
     that ``mml-tool rollback`` with that inventory takes it). Check mode is not concerned."""
     parameter = _check_parameter(parameter)
     _check_bit_args(bit, value, change_id)
     unsigned = signing_key is not None and not check_mode
-    if unsigned and not allow_unsigned:
-        raise PlanError(unsigned_refusal(host.name), host=host.name)
     policy, own_control = _change_policy(host, parameter, bit, value, policy)
     findings = check_host(
         host, policy, template_dirs=template_dirs, session_factory=session_factory
@@ -265,6 +264,8 @@ def set_bit(
         result.after_state = _with_bit(state, bit, value)
         result.status, result.rollback = "check-mode", rollback
         return result
+    if unsigned and not allow_unsigned:  # read only so far: a host already right is left alone
+        raise PlanError(unsigned_refusal(host.name), host=host.name)
     operator = operator or operator_name()
     inventory = Inventory(
         Path(f"<task on {host.name}>"), {host.name: host}, {}, signing_key=signing_key

@@ -20,9 +20,9 @@ description:
   - In check mode it reads and reports what would change; nothing is sent.
   - When the O(inventory) sets C(plan_signing_key), hosts are changed from signed plans only
     (M(mml_tool.uap9600.apply), C(mml-tool apply PLAN)) - the module refuses to change
-    anything (the task fails before connecting, also when the bit already has O(value), so
-    that a job meant to change hosts this way fails the same on every host) unless the task
-    sets O(allow_unsigned). Check mode is not concerned.
+    anything (the task fails after reading the bit, nothing sent; a host whose bit already
+    has O(value) is C(changed=false)) unless the task sets O(allow_unsigned). Check mode is
+    not concerned.
 extends_documentation_fragment:
   - mml_tool.uap9600.connection
 options:

@@ -80,6 +80,20 @@ PLAYBOOK = """\
         content: "{{ {'info': info, 'sfp_checked': sfp_checked, 'sfp_refused': sfp_refused,
           'forged': forged, 'unsigned': unsigned, 'apply_checked': apply_checked,
           'applied': applied, 'sfp_unsigned': sfp_unsigned} | to_json }}"
+
+- name: apply without run_once in a play of two hosts
+  hosts: uap-1,uap-2
+  gather_facts: false
+  tasks:
+    - name: The signed plan, once per host (a mistake)
+      mml_tool.uap9600.apply: {plan: signed.json, audit: "{{ out }}/audit.jsonl"}
+      register: per_host
+      ignore_errors: true
+    - name: Keep both hosts' results
+      ansible.builtin.copy:
+        dest: "{{ out }}/per_host.json"
+        content: "{{ ansible_play_hosts | map('extract', hostvars, 'per_host') | list | to_json }}"
+      run_once: true
 """
 
 
@@ -171,6 +185,11 @@ def test_the_collection_applies_only_signed_plans(start_lab: StartLab, tmp_path:
     assert [c["command"] for c in applied["steps"][0]["commands"]] == [MOD_0]
     record = load_record(Path(applied["record"]), signing_key=Secret(KEY))
     assert record.change_id == "CHG5" and record.plan_sha256 == plan_sha256(plan)
+
+    # apply in a play of two hosts without run_once: refused on each, before anything is read.
+    per_host = json.loads((out / "per_host.json").read_text(encoding="utf-8"))
+    assert len(per_host) == 2 and all(r["failed"] for r in per_host), per_host
+    assert all("run_once: true" in r["msg"] for r in per_host), per_host
 
     # sfp opted out: changed, and audited as a change without a signed plan.
     assert got["sfp_unsigned"]["status"] == "changed" and store.get_bit("P978", 3) == 1

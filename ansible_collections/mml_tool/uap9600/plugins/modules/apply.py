@@ -21,7 +21,8 @@ description:
   - C(mml-tool rollback RECORD -i INVENTORY) undoes the change from its record
     (RV(rollback_command)).
   - The plan names its hosts, so run the task once (C(run_once) or a play on C(localhost));
-    a task per host would apply the whole plan from every host.
+    in a play of several hosts without C(run_once) the task fails on each before anything
+    is read (a task per host would apply the whole plan from every host).
   - In check mode the plan is checked as above and the commands each step would send are
     returned; nothing is connected to or sent (each step is still re-read when applied, and one
     already done is then skipped).

@@ -370,3 +370,54 @@ def test_echo_matching_is_exact_but_for_prefix_spacing_and_case(
     echo: str, sent: str, same: bool
 ) -> None:
     assert echo_matches(echo, sent) is same
+
+
+# --- the one-pattern reader of simple reports agrees with the general reader ---------------
+
+_SPACE = st.sampled_from(["", " ", "  ", "\t"])
+_EOL = st.sampled_from(["\r\n", "\n", "\r\r\n", "\r", "  \r\n"])
+
+
+@st.composite
+def _simple_frames(draw: st.DrawFn) -> str:
+    """Replies shaped like (and around) a report with an empty body: header with or without a
+    time (or a DST one), a serial, an echo, a RETCODE with or without text, blank lines, END;
+    with indentation, CR CR LF and lone CRs, an NMS pair, a stray body line or an echo that
+    does not close, which the general reader must take over."""
+    eol, pad = draw(_EOL), draw(_SPACE)
+    ne = draw(st.sampled_from(["UAP-1", "UAP 1", "华为-UAP", "NE_9"]))
+    when = draw(st.sampled_from(["", "2026-11-30 12:23:53", "2026-03-29 02:30:00 DST"]))
+    head = f"{pad}+++    {ne}" + (f"        {when}" if when else "") + draw(_SPACE) + eol
+    if draw(st.booleans()) and draw(st.booleans()):
+        head = f"+++    NMS-1        2026-11-30 12:00:00{eol}O&M    #7{eol}" + head
+    serial = draw(st.sampled_from(["#14890", "#0123", "#HWHandle=174", "12"]))
+    echo = draw(st.sampled_from(['LGI: OP="admin", PWD="*****";', "LGO:;", 'REG NE: NAME="a%%b";']))
+    close = draw(st.sampled_from(["%%", "%%", "%"]))
+    retcode = draw(st.sampled_from(["0  Operation succeeded", "0", "1009  Not found", "x  bad"]))
+    body = draw(st.sampled_from(["", eol, eol + eol, f"{eol}No matching result is found{eol}"]))
+    return (
+        f"{head}{pad}O&M    {serial}{eol}{pad}%%{echo}{close}{eol}{pad}RETCODE = {retcode}"
+        f"{draw(_SPACE)}{eol}{body}{pad}---    END{draw(_SPACE)}{draw(st.sampled_from([eol, '']))}"
+    )
+
+
+@settings(max_examples=400)
+@given(_simple_frames())
+def test_simple_reports_read_alike_by_both_readers(text: str) -> None:
+    from mml_tool.mml.reports import _lines, _parse_lines
+
+    def general() -> object:
+        reports = _parse_lines(_lines(text))
+        if len(reports) != 1:
+            raise ParseError(f"MML reply: expected one report, found {len(reports)}")
+        return reports[0]
+
+    try:
+        expected: object = general()
+    except ParseError as exc:
+        expected = ("ParseError", str(exc))
+    try:
+        got: object = parse_report(text)
+    except ParseError as exc:
+        got = ("ParseError", str(exc))
+    assert got == expected

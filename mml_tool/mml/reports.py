@@ -380,9 +380,46 @@ def _parse_lines(lines: Lines, previous: MmlReport | None = None) -> list[MmlRep
     return reports
 
 
+# The most common reply, one report with nothing in its body (the answers to LGI, REG NE, LGO,
+# MOD): read by one pattern. Anything it does not match, the general reader reads (and a test
+# checks that both read every frame it matches the same).
+_SIMPLE_RE = re.compile(
+    rf"\+\+\+[ \t]+(?P<ne>\S+(?: \S+)*?)(?:[ \t]{{2,}}(?P<ts>{_TS}))?[ \t]*\r*\n"
+    r"O&M[ \t]+#(?P<serial>[0-9]{1,20})[ \t]*\r*\n"
+    r"%%(?P<echo>[^\r\n]*)%%[ \t]*\r*\n"
+    r"RETCODE[ \t]*=[ \t]*(?P<rc>-?[0-9]{1,20})(?:[ \t]+(?P<msg>[^\r\n]*?))?[ \t]*\r*\n"
+    r"(?:[ \t]*\r*\n)*"
+    r"[ \t]*---[ \t]+END[ \t\r]*\n?"
+)
+
+
+def _parse_simple(text: str) -> MmlReport | None:
+    """The report ``text`` holds when it is one report with an empty body; else None."""
+    m = _SIMPLE_RE.fullmatch(text)
+    if m is None:
+        return None
+    lines = [line.rstrip() for line in _CRS_LF.sub("\n", text).split("\n")]
+    return MmlReport(
+        ne=m["ne"],
+        timestamp=m["ts"] or "",
+        kind="O&M",
+        serial=int(m["serial"]),
+        echo=m["echo"],
+        retcode=int(m["rc"]),
+        message=(m["msg"] or "").strip(),
+        blocks=[],
+        continued=False,
+        empty_text="",
+        raw="\n".join(lines[:-1] if lines[-1] == "" else lines) + "\n",
+        serial_text=m["serial"],
+    )
+
+
 def parse_report(text: str, continuation_of: MmlReport | None = None) -> MmlReport:
     """Parse exactly one report; ``continuation_of`` is the page before it, when that page
     said another follows (this page may then lack header, echo and RETCODE)."""
+    if continuation_of is None and (simple := _parse_simple(text)) is not None:
+        return simple
     reports = _parse_lines(_lines(text), continuation_of)
     if len(reports) != 1:
         raise ParseError(f"MML reply: expected one report, found {len(reports)}")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -103,3 +104,31 @@ def test_reads_need_no_key_and_a_change_names_the_missing_one(
     refused = run_module("sfp", lab, tmp_path, {}, bit=0, value=0, allow_unsigned=True, **params)
     assert refused.get("failed") is True and "MML_PLAN_KEY" in refused["msg"], refused
     assert store.get_bit("P978", 0) == 1 and not audit.exists()
+
+
+def test_the_rollback_command_names_the_lock_folder_the_task_used(
+    keyed_lab: tuple[RunningLab, Path], tmp_path: Path
+) -> None:
+    """The inventory sets no lock_dir and the task names one: the rollback it suggests must take
+    the same per-host locks (as the sfp module's does), not the machine's default folder."""
+    lab, keyed = keyed_lab
+    store = lab.lab.node("uap-2").store
+    store.set_value("P978", 1)
+    env = {"MML_PLAN_KEY": KEY}
+    inventory = mt.load_inventory(keyed, env={**lab_env(lab.inventory_path), **env})
+    plan = mt.plan(mt.check(inventory, limit="uap-2"), change_id="CHG9", operator="bob")
+    plan.save(tmp_path / "plan.json", signing_key=Secret(KEY))
+    locks = tmp_path / "task-locks"
+    params = {
+        "plan": str(tmp_path / "plan.json"),
+        "inventory": str(keyed),
+        "audit": str(tmp_path / "audit.jsonl"),
+        "lock_dir": str(locks),
+    }
+    try:
+        done = run_module("apply", lab, tmp_path, env, **params)
+        assert done["changed"] is True and not done.get("failed"), done
+        words = shlex.split(done["rollback_command"])
+        assert words[words.index("--lock-dir") + 1] == str(locks), words
+    finally:
+        store.set_value("P978", 1)

@@ -8,6 +8,7 @@ and call ``mml_tool.automation`` through the functions here; any ``MmlToolError`
 
 from __future__ import annotations
 
+import shlex
 import traceback
 from pathlib import Path
 from typing import Any
@@ -108,6 +109,28 @@ def connection_of(module: AnsibleModule) -> tuple[Any, Any | None]:
         )
     fields = {k: params[k] for k in HOST_FIELDS}
     return automation.host_from_fields(params["host"] or params["hostname"], fields), None
+
+
+def rollback_command(
+    record: str,
+    inventory: Any | None,
+    *,
+    policy: str | None = None,
+    audit: Path | str | None = None,
+    lock_dir: Path | str | None = None,
+) -> str:
+    """The ``mml-tool rollback`` command line that undoes a change from its ``record``, with
+    what the change used: its inventory, policy, audit trail and, when the inventory sets no
+    ``lock_dir`` (else the CLI takes the inventory's), the lock folder the task used."""
+    words = ["mml-tool", "rollback", record, "-i"]
+    words.append(str(inventory.path) if inventory is not None else "INVENTORY")
+    if policy:
+        words += ["-p", policy]
+    if audit:
+        words += ["--audit", str(audit)]
+    if lock_dir and (inventory is None or inventory.lock_dir is None):
+        words += ["--lock-dir", str(lock_dir)]
+    return shlex.join(words)
 
 
 def template_dirs(module: AnsibleModule) -> list[Path]:

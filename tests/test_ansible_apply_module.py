@@ -132,3 +132,32 @@ def test_the_rollback_command_names_the_lock_folder_the_task_used(
         assert words[words.index("--lock-dir") + 1] == str(locks), words
     finally:
         store.set_value("P978", 1)
+
+
+def test_a_signed_plan_applied_with_a_keyless_inventory_warns_in_the_task(
+    keyed_lab: tuple[RunningLab, Path], tmp_path: Path
+) -> None:
+    """As the CLI warns on stderr, the task warns (stderr of a module is not shown by Ansible):
+    the plan's signature was not checked."""
+    lab, keyed = keyed_lab
+    store = lab.lab.node("uap-2").store
+    store.set_value("P978", 1)
+    inventory = mt.load_inventory(keyed, env={**lab_env(lab.inventory_path), "MML_PLAN_KEY": KEY})
+    plan = mt.plan(mt.check(inventory, limit="uap-2"), change_id="CHG10", operator="bob")
+    plan.save(tmp_path / "plan.json", signing_key=Secret(KEY))
+    try:
+        done = run_module(
+            "apply",
+            lab,
+            tmp_path,
+            {},
+            _ansible_check_mode=True,
+            plan=str(tmp_path / "plan.json"),
+            inventory=str(lab.inventory_path),
+        )
+        assert done["changed"] is True and not done.get("failed"), done
+        # (newer ansible-core returns each warning as a structure holding the message)
+        assert "signature was not checked" in json.dumps(done.get("warnings")), done
+        assert KEY not in json.dumps(done)
+    finally:
+        store.set_value("P978", 1)

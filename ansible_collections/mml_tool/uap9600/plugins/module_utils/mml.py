@@ -8,6 +8,7 @@ and call ``mml_tool.automation`` through the functions here; any ``MmlToolError`
 
 from __future__ import annotations
 
+import logging
 import shlex
 import traceback
 from pathlib import Path
@@ -137,9 +138,27 @@ def template_dirs(module: AnsibleModule) -> list[Path]:
     return [Path(p) for p in module.params["templates"] or []]
 
 
+class _TaskWarnings(logging.Handler):
+    """The library's log warnings (a signature that was not checked, a late answer) as the
+    task's warnings: Ansible does not show a module's stderr. Its messages carry no secret."""
+
+    def __init__(self, module: AnsibleModule) -> None:
+        super().__init__(logging.WARNING)
+        self.module = module
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.module.warn(record.getMessage())
+
+
 def run(module: AnsibleModule, action: Any, **result: Any) -> Any:
-    """``action()``, with an mml-tool error turned into ``fail_json`` (keeping ``result``)."""
+    """``action()``, with an mml-tool error turned into ``fail_json`` (keeping ``result``) and
+    the library's log warnings into the task's warnings."""
+    handler = _TaskWarnings(module)
+    library = logging.getLogger("mml_tool")
+    library.addHandler(handler)
     try:
         return action()
     except MmlToolError as exc:
         module.fail_json(msg=str(exc), error_type=type(exc).__name__, **result)
+    finally:
+        library.removeHandler(handler)

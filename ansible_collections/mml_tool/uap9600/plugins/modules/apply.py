@@ -129,7 +129,10 @@ record:
   returned: success
   type: str
 rollback_command:
-  description: The command line that undoes the change from its record; null without a record.
+  description:
+    - The command line that undoes the change from its record, with the O(policy), O(audit)
+      and lock folder this task used (O(lock_dir) or C($MML_TOOL_LOCKS), when the inventory
+      sets no C(lock_dir)); null without a record.
   returned: success
   type: str
 """

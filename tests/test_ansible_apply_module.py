@@ -58,6 +58,16 @@ def run_module(
     return result
 
 
+def signed_plan(lab: RunningLab, keyed: Path, tmp_path: Path, change_id: str) -> Path:
+    """uap-2 set non-compliant, and a plan signed with KEY that changes it back."""
+    lab.lab.node("uap-2").store.set_value("P978", 1)
+    inventory = mt.load_inventory(keyed, env={**lab_env(lab.inventory_path), "MML_PLAN_KEY": KEY})
+    plan = mt.plan(mt.check(inventory, limit="uap-2"), change_id=change_id, operator="bob")
+    path = tmp_path / "plan.json"
+    plan.save(path, signing_key=Secret(KEY))
+    return path
+
+
 def test_a_plan_applied_again_changes_nothing(
     keyed_lab: tuple[RunningLab, Path], tmp_path: Path
 ) -> None:
@@ -113,14 +123,10 @@ def test_the_rollback_command_names_the_lock_folder_the_task_used(
     the same per-host locks (as the sfp module's does), not the machine's default folder."""
     lab, keyed = keyed_lab
     store = lab.lab.node("uap-2").store
-    store.set_value("P978", 1)
     env = {"MML_PLAN_KEY": KEY}
-    inventory = mt.load_inventory(keyed, env={**lab_env(lab.inventory_path), **env})
-    plan = mt.plan(mt.check(inventory, limit="uap-2"), change_id="CHG9", operator="bob")
-    plan.save(tmp_path / "plan.json", signing_key=Secret(KEY))
     locks = tmp_path / "task-locks"
     params = {
-        "plan": str(tmp_path / "plan.json"),
+        "plan": str(signed_plan(lab, keyed, tmp_path, "CHG9")),
         "inventory": str(keyed),
         "audit": str(tmp_path / "audit.jsonl"),
         "lock_dir": str(locks),
@@ -141,10 +147,7 @@ def test_a_signed_plan_applied_with_a_keyless_inventory_warns_in_the_task(
     the plan's signature was not checked."""
     lab, keyed = keyed_lab
     store = lab.lab.node("uap-2").store
-    store.set_value("P978", 1)
-    inventory = mt.load_inventory(keyed, env={**lab_env(lab.inventory_path), "MML_PLAN_KEY": KEY})
-    plan = mt.plan(mt.check(inventory, limit="uap-2"), change_id="CHG10", operator="bob")
-    plan.save(tmp_path / "plan.json", signing_key=Secret(KEY))
+    plan = signed_plan(lab, keyed, tmp_path, "CHG10")
     try:
         done = run_module(
             "apply",
@@ -152,7 +155,7 @@ def test_a_signed_plan_applied_with_a_keyless_inventory_warns_in_the_task(
             tmp_path,
             {},
             _ansible_check_mode=True,
-            plan=str(tmp_path / "plan.json"),
+            plan=str(plan),
             inventory=str(lab.inventory_path),
         )
         assert done["changed"] is True and not done.get("failed"), done

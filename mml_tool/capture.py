@@ -149,6 +149,12 @@ class Anonymizer:
         self._addresses: dict[str, str] = {}
 
     def _address(self, original: str, version: int) -> str:
+        """The pseudonym of ``original`` when it is an IPv4 (``version`` 4) or IPv6 address,
+        else ``original`` (the pattern also matches what only looks like one)."""
+        try:
+            (ipaddress.IPv4Address if version == 4 else ipaddress.IPv6Address)(original)
+        except ValueError:
+            return original
         if original not in self._addresses:
             n = sum(1 for a in self._addresses if (":" in a) == (version == 6))
             # Past the 762 documentation IPv4 addresses pseudonyms repeat: still anonymous.
@@ -160,22 +166,8 @@ class Anonymizer:
     def __call__(self, text: str) -> str:
         for old, new in self.pairs:
             text = text.replace(old, new)
-
-        def v4(m: re.Match[str]) -> str:
-            try:
-                ipaddress.IPv4Address(m.group(0))
-            except ValueError:
-                return m.group(0)
-            return self._address(m.group(0), 4)
-
-        def v6(m: re.Match[str]) -> str:
-            try:
-                ipaddress.IPv6Address(m.group(0))
-            except ValueError:
-                return m.group(0)
-            return self._address(m.group(0), 6)
-
-        return _IPV6.sub(v6, _IPV4.sub(v4, text))
+        text = _IPV4.sub(lambda m: self._address(m.group(0), 4), text)
+        return _IPV6.sub(lambda m: self._address(m.group(0), 6), text)
 
     def records(self, records: list[dict[str, str]]) -> list[dict[str, str]]:
         return [{k: self(v) if isinstance(v, str) else v for k, v in r.items()} for r in records]

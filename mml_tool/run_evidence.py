@@ -74,8 +74,7 @@ def keep_evidence(outcome: RunOutcome, what: Path | str, write: Callable[[], obj
     except (OSError, ConfigError) as exc:
         cause = exc if isinstance(exc, OSError) else exc.__cause__  # report.py wraps OSError
         detail = cause.strerror if isinstance(cause, OSError) and cause.strerror else str(exc)
-        outcome.evidence_errors.append(str(what))
-        outcome.notes.append(f"EVIDENCE NOT WRITTEN: {what} ({detail})")
+        evidence_lost(outcome, what, detail)
         return False
 
 

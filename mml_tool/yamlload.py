@@ -145,16 +145,56 @@ def _load_with_libyaml(
             return None, None
         if aliases:  # without aliases the values are as many as the file's nodes
             _check_expansion(node)
-        return loader.construct_document(node), node
+        return _construct(loader, node), node
     finally:
         loader.dispose()
+
+
+def _construct(loader: yaml.SafeLoader | yaml.CSafeLoader, node: yaml.Node) -> Any:
+    """The values of ``node``. A scalar its explicit tag does not fit (``!!int x``,
+    ``!!bool maybe``) makes PyYAML's constructor raise ValueError, KeyError or AttributeError,
+    not a YAMLError: refused here, naming the line and the tag, never the value (a secret?)."""
+    try:
+        return loader.construct_document(node)
+    except (ValueError, KeyError, AttributeError, TypeError, OverflowError):
+        bad = _unfitting_scalar(node)
+        where = f"line {bad.start_mark.line + 1}: " if bad is not None else ""
+        tag = f"its tag {_short_tag(bad.tag)}" if bad is not None else "its tag"
+        raise _Refused(
+            f"{where}a value cannot be read as {tag} says: remove the tag, or write a value of "
+            "that type"
+        ) from None
+
+
+def _short_tag(tag: str) -> str:
+    prefix = "tag:yaml.org,2002:"
+    return "!!" + tag[len(prefix) :] if tag.startswith(prefix) else tag
+
+
+def _unfitting_scalar(root: yaml.Node) -> yaml.ScalarNode | None:
+    """The first scalar (in file order) that its tag's constructor cannot build."""
+    constructor = yaml.constructor.SafeConstructor()
+    seen: set[int] = set()
+    stack = [root]
+    while stack:
+        node = stack.pop()
+        if id(node) in seen:
+            continue
+        seen.add(id(node))
+        if isinstance(node, yaml.ScalarNode):
+            try:
+                constructor.construct_object(node)
+            except Exception:  # whatever the constructor raises: this is the scalar
+                return node
+        stack.extend(reversed(_children(node)))
+    return None
 
 
 def _load_with_python(text: str | bytes) -> tuple[Any, yaml.Node | None]:
     loader = _BoundedLoader(text)  # a SafeLoader: no object tags
     try:
         node = loader.get_single_node()
-        return (None, None) if node is None else (loader.construct_document(node), node)
+        return (None, None) if node is None else (_construct(loader, node), node)
     finally:
         loader.dispose()
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -57,6 +58,16 @@ def run_module(
     return result
 
 
+def signed_plan(lab: RunningLab, keyed: Path, tmp_path: Path, change_id: str) -> Path:
+    """uap-2 set non-compliant, and a plan signed with KEY that changes it back."""
+    lab.lab.node("uap-2").store.set_value("P978", 1)
+    inventory = mt.load_inventory(keyed, env={**lab_env(lab.inventory_path), "MML_PLAN_KEY": KEY})
+    plan = mt.plan(mt.check(inventory, limit="uap-2"), change_id=change_id, operator="bob")
+    path = tmp_path / "plan.json"
+    plan.save(path, signing_key=Secret(KEY))
+    return path
+
+
 def test_a_plan_applied_again_changes_nothing(
     keyed_lab: tuple[RunningLab, Path], tmp_path: Path
 ) -> None:
@@ -103,3 +114,53 @@ def test_reads_need_no_key_and_a_change_names_the_missing_one(
     refused = run_module("sfp", lab, tmp_path, {}, bit=0, value=0, allow_unsigned=True, **params)
     assert refused.get("failed") is True and "MML_PLAN_KEY" in refused["msg"], refused
     assert store.get_bit("P978", 0) == 1 and not audit.exists()
+
+
+def test_the_rollback_command_names_the_lock_folder_the_task_used(
+    keyed_lab: tuple[RunningLab, Path], tmp_path: Path
+) -> None:
+    """The inventory sets no lock_dir and the task names one: the rollback it suggests must take
+    the same per-host locks (as the sfp module's does), not the machine's default folder."""
+    lab, keyed = keyed_lab
+    store = lab.lab.node("uap-2").store
+    env = {"MML_PLAN_KEY": KEY}
+    locks = tmp_path / "task-locks"
+    params = {
+        "plan": str(signed_plan(lab, keyed, tmp_path, "CHG9")),
+        "inventory": str(keyed),
+        "audit": str(tmp_path / "audit.jsonl"),
+        "lock_dir": str(locks),
+    }
+    try:
+        done = run_module("apply", lab, tmp_path, env, **params)
+        assert done["changed"] is True and not done.get("failed"), done
+        words = shlex.split(done["rollback_command"])
+        assert words[words.index("--lock-dir") + 1] == str(locks), words
+    finally:
+        store.set_value("P978", 1)
+
+
+def test_a_signed_plan_applied_with_a_keyless_inventory_warns_in_the_task(
+    keyed_lab: tuple[RunningLab, Path], tmp_path: Path
+) -> None:
+    """As the CLI warns on stderr, the task warns (stderr of a module is not shown by Ansible):
+    the plan's signature was not checked."""
+    lab, keyed = keyed_lab
+    store = lab.lab.node("uap-2").store
+    plan = signed_plan(lab, keyed, tmp_path, "CHG10")
+    try:
+        done = run_module(
+            "apply",
+            lab,
+            tmp_path,
+            {},
+            _ansible_check_mode=True,
+            plan=str(plan),
+            inventory=str(lab.inventory_path),
+        )
+        assert done["changed"] is True and not done.get("failed"), done
+        # (newer ansible-core returns each warning as a structure holding the message)
+        assert "signature was not checked" in json.dumps(done.get("warnings")), done
+        assert KEY not in json.dumps(done)
+    finally:
+        store.set_value("P978", 1)

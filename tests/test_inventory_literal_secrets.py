@@ -120,3 +120,17 @@ def test_inventories_that_take_secrets_from_variables_are_silent(
     path = tmp_path / "silent.yaml"
     path.write_text(yaml.safe_dump(doc, sort_keys=False), encoding="utf-8")
     assert load_inventory(path, resolve_secrets=False).warnings == ()
+
+
+def test_history_reading_the_inventory_warns_too(tmp_path: Path) -> None:
+    """`history -i` reads the file (for its history:): it warns as every command does."""
+    path = tmp_path / "committed.yaml"
+    doc = {
+        "history": str(tmp_path / "history.sqlite"),
+        "hosts": {"uap-1": {"hostname": "127.0.0.1", "username": "op", "password": "pw-1234567"}},
+    }
+    path.write_text(yaml.safe_dump(doc), encoding="utf-8")
+    result = _invoke("history", "-i", path, "runs", "--json")
+    lines = [line for line in result.stderr.splitlines() if "warning" in line.lower()]
+    assert len(lines) == 1 and "host 'uap-1': password" in lines[0], result.stderr
+    assert "pw-1234567" not in result.stdout + result.stderr

@@ -11,6 +11,8 @@ import pytest
 from click.testing import CliRunner, Result
 
 from mml_tool.cli import cli
+from mml_tool.errors import PolicyError
+from mml_tool.policy import load_policy
 
 NOT_MAPPINGS = {
     "list": "- policy: x\n- controls: []\n",
@@ -80,3 +82,15 @@ def test_a_policy_that_is_not_a_mapping_is_a_usage_error_of_every_command(
         with pytest.raises(BlockingIOError):  # nothing connected to the host
             listener.accept()
     assert not (tmp_path / "plan.json").exists() and not (tmp_path / "ev").exists()
+
+
+@pytest.mark.parametrize(
+    ("text", "words"),
+    [("42\n", "a whole number"), ("1.5\n", "a number"), ("true\n", "a boolean")],
+)
+def test_the_shape_is_said_in_words(text: str, words: str, tmp_path: Path) -> None:
+    """Not "the file is a int": a Python type name is not what the author wrote."""
+    policy = tmp_path / "p.yaml"
+    policy.write_text(text, encoding="utf-8")
+    with pytest.raises(PolicyError, match=f"the file is {words}, not a policy"):
+        load_policy(policy)

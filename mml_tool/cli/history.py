@@ -16,11 +16,11 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from mml_tool.cli._common import read_inventory
 from mml_tool.errors import ConfigError, HistoryError
 from mml_tool.history.config import resolve
 from mml_tool.history.durations import duration_option
 from mml_tool.history.store import HistoryStore
-from mml_tool.inventory import load_inventory
 
 _STORE_KEY = "mml_tool.history.store_args"
 _KEY_KEY = "mml_tool.history.key"
@@ -33,7 +33,7 @@ def _since(ctx: click.Context, param: click.Parameter, value: str | None) -> tim
 
 def _open(history: str | None, inventory_path: Path | None) -> HistoryStore:
     if inventory_path is not None:  # a broken inventory is named (exit 2), never passed over
-        load_inventory(inventory_path, resolve_secrets=False)
+        read_inventory(inventory_path)  # and a secret written out in it warned about
     try:
         location = resolve(cli_value=history, no_history=False, inventory_path=inventory_path)
     except ConfigError as exc:  # a bad --history or history: is a usage error

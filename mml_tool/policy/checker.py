@@ -80,10 +80,21 @@ class _Checker:
             ) from None
 
 
+_KINDS = {
+    dict: "mapping",
+    list: "list",
+    str: "text",
+    type(None): "null",
+    bool: "boolean",
+    int: "whole number",
+    float: "number",
+    bytes: "binary value",
+}
+
+
 def _kind(value: object) -> str:
-    return {dict: "mapping", list: "list", str: "text", type(None): "null"}.get(
-        type(value), type(value).__name__
-    )
+    """What ``value`` is, in the words of a file's author (not a Python type name)."""
+    return _KINDS.get(type(value), type(value).__name__)
 
 
 def _show(value: object) -> str:

@@ -12,6 +12,7 @@ from typing import Annotated, Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from mml_tool.policy.checker import _kind
 from mml_tool.policy.models import MAX_BIT
 
 NonEmpty = Annotated[str, Field(pattern=r"\S")]
@@ -160,12 +161,6 @@ def json_schema() -> dict[str, Any]:
 
 # Errors about the document's shape; the loader words every value error itself.
 _SHAPE_ERRORS = {"extra_forbidden", "missing", "model_type", "model_attributes_type"}
-
-
-def _kind(value: object) -> str:
-    return {dict: "mapping", list: "list", str: "text", type(None): "null"}.get(
-        type(value), type(value).__name__
-    )
 
 
 def _at(doc: Any, loc: Sequence[Any]) -> Any:

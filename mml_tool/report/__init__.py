@@ -56,28 +56,20 @@ def __getattr__(name: str) -> Any:
 STDOUT = "-"  # --report FORMAT:- writes that report to standard output
 
 
-def _render_json(report: Report) -> str:
-    from mml_tool.report.json import to_json
+def _lazy(name: str) -> Callable[[Report], str]:
+    """The writer ``name`` of ``_LAZY``, imported when it first renders."""
 
-    return to_json(report)
+    def render(report: Report) -> str:
+        writer: Callable[[Report], str] = __getattr__(name)
+        return writer(report)
 
-
-def _render_junit(report: Report) -> str:
-    from mml_tool.report.junit import to_junit
-
-    return to_junit(report)
-
-
-def _render_markdown(report: Report) -> str:
-    from mml_tool.report.markdown import to_markdown
-
-    return to_markdown(report)
+    return render
 
 
 RENDERERS: Mapping[str, Callable[[Report], str]] = {
-    "json": _render_json,
-    "junit": _render_junit,
-    "md": _render_markdown,
+    "json": _lazy("to_json"),
+    "junit": _lazy("to_junit"),
+    "md": _lazy("to_markdown"),
 }
 
 

@@ -8,6 +8,8 @@ and call ``mml_tool.automation`` through the functions here; any ``MmlToolError`
 
 from __future__ import annotations
 
+import logging
+import shlex
 import traceback
 from pathlib import Path
 from typing import Any
@@ -110,13 +112,53 @@ def connection_of(module: AnsibleModule) -> tuple[Any, Any | None]:
     return automation.host_from_fields(params["host"] or params["hostname"], fields), None
 
 
+def rollback_command(
+    record: str,
+    inventory: Any | None,
+    *,
+    policy: str | None = None,
+    audit: Path | str | None = None,
+    lock_dir: Path | str | None = None,
+) -> str:
+    """The ``mml-tool rollback`` command line that undoes a change from its ``record``, with
+    what the change used: its inventory, policy, audit trail and, when the inventory sets no
+    ``lock_dir`` (else the CLI takes the inventory's), the lock folder the task used."""
+    words = ["mml-tool", "rollback", record, "-i"]
+    words.append(str(inventory.path) if inventory is not None else "INVENTORY")
+    if policy:
+        words += ["-p", policy]
+    if audit:
+        words += ["--audit", str(audit)]
+    if lock_dir and (inventory is None or inventory.lock_dir is None):
+        words += ["--lock-dir", str(lock_dir)]
+    return shlex.join(words)
+
+
 def template_dirs(module: AnsibleModule) -> list[Path]:
     return [Path(p) for p in module.params["templates"] or []]
 
 
+class _TaskWarnings(logging.Handler):
+    """The library's log warnings (a signature that was not checked, a late answer) as the
+    task's warnings: Ansible does not show a module's stderr. Its messages carry no secret."""
+
+    def __init__(self, module: AnsibleModule) -> None:
+        super().__init__(logging.WARNING)
+        self.module = module
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.module.warn(record.getMessage())
+
+
 def run(module: AnsibleModule, action: Any, **result: Any) -> Any:
-    """``action()``, with an mml-tool error turned into ``fail_json`` (keeping ``result``)."""
+    """``action()``, with an mml-tool error turned into ``fail_json`` (keeping ``result``) and
+    the library's log warnings into the task's warnings."""
+    handler = _TaskWarnings(module)
+    library = logging.getLogger("mml_tool")
+    library.addHandler(handler)
     try:
         return action()
     except MmlToolError as exc:
         module.fail_json(msg=str(exc), error_type=type(exc).__name__, **result)
+    finally:
+        library.removeHandler(handler)

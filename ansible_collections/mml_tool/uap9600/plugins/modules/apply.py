@@ -130,13 +130,15 @@ record:
   returned: success
   type: str
 rollback_command:
-  description: The command line that undoes the change from its record; null without a record.
+  description:
+    - The command line that undoes the change from its record, with the O(policy), O(audit)
+      and lock folder this task used (O(lock_dir) or C($MML_TOOL_LOCKS), when the inventory
+      sets no C(lock_dir)); null without a record.
   returned: success
   type: str
 """
 
 import os
-import shlex
 from pathlib import Path
 
 from ansible.module_utils.basic import AnsibleModule, env_fallback
@@ -146,6 +148,7 @@ from ansible_collections.mml_tool.uap9600.plugins.module_utils.mml import (
     IMPORT_ERROR,
     automation,
     missing_required_lib,
+    rollback_command,
     run,
 )
 
@@ -173,8 +176,12 @@ def main() -> None:
     if p["workers"] < 1 or p["max_age"] < 0:
         module.fail_json(msg="workers must be at least 1 and max_age at least 0")
 
+    lock_dir = p["lock_dir"] or os.environ.get("MML_TOOL_LOCKS")
+    loaded = []
+
     def apply() -> object:
         inventory = automation.load_inventory(Path(p["inventory"]), resolve_secrets=False)
+        loaded.append(inventory)
         return automation.apply_plan_file(
             inventory,
             Path(p["plan"]),
@@ -184,7 +191,7 @@ def main() -> None:
             audit_path=p["audit"],
             record=p["record"],
             # As the CLI: the inventory's lock_dir wins (shared by all), then this.
-            lock_dir=p["lock_dir"] or os.environ.get("MML_TOOL_LOCKS"),
+            lock_dir=lock_dir,
             operator=p["operator"],
             workers=p["workers"],
             template_dirs=[Path(t) for t in p["templates"] or []],
@@ -195,12 +202,9 @@ def main() -> None:
         module.warn(warning)
     command = None
     if done.record:
-        words = ["mml-tool", "rollback", done.record, "-i", p["inventory"]]
-        if p["policy"]:
-            words += ["-p", p["policy"]]
-        if p["audit"]:
-            words += ["--audit", p["audit"]]
-        command = shlex.join(words)
+        command = rollback_command(
+            done.record, loaded[0], policy=p["policy"], audit=p["audit"], lock_dir=lock_dir
+        )
     result = {
         "changed": done.changed,
         "plan": done.plan,

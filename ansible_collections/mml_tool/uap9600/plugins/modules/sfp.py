@@ -184,7 +184,6 @@ rollback_command:
 """
 
 import os
-import shlex
 
 from ansible.module_utils.basic import env_fallback
 
@@ -192,6 +191,7 @@ from ansible_collections.mml_tool.uap9600.plugins.module_utils.mml import (
     automation,
     connection_of,
     new_module,
+    rollback_command,
     run,
     template_dirs,
 )
@@ -247,18 +247,16 @@ def main() -> None:
         )
         command = None
         if outcome.record:
-            words = ["mml-tool", "rollback", outcome.record, "-i"]
-            words.append(str(inventory.path) if inventory else "INVENTORY")
-            if outcome.record_policy or p["policy"]:
-                words += ["-p", outcome.record_policy or p["policy"]]
-            if audit:
-                words += ["--audit", str(audit)]
-            if lock_dir and not inventory_lock_dir:
-                words += ["--lock-dir", str(lock_dir)]
-            command = shlex.join(words)
+            command = rollback_command(
+                outcome.record,
+                inventory,
+                policy=outcome.record_policy or p["policy"],
+                audit=audit,
+                lock_dir=lock_dir,
+            )
         return outcome, command
 
-    outcome, rollback_command = run(module, change, changed=False)
+    outcome, undo = run(module, change, changed=False)
     for warning in outcome.warnings:
         module.warn(warning)
     result = {
@@ -274,7 +272,7 @@ def main() -> None:
         "record": outcome.record,
         "record_policy": outcome.record_policy,
         "unsigned": outcome.unsigned,
-        "rollback_command": rollback_command,
+        "rollback_command": undo,
         "diff": {"before": outcome.diff_text("before"), "after": outcome.diff_text("after")},
     }
     if not outcome.ok:

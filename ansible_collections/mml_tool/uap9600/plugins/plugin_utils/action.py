@@ -13,8 +13,17 @@ from typing import Any
 from ansible.plugins.action import ActionBase
 
 INVENTORY_VAR = "mml_tool_inventory"
-PATH_OPTIONS = ("inventory", "key_file", "known_hosts", "audit", "lock_dir", "record", "policy")
-PATH_OPTIONS += ("plan",)  # apply's
+# Relative to the playbook; "plan" is apply's.
+PATH_OPTIONS = (
+    "inventory",
+    "key_file",
+    "known_hosts",
+    "audit",
+    "lock_dir",
+    "record",
+    "policy",
+    "plan",
+)
 
 
 class MmlAction(ActionBase):

@@ -421,3 +421,17 @@ def test_simple_reports_read_alike_by_both_readers(text: str) -> None:
     except ParseError as exc:
         got = ("ParseError", str(exc))
     assert got == expected
+
+
+@pytest.mark.parametrize("indent", ["    ", "\t", "\u3000", "\u3000\u3000"])
+def test_an_evenly_indented_reply_reads_as_the_plain_one(indent: str) -> None:
+    """Manual excerpts indent every line alike, with spaces, tabs or a full-width space
+    (U+3000, in Chinese documents): the common indentation is not part of the reply."""
+    plain = (
+        "+++    UAP-1        2026-11-30 12:23:53\nO&M    #7\n%%LST SFP: ID=P978;%%\n"
+        "RETCODE = 0  Operation succeeded\n\nSoftware parameter\n------------------\n"
+        "Parameter ID  Bit  Bit value\n\nP978          0    1\n\n---    END\n"
+    )
+    indented = "".join(indent + line if line else line for line in plain.splitlines(True))
+    want, got = parse_report(plain), parse_report(indented)
+    assert got.blocks == want.blocks and got.retcode == 0 and got.ne == "UAP-1"

@@ -51,6 +51,7 @@ _ECHO_PREFIX = re.compile(r"^(?:\s*(?:[0-9]+|/\*.*?\*/))*")  # "241299", "/*1879
 _QUOTED = re.compile(r'("[^"]*")')
 _SPACES = re.compile(r"\s+")
 _CRS_LF = re.compile(r"\r+\n")
+_INDENTED = re.compile(r"^[^\S\n]", re.M)  # a line that starts with whitespace (U+3000 too)
 _TOTAL_HINT = re.compile(r"total|共有", re.I)  # what every TOTAL_RE line holds (cheap search)
 CONTINUED = "To be continued..."
 PROGRESS_RETCODE = 99999  # "实时上报成功": an intermediate report, the final one follows
@@ -303,8 +304,9 @@ def _structural(text: str) -> bool:
 def _lines(text: str) -> Lines:
     norm = _CRS_LF.sub("\n", text).replace("\r", "\n")
     lines = [(n, line.rstrip()) for n, line in enumerate(norm.split("\n"), start=1)]
-    indented = norm[:1] in (" ", "\t") or "\n " in norm or "\n\t" in norm
-    return _dedent(lines) if indented else lines  # most replies are not indented
+    if _INDENTED.search(norm) is None:  # most replies are not indented
+        return lines
+    return _dedent(lines)
 
 
 def _is_om(text: str) -> bool:

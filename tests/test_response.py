@@ -374,7 +374,7 @@ def test_echo_matching_is_exact_but_for_prefix_spacing_and_case(
 
 # --- the one-pattern reader of simple reports agrees with the general reader ---------------
 
-_SPACE = st.sampled_from(["", " ", "  ", "\t"])
+_SPACE = st.sampled_from(["", " ", "  ", "\t", "\u3000"])
 _EOL = st.sampled_from(["\r\n", "\n", "\r\r\n", "\r", "  \r\n"])
 
 

@@ -227,7 +227,7 @@ def test_tampered_plan_is_refused_and_nothing_sent(lab: Lab, inventory: Path, en
     ]
     for args in runs:
         result = invoke(*args)
-        assert result.exit_code == 1
+        assert result.exit_code == 2
         assert "sha256 does not match" in result.output
         assert "never edit it by hand" in result.output
     assert not env.audit.exists()
@@ -240,7 +240,7 @@ def test_plan_older_than_max_age_is_refused(lab: Lab, inventory: Path, env: Env)
     old = (datetime.now(timezone.utc) - timedelta(hours=3)).isoformat(timespec="seconds")
     save_plan(replace(plan, created=old), plan_path)  # properly sealed, just old
     result = invoke("apply", plan_path, "-i", inventory, "--yes", "--max-age", "2")
-    assert result.exit_code == 1
+    assert result.exit_code == 2
     assert "older than" in result.output and "mml-tool plan" in result.output
     assert not env.audit.exists()
     assert p978(lab) == START
@@ -438,7 +438,7 @@ def test_tampered_record_is_refused_by_rollback(lab: Lab, inventory: Path, env: 
     )
     lines = len(audit.read(env.audit))
     result = invoke("rollback", record_path, "-i", inventory, "--yes")
-    assert result.exit_code == 1
+    assert result.exit_code == 2
     assert "sha256 does not match" in result.output
     assert len(audit.read(env.audit)) == lines
     assert p978(lab)["uap-1"] == 0 and p978(lab)["uap-3"] == 0

@@ -150,7 +150,7 @@ def test_forged_resealed_plan_is_refused_and_nothing_sent(
     before = stores(lab)
     reseal(plan, edit)
     result = invoke("apply", plan, "-i", inventory, "--yes")
-    assert result.exit_code == 1, result.output
+    assert result.exit_code == 2, result.output
     assert str(plan) in result.output.replace("\n", "")
     assert hint in result.output
     assert "Traceback" not in result.output
@@ -205,7 +205,7 @@ def test_step_for_a_host_the_control_does_not_target_is_refused(
 
     reseal(plan, to_uap2)
     result = invoke("apply", plan, "-i", inventory, "--yes", "-p", policy)
-    assert result.exit_code == 1, result.output
+    assert result.exit_code == 2, result.output
     assert "does not apply to uap-2" in result.output
     assert_nothing_sent(lab, before, env)
 
@@ -233,7 +233,7 @@ def test_plan_made_with_a_policy_file_is_applied_with_it(
     plan = make_plan(env, inventory, "uap-1", "-p", policy)
     before = stores(lab)
     refused = invoke("apply", plan, "-i", inventory, "--yes")  # the built-in policy
-    assert refused.exit_code == 1
+    assert refused.exit_code == 2
     assert "own-copy" in refused.output and "-p" in refused.output
     assert_nothing_sent(lab, before, env)
     applied = invoke("apply", plan, "-i", inventory, "--yes", "-p", policy)
@@ -256,7 +256,7 @@ def test_forged_resealed_record_is_refused_by_rollback(
 
     reseal(record, undo_removes)
     result = invoke("rollback", record, "-i", inventory, "--yes")
-    assert result.exit_code == 1, result.output
+    assert result.exit_code == 2, result.output
     assert "RMV SFP" in result.output and str(record) in result.output.replace("\n", "")
     assert stores(lab) == before
     assert len(audit.read(env / "audit.jsonl")) == lines
@@ -311,7 +311,7 @@ def test_unsigned_plan_is_refused_when_a_key_is_configured(
     signed = keyed_inventory(inventory, env, plan_signing_key="${MML_PLAN_KEY}")
     before = stores(lab)
     result = invoke("apply", plan, "-i", signed, "--yes")
-    assert result.exit_code == 1
+    assert result.exit_code == 2
     assert "not signed" in result.output and str(plan) in result.output.replace("\n", "")
     assert_nothing_sent(lab, before, env)
 
@@ -325,7 +325,7 @@ def test_wrongly_signed_or_forged_signed_plan_is_refused(
     assert invoke("plan", "-i", signed, "--limit", "uap-1", "-o", plan).exit_code == 0
     before = stores(lab)
     result = invoke("apply", plan, "-i", other, "--yes")
-    assert result.exit_code == 1
+    assert result.exit_code == 2
     assert "signature does not match" in result.output
     assert KEY not in result.output and OTHER_KEY not in result.output
 
@@ -334,7 +334,7 @@ def test_wrongly_signed_or_forged_signed_plan_is_refused(
 
     reseal(plan, later)
     result = invoke("apply", plan, "-i", signed, "--yes")
-    assert result.exit_code == 1
+    assert result.exit_code == 2
     assert "signature does not match" in result.output
     assert_nothing_sent(lab, before, env)
 
@@ -408,7 +408,7 @@ def test_plan_with_a_naive_created_time_is_a_plan_error(inventory: Path, env: Pa
     with pytest.raises(PlanError, match="time zone"):
         load_plan(plan)
     result = invoke("apply", plan, "-i", inventory, "--yes")
-    assert result.exit_code == 1 and "time zone" in result.output
+    assert result.exit_code == 2 and "time zone" in result.output
     assert "Traceback" not in result.output
 
 
@@ -456,7 +456,7 @@ def test_deep_or_broken_json_is_a_plan_error(inventory: Path, env: Path, content
         ["rollback", path, "-i", inventory, "--yes"],
     ):
         result = invoke(*args)
-        assert result.exit_code == 1, result.output
+        assert result.exit_code == 2, result.output
         assert "odd.json" in result.output and "Traceback" not in result.output
 
 

@@ -334,7 +334,7 @@ def test_an_edited_mask_step_is_refused(lab: Lab, inventory: Path, env: Env, cha
     _plan(env, inventory, policy, "r-table")
     _tamper(env.tmp / "plan.json", change)
     applied = invoke("apply", env.tmp / "plan.json", "-i", inventory, "-p", policy, "--yes")
-    assert applied.exit_code == 1, applied.output  # refused before anything is sent
+    assert applied.exit_code == 2, applied.output  # refused before anything is sent
     assert "Nothing was sent" in applied.output and _mods(env) == []
 
 

@@ -23,7 +23,7 @@ import click
 from mml_tool import __version__
 from mml_tool.cli._console import EXIT_ERROR, EXIT_USAGE, fail
 from mml_tool.cli._context import CliContext
-from mml_tool.errors import InventoryError, MmlToolError
+from mml_tool.errors import InventoryError, MmlToolError, PlanError
 
 # name -> (module under mml_tool.cli, function, the one line `mml-tool --help` shows). The line
 # is kept here so listing the commands imports none of them; a test holds it to the docstring.
@@ -159,9 +159,11 @@ class _Group(click.Group):
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
-        except InventoryError as exc:
-            # Every inventory error (its shape, a value, a secret that cannot be read) is
-            # found before any host is connected to: a usage error, as a bad policy file is.
+        except (InventoryError, PlanError) as exc:
+            # Every inventory error (its shape, a value, a secret that cannot be read) and every
+            # plan-file error (unreadable, tampered with, unsigned, too old, steps the policy does
+            # not derive) is found before any host is connected to: a usage error, as a bad
+            # policy file or a forged record is.
             fail(str(exc), EXIT_USAGE)
         except MmlToolError as exc:
             fail(str(exc), EXIT_ERROR)

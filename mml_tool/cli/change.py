@@ -101,7 +101,8 @@ def apply(
       mml-tool apply plan.json -i inv.yaml
       mml-tool apply plan.json -i inv.yaml --yes --report junit:out/apply.xml,md:out/apply.md
 
-    Exit: 0 every host reached the planned state, 1 otherwise, 2 usage error (nothing sent).
+    Exit: 0 every host reached the planned state, 1 otherwise, 2 a bad plan, inventory, policy
+    or option (nothing sent).
     """
     targets = report_targets(report_spec)
     inventory = read_inventory(inventory_path)
@@ -258,7 +259,8 @@ def rollback(
       mml-tool rollback plan.record.json -i inv.yaml
       mml-tool rollback plan.record.json -i inv.yaml --yes --report junit:out/rollback.xml
 
-    Exit: 0 every step rolled back, 1 otherwise, 2 usage error (nothing sent).
+    Exit: 0 every step rolled back, 1 otherwise, 2 a bad record, inventory, policy or option
+    (nothing sent).
     """
     targets = report_targets(report_spec)
     inventory = read_inventory(inventory_path)

@@ -284,3 +284,15 @@ def test_a_host_name_yaml_reads_as_no_string_says_to_quote_it(tmp_path: Path, na
     with pytest.raises(InventoryError, match=r"must be a string.*quote it") as caught:
         load_inventory(path, resolve_secrets=False)
     assert str(path) in str(caught.value)
+
+
+@pytest.mark.parametrize("written", ["010", "0x10", "1_000", "2024", "on"])
+def test_an_inventory_name_yaml_reads_as_no_text_is_refused(tmp_path: Path, written: str) -> None:
+    """`name:` keys the history: `010` read as 8 would key it as "8" and `history --key 010`
+    would find nothing. A name YAML does not read as text must be quoted."""
+    path = tmp_path / "inv.yaml"
+    path.write_text(f"name: {written}\nhosts: {{}}\n", encoding="utf-8")
+    with pytest.raises(InventoryError, match=r"field 'name'.*quote it"):
+        load_inventory(path, resolve_secrets=False)
+    path.write_text(f'name: "{written}"\nhosts: {{}}\n', encoding="utf-8")
+    assert load_inventory(path, resolve_secrets=False).name == written

@@ -120,9 +120,13 @@ class _Loader(_Entries):
 
     def inventory_name(self, value: Any) -> str:
         """``name:``, the key of this inventory's history: a short label, never a path."""
-        if isinstance(value, int) and not isinstance(value, bool):
-            value = str(value)
-        if not isinstance(value, str) or not _NAME_RE.fullmatch(value):
+        if not isinstance(value, str):  # 010 is read as 8, on as true: the key would not be it
+            raise self.fail(
+                "top level",
+                f"field 'name' is read by YAML as {type(value).__name__} {value!r}, not as the "
+                'text written: quote it (e.g. name: "010")',
+            )
+        if not _NAME_RE.fullmatch(value):
             raise self.fail(
                 "top level",
                 f"field 'name' must be letters, digits, '_', '.', '-' only (the key of this "

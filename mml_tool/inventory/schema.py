@@ -131,12 +131,12 @@ class InventoryDoc(_Doc):
     history: str | HistoryDoc | None = Field(
         None, description="history store: an SQLite path or a {url, password} mapping"
     )
-    name: (
-        Annotated[str, Field(pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$", max_length=128)] | int | None
-    ) = Field(
-        None,
-        description="what the history keys this inventory's runs by (since the last run), "
-        "whatever folder it is checked out in; default: the file's absolute path",
+    name: Annotated[str, Field(pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$", max_length=128)] | None = (
+        Field(
+            None,
+            description="what the history keys this inventory's runs by (since the last run), "
+            "whatever folder it is checked out in; default: the file's absolute path",
+        )
     )
 
 

@@ -38,7 +38,9 @@ class TranscriptBook:
 
     def write(self, folder: Path) -> None:
         folder.mkdir(parents=True, exist_ok=True)
-        for name, transcript in sorted(self._books.items()):
+        with self._lock:  # a host's session may still be starting (after an interrupt)
+            books = sorted(self._books.items())
+        for name, transcript in books:
             transcript.write(folder / f"{name}.txt")
 
 

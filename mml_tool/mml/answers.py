@@ -11,8 +11,9 @@ from __future__ import annotations
 import re
 
 from mml_tool.errors import AnswerError
+from mml_tool.mml.echo import echo_matches
 from mml_tool.mml.params import ConnectionParams
-from mml_tool.mml.reports import MmlReport, echo_matches
+from mml_tool.mml.reports import MmlReport
 
 _MENAME_RE = re.compile(r"MENAME:\s*([^*]+?)\s*\*/")
 _MEID_RE = re.compile(r"MEID:\s*([0-9]{1,9})\b")

@@ -25,14 +25,13 @@ expected and the line.
 
 from __future__ import annotations
 
-import functools
 import re
 from dataclasses import dataclass
 
 from mml_tool.errors import ParseError
 from mml_tool.mml.blocks import COUNT_RE, DASHES_RE, Lines, MmlBlock, _fail, _parse_body
-from mml_tool.mml.command import mask_text
-from mml_tool.secret import MASK
+from mml_tool.mml.echo import command_from_echo as command_from_echo
+from mml_tool.mml.echo import echo_matches as echo_matches
 
 END_RE = re.compile(r"^[ \t]*---[ \t]+END[ \t\r]*$", re.M)
 _TS = r"\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}(?:[+-]\d{1,2}(?::?\d{2})?| DST)?"
@@ -47,9 +46,6 @@ CONTINUED_RE = re.compile(
 TOTAL_RE = re.compile(
     r"^(?:.*?\b(?:([0-9]{1,9})\s+)?reports?\s+in\s+total\.?|共有\s*([0-9]{1,9})\s*个报告)$", re.I
 )
-_ECHO_PREFIX = re.compile(r"^(?:\s*(?:[0-9]+|/\*.*?\*/))*")  # "241299", "/*1879 MEID=5*/"
-_QUOTED = re.compile(r'("[^"]*")')
-_SPACES = re.compile(r"\s+")
 _CRS_LF = re.compile(r"\r+\n")
 _INDENTED = re.compile(r"^[^\S\n]", re.M)  # a line that starts with whitespace (U+3000 too)
 _TOTAL_HINT = re.compile(r"total|共有", re.I)  # what every TOTAL_RE line holds (cheap search)
@@ -99,31 +95,6 @@ class MmlReport:
     def pending(self) -> bool:
         """Whether more reports answer the same command (another page, or the final report)."""
         return self.continued or self.progress
-
-
-def echo_matches(echo: str, command: str) -> bool:
-    """Whether ``echo`` (from ``%%...%%``) is ``command``, allowing leading numbers and
-    ``/*...*/`` comments. Outside quotes, whitespace and case do not count; inside, they do."""
-    return _echo_norm(_ECHO_PREFIX.sub("", echo, count=1)) == _echo_norm(command)
-
-
-def _echo_norm(text: str) -> str:
-    """``text`` masked (so a masked command matches too), whitespace and case dropped outside
-    quotes, without a final ``;``."""
-    return _norm_masked(mask_text(text))  # masked first: no secret is kept in the cache
-
-
-@functools.lru_cache(maxsize=4096)  # the same few commands and echoes, host after host
-def _norm_masked(masked: str) -> str:
-    # An element may echo a masked password bare (PWD=*****) where we sent it quoted.
-    parts = _QUOTED.split(masked.replace(f'"{MASK}"', MASK))  # odd indexes: quoted strings
-    joined = "".join(p if i % 2 else _SPACES.sub("", p).upper() for i, p in enumerate(parts))
-    return joined.rstrip(";")
-
-
-def command_from_echo(echo: str) -> str:
-    """The command an echo shows, without the element's prefix (``241299``, ``/*...*/``)."""
-    return _ECHO_PREFIX.sub("", echo, count=1).strip()
 
 
 def _header_at(lines: Lines, i: int) -> tuple[re.Match[str], re.Match[str] | None] | None:

@@ -31,7 +31,8 @@ Text outside reports: on plain TCP, none. On SSH, none either, unless the node s
 ``+++`` line. No banner, no prompt is ever printed; an empty line gets no answer. (So an
 interactive OpenSSH user types blind on a node without ``ssh_echo``; the reply's ``%%echo%%``
 shows what was received. netmiko's ``generic`` driver works with ``expect_string=r"---\\s+END"``
-and ``cmd_verify=False``, or with the default ``cmd_verify=True`` on an ``ssh_echo`` node.)
+and its check that the command is echoed back switched off, or with that check on (its
+default) on an ``ssh_echo`` node; host keys and TLS are not concerned.)
 Server-side SSH transports log to ``mml_tool.lab.uap.ssh`` (level CRITICAL by default).
 
 Commands (verb and object case-insensitive; names and enumeration values too):

@@ -14,7 +14,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO
 
@@ -233,17 +233,24 @@ def _free_base_port() -> int:
     raise AssertionError("no free pair of ports")
 
 
-def test_an_element_that_reboots_is_error_while_down_and_reconnected_with_backoff(
-    tmp_path_factory: pytest.TempPathFactory, inventory: Path, caplog: pytest.LogCaptureFixture
-) -> None:
-    workdir = tmp_path_factory.mktemp("watch-reboot")
-    # The element comes back on the same ports with the same host key, as after a reboot.
+def _rebootable(workdir: Path) -> Callable[[], Lab]:
+    """Starts the element ``reboot-1``, each time on the same ports with the same host key, as
+    after a reboot."""
     base_port = _free_base_port()
 
     def boot() -> Lab:
         return Lab([NodeConfig("reboot-1")], base_port=base_port, workdir=workdir,
                    password=PASSWORD, with_gateway=False,
                    host_key_file=workdir / "host_key").start()  # fmt: skip
+
+    return boot
+
+
+def test_an_element_that_reboots_is_error_while_down_and_reconnected_with_backoff(
+    tmp_path_factory: pytest.TempPathFactory, inventory: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    workdir = tmp_path_factory.mktemp("watch-reboot")
+    boot = _rebootable(workdir)
 
     element = boot()
     try:
@@ -299,12 +306,7 @@ def test_watch_command_survives_a_reboot_and_says_when_the_element_is_back(
     tmp_path_factory: pytest.TempPathFactory, tmp_path: Path
 ) -> None:
     workdir = tmp_path_factory.mktemp("watch-reboot-cli")
-    base_port = _free_base_port()
-
-    def boot() -> Lab:
-        return Lab([NodeConfig("reboot-1")], base_port=base_port, workdir=workdir,
-                   password=PASSWORD, with_gateway=False,
-                   host_key_file=workdir / "host_key").start()  # fmt: skip
+    boot = _rebootable(workdir)
 
     element = boot()
     inventory = write_lab_inventory(element, timeout=5, connect_timeout=5)

@@ -8,8 +8,6 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
-from mml_tool.history.clock import utc_now as utc_now
-
 
 def _utc(value: datetime) -> datetime:
     """SQLite gives naive datetimes back: every time stored here is UTC."""

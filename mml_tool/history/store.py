@@ -29,6 +29,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from mml_tool.errors import HistoryError
 from mml_tool.history import schema
+from mml_tool.history.clock import utc_now
 from mml_tool.history.config import HistoryLocation
 from mml_tool.history.rows import (
     RunRecord,
@@ -38,7 +39,6 @@ from mml_tool.history.rows import (
     Timeline,
     Transition,
     _utc,
-    utc_now,
 )
 from mml_tool.history.rows import (
     VerificationRow as VerificationRow,

@@ -1,6 +1,6 @@
 """A whole-process `check` without mml-tool: what a minimal script does for the same exchange.
 
-    python bench/floor.py INVENTORY [--client paramiko*|paramiko|netmiko] [--workers N]
+    python bench/floor.py INVENTORY [--client paramiko*|paramiko|libssh2|netmiko] [--workers N]
 
 Reads the lab inventory (PyYAML, libyaml's loader when present; ``${MML_LAB_PASSWORD}`` from
 the environment), then for every host in a thread pool: connect, ``LGI``, ``REG NE``,
@@ -14,6 +14,9 @@ Clients:
   own socket (``sock=``), known_hosts parsed once and only the host's key given to each client.
 - ``paramiko``: the same with paramiko's defaults (``load_host_keys`` per connection, no
   TCP_NODELAY): what a quick script gets.
+- ``libssh2``: bare ssh2-python (libssh2, the SSH library mml-tool uses) with the same tuning
+  (TCP_NODELAY; the host key compared with the known_hosts line, parsed once): what mml-tool's
+  own work costs above its SSH layer.
 - ``netmiko``: ``ConnectHandler`` (device_type ``generic``) with the same two tunings
   (its own ``sock=`` with TCP_NODELAY; ``alt_key_file`` = a known_hosts with only the lab's
   key) and its documented speed settings (``fast_cli=True``, ``global_delay_factor`` 1), and
@@ -119,6 +122,44 @@ def paramiko_bit(host: dict[str, Any], keys: dict[str, Any] | None) -> int:
     return int(match.group(1)) & 1
 
 
+def libssh2_bit(host: dict[str, Any], keys: dict[str, Any]) -> int:
+    from ssh2.session import Session
+
+    sock = tcp_nodelay(host)
+    sock.settimeout(None)
+    session = Session()
+    session.set_timeout(int(host["connect_timeout"] * 1000))
+    try:
+        session.handshake(sock)
+        blob, _ = session.hostkey()
+        name = f"[{host['hostname']}]:{host['port']}"
+        if not any(key.asbytes() == blob for key in keys.get(name, {}).values()):
+            raise ValueError(f"{host['name']}: unknown host key")
+        session.userauth_password(host["username"], host["password"])
+        chan = session.open_session()
+        chan.pty("vt100")
+        chan.shell()
+        session.set_timeout(int(host["timeout"] * 1000))
+        replies = []
+        for command in commands(host):
+            chan.write(command.encode() + b"\r\n")
+            buf = b""
+            while not END_RE.search(buf):
+                size, data = chan.read(65536)
+                if size <= 0:
+                    raise EOFError(f"{host['name']}: closed while waiting for {command}")
+                buf += data
+            replies.append(buf)
+        chan.close()
+        session.disconnect()
+    finally:
+        sock.close()
+    match = BIT_RE.search(replies[2])
+    if b"RETCODE = 0" not in replies[2] or match is None:
+        raise ValueError(f"{host['name']}: no P978 in the reply")
+    return int(match.group(1)) & 1
+
+
 def netmiko_bit(host: dict[str, Any], template: str) -> int:
     from netmiko import ConnectHandler
 
@@ -159,7 +200,7 @@ def netmiko_bit(host: dict[str, Any], template: str) -> int:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("inventory", type=Path)
-    ap.add_argument("--client", default="paramiko*", choices=["paramiko*", "paramiko", "netmiko"])
+    ap.add_argument("--client", default="paramiko*", choices=["paramiko*", "paramiko", "libssh2", "netmiko"])
     ap.add_argument("--workers", type=int, default=8)
     args = ap.parse_args()
     hosts = load_hosts(args.inventory)
@@ -178,6 +219,9 @@ def main() -> int:
                 encoding="utf-8",
             )
         job = lambda h: netmiko_bit(h, template)  # noqa: E731
+    elif args.client == "libssh2":
+        keys = known_hosts(Path(hosts[0]["known_hosts"]))
+        job = lambda h: libssh2_bit(h, keys)  # noqa: E731
     elif args.client == "paramiko*":
         keys = known_hosts(Path(hosts[0]["known_hosts"]))
         job = lambda h: paramiko_bit(h, keys)  # noqa: E731

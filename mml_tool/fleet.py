@@ -54,7 +54,7 @@ def _signals_held() -> Iterator[None]:
 
 
 def _leave_signals_to_main() -> None:
-    """Block SIGINT/SIGTERM in a worker (and the threads it starts, such as paramiko's), so the
+    """Block SIGINT/SIGTERM in a worker (and any thread it starts), so the
     kernel delivers them to the main thread, the one that runs Python's handlers."""
     if hasattr(signal, "pthread_sigmask"):
         signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})

@@ -43,7 +43,7 @@ log = logging.getLogger("mml_tool.history")
 
 
 def mask_text(text: str) -> str:
-    """Password values masked, as in every report (imported late: it loads paramiko)."""
+    """Password values masked, as in every report (imported late: it loads the SSH layer)."""
     from mml_tool.mml.command import mask_text as mask
 
     return mask(text)

@@ -16,8 +16,9 @@ from collections.abc import Callable
 from mml_tool.errors import TransportError
 from mml_tool.mml.params import ConnectionParams, HasConnectionParams, as_params
 from mml_tool.mml.transport.base import KEEPALIVE, READ_SIZE, Transport
-from mml_tool.mml.transport.known_hosts import DEFAULT_KNOWN_HOSTS, fingerprint
-from mml_tool.mml.transport.ssh import SshShellTransport, SshTunnelTransport, load_private_key
+from mml_tool.mml.transport.keys import check_key_file
+from mml_tool.mml.transport.known_hosts import DEFAULT_KNOWN_HOSTS, HostKey, fingerprint
+from mml_tool.mml.transport.ssh import SshShellTransport, SshTunnelTransport
 from mml_tool.mml.transport.tcp import TcpTransport
 
 TransportFactory = Callable[[ConnectionParams], Transport]
@@ -54,13 +55,14 @@ __all__ = [
     "DEFAULT_KNOWN_HOSTS",
     "KEEPALIVE",
     "READ_SIZE",
+    "HostKey",
     "SshShellTransport",
     "SshTunnelTransport",
     "TcpTransport",
     "Transport",
     "TransportFactory",
+    "check_key_file",
     "fingerprint",
-    "load_private_key",
     "make_transport",
     "register_transport",
     "transport_names",

@@ -6,8 +6,6 @@ import logging
 import socket
 from typing import Protocol
 
-import paramiko
-
 from mml_tool.errors import TransportError
 
 log = logging.getLogger("mml_tool.transport")
@@ -27,8 +25,8 @@ class Transport(Protocol):
 
 
 def _closed_by_peer(exc: BaseException) -> bool:
-    """Whether the peer hung up (EOF, reset), possibly under paramiko's "Error reading SSH
-    protocol banner" (raised while handling the EOFError, which stays its context)."""
+    """Whether the peer hung up (EOF, reset), possibly under another error raised while
+    handling it (which keeps it as its context)."""
     seen: BaseException | None = exc
     for _ in range(5):
         if seen is None:
@@ -47,7 +45,7 @@ def _connect_error(where: str, exc: BaseException, timeout: float) -> TransportE
             f"{where}: no answer within {timeout:g} s: check the address, port, firewall and "
             "routing, or raise connect_timeout"
         )
-    if isinstance(exc, (ConnectionRefusedError, paramiko.ssh_exception.NoValidConnectionsError)):
+    if isinstance(exc, ConnectionRefusedError):
         return TransportError(
             f"{where}: connection refused: check the port and that the service runs"
         )
@@ -55,12 +53,5 @@ def _connect_error(where: str, exc: BaseException, timeout: float) -> TransportE
         return TransportError(
             f"{where}: the server closed the connection before the SSH handshake: check that "
             "the port is the SSH port and that the server accepts connections from this host"
-        )
-    if isinstance(exc, paramiko.SSHException) and any(
-        text in str(exc) for text in ("banner", "No existing session")
-    ):  # paramiko's words for "the SSH handshake did not finish in time"
-        return TransportError(
-            f"{where}: no SSH handshake within {timeout:g} s: check that the port is the SSH "
-            "port (not the plain MML port) and that the server is not overloaded"
         )
     return TransportError(f"{where}: cannot connect ({type(exc).__name__}: {exc})")

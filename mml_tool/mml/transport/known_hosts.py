@@ -1,14 +1,21 @@
-"""SSH host keys: known_hosts files read once per content, trust on first use, fingerprints."""
+"""SSH host keys: known_hosts files read once per content, trust on first use, fingerprints.
+
+Keys are compared as the server sends them (the SSH wire blob), so checking a host needs no
+key parsing: a known_hosts line is ``names type base64-blob [comment]``.
+"""
 
 from __future__ import annotations
 
 import base64
+import binascii
 import hashlib
+import hmac
 import os
+import struct
 import threading
+from dataclasses import dataclass
 from pathlib import Path
-
-import paramiko
+from typing import Protocol
 
 from mml_tool.errors import HostKeyError
 from mml_tool.mml.transport.base import log
@@ -16,26 +23,53 @@ from mml_tool.mml.transport.base import log
 DEFAULT_KNOWN_HOSTS = Path("~/.ssh/known_hosts")
 
 
-def fingerprint(key: paramiko.PKey) -> str:
-    """OpenSSH's ``SHA256:...`` fingerprint."""
-    digest = hashlib.sha256(key.asbytes()).digest()
+@dataclass(frozen=True)
+class HostKey:
+    """A public host key: its type name (``ssh-ed25519``) and its SSH wire blob."""
+
+    kind: str
+    blob: bytes
+
+    @classmethod
+    def from_blob(cls, blob: bytes) -> HostKey:
+        """The key the server sent; its type is the blob's first SSH string."""
+        if len(blob) < 4:
+            raise ValueError("host key too short")
+        (length,) = struct.unpack(">I", blob[:4])
+        return cls(blob[4 : 4 + length].decode("ascii", "replace"), blob)
+
+    @property
+    def fingerprint(self) -> str:
+        return fingerprint(self.blob)
+
+    def line(self, name: str) -> str:
+        return f"{name} {self.kind} {base64.b64encode(self.blob).decode()}"
+
+
+class _WireKey(Protocol):
+    def asbytes(self) -> bytes: ...
+
+
+def fingerprint(key: bytes | _WireKey) -> str:
+    """OpenSSH's ``SHA256:...`` fingerprint of a key: its wire blob, or an object giving it
+    with ``asbytes()`` (a ``paramiko.PKey``)."""
+    digest = hashlib.sha256(key if isinstance(key, bytes) else key.asbytes()).digest()
     return "SHA256:" + base64.b64encode(digest).decode().rstrip("=")
 
 
 class _KnownHostsFiles:
     """known_hosts files parsed once per content, shared by every connection of a run.
 
-    paramiko re-parses the whole file on each load, slower than linearly in its size: with
-    a few hundred hosts that cost more CPU than the SSH handshake itself. Keyed by path, mtime
-    and size, so a key recorded on first use (or an edit) is seen by the next connection.
+    Keyed by path, mtime and size, so a key recorded on first use (or an edit) is seen by the
+    next connection.
     """
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._parsed: dict[Path, tuple[tuple[int, int], _KnownHosts]] = {}
 
-    def keys_for(self, path: Path, name: str) -> dict[str, paramiko.PKey]:
-        """The keys ``path`` holds for ``name`` (``host`` or ``[host]:port``)."""
+    def keys_for(self, path: Path, name: str) -> dict[str, HostKey]:
+        """The keys ``path`` holds for ``name`` (``host`` or ``[host]:port``), by type."""
         try:
             stat = path.stat()
         except FileNotFoundError:
@@ -50,50 +84,60 @@ class _KnownHostsFiles:
 
 
 class _KnownHosts:
-    """One parsed file: plain host names indexed (paramiko's lookup scans every entry);
-    hashed names (``|1|...``) still go through paramiko, which knows how to match them."""
+    """One parsed file: plain host names indexed, hashed names (``|1|salt|hash``) matched by
+    HMAC-SHA1 as OpenSSH writes them. As in OpenSSH and paramiko, the first key of a type wins;
+    marker lines (``@cert-authority``, ``@revoked``) and wildcard patterns are not used."""
 
-    def __init__(self, keys: paramiko.HostKeys) -> None:
-        self.keys = keys
-        self.plain: dict[str, dict[str, paramiko.PKey]] = {}
-        self.hashed = False
-        for hostname in keys:
-            if hostname.startswith("|"):
-                self.hashed = True
-            else:
-                self.plain[hostname] = dict(keys[hostname])
+    def __init__(self) -> None:
+        self.plain: dict[str, dict[str, HostKey]] = {}
+        self.hashed: list[tuple[bytes, bytes, HostKey]] = []
 
     @classmethod
     def load(cls, path: Path) -> _KnownHosts:
-        """Read ``path`` in one pass. ``paramiko.HostKeys(path)`` and indexing it each scan
-        every entry per line: quadratic, about a second of CPU at 1000 lines."""
-        self = cls(paramiko.HostKeys())
+        self = cls()
         with path.open(encoding="utf-8", errors="replace") as fh:
-            for lineno, line in enumerate(fh, 1):
-                line = line.strip()
-                if not line or line.startswith("#"):
+            for line in fh:
+                fields = line.split()
+                if len(fields) < 3 or fields[0].startswith(("#", "@")):
                     continue
-                try:  # what paramiko's HostKeys.load skips, skipped alike
-                    entry = paramiko.hostkeys.HostKeyEntry.from_line(line, lineno)
-                except paramiko.SSHException:
-                    continue
-                if entry is None:
-                    continue
-                for hostname in entry.hostnames:
-                    if hostname.startswith("|"):  # hashed: paramiko knows how to match it
-                        self.hashed = True
-                        self.keys.add(hostname, entry.key.get_name(), entry.key)
-                    else:  # the first key of a type wins, as in paramiko's lookup
-                        self.plain.setdefault(hostname, {}).setdefault(
-                            entry.key.get_name(), entry.key
-                        )
+                key = _key(fields[1], fields[2])
+                if key is None:
+                    continue  # a line that is not a key: skipped, as ssh does
+                for name in fields[0].split(","):
+                    salted = _hashed_name(name)
+                    if salted is not None:
+                        self.hashed.append((*salted, key))
+                    else:
+                        self.plain.setdefault(name, {}).setdefault(key.kind, key)
         return self
 
-    def lookup(self, name: str) -> dict[str, paramiko.PKey]:
-        if name in self.plain or not self.hashed:
-            return dict(self.plain.get(name, {}))
-        found = self.keys.lookup(name)
-        return dict(found) if found else {}
+    def lookup(self, name: str) -> dict[str, HostKey]:
+        found = dict(self.plain.get(name, {}))
+        for salt, digest, key in self.hashed:
+            if key.kind not in found and hmac.compare_digest(
+                hmac.new(salt, name.encode(), hashlib.sha1).digest(), digest
+            ):
+                found[key.kind] = key
+        return found
+
+
+def _key(kind: str, text: str) -> HostKey | None:
+    try:
+        key = HostKey.from_blob(base64.b64decode(text, validate=True))
+    except (binascii.Error, ValueError):
+        return None
+    return key if key.kind == kind else None
+
+
+def _hashed_name(name: str) -> tuple[bytes, bytes] | None:
+    """(salt, digest) of a hashed name ``|1|base64-salt|base64-hash``, else None."""
+    parts = name.split("|")
+    if len(parts) != 4 or parts[0] or parts[1] != "1":
+        return None
+    try:
+        return base64.b64decode(parts[2]), base64.b64decode(parts[3])
+    except binascii.Error:
+        return None
 
 
 _known_hosts_files = _KnownHostsFiles()
@@ -103,42 +147,35 @@ def _known_name(hostname: str, port: int) -> str:
     return hostname if port == 22 else f"[{hostname}]:{port}"
 
 
-class _HostKeyPolicy(paramiko.MissingHostKeyPolicy):
-    """Refuses unknown keys, or records them (trust on first use) if the host opted in.
-
-    paramiko also calls this when the file knows the host under a different key type: that is a
-    changed key, refused even with trust on first use.
-    """
-
-    def __init__(self, where: str, known_hosts: Path, tofu: bool) -> None:
-        self.where = where
-        self.known_hosts = known_hosts
-        self.tofu = tofu
-
-    def missing_host_key(
-        self, client: paramiko.SSHClient, hostname: str, key: paramiko.PKey
-    ) -> None:
-        what = f"{key.get_name()} key {fingerprint(key)}"
-        known = client.get_host_keys().lookup(hostname)
-        if known:
-            raise HostKeyError(
-                f"{self.where}: the SSH host key of {hostname} CHANGED: {self.known_hosts} has "
-                f"{', '.join(known.keys())}, the server offers {what}. This may be an attack; "
-                "if the key change is expected, remove the old line from known_hosts"
-            )
-        if not self.tofu:
-            raise HostKeyError(
-                f"{self.where}: unknown SSH host key of {hostname} ({what}): add it to "
-                f"{self.known_hosts} "
-                f"(e.g. ssh-keyscan -p PORT HOST >> {self.known_hosts}, after checking the "
-                "fingerprint) or set trust_on_first_use: true for this host"
-            )
-        _record_key(self.known_hosts, hostname, key)
-        client.get_host_keys().add(hostname, key.get_name(), key)
-        log.warning("%s: trusted on first use: %s recorded in %s", hostname, what, self.known_hosts)
+def verify_host_key(
+    where: str, known_hosts: Path, name: str, key: HostKey, known: dict[str, HostKey], tofu: bool
+) -> None:
+    """Accept ``key`` if ``known`` (what known_hosts holds for ``name``) has it; record it if the
+    host is unknown and trusts on first use; otherwise raise HostKeyError. A known host
+    offering a key of another type, or another key of a known type, is a changed key, refused
+    even with trust on first use."""
+    if known.get(key.kind) == key:
+        return
+    what = f"{key.kind} key {key.fingerprint}"
+    if known:
+        has = known.get(key.kind)
+        held = f"{has.kind} {has.fingerprint}" if has else ", ".join(known)
+        raise HostKeyError(
+            f"{where}: the SSH host key of {name} CHANGED: {known_hosts} has {held}, the server "
+            f"offers {what}. This may be an attack; if the key change is expected, remove the "
+            "old line from known_hosts"
+        )
+    if not tofu:
+        raise HostKeyError(
+            f"{where}: unknown SSH host key of {name} ({what}): add it to {known_hosts} "
+            f"(e.g. ssh-keyscan -p PORT HOST >> {known_hosts}, after checking the "
+            "fingerprint) or set trust_on_first_use: true for this host"
+        )
+    _record_key(known_hosts, name, key)
+    log.warning("%s: trusted on first use: %s recorded in %s", name, what, known_hosts)
 
 
-def _record_key(path: Path, name: str, key: paramiko.PKey) -> None:
+def _record_key(path: Path, name: str, key: HostKey) -> None:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         prefix = ""
@@ -148,7 +185,7 @@ def _record_key(path: Path, name: str, key: paramiko.PKey) -> None:
                 prefix = "" if f.read(1) == b"\n" else "\n"
         fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
         with os.fdopen(fd, "a", encoding="ascii") as f:
-            f.write(f"{prefix}{name} {key.get_name()} {key.get_base64()}\n")
+            f.write(f"{prefix}{key.line(name)}\n")
     except OSError as exc:
         raise HostKeyError(
             f"{name}: cannot record the host key in {path} ({exc.strerror}): check that the "

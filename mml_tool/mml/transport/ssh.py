@@ -1,62 +1,94 @@
-"""MML over SSH: an interactive shell on the element, or TCP tunnelled through a jump host."""
+"""MML over SSH: an interactive shell on the element, or TCP tunnelled through a jump host.
+
+SSH is libssh2's (through ssh2-python): its calls run in C without Python's global interpreter
+lock, and it needs no thread per connection. With paramiko, the SSH layer alone cost ~3 ms of
+CPU per host, and more under a pool of workers contending for the lock.
+
+libssh2 is driven in non-blocking mode and every wait is a ``select()`` on the socket up to a
+deadline of ours: libssh2's own blocking calls can wait past their timeout (its keepalive timer
+resets the wait) and its blocking write can wait for ever on a full window.
+"""
 
 from __future__ import annotations
 
+import select
 import socket
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
-import paramiko
-from paramiko.pkey import UnknownKeyType
+from ssh2 import exceptions as ssh2_errors
+from ssh2.error_codes import LIBSSH2_ERROR_EAGAIN
+from ssh2.session import (
+    LIBSSH2_METHOD_CRYPT_CS,
+    LIBSSH2_METHOD_HOSTKEY,
+    LIBSSH2_METHOD_KEX,
+    LIBSSH2_SESSION_BLOCK_INBOUND,
+    LIBSSH2_SESSION_BLOCK_OUTBOUND,
+    Session,
+)
 
-from mml_tool.errors import HostKeyError, TransportError
+from mml_tool.errors import TransportError
 from mml_tool.mml.params import ConnectionParams, JumpHost
-from mml_tool.mml.transport.base import KEEPALIVE, READ_SIZE, _connect_error
+from mml_tool.mml.transport.base import KEEPALIVE, READ_SIZE, _connect_error, log
+from mml_tool.mml.transport.keys import check_key_file
 from mml_tool.mml.transport.known_hosts import (
     DEFAULT_KNOWN_HOSTS,
-    _HostKeyPolicy,
+    HostKey,
     _known_hosts_files,
     _known_name,
-    fingerprint,
+    verify_host_key,
 )
 from mml_tool.secret import Secret
 
+# What the SSH layer raises: libssh2's errors, and the socket's.
+_SSH_ERRORS = (ssh2_errors.SSH2Error, OSError, EOFError)
+_CLOSE_WAIT = 2.0  # seconds given to a polite channel close and disconnect
+# The host key algorithms for each key type a known_hosts line can hold.
+_ALGORITHMS = {"ssh-rsa": ("rsa-sha2-512", "rsa-sha2-256", "ssh-rsa")}
 
-def load_private_key(where: str, key_file: Path, passphrase: Secret | None) -> paramiko.PKey:
-    """The private key in ``key_file``, decrypted with ``passphrase`` if it is encrypted.
 
-    Read before connecting, so that a missing, unreadable or still-encrypted key is said as
-    such (paramiko's own attempt ends in a vague "authentication failed"). The passphrase
-    never appears in a message.
-    """
-    try:
-        return paramiko.PKey.from_path(key_file)
-    except OSError as exc:
-        raise TransportError(
-            f"{where}: cannot read key_file {key_file} ({exc.strerror}): check the path and "
-            "that it is readable by you"
-        ) from None
-    except TypeError:  # cryptography: "password-protected, but password was not provided"
-        if passphrase is None:
-            raise TransportError(
-                f"{where}: key_file {key_file} is encrypted and no passphrase was given: set "
-                "key_passphrase (e.g. ${SSH_KEY_PASSPHRASE}), key_passphrase_file or "
-                "key_passphrase_prompt: true in the inventory"
-            ) from None
-    except (ValueError, paramiko.SSHException, UnknownKeyType) as exc:
-        raise TransportError(
-            f"{where}: key_file {key_file} is not a private key mml-tool can read "
-            f"({type(exc).__name__}): use an OpenSSH or PEM Ed25519, ECDSA or RSA key"
-        ) from None
-    try:
-        # bytes, whatever the stubs say: cryptography's loaders take no str password
-        secret = passphrase.reveal().encode("utf-8")
-        return paramiko.PKey.from_path(key_file, secret)  # type: ignore[arg-type]
-    except (OSError, TypeError, ValueError, paramiko.SSHException, UnknownKeyType):
-        raise TransportError(
-            f"{where}: the passphrase given by key_passphrase does not decrypt key_file "
-            f"{key_file}: check it"
-        ) from None
+class _Expired(Exception):
+    """A deadline of ours passed while libssh2 waited for the socket."""
+
+
+class _Connection:
+    """An SSH session over its own socket, in non-blocking mode."""
+
+    def __init__(self, session: Any, sock: socket.socket) -> None:
+        self.session = session
+        self.sock = sock
+
+    def call(self, deadline: float, fn: Callable[..., Any], *args: Any) -> Any:
+        """``fn(*args)``, repeated while libssh2 says it would block, each time waiting for the
+        socket until ``deadline``; raises _Expired at the deadline."""
+        while True:
+            result = fn(*args)
+            rc = result[0] if isinstance(result, tuple) else result
+            if not (isinstance(rc, int) and rc == LIBSSH2_ERROR_EAGAIN):
+                return result
+            self.wait(deadline)
+
+    def wait(self, deadline: float) -> None:
+        """Wait until the socket can go the way libssh2 is blocked on, or raise _Expired."""
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise _Expired
+        directions = self.session.block_directions()
+        readable = (
+            [self.sock] if directions & LIBSSH2_SESSION_BLOCK_INBOUND or not directions else []
+        )
+        writable = [self.sock] if directions & LIBSSH2_SESSION_BLOCK_OUTBOUND else []
+        select.select(readable, writable, [], remaining)
+
+    def close(self) -> None:
+        try:
+            self.call(time.monotonic() + _CLOSE_WAIT, self.session.disconnect)
+        except (*_SSH_ERRORS, _Expired):
+            pass  # closing anyway
+        finally:
+            self.sock.close()
 
 
 def _ssh_connect(
@@ -70,125 +102,192 @@ def _ssh_connect(
     tofu: bool,
     timeout: float,
     passphrase: Secret | None = None,
-) -> paramiko.SSHClient:
-    """An authenticated SSH client, host key verified; any failure -> TransportError."""
+) -> _Connection:
+    """An authenticated SSH session, host key verified; any failure -> TransportError."""
     where = f"{label} ({hostname}:{port})"
-    pkey = None if key_file is None else load_private_key(where, key_file, passphrase)
-    client = paramiko.SSHClient()
+    if key_file is not None:
+        check_key_file(where, key_file, passphrase)
+    name = _known_name(hostname, port)
     kh = (known_hosts or DEFAULT_KNOWN_HOSTS).expanduser()
     try:
-        for key_type, key in _known_hosts_files.keys_for(kh, _known_name(hostname, port)).items():
-            client.get_host_keys().add(_known_name(hostname, port), key_type, key)
-    except (OSError, paramiko.SSHException) as exc:
+        known = _known_hosts_files.keys_for(kh, name)
+    except OSError as exc:
         raise TransportError(
             f"{where}: cannot read known_hosts {kh}: {exc}: fix the file"
         ) from None
-    client.set_missing_host_key_policy(_HostKeyPolicy(where, kh, tofu))
     sock: socket.socket | None = None
+    conn: _Connection | None = None
     try:
         sock = socket.create_connection((hostname, port), timeout=timeout)
+        deadline = time.monotonic() + timeout
         # SSH's handshake is many small packets: without NODELAY each waits on Nagle + delayed
         # ACK (about 40 ms apiece on Linux).
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
-        client.connect(
-            hostname,
-            port=port,
-            sock=sock,
-            username=username,
-            password=password.reveal() if password is not None else None,
-            pkey=pkey,
-            timeout=timeout,
-            banner_timeout=timeout,
-            auth_timeout=timeout,
-            channel_timeout=timeout,
-            look_for_keys=False,
-            allow_agent=False,
+        if hasattr(socket, "TCP_KEEPIDLE"):  # Linux: first probe after KEEPALIVE s, not 2 h
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE, KEEPALIVE)
+        sock.setblocking(False)
+        conn = _Connection(Session(), sock)
+        session = conn.session
+        session.set_blocking(False)
+        if known:  # negotiate a key type known_hosts holds, as OpenSSH does
+            session.method_pref(LIBSSH2_METHOD_HOSTKEY, _host_key_preference(session, known))
+        conn.call(deadline, session.handshake, sock)
+        blob, _ = session.hostkey()
+        log.debug(
+            "%s: SSH handshake done: %s, host key %s, %s",
+            where,
+            session.methods(LIBSSH2_METHOD_KEX),
+            session.methods(LIBSSH2_METHOD_HOSTKEY),
+            session.methods(LIBSSH2_METHOD_CRYPT_CS),
         )
-    except BaseException as exc:  # whatever failed, the socket and paramiko's thread must go
-        client.close()
-        if sock is not None:
+        verify_host_key(where, kh, name, HostKey.from_blob(blob), known, tofu)
+        if key_file is not None:
+            secret = "" if passphrase is None else passphrase.reveal()
+            conn.call(
+                deadline, session.userauth_publickey_fromfile, username, str(key_file), secret
+            )
+        else:
+            secret = "" if password is None else password.reveal()
+            conn.call(deadline, session.userauth_password, username, secret)
+        session.keepalive_config(False, KEEPALIVE)
+        log.debug("%s: SSH authenticated as %r", where, username)
+    except BaseException as exc:  # whatever failed, the socket must go
+        log.debug("%s: SSH connect failed: %s", where, _ssh2_text(exc))
+        if conn is not None:
+            conn.close()
+        elif sock is not None:
             sock.close()
-        error = _ssh_error(where, exc, _known_name(hostname, port), kh, username, key_file, timeout)
+        error = _ssh_error(where, exc, username, key_file, timeout)
         if error is None:
             raise
         raise error from None
-    transport = client.get_transport()
-    if transport is not None:
-        transport.set_keepalive(KEEPALIVE)
-    return client
+    return conn
+
+
+def _host_key_preference(session: Any, known: dict[str, HostKey]) -> str:
+    supported = [a for a in session.supported_algs(LIBSSH2_METHOD_HOSTKEY) if "-cert-" not in a]
+    first = [a for kind in known for a in _ALGORITHMS.get(kind, (kind,)) if a in supported]
+    return ",".join(first + [a for a in supported if a not in first])
 
 
 def _ssh_error(
-    where: str,
-    exc: BaseException,
-    known_name: str,
-    kh: Path,
-    username: str,
-    key_file: Path | None,
-    timeout: float,
+    where: str, exc: BaseException, username: str, key_file: Path | None, timeout: float
 ) -> TransportError | None:
     """The TransportError for a failed SSH connect; None: re-raise ``exc`` as it is."""
-    if isinstance(exc, paramiko.BadHostKeyException):
-        return HostKeyError(
-            f"{where}: the SSH host key of {known_name} CHANGED: {kh} has "
-            f"{exc.expected_key.get_name()} "
-            f"{fingerprint(exc.expected_key)}, the server offers {exc.key.get_name()} "
-            f"{fingerprint(exc.key)}. This may be an attack; if the change is expected, remove "
-            "the old line from known_hosts"
-        )
-    if isinstance(exc, paramiko.AuthenticationException):
+    if isinstance(exc, TransportError):  # HostKeyError included: already says what to do
+        return exc
+    if isinstance(
+        exc,
+        (
+            ssh2_errors.AuthenticationError,
+            ssh2_errors.PublicKeyError,
+            ssh2_errors.PublickeyUnverifiedError,
+            ssh2_errors.FileError,
+            ssh2_errors.MethodNotSupported,
+        ),
+    ):
         how = "key_file" if key_file is not None else "password"
         return TransportError(
             f"{where}: SSH authentication failed for user {username!r}: check the username "
             f"and the {how} in the inventory"
         )
-    if isinstance(exc, HostKeyError) or not isinstance(
-        exc, (OSError, paramiko.SSHException, EOFError)
-    ):
-        return None
-    return _connect_error(where, exc, timeout)
+    if isinstance(exc, (_Expired, ssh2_errors.Timeout, ssh2_errors.BannerRecvError)):
+        return TransportError(
+            f"{where}: no SSH handshake within {timeout:g} s: check that the port is the SSH "
+            "port (not the plain MML port) and that the server is not overloaded"
+        )
+    if isinstance(exc, (ssh2_errors.SocketDisconnectError, ssh2_errors.SocketRecvError)):
+        return TransportError(
+            f"{where}: the server closed the connection before the SSH handshake: check that "
+            "the port is the SSH port and that the server accepts connections from this host"
+        )
+    if isinstance(exc, ssh2_errors.SSH2Error):
+        return TransportError(
+            f"{where}: the SSH handshake failed ({_ssh2_text(exc)}): check that the port is "
+            "the SSH port and that the server offers a key exchange and host key libssh2 knows"
+        )
+    if isinstance(exc, (OSError, EOFError)):
+        return _connect_error(where, exc, timeout)
+    return None
+
+
+def _ssh2_text(exc: BaseException) -> str:
+    detail = " ".join(str(a) for a in exc.args if a not in ("", None))
+    return type(exc).__name__ + (f": {detail}" if detail else "")
 
 
 class _ChannelPipe:
     """Reads and writes an SSH channel (a shell or a direct-tcpip tunnel)."""
 
     where: str
-    _client: paramiko.SSHClient | None = None
-    _channel: paramiko.Channel | None = None
+    host: ConnectionParams
+    _conn: _Connection | None = None
+    _channel: Any = None
+
+    def _open_channel(
+        self, conn: _Connection, how: str, opener: Callable[[_Connection, float], Any]
+    ) -> None:
+        self._conn = conn
+        timeout = self.host.connect_timeout
+        try:
+            self._channel = opener(conn, time.monotonic() + timeout)
+        except _Expired:
+            self.close()
+            raise TransportError(f"{self.where}: {how} (no answer within {timeout:g} s)") from None
+        except _SSH_ERRORS as exc:
+            self.close()
+            raise TransportError(f"{self.where}: {how} ({_ssh2_text(exc)})") from None
+
+    def _pipe(self) -> tuple[_Connection, Any]:
+        if self._channel is None or self._conn is None:
+            raise TransportError(f"{self.where}: not connected: call open() first")
+        return self._conn, self._channel
 
     def write(self, data: bytes) -> None:
-        if self._channel is None:
-            raise TransportError(f"{self.where}: not connected: call open() first")
+        conn, channel = self._pipe()
+        deadline = time.monotonic() + self.host.timeout
         try:
-            self._channel.sendall(data)
-        except (OSError, paramiko.SSHException, EOFError) as exc:
-            raise TransportError(f"{self.where}: connection lost while sending ({exc})") from None
+            conn.session.keepalive_send()  # sends only when KEEPALIVE s have passed
+            while data:
+                _, sent = conn.call(deadline, channel.write, data)
+                data = data[sent:]
+        except _Expired:
+            raise TransportError(
+                f"{self.where}: the element took no data for {self.host.timeout:g} s"
+            ) from None
+        except _SSH_ERRORS as exc:
+            raise TransportError(
+                f"{self.where}: connection lost while sending ({_ssh2_text(exc)})"
+            ) from None
 
     def read(self, deadline: float) -> bytes:
-        if self._channel is None:
-            raise TransportError(f"{self.where}: not connected: call open() first")
-        wait = deadline - time.monotonic()
-        if wait <= 0 and not self._channel.recv_ready():
-            return b""  # a look without waiting (after each answer): skip paramiko's timeout path
-        self._channel.settimeout(max(0.0, wait))
+        conn, channel = self._pipe()
         try:
-            data = self._channel.recv(READ_SIZE)
-        except TimeoutError:
+            while True:
+                size, data = channel.read(READ_SIZE)
+                if size > 0:
+                    return bytes(data)
+                if size == 0 and channel.eof():
+                    raise TransportError(f"{self.where}: connection closed by the peer")
+                if size < 0 and size != LIBSSH2_ERROR_EAGAIN:
+                    raise TransportError(f"{self.where}: connection lost (libssh2 error {size})")
+                conn.wait(deadline)
+        except _Expired:
             return b""
-        except (OSError, paramiko.SSHException, EOFError) as exc:
-            raise TransportError(f"{self.where}: connection lost ({exc})") from None
-        if not data:
-            raise TransportError(f"{self.where}: connection closed by the peer")
-        return data
+        except _SSH_ERRORS as exc:
+            raise TransportError(f"{self.where}: connection lost ({_ssh2_text(exc)})") from None
 
     def close(self) -> None:
-        channel, client = self._channel, self._client
-        self._channel = self._client = None
-        if channel is not None:
-            channel.close()
-        if client is not None:
-            client.close()
+        channel, conn = self._channel, self._conn
+        self._channel = self._conn = None
+        if channel is not None and conn is not None:
+            try:
+                conn.call(time.monotonic() + _CLOSE_WAIT, channel.close)
+            except (*_SSH_ERRORS, _Expired):
+                pass  # the session goes next anyway
+        if conn is not None:
+            conn.close()
 
 
 class SshShellTransport(_ChannelPipe):
@@ -200,16 +299,20 @@ class SshShellTransport(_ChannelPipe):
 
     def open(self) -> None:
         h = self.host
-        self._client = _ssh_connect(
+        conn = _ssh_connect(
             h.name, h.hostname, h.port, h.username, h.password, h.key_file, h.known_hosts,
             h.trust_on_first_use, h.connect_timeout, h.key_passphrase,
         )  # fmt: skip
-        try:
-            # A wide pty so that the element does not wrap long report lines.
-            self._channel = self._client.invoke_shell(term="vt100", width=1000, height=1000)
-        except (OSError, paramiko.SSHException) as exc:
-            self.close()
-            raise TransportError(f"{self.where}: the SSH server refused a shell ({exc})") from None
+        self._open_channel(conn, "the SSH server refused a shell", _shell)
+
+
+def _shell(conn: _Connection, deadline: float) -> Any:
+    # libssh2 (as ssh2-python exposes it) asks for an 80-column pty: MML reports are not
+    # wrapped by the element at the pty width (the lab serves them whatever width is asked).
+    channel = conn.call(deadline, conn.session.open_session)
+    conn.call(deadline, channel.pty, "vt100")
+    conn.call(deadline, channel.shell)
+    return channel
 
 
 class SshTunnelTransport(_ChannelPipe):
@@ -224,20 +327,15 @@ class SshTunnelTransport(_ChannelPipe):
 
     def open(self) -> None:
         h, j = self.host, self.jump
-        self._client = _ssh_connect(
+        conn = _ssh_connect(
             f"{h.name} jump host", j.hostname, j.port, j.username, j.password, j.key_file,
             j.known_hosts, h.trust_on_first_use, h.connect_timeout, j.key_passphrase,
         )  # fmt: skip
-        transport = self._client.get_transport()
-        try:
-            if transport is None:
-                raise paramiko.SSHException("no SSH transport")
-            self._channel = transport.open_channel(
-                "direct-tcpip", (h.hostname, h.port), ("127.0.0.1", 0), timeout=h.connect_timeout
-            )
-        except (OSError, paramiko.SSHException, EOFError) as exc:
-            self.close()
-            raise TransportError(
-                f"{self.where}: the jump host could not open a tunnel to {h.address} ({exc}): "
-                "check the MML port and that the jump host allows TCP forwarding"
-            ) from None
+        self._open_channel(
+            conn,
+            f"the jump host could not open a tunnel to {h.address}: check the MML port and "
+            "that the jump host allows TCP forwarding",
+            lambda conn, deadline: conn.call(
+                deadline, conn.session.direct_tcpip_ex, h.hostname, h.port, "127.0.0.1", 0
+            ),
+        )

@@ -12,16 +12,16 @@ import functools
 import os
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
-
-from sqlalchemy.engine import URL, make_url
-from sqlalchemy.exc import ArgumentError
+from typing import TYPE_CHECKING, Any
 
 from mml_tool.errors import ConfigError, InventoryError
 from mml_tool.secret import Secret
 from mml_tool.yamlload import load_yaml
+
+if TYPE_CHECKING:  # SQLAlchemy is loaded for a URL only: a file path needs none (``lite``)
+    from sqlalchemy.engine import URL
 
 HISTORY_FILE = "history.sqlite"
 _VAR = re.compile(r"^\$\{([A-Za-z_][A-Za-z0-9_]*)\}$")
@@ -31,10 +31,21 @@ _SCHEMES = ("sqlite", "postgresql")
 
 @dataclass(frozen=True)
 class HistoryLocation:
-    """A store to open: an SQLAlchemy URL without its password, and the password apart."""
+    """A store to open: an SQLAlchemy URL without its password, and the password apart; or an
+    SQLite file given by its path (``file``), which a run is recorded into without SQLAlchemy
+    (``lite``) while the file is at the current schema version."""
 
-    url: URL
+    database_url: URL | None = None  # None for a ``file``
     password: Secret | None = None
+    file: Path | None = None
+
+    @property
+    def url(self) -> URL:
+        if self.database_url is not None:
+            return self.database_url
+        from sqlalchemy.engine import URL
+
+        return URL.create("sqlite", database=str(self.file))
 
     @property
     def shown(self) -> str:
@@ -59,7 +70,7 @@ def default_path() -> Path:
 
 
 def _sqlite(path: Path) -> HistoryLocation:
-    return HistoryLocation(URL.create("sqlite", database=str(path.expanduser())))
+    return HistoryLocation(file=path.expanduser())
 
 
 def parse_location(
@@ -76,6 +87,9 @@ def parse_location(
     if "://" not in value:
         path = Path(value).expanduser()
         return _sqlite(path if path.is_absolute() or base is None else base / path)
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
     try:
         url = make_url(value)
     except (ArgumentError, ValueError):  # ValueError: a bad port, e.g. an unclosed [::1
@@ -155,7 +169,7 @@ def from_inventory(path: Path, env: Mapping[str, str] | None = None) -> HistoryL
     location = parse_location(
         _expand(spec["url"], where, env), where=where, env=env, base=base, password=password
     )
-    return location if location.password is not None else HistoryLocation(location.url, password)
+    return location if location.password is not None else replace(location, password=password)
 
 
 def _check_spec(spec: Any, where: str) -> None:

@@ -79,12 +79,13 @@ class LiteStore:
         self.close()
 
     @contextmanager
-    def _begin(self, what: str) -> Iterator[sqlite3.Connection]:
-        """One transaction; the write lock taken at its start, so that waiting for another
-        writer is bounded by the timeout instead of failing half-way."""
+    def _begin(self, what: str, mode: str = "IMMEDIATE") -> Iterator[sqlite3.Connection]:
+        """One transaction. A write takes the write lock at its start (IMMEDIATE), so that
+        waiting for another writer is bounded by the timeout instead of failing half-way; a
+        read (DEFERRED) takes none."""
         conn = self._conn
         try:
-            conn.execute("BEGIN IMMEDIATE")
+            conn.execute(f"BEGIN {mode}")
             try:
                 yield conn
             except BaseException:
@@ -116,7 +117,7 @@ class LiteStore:
         """As ``HistoryStore.since_last``: run ``run_id`` against the previous check-kind run
         of its inventory key and policy."""
         commands = ", ".join(f"'{c}'" for c in CHECK_COMMANDS)
-        with self._begin("read") as conn:
+        with self._begin("read", "DEFERRED") as conn:
             this = conn.execute(
                 "SELECT scope, inventory, policy_sha256, started FROM runs WHERE id = ?",
                 (run_id,),

@@ -6,6 +6,7 @@ an error that writes nothing. The inventory is read once more for its name: and 
 from __future__ import annotations
 
 import sqlite3
+import threading
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -207,3 +208,37 @@ def test_the_inventory_is_read_once_for_its_name_and_history(
     assert config.inventory_name(inventory) == "west"
     assert config.from_inventory(inventory) == HistoryLocation(file=tmp_path / "other.sqlite")
     assert len(parses) == 2
+
+
+def test_two_writers_at_once_both_record_every_run(tmp_path: Path) -> None:
+    """Two checks ending together (cron jobs on one store): each transaction waits for the
+    other's, none fails, no row is lost or mixed."""
+    _, path = two_stores(tmp_path)
+    errors: list[BaseException] = []
+
+    def write(operator: str) -> None:
+        try:
+            fast = LiteStore.open(parse_location(str(path), where="t"))
+            assert fast is not None
+            with fast:
+                for run in runs():
+                    run.operator = operator
+                    fast.record(run)
+        except BaseException as exc:  # reported by the test thread
+            errors.append(exc)
+
+    threads = [threading.Thread(target=write, args=(name,)) for name in ("a", "b")]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    assert errors == []
+    with sqlite3.connect(path) as conn:
+        per_run = dict(conn.execute("SELECT id, operator FROM runs").fetchall())
+        counted = conn.execute(
+            "SELECT r.operator, count(*) FROM findings f JOIN runs r ON r.id = f.run_id"
+            " GROUP BY r.operator"
+        ).fetchall()
+    assert sorted(per_run.values()) == ["a"] * len(runs()) + ["b"] * len(runs())
+    findings = sum(len(r.findings) for r in runs())
+    assert sorted(counted) == [("a", findings), ("b", findings)]

@@ -48,15 +48,15 @@ class LiteStore:
     def open(cls, location: HistoryLocation) -> LiteStore | None:
         """The store at ``location.file``; None when ``HistoryStore`` must open it (no such
         file, or not at ``WRITES_VERSION``)."""
-        if location.file is None or not location.file.is_file():
-            return None
         try:
+            if location.file is None or not location.file.is_file():
+                return None
             # check_same_thread: `watch` keeps the store open and records from its rounds.
             conn = sqlite3.connect(
                 location.file, timeout=CONNECT_TIMEOUT, isolation_level=None,
                 check_same_thread=False,
             )  # fmt: skip
-        except sqlite3.Error:
+        except (OSError, sqlite3.Error):
             return None  # HistoryStore says why, in its words
         try:
             row = conn.execute(

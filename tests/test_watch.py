@@ -24,6 +24,8 @@ from conftest import module_lab, write_lab_inventory
 from prometheus_client.parser import text_string_to_metric_families
 
 from mml_tool.cli import cli
+from mml_tool.history.config import parse_location
+from mml_tool.history.store import HistoryStore
 from mml_tool.inventory import HostConfig, load_inventory
 from mml_tool.lab.lab import PASSWORD_ENV, Lab
 from mml_tool.lab.uap import FaultConfig, NodeConfig
@@ -100,13 +102,22 @@ def test_max_sessions_bounds_the_kept_sessions(inventory: Path) -> None:
         assert watcher.sessions.opened == 1 + 2 * 3
 
 
-def test_watch_command_rounds_history_and_metrics(inventory: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize("existing", [False, True], ids=["new-store", "existing-store"])
+def test_watch_command_rounds_history_and_metrics(
+    inventory: Path, tmp_path: Path, existing: bool
+) -> None:
+    """A new store is made by HistoryStore (SQLAlchemy); one at the current version is kept
+    open by the lite writer (history/lite.py) across the rounds, pruned each round."""
     store, prom = tmp_path / "h.sqlite", tmp_path / "watch.prom"
-    result = CliRunner().invoke(
-        cli,
-        ["watch", "-i", str(inventory), "--interval", "0.05s", "--rounds", "3",
-         "--history", str(store), "--metrics", str(prom), "--keep", "30d"],
-    )  # fmt: skip
+    with pytest.MonkeyPatch.context() as mp:
+        if existing:
+            HistoryStore.open(parse_location(str(store), where="t")).close()
+            mp.setattr(HistoryStore, "open", None)  # the watch must not need it
+        result = CliRunner().invoke(
+            cli,
+            ["watch", "-i", str(inventory), "--interval", "0.05s", "--rounds", "3",
+             "--history", str(store), "--metrics", str(prom), "--keep", "30d"],
+        )  # fmt: skip
     assert result.exit_code == 100, result.output
     lines = result.output.splitlines()
     assert lines[0].startswith("watching 3 host(s)")

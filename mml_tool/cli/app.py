@@ -8,6 +8,7 @@ imports of every other command.
 from __future__ import annotations
 
 import contextlib
+import gc
 import importlib
 import logging
 import os
@@ -16,6 +17,7 @@ import sys
 import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from types import ModuleType
 from typing import Any, NoReturn
 
 import click
@@ -108,6 +110,21 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
 }
 
 
+def _import_command(module_name: str) -> ModuleType:
+    """The command's module, imported with the cyclic GC paused; then everything start-up made
+    (~60k objects that live until exit: modules, classes, functions) is frozen, so that no
+    collection visits it again, the one at exit included. Together ~40 ms of CPU of the
+    ~0.25 s a `check` takes to start (issue 14); collection goes on as before for all else."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        return importlib.import_module(f"mml_tool.cli.{module_name}")
+    finally:
+        gc.freeze()
+        if enabled:
+            gc.enable()
+
+
 def _verbose_after_subcommand(ctx: click.Context, param: click.Parameter, value: int) -> None:
     if value:
         _setup_logging(value)
@@ -124,7 +141,7 @@ class _Group(click.Group):
         if cmd_name in self.commands or cmd_name not in COMMANDS:
             return self.commands.get(cmd_name)
         module_name, attr, _ = COMMANDS[cmd_name]
-        module = importlib.import_module(f"mml_tool.cli.{module_name}")
+        module = _import_command(module_name)
         command: click.Command = getattr(module, attr)
         command.name = cmd_name
         # `mml-tool check -v ...` as well as `mml-tool -v check ...`: people add -v at the end.

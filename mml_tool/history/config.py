@@ -8,20 +8,21 @@ The location is shown with the password hidden; the password travels as a ``Secr
 
 from __future__ import annotations
 
+import copy
 import functools
 import os
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
-
-from sqlalchemy.engine import URL, make_url
-from sqlalchemy.exc import ArgumentError
+from typing import TYPE_CHECKING, Any
 
 from mml_tool.errors import ConfigError, InventoryError
 from mml_tool.secret import Secret
 from mml_tool.yamlload import load_yaml
+
+if TYPE_CHECKING:  # SQLAlchemy is loaded for a URL only: a file path needs none (``lite``)
+    from sqlalchemy.engine import URL
 
 HISTORY_FILE = "history.sqlite"
 _VAR = re.compile(r"^\$\{([A-Za-z_][A-Za-z0-9_]*)\}$")
@@ -31,10 +32,21 @@ _SCHEMES = ("sqlite", "postgresql")
 
 @dataclass(frozen=True)
 class HistoryLocation:
-    """A store to open: an SQLAlchemy URL without its password, and the password apart."""
+    """A store to open: an SQLAlchemy URL without its password, and the password apart; or an
+    SQLite file given by its path (``file``), which a run is recorded into without SQLAlchemy
+    (``lite``) while the file is at the current schema version."""
 
-    url: URL
+    database_url: URL | None = None  # None for a ``file``
     password: Secret | None = None
+    file: Path | None = None
+
+    @property
+    def url(self) -> URL:
+        if self.database_url is not None:
+            return self.database_url
+        from sqlalchemy.engine import URL
+
+        return URL.create("sqlite", database=str(self.file))
 
     @property
     def shown(self) -> str:
@@ -59,7 +71,7 @@ def default_path() -> Path:
 
 
 def _sqlite(path: Path) -> HistoryLocation:
-    return HistoryLocation(URL.create("sqlite", database=str(path.expanduser())))
+    return HistoryLocation(file=path.expanduser())
 
 
 def parse_location(
@@ -76,6 +88,9 @@ def parse_location(
     if "://" not in value:
         path = Path(value).expanduser()
         return _sqlite(path if path.is_absolute() or base is None else base / path)
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
     try:
         url = make_url(value)
     except (ArgumentError, ValueError):  # ValueError: a bad port, e.g. an unclosed [::1
@@ -110,25 +125,33 @@ def parse_location(
 
 def inventory_name(path: Path) -> str | None:
     """The inventory's ``name:`` (the key of its runs), None when it has none. The command
-    loaded the inventory before (a bad name is refused there); read again, as ``history:`` is,
-    once per version of the file (a watch records a round every few seconds)."""
+    loaded the inventory before (a bad name is refused there)."""
     try:
-        stat = path.stat()
+        name = _head(path)[0]
     except OSError:
         return None
-    return _name(str(path.resolve()), stat.st_mtime_ns, stat.st_size)
-
-
-@functools.lru_cache(maxsize=16)
-def _name(path: str, mtime_ns: int, size: int) -> str | None:
-    try:
-        doc = load_yaml(Path(path).read_bytes(), path, InventoryError)
-    except Exception:  # the inventory loader reports a broken file with its own message
-        return None
-    name = doc.get("name") if isinstance(doc, dict) else None
     if isinstance(name, int) and not isinstance(name, bool):
         name = str(name)
     return name if isinstance(name, str) and name else None
+
+
+def _head(path: Path) -> tuple[Any, Any]:
+    """The inventory's ``name:`` and ``history:`` as written ((None, None) for a file the
+    inventory loader refuses: it says why). Read once per version of the file: a run needs
+    both after the command loaded the inventory (a watch at every round), and each parse of a
+    1000-host inventory is ~40 ms."""
+    stat = path.stat()
+    return _read_head(str(path.resolve()), stat.st_mtime_ns, stat.st_size)
+
+
+@functools.lru_cache(maxsize=16)
+def _read_head(path: str, mtime_ns: int, size: int) -> tuple[Any, Any]:
+    text = Path(path).read_bytes()
+    try:
+        doc = load_yaml(text, path, InventoryError)
+    except Exception:  # the inventory loader reports a broken file with its own message
+        return None, None
+    return (doc.get("name"), doc.get("history")) if isinstance(doc, dict) else (None, None)
 
 
 def from_inventory(path: Path, env: Mapping[str, str] | None = None) -> HistoryLocation | None:
@@ -136,14 +159,9 @@ def from_inventory(path: Path, env: Mapping[str, str] | None = None) -> HistoryL
     None when it has none. Relative paths are from the inventory's folder."""
     env = os.environ if env is None else env
     try:
-        text = path.read_bytes()
+        spec: Any = copy.deepcopy(_head(path)[1])  # the cached one stays as read
     except OSError as exc:
         raise InventoryError(f"{path}: cannot read ({exc.strerror or exc})") from None
-    try:
-        doc = load_yaml(text, str(path), InventoryError)
-    except Exception:  # the inventory loader reports a broken file with its own message
-        return None
-    spec: Any = doc.get("history") if isinstance(doc, dict) else None
     if spec is None:
         return None
     where = f"{path}: history"
@@ -155,7 +173,7 @@ def from_inventory(path: Path, env: Mapping[str, str] | None = None) -> HistoryL
     location = parse_location(
         _expand(spec["url"], where, env), where=where, env=env, base=base, password=password
     )
-    return location if location.password is not None else HistoryLocation(location.url, password)
+    return location if location.password is not None else replace(location, password=password)
 
 
 def _check_spec(spec: Any, where: str) -> None:

@@ -30,6 +30,7 @@ from mml_tool.history.options import history_options as history_options
 from mml_tool.history.options import metrics_option as metrics_option
 
 if TYPE_CHECKING:  # SQLAlchemy is loaded only when a run is recorded
+    from mml_tool.history.lite import LiteStore
     from mml_tool.history.rows import (
         ChangeRow,
         FindingRow,
@@ -52,11 +53,15 @@ def mask_text(text: str) -> str:
 # -- opening and writing, never raising
 
 
-def open_store(inventory_path: Path | None, s: Settings | None = None) -> HistoryStore | None:
+def open_store(
+    inventory_path: Path | None, s: Settings | None = None
+) -> LiteStore | HistoryStore | None:
     """The store the command line and inventory chose; None (with a warning) when it cannot
-    be opened, None silently with --no-history."""
+    be opened, None silently with --no-history. An SQLite file at the current schema version
+    is written without SQLAlchemy (``lite``); anything else (a new or older store, a URL) is
+    opened with it."""
     from mml_tool.history.config import resolve
-    from mml_tool.history.store import HistoryStore
+    from mml_tool.history.lite import LiteStore
 
     s = s or settings()
     try:
@@ -65,6 +70,11 @@ def open_store(inventory_path: Path | None, s: Settings | None = None) -> Histor
         )
         if location is None:
             return None
+        lite = LiteStore.open(location)
+        if lite is not None:
+            return lite
+        from mml_tool.history.store import HistoryStore
+
         return HistoryStore.open(location)
     except Exception as exc:
         _warn(exc)

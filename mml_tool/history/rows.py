@@ -1,12 +1,17 @@
 """What the history store holds and gives back: rows of a run, and the summaries, transitions
 and timelines read from it. Plain dataclasses, no database code, so callers that only build a
-run's rows need not import SQLAlchemy."""
+run's rows need not import SQLAlchemy. The rows' column values and the since-last comparison
+are here too: both stores (``store`` with SQLAlchemy, ``lite`` with sqlite3) share them."""
 
 from __future__ import annotations
 
+import socket
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
+
+COMPLIANT = ("pass", "waived")
+CHECK_COMMANDS = ("check", "watch", "run")  # runs whose findings are a fleet's state
 
 
 def _utc(value: datetime) -> datetime:
@@ -181,3 +186,76 @@ class Timeline:
 
 def _iso(value: datetime) -> str:
     return _utc(value).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+# -- the columns of a run's rows, and the since-last comparison (shared by both stores)
+
+
+def run_values(run: RunRecord) -> dict[str, Any]:
+    """The ``runs`` row of ``run`` (its id is the database's), cut to the column widths."""
+    counts = {s: sum(1 for f in run.findings if f.status == s) for s in (*COMPLIANT, "fail")}
+    counts["error"] = sum(1 for f in run.findings if f.status == "error")
+    return {
+        "command": run.command,
+        "started": run.started,
+        "finished": run.finished,
+        "inventory": run.inventory[:1024],
+        "scope": (run.scope or run.inventory)[:1024],
+        "policy_name": run.policy_name[:255],
+        "policy_sha256": run.policy_sha256[:64],
+        "change_id": run.change_id,
+        "operator": run.operator[:255],
+        "machine": socket.gethostname()[:255],
+        "tool_version": run.tool_version[:32],
+        "exit_code": run.exit_code,
+        "hosts": len({f.host for f in run.findings} | {c.host for c in run.changes}),
+        "passed": counts["pass"],
+        "failed": counts["fail"],
+        "errors": counts["error"],
+        "waived": counts["waived"],
+    }
+
+
+def data_rows(run: RunRecord, run_id: int) -> list[tuple[str, list[dict[str, Any]]]]:
+    """Per table (findings, changes, verifications): the rows of run ``run_id``."""
+    return [
+        ("findings", [{"run_id": run_id, **_cut(f.__dict__)} for f in run.findings]),
+        ("changes", [{"run_id": run_id, **_cut(c.__dict__)} for c in run.changes]),
+        ("verifications", [{"run_id": run_id, **_cut(v.__dict__)} for v in run.verifications]),
+    ]
+
+
+def _cut(row: dict[str, Any]) -> dict[str, Any]:
+    """Column widths: a long device message must not make a write fail."""
+    return {
+        k: v[:255] if isinstance(v, str) and k not in ("error", "reason") else v
+        for k, v in row.items()
+    }
+
+
+def compare(
+    previous: tuple[int, datetime] | None,
+    now: dict[tuple[str, str], str],
+    before: dict[tuple[str, str], str],
+) -> SinceLast:
+    """What changed from ``before`` (the statuses of run ``previous``: its id and start) to
+    ``now``, per (host, control)."""
+    new_failures, fixed, unreadable = [], [], []
+    for (host, control), status in sorted(now.items()):
+        was = before.get((host, control))
+        if was is None or was == status:
+            continue
+        change = Transition(host, control, was, status)
+        if status == "fail":
+            new_failures.append(change)
+        elif status in COMPLIANT and was in ("fail", "error"):
+            fixed.append(change)
+        elif status == "error":
+            unreadable.append(change)
+    return SinceLast(
+        previous[0] if previous else None,
+        _utc(previous[1]) if previous else None,
+        new_failures,
+        fixed,
+        unreadable,
+    )

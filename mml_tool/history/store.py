@@ -7,7 +7,6 @@ the store with its password hidden and scrubbed of the password's value.
 
 from __future__ import annotations
 
-import socket
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime, timedelta
@@ -32,21 +31,23 @@ from mml_tool.history import schema
 from mml_tool.history.clock import utc_now
 from mml_tool.history.config import HistoryLocation
 from mml_tool.history.rows import (
+    CHECK_COMMANDS,
+    COMPLIANT,
     RunRecord,
     RunSummary,
     SinceLast,
     StatusChange,
     Timeline,
-    Transition,
     _utc,
+    compare,
+    data_rows,
+    run_values,
 )
 from mml_tool.history.rows import (
     VerificationRow as VerificationRow,
 )
 from mml_tool.secret import scrub
 
-COMPLIANT = ("pass", "waived")
-CHECK_COMMANDS = ("check", "watch", "run")  # runs whose findings are a fleet's state
 CONNECT_TIMEOUT = 5  # seconds: a store that is down must not hold a change up for long
 STATEMENT_TIMEOUT_MS = 15000
 
@@ -123,44 +124,14 @@ class HistoryStore:
 
     def record(self, run: RunRecord) -> int:
         """Store ``run`` with its rows in one transaction; its id."""
-        counts = {s: sum(1 for f in run.findings if f.status == s) for s in (*COMPLIANT, "fail")}
-        counts["error"] = sum(1 for f in run.findings if f.status == "error")
         with self._begin("write") as conn:
-            result = conn.execute(
-                schema.runs.insert().values(
-                    command=run.command,
-                    started=run.started,
-                    finished=run.finished,
-                    inventory=run.inventory[:1024],
-                    scope=(run.scope or run.inventory)[:1024],
-                    policy_name=run.policy_name[:255],
-                    policy_sha256=run.policy_sha256[:64],
-                    change_id=run.change_id,
-                    operator=run.operator[:255],
-                    machine=socket.gethostname()[:255],
-                    tool_version=run.tool_version[:32],
-                    exit_code=run.exit_code,
-                    hosts=len({f.host for f in run.findings} | {c.host for c in run.changes}),
-                    passed=counts["pass"],
-                    failed=counts["fail"],
-                    errors=counts["error"],
-                    waived=counts["waived"],
-                )
-            )
+            result = conn.execute(schema.runs.insert().values(**run_values(run)))
             key = result.inserted_primary_key
             assert key is not None  # an INSERT always has one
             run_id = int(key[0])
-            rows: list[tuple[Any, list[dict[str, Any]]]] = [
-                (schema.findings, [{"run_id": run_id, **_cut(f.__dict__)} for f in run.findings]),
-                (schema.changes, [{"run_id": run_id, **_cut(c.__dict__)} for c in run.changes]),
-                (
-                    schema.verifications,
-                    [{"run_id": run_id, **_cut(v.__dict__)} for v in run.verifications],
-                ),
-            ]
-            for table, values in rows:
+            for name, values in data_rows(run, run_id):
                 if values:
-                    conn.execute(table.insert(), values)
+                    conn.execute(schema.metadata.tables[name].insert(), values)
         return run_id
 
     def prune(self, keep: timedelta, now: datetime | None = None) -> int:
@@ -197,25 +168,7 @@ class HistoryStore:
             ).first()
             now = self._statuses(conn, run_id)
             before = self._statuses(conn, previous.id) if previous else {}
-        new_failures, fixed, unreadable = [], [], []
-        for (host, control), status in sorted(now.items()):
-            was = before.get((host, control))
-            if was is None or was == status:
-                continue
-            change = Transition(host, control, was, status)
-            if status == "fail":
-                new_failures.append(change)
-            elif status in COMPLIANT and was in ("fail", "error"):
-                fixed.append(change)
-            elif status == "error":
-                unreadable.append(change)
-        return SinceLast(
-            previous.id if previous else None,
-            _utc(previous.started) if previous else None,
-            new_failures,
-            fixed,
-            unreadable,
-        )
+        return compare((previous.id, previous.started) if previous else None, now, before)
 
     @staticmethod
     def _statuses(conn: Connection, run_id: int) -> dict[tuple[str, str], str]:
@@ -363,14 +316,6 @@ def _timeline(
         last_read,
         _utc(rows[-1].started),
     )
-
-
-def _cut(row: dict[str, Any]) -> dict[str, Any]:
-    """Column widths: a long device message must not make a write fail."""
-    return {
-        k: v[:255] if isinstance(v, str) and k not in ("error", "reason") else v
-        for k, v in row.items()
-    }
 
 
 def _error(location: HistoryLocation, what: str, exc: BaseException) -> HistoryError:

@@ -1,6 +1,7 @@
 """``check`` over a fleet of lab nodes, whole processes: ``mml-tool check`` (CLI start-up,
 inventory, check, report table) against ``bench/floor.py`` doing the same exchange with bare
-paramiko (the floor), paramiko's defaults and netmiko + TextFSM, each as its own process.
+paramiko (the floor), bare libssh2 (the SSH library mml-tool uses: shown, no target),
+paramiko's defaults and netmiko + TextFSM, each as its own process.
 
     python bench/fleet.py [--nodes 200 1000] [--workers W] [--repeat 3] [--no-netmiko]
 
@@ -25,7 +26,7 @@ import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _common import Figures, lab_process, load_note, run_process, table, verdict
+from _common import Figures, compile_tool, lab_process, load_note, run_process, table, verdict
 
 from mml_tool.fleet import DEFAULT_WORKERS
 
@@ -92,7 +93,9 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=3, help="runs per variant (median)")
     ap.add_argument("--no-netmiko", action="store_true", help="leave netmiko out (slowest)")
     args = ap.parse_args()
-    variants = ["paramiko*", "mml-tool", "paramiko"] + ([] if args.no_netmiko else ["netmiko"])
+    variants = ["paramiko*", "mml-tool", "libssh2", "paramiko"]
+    variants += [] if args.no_netmiko else ["netmiko"]
+    compile_tool()
     before = load_note()
     rows: dict[int, list[Figures]] = {}
     for nodes in sorted(args.nodes):
@@ -108,6 +111,11 @@ def main() -> None:
         by = {r.variant: r for r in figures}
         fl, mt = by["paramiko*"], by["mml-tool"]
         print(table(figures, lambda r, fl=fl: fl))  # type: ignore[misc]
+        if "libssh2" in by:
+            print(
+                f"  mml-tool / bare libssh2: {mt.wall / by['libssh2'].wall:.2f}x wall, "
+                f"{mt.cpu / by['libssh2'].cpu:.2f}x CPU"
+            )
         if "netmiko" in by:
             print(f"  netmiko / mml-tool: {by['netmiko'].wall / mt.wall:.2f}x wall")
         checks += [

@@ -200,7 +200,9 @@ def netmiko_bit(host: dict[str, Any], template: str) -> int:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("inventory", type=Path)
-    ap.add_argument("--client", default="paramiko*", choices=["paramiko*", "paramiko", "libssh2", "netmiko"])
+    ap.add_argument(
+        "--client", default="paramiko*", choices=["paramiko*", "paramiko", "libssh2", "netmiko"]
+    )
     ap.add_argument("--workers", type=int, default=8)
     args = ap.parse_args()
     hosts = load_hosts(args.inventory)

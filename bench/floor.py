@@ -123,35 +123,51 @@ def paramiko_bit(host: dict[str, Any], keys: dict[str, Any] | None) -> int:
 
 
 def libssh2_bit(host: dict[str, Any], keys: dict[str, Any]) -> int:
-    from ssh2.session import Session
+    """Non-blocking, each wait a select() on the socket (libssh2's blocking write was seen to
+    hang for good under load)."""
+    import select
+
+    from ssh2.error_codes import LIBSSH2_ERROR_EAGAIN
+    from ssh2.session import LIBSSH2_SESSION_BLOCK_OUTBOUND, Session
 
     sock = tcp_nodelay(host)
-    sock.settimeout(None)
+    sock.setblocking(False)
     session = Session()
-    session.set_timeout(int(host["connect_timeout"] * 1000))
+    session.set_blocking(False)
+
+    def call(fn: Callable[..., Any], *args: Any) -> Any:
+        while True:
+            result = fn(*args)
+            rc = result[0] if isinstance(result, tuple) else result
+            if not (isinstance(rc, int) and rc == LIBSSH2_ERROR_EAGAIN):
+                return result
+            out = session.block_directions() & LIBSSH2_SESSION_BLOCK_OUTBOUND
+            ready = select.select([] if out else [sock], [sock] if out else [], [], host["timeout"])
+            if not any(ready):
+                raise TimeoutError(f"{host['name']}: no answer in {host['timeout']} s")
+
     try:
-        session.handshake(sock)
+        call(session.handshake, sock)
         blob, _ = session.hostkey()
         name = f"[{host['hostname']}]:{host['port']}"
         if not any(key.asbytes() == blob for key in keys.get(name, {}).values()):
             raise ValueError(f"{host['name']}: unknown host key")
-        session.userauth_password(host["username"], host["password"])
-        chan = session.open_session()
-        chan.pty("vt100")
-        chan.shell()
-        session.set_timeout(int(host["timeout"] * 1000))
+        call(session.userauth_password, host["username"], host["password"])
+        chan = call(session.open_session)
+        call(chan.pty, "vt100")
+        call(chan.shell)
         replies = []
         for command in commands(host):
-            chan.write(command.encode() + b"\r\n")
+            call(chan.write, command.encode() + b"\r\n")
             buf = b""
             while not END_RE.search(buf):
-                size, data = chan.read(65536)
+                size, data = call(chan.read, 65536)
                 if size <= 0:
                     raise EOFError(f"{host['name']}: closed while waiting for {command}")
                 buf += data
             replies.append(buf)
-        chan.close()
-        session.disconnect()
+        call(chan.close)
+        call(session.disconnect)
     finally:
         sock.close()
     match = BIT_RE.search(replies[2])

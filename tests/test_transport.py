@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import io
 import socket
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -185,3 +186,73 @@ def test_changed_host_key_is_refused_even_with_tofu(
     assert f"[127.0.0.1]:{port}" in str(info.value)
     assert fingerprint(lab_hosts.lab.server.host_key) in str(info.value)
     assert kh.read_text() == before  # never overwritten
+
+
+# -- an element that stops taking data
+
+
+class _ShellOnly(paramiko.ServerInterface):
+    def get_allowed_auths(self, username: str) -> str:
+        return "password"
+
+    def check_auth_password(self, username: str, password: str) -> int:
+        return paramiko.AUTH_SUCCESSFUL
+
+    def check_channel_request(self, kind: str, chanid: int) -> int:
+        return paramiko.OPEN_SUCCEEDED
+
+    def check_channel_pty_request(self, *args: object) -> bool:
+        return True
+
+    def check_channel_shell_request(self, channel: paramiko.Channel) -> bool:
+        return True
+
+
+@pytest.fixture
+def stalled_shell(tmp_path: Path) -> Iterator[tuple[int, Path]]:
+    """An SSH server whose shell never reads: its channel window (1 KiB) fills and stays full.
+    Yields its port and a known_hosts file holding its key."""
+    key = ed25519_key()
+    listener = socket.create_server(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+    kh = tmp_path / "known_hosts"
+    kh.write_text(f"[127.0.0.1]:{port} {key.get_name()} {key.get_base64()}\n", encoding="utf-8")
+    done = threading.Event()
+
+    def serve() -> None:
+        sock, _ = listener.accept()
+        server = paramiko.Transport(sock, default_window_size=1024)
+        server.add_server_key(key)
+        server.start_server(server=_ShellOnly())
+        channel = server.accept(10)
+        done.wait(30)  # never reads
+        if channel is not None:
+            channel.close()
+        server.close()
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        yield port, kh
+    finally:
+        done.set()
+        listener.close()
+        thread.join(10)
+
+
+def test_a_write_the_element_never_takes_ends_at_the_timeout(
+    lab_hosts: RunningLab, stalled_shell: tuple[int, Path]
+) -> None:
+    """libssh2's own blocking write waits for ever on a full channel window; ours gives up at
+    the host's timeout with what happened."""
+    port, kh = stalled_shell
+    host = lab_hosts.host("uap-1", "ssh", port=port, known_hosts=kh, timeout=1.0)
+    t = make_transport(host)
+    t.open()
+    try:
+        start = time.monotonic()
+        with pytest.raises(TransportError, match=r"took no data for 1 s"):
+            t.write(b"x" * 64 * 1024)
+        assert time.monotonic() - start < 5
+    finally:
+        t.close()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import io
+import os
 import socket
 import threading
 import time
@@ -256,3 +257,32 @@ def test_a_write_the_element_never_takes_ends_at_the_timeout(
         assert time.monotonic() - start < 5
     finally:
         t.close()
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_a_socket_numbered_above_1024_is_read(lab_hosts: RunningLab, transport: str) -> None:
+    """A watch keeping hundreds of sessions open has sockets numbered past select()'s limit
+    (FD_SETSIZE, 1024): reads and writes must still work there."""
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard != resource.RLIM_INFINITY and hard < 1200:
+        pytest.skip(f"the open-files limit ({hard}) is below 1200")
+    resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, 1200), hard))
+    fillers: list[int] = []
+    try:
+        while not fillers or fillers[-1] < 1030:
+            fillers.append(os.open(os.devnull, os.O_RDONLY))
+        host = lab_hosts.host("uap-1", transport)
+        t = make_transport(host)
+        t.open()
+        try:
+            assert host.password is not None
+            t.write(f'LGI:OP="admin",PWD="{host.password.reveal()}";\r\n'.encode())
+            assert b"RETCODE = 0" in read_until(t, b"---    END")
+        finally:
+            t.close()
+    finally:
+        for fd in fillers:
+            os.close(fd)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import math
+import select
 import socket
 from typing import Protocol
 
@@ -22,6 +24,17 @@ class Transport(Protocol):
         ...
 
     def close(self) -> None: ...
+
+
+def wait_for(
+    sock: socket.socket, timeout: float, *, read: bool = True, write: bool = False
+) -> bool:
+    """Wait up to ``timeout`` seconds until ``sock`` can be read (or written); whether it can.
+    poll(), not select(): a socket numbered past 1024 (a watch keeping hundreds of sessions
+    open) is out of select()'s range."""
+    poller = select.poll()
+    poller.register(sock, (select.POLLIN if read else 0) | (select.POLLOUT if write else 0))
+    return bool(poller.poll(max(0, math.ceil(timeout * 1000))))
 
 
 def _closed_by_peer(exc: BaseException) -> bool:

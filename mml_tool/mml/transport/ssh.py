@@ -4,14 +4,13 @@ SSH is libssh2's (through ssh2-python): its calls run in C without Python's glob
 lock, and it needs no thread per connection. With paramiko, the SSH layer alone cost ~3 ms of
 CPU per host, and more under a pool of workers contending for the lock.
 
-libssh2 is driven in non-blocking mode and every wait is a ``select()`` on the socket up to a
+libssh2 is driven in non-blocking mode and every wait is a ``poll()`` of the socket up to a
 deadline of ours: libssh2's own blocking calls can wait past their timeout (its keepalive timer
 resets the wait) and its blocking write can wait for ever on a full window.
 """
 
 from __future__ import annotations
 
-import select
 import socket
 import time
 from collections.abc import Callable
@@ -31,7 +30,7 @@ from ssh2.session import (
 
 from mml_tool.errors import TransportError
 from mml_tool.mml.params import ConnectionParams, JumpHost
-from mml_tool.mml.transport.base import KEEPALIVE, READ_SIZE, _connect_error, log
+from mml_tool.mml.transport.base import KEEPALIVE, READ_SIZE, _connect_error, log, wait_for
 from mml_tool.mml.transport.keys import check_key_file
 from mml_tool.mml.transport.known_hosts import (
     DEFAULT_KNOWN_HOSTS,
@@ -76,11 +75,9 @@ class _Connection:
         if remaining <= 0:
             raise _Expired
         directions = self.session.block_directions()
-        readable = (
-            [self.sock] if directions & LIBSSH2_SESSION_BLOCK_INBOUND or not directions else []
-        )
-        writable = [self.sock] if directions & LIBSSH2_SESSION_BLOCK_OUTBOUND else []
-        select.select(readable, writable, [], remaining)
+        outbound = bool(directions & LIBSSH2_SESSION_BLOCK_OUTBOUND)
+        inbound = bool(directions & LIBSSH2_SESSION_BLOCK_INBOUND) or not outbound
+        wait_for(self.sock, remaining, read=inbound, write=outbound)
 
     def close(self) -> None:
         try:

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import select
 import socket
 import time
 
 from mml_tool.errors import TransportError
 from mml_tool.mml.params import ConnectionParams
-from mml_tool.mml.transport.base import KEEPALIVE, READ_SIZE, _connect_error
+from mml_tool.mml.transport.base import KEEPALIVE, READ_SIZE, _connect_error, wait_for
 
 
 class TcpTransport:
@@ -33,7 +32,7 @@ class TcpTransport:
         except OSError as exc:
             sock.close()
             raise TransportError(f"{self.where}: cannot set up the socket ({exc})") from None
-        sock.settimeout(h.connect_timeout)  # bounds sendall(); reads wait with select()
+        sock.settimeout(h.connect_timeout)  # bounds sendall(); reads wait with poll()
         self._sock = sock
 
     def write(self, data: bytes) -> None:
@@ -48,8 +47,7 @@ class TcpTransport:
         if self._sock is None:
             raise TransportError(f"{self.where}: not connected: call open() first")
         try:
-            ready, _, _ = select.select([self._sock], [], [], max(0.0, deadline - time.monotonic()))
-            if not ready:
+            if not wait_for(self._sock, deadline - time.monotonic()):
                 return b""
             data = self._sock.recv(READ_SIZE)
         except OSError as exc:

@@ -8,8 +8,9 @@ import os
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import paramiko
 import pytest
@@ -209,35 +210,45 @@ class _ShellOnly(paramiko.ServerInterface):
         return True
 
 
-@pytest.fixture
-def stalled_shell(tmp_path: Path) -> Iterator[tuple[int, Path]]:
-    """An SSH server whose shell never reads: its channel window (1 KiB) fills and stays full.
-    Yields its port and a known_hosts file holding its key."""
+def _one_shell_server(
+    tmp_path: Path, shell: Callable[[paramiko.Channel], None], **transport: Any
+) -> tuple[int, Path, threading.Thread]:
+    """An SSH server on loopback for one connection, whose shell runs ``shell(channel)``; its
+    port, a known_hosts file holding its key, and its thread."""
     key = ed25519_key()
     listener = socket.create_server(("127.0.0.1", 0))
     port = listener.getsockname()[1]
     kh = tmp_path / "known_hosts"
     kh.write_text(f"[127.0.0.1]:{port} {key.get_name()} {key.get_base64()}\n", encoding="utf-8")
-    done = threading.Event()
 
     def serve() -> None:
         sock, _ = listener.accept()
-        server = paramiko.Transport(sock, default_window_size=1024)
+        listener.close()
+        server = paramiko.Transport(sock, **transport)
         server.add_server_key(key)
         server.start_server(server=_ShellOnly())
         channel = server.accept(10)
-        done.wait(30)  # never reads
         if channel is not None:
+            shell(channel)
             channel.close()
         server.close()
 
     thread = threading.Thread(target=serve, daemon=True)
     thread.start()
+    return port, kh, thread
+
+
+@pytest.fixture
+def stalled_shell(tmp_path: Path) -> Iterator[tuple[int, Path]]:
+    """An SSH server whose shell never reads: its channel window (1 KiB) fills and stays full."""
+    done = threading.Event()
+    port, kh, thread = _one_shell_server(
+        tmp_path, lambda channel: done.wait(30), default_window_size=1024
+    )
     try:
         yield port, kh
     finally:
         done.set()
-        listener.close()
         thread.join(10)
 
 
@@ -286,3 +297,25 @@ def test_a_socket_numbered_above_1024_is_read(lab_hosts: RunningLab, transport: 
         for fd in fillers:
             os.close(fd)
         resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+
+
+def test_what_the_shell_writes_to_stderr_is_read_in_line(
+    lab_hosts: RunningLab, tmp_path: Path
+) -> None:
+    """A shell's stderr is read in the same stream, as a terminal shows it (left unread it
+    would be lost, and fill the channel's window)."""
+
+    def shell(channel: paramiko.Channel) -> None:
+        channel.sendall_stderr(b"warning: degraded\r\n")
+        channel.sendall(b"RETCODE = 0\r\n---    END\r\n")
+        channel.recv(1)  # until the client closes
+
+    port, kh, thread = _one_shell_server(tmp_path, shell)
+    t = make_transport(lab_hosts.host("uap-1", "ssh", port=port, known_hosts=kh))
+    t.open()
+    try:
+        data = read_until(t, b"---    END")
+    finally:
+        t.close()
+        thread.join(10)
+    assert b"warning: degraded" in data and b"RETCODE = 0" in data

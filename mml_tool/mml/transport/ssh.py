@@ -44,6 +44,7 @@ from mml_tool.secret import Secret
 # What the SSH layer raises: libssh2's errors, and the socket's.
 _SSH_ERRORS = (ssh2_errors.SSH2Error, OSError, EOFError)
 _CLOSE_WAIT = 2.0  # seconds given to a polite channel close and disconnect
+_EXTENDED_DATA_MERGE = 2  # libssh2.h's LIBSSH2_CHANNEL_EXTENDED_DATA_MERGE (not exported)
 # The host key algorithms for each key type a known_hosts line can hold.
 _ALGORITHMS = {"ssh-rsa": ("rsa-sha2-512", "rsa-sha2-256", "ssh-rsa")}
 
@@ -307,6 +308,8 @@ def _shell(conn: _Connection, deadline: float) -> Any:
     # libssh2 (as ssh2-python exposes it) asks for an 80-column pty: MML reports are not
     # wrapped by the element at the pty width (the lab serves them whatever width is asked).
     channel = conn.call(deadline, conn.session.open_session)
+    # stderr into the same stream, as a terminal shows it: unread, it would fill the window.
+    conn.call(deadline, channel.handle_extended_data2, _EXTENDED_DATA_MERGE)
     conn.call(deadline, channel.pty, "vt100")
     conn.call(deadline, channel.shell)
     return channel

@@ -256,7 +256,7 @@ def _setup_logging(verbose: int) -> None:
     for old in handler.filters[:]:
         handler.removeFilter(old)
     if verbose < 2:
-        # paramiko logs routine disconnects (the element closes after LGO) at ERROR.
+        # paramiko (the lab's SSH servers, and key files) logs routine disconnects at ERROR.
         handler.addFilter(lambda record: not record.name.startswith("paramiko"))
     root.setLevel(level)
 

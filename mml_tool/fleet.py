@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import os
 import queue
 import signal
 import threading
@@ -31,9 +30,11 @@ from mml_tool.secret import scrub
 T = TypeVar("T")
 log = logging.getLogger("mml_tool.fleet")
 
-# Sized to the machine: a session costs ~5 ms of CPU under one GIL, so on a small machine more
-# threads only add memory and lock hand-offs; 32 (enough to hide network latency) from 4 cores.
-DEFAULT_WORKERS = max(8, min(32, 8 * (os.cpu_count() or 1)))
+# A session costs ~2.5 ms of CPU and waits on the network the rest of its time, in libssh2
+# without the GIL: 32 at once hide network latency even on 2 cores (there, 32 workers took the
+# CPU of 16 and less wall time at 1000 hosts: bench/README.md), and keep a gateway's
+# verifications (seconds of waiting for events each) from running in many waves.
+DEFAULT_WORKERS = 32
 _POLL = 0.2  # seconds: the longest the main thread waits before it can take a Ctrl-C
 
 

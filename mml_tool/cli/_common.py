@@ -103,7 +103,7 @@ workers_option = click.option(
     type=click.IntRange(1, 512),
     default=DEFAULT_WORKERS,
     show_default=True,
-    help="Hosts worked on at once (default: sized to this machine's cores).",
+    help="Hosts (or gateways being verified) worked on at once.",
 )
 report_option = click.option(
     "--report",

@@ -22,7 +22,7 @@ import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _common import lab_process, load_note, run_process, verdict
+from _common import compile_tool, lab_process, load_note, run_process, verdict
 
 TARGET_RUN = 1.5
 TARGET_DEMO_S = 5.0
@@ -71,6 +71,7 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--demo-nodes", type=int, nargs="+", default=[3, 50])
     args = ap.parse_args()
+    compile_tool()
     before = load_note()
     rounds: list[dict[str, float]] = []
     demos: dict[int, list[float]] = {n: [] for n in args.demo_nodes}

@@ -129,6 +129,11 @@ def _next_done(finished: queue.SimpleQueue[Future[T]]) -> Future[T]:
             continue
 
 
+def worker_pool(workers: int) -> ThreadPoolExecutor:
+    """Threads for ``run_fleet``: they leave SIGINT/SIGTERM to the main thread."""
+    return ThreadPoolExecutor(max_workers=max(1, workers), initializer=_leave_signals_to_main)
+
+
 def run_fleet(
     hosts: Sequence[HostConfig],
     job: Callable[[HostConfig], T],
@@ -136,11 +141,14 @@ def run_fleet(
     workers: int = DEFAULT_WORKERS,
     progress: Progress | None = None,
     stop: threading.Event | None = None,
+    pool: ThreadPoolExecutor | None = None,
 ) -> list[HostResult[T]]:
     """Run ``job`` for every host, at most ``workers`` at once; results in inventory order.
 
     When the caller is interrupted (Ctrl-C), hosts not started are cancelled and ``stop`` is
     set so running jobs can end early; the interrupt propagates once they have returned.
+    ``pool`` (from ``worker_pool``) is used and kept open instead of a pool of this run's own:
+    a caller running round after round (watch) starts its threads once.
     """
     sink = progress or NoProgress()
     sink.started(len(hosts))
@@ -156,9 +164,9 @@ def run_fleet(
             return HostResult(host.name, None, unexpected(host, exc), time.monotonic() - start)
         return HostResult(host.name, value, None, time.monotonic() - start)
 
-    pool = ThreadPoolExecutor(
-        max_workers=max(1, min(workers, len(hosts) or 1)), initializer=_leave_signals_to_main
-    )
+    own = pool is None
+    if pool is None:
+        pool = worker_pool(min(workers, len(hosts) or 1))
     futures: list[Future[HostResult[T]]] = []
     interrupted = False
     try:
@@ -192,6 +200,7 @@ def run_fleet(
             wait(futures, timeout=_POLL)
         raise
     finally:
-        pool.shutdown(wait=not interrupted)
+        if own:
+            pool.shutdown(wait=not interrupted)
         sink.finished()
     return [results[host.name] for host in hosts]

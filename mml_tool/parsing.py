@@ -9,11 +9,12 @@ template and the first line it rejected: never a silent fallback to raw text.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import re
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -113,13 +114,14 @@ class _Compiled:
 
     Reading the index and compiling a template cost several times more than parsing a reply;
     a fleet check parses the same command hundreds of times. A TextFSM object carries parse
-    state, so each thread keeps its own compiled copy.
+    state, so a parse borrows a compiled copy no other parse holds, and gives it back: copies
+    outlive the threads (each watch round runs on a fresh pool).
     """
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._indexes: dict[Path, tuple[tuple[int, int], list[IndexEntry]]] = {}
-        self._local = threading.local()
+        self._free: dict[Path, tuple[tuple[int, int], list[textfsm.TextFSM]]] = {}
 
     @staticmethod
     def _stamp(path: Path) -> tuple[int, int]:
@@ -139,22 +141,28 @@ class _Compiled:
                 self._indexes[directory] = cached
         return cached[1]
 
-    def fsm(self, template: Path) -> textfsm.TextFSM:
-        fsms: dict[Path, tuple[tuple[int, int], textfsm.TextFSM]] | None = getattr(
-            self._local, "fsms", None
-        )
-        if fsms is None:
-            fsms = self._local.fsms = {}
+    @contextlib.contextmanager
+    def fsm(self, template: Path) -> Iterator[textfsm.TextFSM]:
+        """A compiled ``template``, reset, for one parse; compiled again once the file changed."""
         try:
             stamp = self._stamp(template)
         except OSError:
-            return _load_fsm(template)
-        cached = fsms.get(template)
-        if cached is None or cached[0] != stamp:
-            cached = (stamp, _load_fsm(template))
-            fsms[template] = cached
-        cached[1].Reset()
-        return cached[1]
+            yield _load_fsm(template)
+            return
+        with self._lock:
+            kept = self._free.get(template)
+            fsm = kept[1].pop() if kept is not None and kept[0] == stamp and kept[1] else None
+        if fsm is None:
+            fsm = _load_fsm(template)
+        fsm.Reset()
+        try:
+            yield fsm
+        finally:
+            with self._lock:
+                kept = self._free.get(template)
+                if kept is None or kept[0] != stamp:
+                    kept = self._free[template] = (stamp, [])
+                kept[1].append(fsm)
 
 
 _compiled = _Compiled()
@@ -210,13 +218,17 @@ def _first_rejected_line(template: Path, raw: str) -> tuple[int, str]:
 
 def parse_with_template(template: Path, raw: str) -> list[dict[str, str]]:
     """Parse ``raw`` with one template; keys are the template's Value names."""
-    fsm = _compiled.fsm(template)
-    try:
-        rows = fsm.ParseText(raw)
-    except textfsm.TextFSMError as exc:
+    failure: str | None = None
+    with _compiled.fsm(template) as fsm:
+        try:
+            rows = fsm.ParseText(raw)
+        except textfsm.TextFSMError as exc:
+            failure = str(exc)
+        header = fsm.header  # a property that builds a new list at every call
+    if failure is not None:
         number, line = _first_rejected_line(template, raw)
         # An Error rule with a message ("-> Error \"why\"") says why; a bare one does not.
-        why = str(exc).split(". Rule Line")[0].removeprefix("Error: ")
+        why = failure.split(". Rule Line")[0].removeprefix("Error: ")
         why = "" if why.startswith("State Error") else f" ({why})"
         raise ParseError(
             f"{template.name}: line {number} of the reply could not be read{why}: "
@@ -224,7 +236,6 @@ def parse_with_template(template: Path, raw: str) -> list[dict[str, str]]:
             "as a sample and adapt or override the template (--templates)"
         ) from None  # TextFSM's own message repeats the input line unmasked
     records = []
-    header = fsm.header  # a property that builds a new list at every call
     for row in rows:
         record = {}
         for name, value in zip(header, row, strict=True):

@@ -27,6 +27,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date, datetime, timezone
 from pathlib import Path
@@ -92,8 +93,6 @@ class KeptSessions:
     def close_all(self) -> None:
         """Log out of every kept session, in parallel: each is bounded by its logout timeout,
         and a stop (SIGTERM) must not wait for them one after the other."""
-        from concurrent.futures import ThreadPoolExecutor
-
         with self._lock:
             sessions, self._open = list(self._open.values()), {}
         if sessions:
@@ -202,6 +201,7 @@ class Watcher:
         self.clock = clock
         self._down: dict[str, _Down] = {}  # hosts that cannot be read, by name
         self._down_lock = threading.Lock()
+        self._pool: ThreadPoolExecutor | None = None  # started by the first round, kept
 
     def __enter__(self) -> Watcher:
         return self
@@ -211,6 +211,9 @@ class Watcher:
 
     def close(self) -> None:
         self.sessions.close_all()
+        pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.shutdown(wait=False, cancel_futures=True)
 
     def _unread(self, host: HostConfig, today: date, error: str) -> list[Finding]:
         """Every control of ``host`` as `error`: never its last good state."""
@@ -296,7 +299,7 @@ class Watcher:
 
     def round(self) -> Round:
         """One check of every host; results recorded by ``on_round``."""
-        from mml_tool.fleet import run_fleet
+        from mml_tool.fleet import run_fleet, worker_pool
         from mml_tool.policy import evaluate
         from mml_tool.report import exit_code_for
 
@@ -304,7 +307,11 @@ class Watcher:
         today = date.today()
         started = datetime.now(timezone.utc)
         log.info("round %d: checking %d host(s)", self.rounds, len(self.hosts))
-        results = run_fleet(self.hosts, lambda h: self._check(h, today), workers=self.workers)
+        if self._pool is None:  # a round's threads serve the next rounds too
+            self._pool = worker_pool(min(self.workers, len(self.hosts) or 1))
+        results = run_fleet(
+            self.hosts, lambda h: self._check(h, today), workers=self.workers, pool=self._pool
+        )
         findings: list[Finding] = []
         reconnects = 0
         for host, result in zip(self.hosts, results, strict=True):

@@ -163,3 +163,43 @@ def test_package_data_ships_templates_and_policies() -> None:
         for path in (package / folder).iterdir():
             relative = path.relative_to(package).as_posix()
             assert any(fnmatch(relative, p) for p in patterns), f"{relative} is not shipped"
+
+
+def test_a_template_is_compiled_once_for_threads_that_come_and_go(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each watch round runs on a fresh pool of threads: compiled templates outlive them (the
+    per-thread cache compiled the template again for nearly every host of every round), and an
+    edited template is compiled again."""
+    import threading
+
+    from mml_tool import parsing
+
+    compiled: list[Path] = []
+    real = parsing._load_fsm
+
+    def counting(template: Path) -> object:
+        compiled.append(template)
+        return real(template)
+
+    monkeypatch.setattr(parsing, "_load_fsm", counting)
+    user = _user_dir(tmp_path)
+    raw = "PARAM P978 IS 1\n"
+
+    def parse_in_a_new_thread() -> list[dict[str, str]]:
+        out: list[list[dict[str, str]]] = []
+        thread = threading.Thread(
+            target=lambda: out.append(parse_output("LST SFP", raw, template_dirs=[user]))
+        )
+        thread.start()
+        thread.join()
+        return out[0]
+
+    for _ in range(5):
+        assert parse_in_a_new_thread() == [{"ID": "P978", "VALUE": "1"}]
+    assert len(compiled) == 1
+    (user / "my_sfp.textfsm").write_text(CUSTOM_TEMPLATE.replace("IS", "EQUALS"), "utf-8")
+    assert parse_output("LST SFP", "PARAM P978 EQUALS 0\n", template_dirs=[user]) == [
+        {"ID": "P978", "VALUE": "0"}
+    ]
+    assert len(compiled) == 2

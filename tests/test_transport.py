@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import io
 import os
@@ -319,3 +320,29 @@ def test_what_the_shell_writes_to_stderr_is_read_in_line(
         t.close()
         thread.join(10)
     assert b"warning: degraded" in data and b"RETCODE = 0" in data
+
+
+def test_a_write_bigger_than_the_window_is_sent_once(
+    lab_hosts: RunningLab, tmp_path: Path
+) -> None:
+    """A command longer than the room left in the element's window goes out in pieces as the
+    element reads, each byte once (a resent prefix would run an MML command twice)."""
+    received = bytearray()
+
+    def shell(channel: paramiko.Channel) -> None:
+        channel.settimeout(5)
+        with contextlib.suppress(OSError, EOFError, TimeoutError):
+            while data := channel.recv(65536):
+                received.extend(data)
+
+    port, kh, thread = _one_shell_server(tmp_path, shell, default_window_size=1024)
+    host = lab_hosts.host("uap-1", "ssh", port=port, known_hosts=kh, timeout=10.0)
+    payload = b"".join(b"LST SFP: ID=P%04d;\r\n" % i for i in range(400))
+    t = make_transport(host)
+    t.open()
+    try:
+        t.write(payload)  # 8 KiB into a 1 KiB window: the first write is always partial
+    finally:
+        t.close()
+        thread.join(10)
+    assert bytes(received) == payload

@@ -248,8 +248,12 @@ class _ChannelPipe:
         try:
             conn.session.keepalive_send()  # sends only when KEEPALIVE s have passed
             while data:
-                _, sent = conn.call(deadline, channel.write, data)
+                # Not through call(): a write that would block may have sent part of the data
+                # (EAGAIN with a count); the rest, and only the rest, goes next.
+                _, sent = channel.write(data)
                 data = data[sent:]
+                if data and not sent:
+                    conn.wait(deadline)
         except _Expired:
             raise TransportError(
                 f"{self.where}: the element took no data for {self.host.timeout:g} s"

@@ -212,7 +212,10 @@ class _ShellOnly(paramiko.ServerInterface):
 
 
 def _one_shell_server(
-    tmp_path: Path, shell: Callable[[paramiko.Channel], None], **transport: Any
+    tmp_path: Path,
+    shell: Callable[[paramiko.Channel], None],
+    interface: paramiko.ServerInterface | None = None,
+    **transport: Any,
 ) -> tuple[int, Path, threading.Thread]:
     """An SSH server on loopback for one connection, whose shell runs ``shell(channel)``; its
     port, a known_hosts file holding its key, and its thread."""
@@ -227,7 +230,7 @@ def _one_shell_server(
         listener.close()
         server = paramiko.Transport(sock, **transport)
         server.add_server_key(key)
-        server.start_server(server=_ShellOnly())
+        server.start_server(server=interface or _ShellOnly())
         channel = server.accept(10)
         if channel is not None:
             shell(channel)
@@ -322,9 +325,7 @@ def test_what_the_shell_writes_to_stderr_is_read_in_line(
     assert b"warning: degraded" in data and b"RETCODE = 0" in data
 
 
-def test_a_write_bigger_than_the_window_is_sent_once(
-    lab_hosts: RunningLab, tmp_path: Path
-) -> None:
+def test_a_write_bigger_than_the_window_is_sent_once(lab_hosts: RunningLab, tmp_path: Path) -> None:
     """A command longer than the room left in the element's window goes out in pieces as the
     element reads, each byte once (a resent prefix would run an MML command twice)."""
     received = bytearray()
@@ -346,3 +347,39 @@ def test_a_write_bigger_than_the_window_is_sent_once(
         t.close()
         thread.join(10)
     assert bytes(received) == payload
+
+
+class _NoPty(_ShellOnly):
+    def check_channel_pty_request(self, *args: object) -> bool:
+        return False
+
+
+def test_a_refused_shell_leaves_no_write_for_a_later_socket(
+    lab_hosts: RunningLab, tmp_path: Path
+) -> None:
+    """libssh2 frees a half-open channel when the error that refers to it goes: its goodbye
+    must not go out on a socket that has since taken the closed one's number (another
+    element's session)."""
+    import gc
+
+    done = threading.Event()
+    port, kh, thread = _one_shell_server(tmp_path, lambda channel: done.wait(10), _NoPty())
+    t = make_transport(lab_hosts.host("uap-1", "ssh", port=port, known_hosts=kh))
+    with pytest.raises(TransportError, match="refused a shell") as info:
+        t.open()
+    # Later connections take the lowest free numbers: the closed socket's, if it is free.
+    pairs = [socket.socketpair() for _ in range(4)]
+    ends = [end for pair in pairs for end in pair]
+    for end in ends:
+        end.setblocking(False)  # (blocking, the freeing hangs on it for good)
+    try:
+        del info
+        gc.collect()  # the channel and session are freed now
+        for end in ends:
+            with pytest.raises(BlockingIOError):
+                end.recv(1024)
+    finally:
+        done.set()
+        thread.join(10)
+        for end in ends:
+            end.close()

@@ -11,6 +11,7 @@ resets the wait) and its blocking write can wait for ever on a full window.
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import time
 from collections.abc import Callable
@@ -80,12 +81,19 @@ class _Connection:
         inbound = bool(directions & LIBSSH2_SESSION_BLOCK_INBOUND) or not outbound
         wait_for(self.sock, remaining, read=inbound, write=outbound)
 
-    def close(self) -> None:
+    def close(self, clean: bool = True) -> None:
+        """Say goodbye and close the socket. Unless every channel was closed (``clean``) and
+        the goodbye went out, the socket is only shut down: libssh2 frees a half-open channel
+        when its last Python reference goes (perhaps in an error kept in a result) and then
+        writes on its socket number; the number stays ours until then (the session holds the
+        socket object), so no later connection is handed it and receives those bytes."""
         try:
             self.call(time.monotonic() + _CLOSE_WAIT, self.session.disconnect)
         except (*_SSH_ERRORS, _Expired):
-            pass  # closing anyway
-        finally:
+            clean = False
+        with contextlib.suppress(OSError):
+            self.sock.shutdown(socket.SHUT_RDWR)
+        if clean:
             self.sock.close()
 
 
@@ -153,7 +161,7 @@ def _ssh_connect(
     except BaseException as exc:  # whatever failed, the socket must go
         log.debug("%s: SSH connect failed: %s", where, _ssh2_text(exc))
         if conn is not None:
-            conn.close()
+            conn.close(clean=False)
         elif sock is not None:
             sock.close()
         error = _ssh_error(where, exc, username, key_file, timeout)
@@ -283,13 +291,14 @@ class _ChannelPipe:
     def close(self) -> None:
         channel, conn = self._channel, self._conn
         self._channel = self._conn = None
+        clean = channel is not None  # None: no channel, or one left half-open by open()
         if channel is not None and conn is not None:
             try:
                 conn.call(time.monotonic() + _CLOSE_WAIT, channel.close)
             except (*_SSH_ERRORS, _Expired):
-                pass  # the session goes next anyway
+                clean = False
         if conn is not None:
-            conn.close()
+            conn.close(clean)
 
 
 class SshShellTransport(_ChannelPipe):

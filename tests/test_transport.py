@@ -383,3 +383,50 @@ def test_a_refused_shell_leaves_no_write_for_a_later_socket(
         thread.join(10)
         for end in ends:
             end.close()
+
+
+class _KeyboardInteractiveOnly(_ShellOnly):
+    """PAM- or RADIUS-backed logins on Linux-based elements: the password is asked for as a
+    keyboard-interactive prompt; plain password authentication is not offered."""
+
+    def __init__(self, password: str) -> None:
+        self.password = password
+
+    def get_allowed_auths(self, username: str) -> str:
+        return "keyboard-interactive"
+
+    def check_auth_password(self, username: str, password: str) -> int:
+        return paramiko.AUTH_FAILED
+
+    def check_auth_interactive(self, username: str, submethods: str) -> paramiko.InteractiveQuery:
+        return paramiko.InteractiveQuery("", "", ("Password: ", False))
+
+    def check_auth_interactive_response(self, responses: list[str]) -> int:
+        ok = list(responses) == [self.password]
+        return paramiko.AUTH_SUCCESSFUL if ok else paramiko.AUTH_FAILED
+
+
+@pytest.mark.parametrize("right", [True, False])
+def test_a_keyboard_interactive_login_is_answered_with_the_password(
+    lab_hosts: RunningLab, tmp_path: Path, right: bool
+) -> None:
+    from mml_tool.secret import Secret
+
+    done = threading.Event()
+    port, kh, thread = _one_shell_server(
+        tmp_path, lambda channel: done.wait(10), _KeyboardInteractiveOnly("ki-Secret-7")
+    )
+    password = Secret("ki-Secret-7" if right else "wrong-Secret-8")
+    host = lab_hosts.host("uap-1", "ssh", port=port, known_hosts=kh, password=password)
+    t = make_transport(host)
+    try:
+        if right:
+            t.open()
+        else:
+            with pytest.raises(TransportError, match="authentication failed") as info:
+                t.open()
+            assert "Secret" not in str(info.value)
+    finally:
+        t.close()
+        done.set()
+        thread.join(10)

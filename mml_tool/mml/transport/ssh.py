@@ -155,7 +155,12 @@ def _ssh_connect(
             )
         else:
             secret = "" if password is None else password.reveal()
-            conn.call(deadline, session.userauth_password, username, secret)
+            try:
+                conn.call(deadline, session.userauth_password, username, secret)
+            except ssh2_errors.AuthenticationError:
+                # As paramiko did: a server that asks for the password as a prompt
+                # (keyboard-interactive, PAM or RADIUS behind it) gets it there.
+                conn.call(deadline, session.userauth_keyboardinteractive, username, secret)
         session.keepalive_config(False, KEEPALIVE)
         log.debug("%s: SSH authenticated as %r", where, username)
     except BaseException as exc:  # whatever failed, the socket must go

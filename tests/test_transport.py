@@ -430,3 +430,25 @@ def test_a_keyboard_interactive_login_is_answered_with_the_password(
         t.close()
         done.set()
         thread.join(10)
+
+
+class _SlowLogin(_ShellOnly):
+    def __init__(self, release: threading.Event) -> None:
+        self.release = release
+
+    def check_auth_password(self, username: str, password: str) -> int:
+        self.release.wait(10)  # a PAM or RADIUS backend that does not answer
+        return paramiko.AUTH_FAILED
+
+
+def test_a_login_that_gets_no_answer_is_said_as_such(lab_hosts: RunningLab, tmp_path: Path) -> None:
+    """A slow login is not worded as a port that speaks no SSH (the handshake was done)."""
+    release = threading.Event()
+    port, kh, thread = _one_shell_server(tmp_path, lambda channel: None, _SlowLogin(release))
+    host = lab_hosts.host("uap-1", "ssh", port=port, known_hosts=kh, connect_timeout=0.5)
+    try:
+        with pytest.raises(TransportError, match=r"no answer to the SSH login of 'admin' within"):
+            make_transport(host).open()
+    finally:
+        release.set()
+        thread.join(10)

@@ -123,6 +123,7 @@ def _ssh_connect(
         ) from None
     sock: socket.socket | None = None
     conn: _Connection | None = None
+    logging_in = False  # past the handshake and the host key: the errors say "login"
     try:
         sock = socket.create_connection((hostname, port), timeout=timeout)
         deadline = time.monotonic() + timeout
@@ -148,6 +149,7 @@ def _ssh_connect(
             session.methods(LIBSSH2_METHOD_CRYPT_CS),
         )
         verify_host_key(where, kh, name, HostKey.from_blob(blob), known, tofu)
+        logging_in = True
         if key_file is not None:
             secret = "" if passphrase is None else passphrase.reveal()
             conn.call(
@@ -169,7 +171,7 @@ def _ssh_connect(
             conn.close(clean=False)
         elif sock is not None:
             sock.close()
-        error = _ssh_error(where, exc, username, key_file, timeout)
+        error = _ssh_error(where, exc, username, key_file, timeout, logging_in)
         if error is None:
             raise
         raise error from None
@@ -183,11 +185,28 @@ def _host_key_preference(session: Any, known: dict[str, HostKey]) -> str:
 
 
 def _ssh_error(
-    where: str, exc: BaseException, username: str, key_file: Path | None, timeout: float
+    where: str,
+    exc: BaseException,
+    username: str,
+    key_file: Path | None,
+    timeout: float,
+    logging_in: bool = False,
 ) -> TransportError | None:
     """The TransportError for a failed SSH connect; None: re-raise ``exc`` as it is."""
     if isinstance(exc, TransportError):  # HostKeyError included: already says what to do
         return exc
+    how = "key_file" if key_file is not None else "password"
+    if logging_in and isinstance(exc, (_Expired, ssh2_errors.Timeout)):
+        return TransportError(
+            f"{where}: no answer to the SSH login of {username!r} within {timeout:g} s (the "
+            "handshake was done): the server, or what checks its logins, is slow; raise "
+            "connect_timeout"
+        )
+    if logging_in and isinstance(exc, ssh2_errors.SocketDisconnectError):
+        return TransportError(
+            f"{where}: the server closed the connection during the SSH login of {username!r}: "
+            f"check the username and the {how} in the inventory, and that this user may log in"
+        )
     if isinstance(
         exc,
         (
@@ -198,7 +217,6 @@ def _ssh_error(
             ssh2_errors.MethodNotSupported,
         ),
     ):
-        how = "key_file" if key_file is not None else "password"
         return TransportError(
             f"{where}: SSH authentication failed for user {username!r}: check the username "
             f"and the {how} in the inventory"

@@ -115,7 +115,7 @@ class _Compiled:
     Reading the index and compiling a template cost several times more than parsing a reply;
     a fleet check parses the same command hundreds of times. A TextFSM object carries parse
     state, so a parse borrows a compiled copy no other parse holds, and gives it back: copies
-    outlive the threads (each watch round runs on a fresh pool).
+    outlive the threads (a check's pool is its own).
     """
 
     def __init__(self) -> None:

@@ -210,10 +210,12 @@ class Watcher:
         self.close()
 
     def close(self) -> None:
-        self.sessions.close_all()
+        # The workers first (each bounded by its host's timeouts): a session still being read
+        # by one (after a Ctrl-C) must not be logged out from this thread at the same time.
         pool, self._pool = self._pool, None
         if pool is not None:
-            pool.shutdown(wait=False, cancel_futures=True)
+            pool.shutdown(wait=True, cancel_futures=True)
+        self.sessions.close_all()
 
     def _unread(self, host: HostConfig, today: date, error: str) -> list[Finding]:
         """Every control of ``host`` as `error`: never its last good state."""

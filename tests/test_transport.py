@@ -191,6 +191,27 @@ def test_changed_host_key_is_refused_even_with_tofu(
     assert kh.read_text() == before  # never overwritten
 
 
+@pytest.mark.parametrize("also_known", [True, False])
+def test_a_revoked_host_key_is_refused(
+    lab_hosts: RunningLab, tmp_path: Path, also_known: bool
+) -> None:
+    """OpenSSH's ``@revoked`` marker: the key is refused even where a line trusts it, and
+    trust on first use does not record it."""
+    port = lab_hosts.lab.node("uap-1").ssh_port
+    key = lab_hosts.lab.server.host_key
+    kh = tmp_path / "known_hosts"
+    lines = [f"@revoked * {key.get_name()} {key.get_base64()} retired 2026-11"]
+    if also_known:
+        lines.append(lab_hosts.lab.server.known_hosts_line(port))
+    kh.write_text("\n".join(lines) + "\n")
+    before = kh.read_text()
+    host = lab_hosts.host("uap-1", "ssh", known_hosts=kh, trust_on_first_use=True)
+    with pytest.raises(HostKeyError, match="@revoked") as info:
+        make_transport(host).open()
+    assert fingerprint(key) in str(info.value)
+    assert kh.read_text() == before
+
+
 # -- an element that stops taking data
 
 

@@ -70,27 +70,38 @@ class _KnownHostsFiles:
 
     def keys_for(self, path: Path, name: str) -> dict[str, HostKey]:
         """The keys ``path`` holds for ``name`` (``host`` or ``[host]:port``), by type."""
+        parsed = self._get(path)
+        return {} if parsed is None else parsed.lookup(name)
+
+    def revoked(self, path: Path, key: HostKey) -> bool:
+        """Whether ``path`` marks ``key`` ``@revoked`` (for any host: it must not be trusted)."""
+        parsed = self._get(path)
+        return parsed is not None and key.blob in parsed.revoked
+
+    def _get(self, path: Path) -> _KnownHosts | None:
         try:
             stat = path.stat()
         except FileNotFoundError:
-            return {}
+            return None
         stamp = (stat.st_mtime_ns, stat.st_size)
         with self._lock:
             cached = self._parsed.get(path)
             if cached is None or cached[0] != stamp:
                 cached = (stamp, _KnownHosts.load(path))
                 self._parsed[path] = cached
-        return cached[1].lookup(name)
+        return cached[1]
 
 
 class _KnownHosts:
     """One parsed file: plain host names indexed, hashed names (``|1|salt|hash``) matched by
     HMAC-SHA1 as OpenSSH writes them. As in OpenSSH and paramiko, the first key of a type wins;
-    marker lines (``@cert-authority``, ``@revoked``) and wildcard patterns are not used."""
+    ``@revoked`` keys are never trusted; ``@cert-authority`` lines and wildcard patterns are
+    not used."""
 
     def __init__(self) -> None:
         self.plain: dict[str, dict[str, HostKey]] = {}
         self.hashed: list[tuple[bytes, bytes, HostKey]] = []
+        self.revoked: set[bytes] = set()
 
     @classmethod
     def load(cls, path: Path) -> _KnownHosts:
@@ -98,6 +109,11 @@ class _KnownHosts:
         with path.open(encoding="utf-8", errors="replace") as fh:
             for line in fh:
                 fields = line.split()
+                if len(fields) >= 4 and fields[0] == "@revoked":
+                    revoked = _key(fields[2], fields[3])
+                    if revoked is not None:
+                        self.revoked.add(revoked.blob)
+                    continue
                 if len(fields) < 3 or fields[0].startswith(("#", "@")):
                     continue
                 key = _key(fields[1], fields[2])
@@ -153,7 +169,12 @@ def verify_host_key(
     """Accept ``key`` if ``known`` (what known_hosts holds for ``name``) has it; record it if the
     host is unknown and trusts on first use; otherwise raise HostKeyError. A known host
     offering a key of another type, or another key of a known type, is a changed key, refused
-    even with trust on first use."""
+    even with trust on first use; a key known_hosts marks ``@revoked`` is always refused."""
+    if _known_hosts_files.revoked(known_hosts, key):
+        raise HostKeyError(
+            f"{where}: the SSH host key of {name} ({key.kind} {key.fingerprint}) is marked "
+            f"@revoked in {known_hosts}: it must not be trusted; ask who runs the element"
+        )
     if known.get(key.kind) == key:
         return
     what = f"{key.kind} key {key.fingerprint}"

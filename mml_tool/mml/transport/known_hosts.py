@@ -13,6 +13,7 @@ import hmac
 import os
 import struct
 import threading
+from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -70,19 +71,14 @@ class _KnownHostsFiles:
 
     def keys_for(self, path: Path, name: str) -> dict[str, HostKey]:
         """The keys ``path`` holds for ``name`` (``host`` or ``[host]:port``), by type."""
-        parsed = self._get(path)
-        return {} if parsed is None else parsed.lookup(name)
+        return self.read(path).lookup(name)
 
-    def revoked(self, path: Path, key: HostKey) -> bool:
-        """Whether ``path`` marks ``key`` ``@revoked`` (for any host: it must not be trusted)."""
-        parsed = self._get(path)
-        return parsed is not None and key.blob in parsed.revoked
-
-    def _get(self, path: Path) -> _KnownHosts | None:
+    def read(self, path: Path) -> _KnownHosts:
+        """``path`` parsed (empty if it does not exist), from the cache while unchanged."""
         try:
             stat = path.stat()
         except FileNotFoundError:
-            return None
+            return _KnownHosts()
         stamp = (stat.st_mtime_ns, stat.st_size)
         with self._lock:
             cached = self._parsed.get(path)
@@ -164,13 +160,19 @@ def _known_name(hostname: str, port: int) -> str:
 
 
 def verify_host_key(
-    where: str, known_hosts: Path, name: str, key: HostKey, known: dict[str, HostKey], tofu: bool
+    where: str,
+    known_hosts: Path,
+    name: str,
+    key: HostKey,
+    known: dict[str, HostKey],
+    tofu: bool,
+    revoked: Collection[bytes] = (),
 ) -> None:
     """Accept ``key`` if ``known`` (what known_hosts holds for ``name``) has it; record it if the
     host is unknown and trusts on first use; otherwise raise HostKeyError. A known host
     offering a key of another type, or another key of a known type, is a changed key, refused
     even with trust on first use; a key known_hosts marks ``@revoked`` is always refused."""
-    if _known_hosts_files.revoked(known_hosts, key):
+    if key.blob in revoked:
         raise HostKeyError(
             f"{where}: the SSH host key of {name} ({key.kind} {key.fingerprint}) is marked "
             f"@revoked in {known_hosts}: it must not be trusted; ask who runs the element"

@@ -66,8 +66,7 @@ class _Connection:
         socket until ``deadline``; raises _Expired at the deadline."""
         while True:
             result = fn(*args)
-            rc = result[0] if isinstance(result, tuple) else result
-            if not (isinstance(rc, int) and rc == LIBSSH2_ERROR_EAGAIN):
+            if not (isinstance(result, int) and result == LIBSSH2_ERROR_EAGAIN):
                 return result
             self.wait(deadline)
 
@@ -116,11 +115,12 @@ def _ssh_connect(
     name = _known_name(hostname, port)
     kh = (known_hosts or DEFAULT_KNOWN_HOSTS).expanduser()
     try:
-        known = _known_hosts_files.keys_for(kh, name)
+        known_file = _known_hosts_files.read(kh)
     except OSError as exc:
         raise TransportError(
             f"{where}: cannot read known_hosts {kh}: {exc}: fix the file"
         ) from None
+    known = known_file.lookup(name)
     sock: socket.socket | None = None
     conn: _Connection | None = None
     logging_in = False  # past the handshake and the host key: the errors say "login"
@@ -148,7 +148,7 @@ def _ssh_connect(
             session.methods(LIBSSH2_METHOD_HOSTKEY),
             session.methods(LIBSSH2_METHOD_CRYPT_CS),
         )
-        verify_host_key(where, kh, name, HostKey.from_blob(blob), known, tofu)
+        verify_host_key(where, kh, name, HostKey.from_blob(blob), known, tofu, known_file.revoked)
         logging_in = True
         if key_file is not None:
             secret = "" if passphrase is None else passphrase.reveal()

@@ -136,10 +136,22 @@ def test_latency_within_and_beyond_the_timeout(fl: RunningLab, transport: str) -
 
 @pytest.mark.parametrize("transport", TRANSPORTS)
 def test_drop_after_n_commands(fl: RunningLab, transport: str) -> None:
+    """The element answers a third command and drops the connection at once. Over SSH the
+    answer can be lost with it: when the drop has arrived too before the reply is read,
+    libssh2 (1.11.1) reports the closed socket and never hands out the packets it holds. Then
+    it is "connection lost while waiting for the reply", never a result; over TCP the
+    answer is always read."""
     with MmlSession(fl.host("uap-drop3", transport, timeout=2)) as s:  # LGI, REG NE, then 1
-        assert s.run(LST).ok
-        with pytest.raises(TransportError, match=r"uap-drop3.*LST SFP: ID=P978;"):
-            s.run(LST)
+        try:
+            assert s.run(LST).ok
+        except TransportError as lost:
+            assert transport != "tcp", lost
+            assert re.search(
+                r"uap-drop3: connection lost while waiting for the reply to LST", str(lost)
+            )
+        else:
+            with pytest.raises(TransportError, match=r"uap-drop3.*LST SFP: ID=P978;"):
+                s.run(LST)
         assert_closed_after_error(s)
 
 
